@@ -1,0 +1,195 @@
+"""The `selfinstruct` command."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from selfinstruct.config import PROMPT_STYLES, TOKENIZERS
+from selfinstruct.errors import SelfInstructError
+from selfinstruct.exporters import FORMATS
+from selfinstruct.llm.registry import known_backends
+from selfinstruct.pipeline import (
+    RunOptions,
+    open_run,
+    stage_bootstrap,
+    stage_classify,
+    stage_instances,
+    stage_prepare,
+)
+
+FLAG_KEYS = {
+    "seeds": "seeds",
+    "num_instructions": "num_instructions",
+    "backend": "backend",
+    "model": "model",
+    "prompt_style": "prompt_style",
+    "random_seed": "random_seed",
+    "templates": "templates",
+    "classification_only": "bootstrap.classification_only",
+    "tokenizer": "bootstrap.tokenizer",
+    "include_seed_tasks": "prepare.include_seed_tasks",
+    "max_instances_per_task": "prepare.max_instances_per_task",
+}
+
+
+def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `run` and the stage commands (each defaults to the run's setting)."""
+    options = [
+        click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+                     help="Run directory (created if missing; rerun to resume)."),
+        click.option("--config", "config_file", type=click.Path(path_type=Path),
+                     help="TOML file with any setting; flags override it."),
+        click.option("--seeds", type=click.Path(path_type=Path),
+                     help="Seed tasks: the paper's JSONL, .txt (one instruction per line), "
+                          ".csv or .yaml. Default: the packaged seed set."),
+        click.option("--num-instructions", type=click.IntRange(min=0),
+                     help="Machine instructions to generate in total (paper default 100)."),
+        click.option("--backend", type=click.Choice(known_backends()),
+                     help="Language model backend (default: embedded)."),
+        click.option("--model", help="Model name for the backend."),
+        click.option("--prompt-style", type=click.Choice(PROMPT_STYLES),
+                     help="completion: the paper's list continuation (base models); "
+                          "chat: messages for instruct models."),
+        click.option("--random-seed", type=int, help="Seed for sampling and shuffling (42)."),
+        click.option("--templates", type=click.Path(path_type=Path),
+                     help="Directory of prompt templates overriding ours file by file."),
+        click.option("--classification-only/--no-classification-only", default=None,
+                     help="Bootstrap from classification seeds only, asking for "
+                          "classification tasks."),
+        click.option("--tokenizer", type=click.Choice(TOKENIZERS),
+                     help="ROUGE-L tokenizer: rouge (the reference, ASCII) or unicode."),
+        click.option("--include-seed-tasks/--no-include-seed-tasks", default=None,
+                     help="Add the seed tasks' instances to the fine-tuning data."),
+        click.option("--max-instances-per-task", type=click.IntRange(min=1),
+                     help="Cap on instances per task in the fine-tuning data (5)."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bars or summaries."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _options(kwargs: dict[str, Any]) -> RunOptions:
+    overrides = {FLAG_KEYS[k]: v for k, v in kwargs.items() if k in FLAG_KEYS and v is not None}
+    return RunOptions(out=kwargs["out"], config_file=kwargs["config_file"],
+                      overrides=overrides, quiet=kwargs["quiet"])
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SelfInstructError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            out = kwargs.get("out") or kwargs.get("run_dir")
+            click.echo(f"\ninterrupted: everything accepted so far is saved in {out}; "
+                       "rerun the same command to continue.", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="selfinstruct")
+def main() -> None:
+    """Generate instruction-tuning data from a few seed tasks with a language model,
+    following Self-Instruct (Wang et al., 2022): bootstrap -> classify -> instances -> prepare."""
+
+
+@main.command()
+@run_options
+@handle_errors
+def run(**kwargs: Any) -> None:
+    """Run all four stages into the run directory --out (resumes an existing run)."""
+    ctx = open_run(_options(kwargs), create=True)
+    try:
+        stage_bootstrap(ctx)
+        stage_classify(ctx)
+        stage_instances(ctx)
+        _, paths = stage_prepare(ctx)
+    finally:
+        ctx.close()
+        ctx.store.close()
+    _print_outputs(paths)
+
+
+def _stage_command(name: str, doc: str, action: Callable[[Any], Any], create: bool) -> None:
+    @run_options
+    @handle_errors
+    def command(**kwargs: Any) -> None:
+        ctx = open_run(_options(kwargs), create=create)
+        try:
+            result = action(ctx)
+        finally:
+            ctx.close()
+            ctx.store.close()
+        if isinstance(result, tuple):
+            _print_outputs(result[1])
+
+    command.__doc__ = doc
+    main.command(name=name)(command)
+
+
+_stage_command("bootstrap", "Stage 1: generate new instructions from the task pool.",
+               stage_bootstrap, create=True)
+_stage_command("classify", "Stage 2: decide which instructions are classification tasks.",
+               stage_classify, create=False)
+_stage_command("instances", "Stage 3: generate input/output instances for each instruction.",
+               stage_instances, create=False)
+
+
+@main.command()
+@run_options
+@click.option("--import-instances", type=click.Path(path_type=Path),
+              help="The paper's machine_generated_instances.jsonl from another run.")
+@click.option("--import-labels", type=click.Path(path_type=Path),
+              help="The paper's is_clf_or_not_*.jsonl matching --import-instances.")
+@handle_errors
+def prepare(import_instances: Path | None, import_labels: Path | None, **kwargs: Any) -> None:
+    """Stage 4: parse, filter and write fine-tuning data and exports. With --import-instances
+    and --import-labels, works on the paper's intermediate files instead of a run."""
+    if (import_instances is None) != (import_labels is None):
+        raise click.UsageError("--import-instances and --import-labels go together")
+    if import_instances is not None and import_labels is not None:
+        from selfinstruct.datasets import prepare_imported
+
+        paths = prepare_imported(_options(kwargs), import_instances, import_labels)
+    else:
+        ctx = open_run(_options(kwargs), create=False)
+        try:
+            _, paths = stage_prepare(ctx)
+        finally:
+            ctx.store.close()
+    _print_outputs(paths)
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
+              help="Run directory to export from.")
+@click.option("--format", "fmt", required=True, type=click.Choice(sorted(FORMATS)),
+              help="alpaca (JSON array of instruction/input/output), openai-chat "
+                   "(chat fine-tuning JSONL), prompt-completion (JSONL).")
+@click.option("--out", "out_file", required=True, type=click.Path(path_type=Path),
+              help="File to write.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary.")
+@handle_errors
+def export(run_dir: Path, fmt: str, out_file: Path, quiet: bool) -> None:
+    """Write a run's dataset in one format to a file."""
+    from selfinstruct.datasets import export_run
+
+    count = export_run(run_dir, fmt, out_file, quiet=quiet)
+    click.echo(f"wrote {count} records to {out_file}")
+
+
+def _print_outputs(paths: list[Path]) -> None:
+    click.echo("Dataset written:")
+    for path in paths:
+        click.echo(f"  {path}")

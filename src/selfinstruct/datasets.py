@@ -1,0 +1,45 @@
+"""Stage 4 outside a live run: export a run's data to one file, or prepare the paper's files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from selfinstruct.config import Config, config_from_dict, validate
+from selfinstruct.exporters import FORMATS
+from selfinstruct.importers.paper import read_tasks
+from selfinstruct.pipeline import RunOptions, explicit_settings, generated_tasks, merge, open_run
+from selfinstruct.prompts import TemplateSet
+from selfinstruct.reporting.stats import StageStats
+from selfinstruct.reporting.summary import print_summary
+from selfinstruct.seeds import load_seeds
+from selfinstruct.stages.prepare import STAGE, build, write_outputs
+
+
+def export_run(run_dir: Path, fmt: str, out_file: Path, *, quiet: bool = False) -> int:
+    ctx = open_run(RunOptions(out=run_dir, quiet=quiet), create=False)
+    try:
+        stats = StageStats(STAGE)
+        data = build(generated_tasks(ctx.store), ctx.seeds, ctx.config, ctx.templates,
+                     ctx.config.prompt_style, stats)
+    finally:
+        ctx.store.close()
+    _, writer = FORMATS[fmt]
+    writer(out_file, data.training, data.encoded)
+    return len(data.encoded) if fmt == "prompt-completion" else len(data.training)
+
+
+def prepare_imported(options: RunOptions, instances: Path, labels: Path) -> list[Path]:
+    """Stage 4 on the paper's machine_generated_instances.jsonl and is_clf_or_not_*.jsonl."""
+    explicit = explicit_settings(options)
+    config = config_from_dict(merge(Config().to_dict(), explicit), Path("<settings>"))
+    validate(config)
+    templates = TemplateSet(config.templates or None)
+    templates.finetune_layouts()
+    seeds = load_seeds(config.seeds or None)
+    tasks = read_tasks(instances, labels)
+    stats = StageStats(STAGE)
+    data = build(tasks, seeds, config, templates, "completion", stats)
+    paths = write_outputs(options.out, data)
+    stats.stop()
+    print_summary(stats, quiet=options.quiet)
+    return paths

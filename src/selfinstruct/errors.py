@@ -1,0 +1,42 @@
+"""Errors the command line reports as one clear message and a non-zero exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SelfInstructError(Exception):
+    """Base class of every error that is the user's to fix (never shown as a traceback)."""
+
+    exit_code = 2
+
+
+class InputError(SelfInstructError):
+    """A problem with an input file, located by file, line and field."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        message: str,
+        *,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.detail = message
+        where = self.path
+        if line is not None:
+            where += f", line {line}"
+        if field is not None:
+            where += f", field '{field}'"
+        super().__init__(f"{where}: {message}")
+
+
+class RunError(SelfInstructError):
+    """The run directory cannot be used as asked (settings changed, locked, corrupt...)."""
+
+
+class BackendError(SelfInstructError):
+    """The language model backend cannot serve requests (missing package, bad model...)."""

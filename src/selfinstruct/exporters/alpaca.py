@@ -1,0 +1,16 @@
+"""Alpaca format: one JSON array of {instruction, input, output}."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from selfinstruct.exporters.jsonl import write_atomic
+from selfinstruct.exporters.records import Example
+
+
+def write_alpaca(path: Path, examples: Sequence[Example]) -> None:
+    items = [{"instruction": e.instruction, "input": e.input, "output": e.output}
+             for e in examples]
+    write_atomic(path, [json.dumps(items, ensure_ascii=True, indent=2) + "\n"])

@@ -1,0 +1,19 @@
+"""OpenAI chat fine-tuning JSONL: {"messages": [user, assistant]} per line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from selfinstruct.exporters.jsonl import write_jsonl
+from selfinstruct.exporters.records import Example
+
+
+def chat_record(example: Example) -> dict:
+    user = example.instruction if not example.input else f"{example.instruction}\n\n{example.input}"
+    return {"messages": [{"role": "user", "content": user},
+                         {"role": "assistant", "content": example.output}]}
+
+
+def write_openai_chat(path: Path, examples: Sequence[Example]) -> None:
+    write_jsonl(path, (chat_record(e) for e in examples))

@@ -1,0 +1,13 @@
+"""Prompt/completion JSONL (the paper's GPT-3 fine-tuning format)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from selfinstruct.exporters.jsonl import write_jsonl
+from selfinstruct.exporters.records import PromptCompletion
+
+
+def write_prompt_completion(path: Path, records: Sequence[PromptCompletion]) -> None:
+    write_jsonl(path, ({"prompt": r.prompt, "completion": r.completion} for r in records))

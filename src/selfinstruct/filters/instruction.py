@@ -1,0 +1,63 @@
+"""The paper's heuristic filters for a new instruction (ROUGE-L is applied separately)."""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable
+from functools import lru_cache
+
+from selfinstruct.config import BootstrapSettings
+
+Check = Callable[[str, BootstrapSettings], str | None]
+
+
+def upper_first(text: str) -> str:
+    """Upper-case the first character only (the paper's code used str.capitalize(), which also
+    lower-cases the rest: "NASA" became "nasa"; we do not)."""
+    return text[:1].upper() + text[1:]
+
+
+@lru_cache(maxsize=64)
+def _keyword_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(word) for word in words)
+    return re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
+
+
+def _empty(text: str, s: BootstrapSettings) -> str | None:
+    return "empty" if not text else None
+
+
+def _length(text: str, s: BootstrapSettings) -> str | None:
+    words = len(text.split())
+    if words < s.min_words:
+        return "too_short"
+    return "too_long" if words > s.max_words else None
+
+
+def _keyword(text: str, s: BootstrapSettings) -> str | None:
+    if not s.blocked_keywords:
+        return None
+    return "keyword" if _keyword_pattern(tuple(s.blocked_keywords)).search(text) else None
+
+
+def _prefix(text: str, s: BootstrapSettings) -> str | None:
+    return "blocked_prefix" if any(text.startswith(p) for p in s.blocked_prefixes) else None
+
+
+def _first_char(text: str, s: BootstrapSettings) -> str | None:
+    if text[0] in string.punctuation:
+        return "starts_with_punctuation"
+    return "starts_non_ascii" if not text[0].isascii() else None
+
+
+CHECKS: tuple[Check, ...] = (_empty, _length, _keyword, _prefix, _first_char)
+
+
+def heuristic_reason(text: str, settings: BootstrapSettings) -> str | None:
+    """The first reason to drop `text`, or None to keep it."""
+    for check in CHECKS:
+        reason = check(text, settings)
+        if reason:
+            return reason
+    return None

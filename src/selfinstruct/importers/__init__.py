@@ -1,0 +1,1 @@
+"""Reading other tools' files into this tool's records."""

@@ -1,0 +1,76 @@
+"""Read the paper's intermediate files (machine_generated_instances.jsonl and
+is_clf_or_not_*.jsonl) from another run, for stage 4."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.errors import InputError
+from selfinstruct.inputs.text import read_text
+from selfinstruct.parsing.labels import is_yes
+from selfinstruct.stages.prepare import GeneratedTask
+
+
+def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    records = []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(path, f"invalid JSON: {exc.msg}", line=number) from exc
+        if not isinstance(obj, dict):
+            raise InputError(path, "expected a JSON object per line", line=number)
+        records.append((number, obj))
+    return records
+
+
+def _string(obj: dict, key: str, path: Path, line: int) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        problem = "missing required field" if key not in obj else "expected a string"
+        raise InputError(path, problem, line=line, field=key)
+    return value
+
+
+def read_labels(path: Path) -> dict[str, bool]:
+    labels = {}
+    for line, obj in _records(path):
+        labels[_string(obj, "instruction", path, line)] = is_yes(
+            _string(obj, "is_classification", path, line))
+    return labels
+
+
+def finish_reason(metadata: Any) -> str:
+    """The finish reason in either shape the paper's files use (or ours)."""
+    if not isinstance(metadata, dict):
+        return ""
+    response = metadata.get("response", metadata)
+    if isinstance(response, dict):
+        choices = response.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            return str(choices[0].get("finish_reason") or "")
+        return str(response.get("finish_reason") or "")
+    return ""
+
+
+def read_tasks(instances_path: Path, labels_path: Path) -> list[GeneratedTask]:
+    labels = read_labels(labels_path)
+    tasks = []
+    for line, obj in _records(instances_path):
+        instruction = _string(obj, "instruction", instances_path, line)
+        if instruction not in labels:
+            raise InputError(instances_path, f"no label for this instruction in {labels_path}",
+                             line=line, field="instruction")
+        tasks.append(GeneratedTask(
+            instruction=instruction,
+            is_classification=labels[instruction],
+            raw_instances=_string(obj, "raw_instances", instances_path, line),
+            truncated=finish_reason(obj.get("instance_metadata")) == "length",
+        ))
+    if not tasks:
+        raise InputError(instances_path, "no instances found")
+    return tasks

@@ -1,0 +1,1 @@
+"""Reading user-supplied files with errors that name the file, line and field."""

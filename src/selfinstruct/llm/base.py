@@ -1,0 +1,94 @@
+"""The backend interface: batches of requests in, completions with usage out.
+
+A backend implements `generate` (blocking) or `agenerate` (async); each has a default built
+on the other, so a local engine and an HTTP client both fit. Every completion reports its
+finish reason ("stop" or "length") and token usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from abc import ABC
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Messages = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation request: a raw prompt (completion style) or messages (chat style)."""
+
+    prompt: str | None = None
+    messages: Messages | None = None
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    task: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("a request has either a prompt or messages")
+
+    @property
+    def is_chat(self) -> bool:
+        return self.messages is not None
+
+    def canonical(self) -> dict[str, Any]:
+        """The fields that determine the answer, as plain JSON-able data."""
+        data = asdict(self)
+        data["messages"] = [list(m) for m in self.messages] if self.messages else None
+        data["stop"] = list(self.stop)
+        return data
+
+    def key(self, backend_id: str) -> str:
+        """A stable hash of the backend and the canonical request (the response cache key)."""
+        blob = json.dumps([backend_id, self.canonical()], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+class LLM(ABC):
+    """Base class of every backend."""
+
+    name: str = ""
+
+    def __init__(self, model: str = "") -> None:
+        self.model = model
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        return asyncio.run(self.agenerate(requests))
+
+    async def agenerate(self, requests: Sequence[Request]) -> list[Completion]:
+        if type(self).generate is LLM.generate:
+            raise NotImplementedError(f"{type(self).__name__} implements neither generate")
+        return await asyncio.to_thread(self.generate, requests)
+
+    def identity(self) -> dict[str, str]:
+        """What determines this backend's answers: recorded in the run and in cache keys."""
+        return {"backend": self.name, "model": self.model}
+
+    def identity_key(self) -> str:
+        return json.dumps(self.identity(), sort_keys=True)
+
+    def close(self) -> None:
+        """Release resources (engines, connections)."""

@@ -1,0 +1,56 @@
+"""Backends by name. Heavy engines are imported only when chosen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from selfinstruct.errors import BackendError
+
+if TYPE_CHECKING:
+    from selfinstruct.config import Config
+    from selfinstruct.llm.base import LLM
+
+
+def _embedded(config: Config) -> LLM:
+    from selfinstruct.llm.embedded import EmbeddedLLM
+
+    return EmbeddedLLM.from_config(config)
+
+
+def _fake(config: Config) -> LLM:
+    from selfinstruct.llm.fake import FakeLLM
+
+    return FakeLLM(model=model_name(config))
+
+
+FACTORIES: dict[str, Callable[[Config], LLM]] = {
+    "embedded": _embedded,
+    "fake": _fake,
+}
+
+
+def known_backends() -> list[str]:
+    return sorted(FACTORIES)
+
+
+def model_name(config: Config) -> str:
+    """The model a config asks for, known without loading it."""
+    if config.model:
+        return config.model
+    if config.backend == "embedded":
+        from selfinstruct.llm.embedded import DEFAULT_MODEL
+
+        path = config.embedded.model_path
+        return path.replace("\\", "/").rsplit("/", 1)[-1] if path else DEFAULT_MODEL
+    return "fake-1" if config.backend == "fake" else ""
+
+
+def create_backend(config: Config) -> LLM:
+    try:
+        factory = FACTORIES[config.backend]
+    except KeyError:
+        raise BackendError(
+            f"unknown backend '{config.backend}' (known: {', '.join(known_backends())})"
+        ) from None
+    return factory(config)

@@ -1,0 +1,1 @@
+"""Turning raw model text into instructions, labels and instances."""

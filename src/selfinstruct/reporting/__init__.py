@@ -1,0 +1,1 @@
+"""What users see: progress while a stage runs, a summary when it ends."""

@@ -1,0 +1,1 @@
+"""ROUGE-L similarity between an instruction and the task pool."""

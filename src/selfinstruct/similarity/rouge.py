@@ -1,0 +1,109 @@
+"""ROUGE-L F-measure of one instruction against a whole pool, in C via rapidfuzz.
+
+Each instruction is tokenized once and encoded as a string with one character per distinct
+token, so the longest common subsequence of tokens is rapidfuzz's LCSseq of the two strings.
+The F-measure is computed with the same floating-point operations, in the same order, as the
+`rouge_score` package, so scores are bit-identical to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import LCSseq
+
+from selfinstruct.similarity.tokenize import Tokenizer, rouge_tokens
+
+_SURROGATES = 0xE000 - 0xD800
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """How close a candidate is to the pool."""
+
+    scores: np.ndarray
+
+    @property
+    def max(self) -> float:
+        return float(self.scores.max()) if self.scores.size else 0.0
+
+    @property
+    def mean(self) -> float:
+        return float(self.scores.mean()) if self.scores.size else 0.0
+
+    def top(self, texts: list[str], k: int) -> dict[str, float]:
+        """The k most similar pool texts with their scores, best first (ties: pool order)."""
+        order = np.argsort(-self.scores, kind="stable")[:k]
+        return {texts[i]: float(self.scores[i]) for i in order}
+
+
+class RougePool:
+    """A growing pool of instructions, kept encoded for fast ROUGE-L scoring."""
+
+    def __init__(self, tokenizer: Tokenizer = rouge_tokens) -> None:
+        self.tokenizer = tokenizer
+        self.texts: list[str] = []
+        self._encoded: list[str] = []
+        self._lengths = np.zeros(0, dtype=np.float64)
+        self._size = 0
+        self._vocab: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return self._size
+
+    def encode(self, text: str) -> str:
+        """One character per token; new tokens get fresh characters."""
+        chars = []
+        for token in self.tokenizer(text):
+            char = self._vocab.get(token)
+            if char is None:
+                code = len(self._vocab) + 1
+                if code >= 0xD800:
+                    code += _SURROGATES
+                char = chr(code)
+                self._vocab[token] = char
+            chars.append(char)
+        return "".join(chars)
+
+    def add(self, text: str, encoded: str | None = None) -> None:
+        encoded = self.encode(text) if encoded is None else encoded
+        self.texts.append(text)
+        self._encoded.append(encoded)
+        if self._size == len(self._lengths):
+            grown = np.zeros(max(64, 2 * self._size), dtype=np.float64)
+            grown[: self._size] = self._lengths
+            self._lengths = grown
+        self._lengths[self._size] = len(encoded)
+        self._size += 1
+
+    def score(self, text: str) -> Similarity:
+        return self.score_encoded(self.encode(text))
+
+    def score_encoded(self, encoded: str) -> Similarity:
+        if self._size == 0:
+            return Similarity(np.zeros(0))
+        if not encoded:
+            return Similarity(np.zeros(self._size))
+        lcs = process.cdist(
+            [encoded], self._encoded, scorer=LCSseq.similarity, dtype=np.int32, workers=1
+        )[0].astype(np.float64)
+        return Similarity(f_measure(lcs, self._lengths[: self._size], float(len(encoded))))
+
+
+def f_measure(lcs: np.ndarray, pool_lengths: np.ndarray, target_length: float) -> np.ndarray:
+    """rouge_score's F: precision = lcs/len(prediction), recall = lcs/len(target)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = lcs / pool_lengths
+        recall = lcs / target_length
+        total = precision + recall
+        f = 2 * precision * recall / total
+    return np.where((pool_lengths > 0) & (total > 0), f, 0.0)
+
+
+def rouge_l(a: str, b: str, tokenizer: Tokenizer = rouge_tokens) -> float:
+    """ROUGE-L F-measure of two texts (a is the target, b the prediction)."""
+    pool = RougePool(tokenizer)
+    pool.add(b)
+    return float(pool.score(a).scores[0])

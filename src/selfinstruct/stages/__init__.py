@@ -1,0 +1,1 @@
+"""The four Self-Instruct stages: bootstrap, classify, instances, prepare."""

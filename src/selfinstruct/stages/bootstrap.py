@@ -1,0 +1,158 @@
+"""Stage 1: grow the task pool with new instructions written by the model.
+
+Requests go out in batches of `request_batch_size`; every prompt of a batch is composed from
+the pool as it stood before the batch (its own random generator, seeded by the run seed and
+the request index). Candidates are then judged strictly in order, each against the seeds and
+everything accepted before it, and each decision is committed as it is made. A resumed run
+recomposes the same prompts, takes the answers from the run's cache and skips candidates
+already decided, so it ends exactly where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from selfinstruct.config import default_stops
+from selfinstruct.errors import RunError
+from selfinstruct.filters.instruction import heuristic_reason, upper_first
+from selfinstruct.llm.base import Completion, Request
+from selfinstruct.parsing.instructions import split_instructions
+from selfinstruct.prompts import Prompt
+from selfinstruct.reporting.progress import Progress
+from selfinstruct.reporting.stats import StageStats
+from selfinstruct.similarity.rouge import RougePool
+from selfinstruct.similarity.tokenize import get_tokenizer
+from selfinstruct.stages.context import RunContext
+from selfinstruct.store.run_store import InstructionRow
+
+STAGE = "bootstrap"
+
+
+def prompt_line(text: str) -> str:
+    """An instruction as shown in a prompt: whitespace collapsed, no trailing colon."""
+    return re.sub(r"\s+", " ", text).strip().rstrip(":")
+
+
+class Bootstrap:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.settings = ctx.config.bootstrap
+        self.style = ctx.config.prompt_style
+        self.stats = StageStats(STAGE)
+        seeds = ctx.seeds
+        if self.settings.classification_only:
+            seeds = [t for t in seeds if t.is_classification]
+        self.prompt_seeds = [t.instruction for t in seeds]
+        self.pool = RougePool(get_tokenizer(self.settings.tokenizer))
+        for task in ctx.seeds:
+            self.pool.add(task.instruction)
+        self.machine: list[InstructionRow] = ctx.store.instructions()
+        for row in self.machine:
+            self.pool.add(row.instruction)
+        self.known = set(self.pool.texts)
+
+    def run(self, target: int) -> StageStats:
+        if not self.prompt_seeds:
+            raise RunError("no seed tasks to prompt with (classification_only needs "
+                           "seeds marked is_classification)")
+        size = self.settings.request_batch_size
+        batch = self.ctx.store.completed_requests() // size
+        progress = Progress(self.stats, target, min(len(self.machine), target),
+                            quiet=self.ctx.quiet)
+        try:
+            while len(self.machine) < target:
+                if self.settings.max_requests and batch * size >= self.settings.max_requests:
+                    break
+                self._run_batch(batch, target, progress)
+                batch += 1
+        finally:
+            progress.close()
+            self.stats.stop()
+        return self.stats
+
+    def _run_batch(self, batch: int, target: int, progress: Progress) -> None:
+        size = self.settings.request_batch_size
+        before = [r.instruction for r in self.machine if r.batch_idx < batch]
+        indices = range(batch * size, (batch + 1) * size)
+        requests = [self._request(i, before) for i in indices]
+        answers = self.ctx.complete(STAGE, requests, self.stats)
+        for request_idx, (key, answer) in zip(indices, answers, strict=True):
+            if len(self.machine) >= target:
+                return
+            done = self._judge_response(request_idx, batch, key, answer, target, progress)
+            if done:
+                self.ctx.store.complete_request(request_idx, batch, key, done)
+
+    def _request(self, request_idx: int, machine_before: list[str]) -> Request:
+        rng = random.Random(f"{self.ctx.config.random_seed}:{STAGE}:{request_idx}")
+        n_machine = min(self.settings.num_machine_instructions, len(machine_before))
+        n_seed = min(self.settings.num_prompt_instructions - n_machine, len(self.prompt_seeds))
+        chosen = rng.sample(machine_before, n_machine) + rng.sample(self.prompt_seeds, n_seed)
+        rng.shuffle(chosen)
+        name = "bootstrap_classification" if self.settings.classification_only else "bootstrap"
+        prompt = self._render(name, [prompt_line(t) for t in chosen])
+        s = self.settings
+        return Request(
+            prompt=prompt.text, messages=prompt.messages, max_tokens=s.max_tokens,
+            temperature=s.temperature, top_p=s.top_p, presence_penalty=s.presence_penalty,
+            frequency_penalty=s.frequency_penalty,
+            stop=tuple(s.stop if s.stop is not None else default_stops(STAGE, self.style)),
+            seed=self.ctx.request_seed(STAGE, request_idx), task=STAGE,
+        )
+
+    def _render(self, name: str, lines: list[str]) -> Prompt:
+        numbered = "\n".join(f"{i}. {line}" for i, line in enumerate(lines, start=1))
+        nxt = len(lines) + 1
+        if self.style == "completion":
+            numbered += f"\n{nxt}."
+        return self.ctx.templates.render(self.style, name, tasks=numbered, next_number=nxt,
+                                         last_number=nxt + len(lines) - 1)
+
+    def _judge_response(self, request_idx: int, batch: int, key: str, answer: Completion,
+                        target: int, progress: Progress) -> str | None:
+        """Judge the pieces of one response; the outcome once all are decided, else None."""
+        if answer.truncated:
+            self.stats.dropped["response_truncated"] += 1
+            return "truncated"
+        pieces = split_instructions(answer.text, self.style)
+        decided = self.ctx.store.decided_pieces(request_idx)
+        for piece_idx, piece in enumerate(pieces):
+            if piece_idx in decided or not piece:
+                continue
+            if len(self.machine) >= target:
+                return None
+            kept = self._judge(request_idx, piece_idx, batch, key, upper_first(piece))
+            progress.advance(1 if kept else 0)
+        if not any(pieces):
+            self.stats.dropped["response_unparseable"] += 1
+            return "unparseable"
+        return "ok"
+
+    def _judge(self, request_idx: int, piece_idx: int, batch: int, key: str, text: str) -> bool:
+        """Decide one candidate, commit the decision, and grow the pool if it is kept."""
+        reason = heuristic_reason(text, self.settings) or ("duplicate" if text in self.known
+                                                           else None)
+        kept = None
+        encoded = ""
+        if reason is None:
+            encoded = self.pool.encode(text)
+            similarity = self.pool.score_encoded(encoded)
+            if similarity.max > self.settings.rouge_threshold:
+                reason = "rouge"
+            else:
+                kept = InstructionRow(
+                    id=0, instruction=text,
+                    most_similar=similarity.top(self.pool.texts, self.settings.most_similar),
+                    avg_similarity_score=similarity.mean, request_idx=request_idx,
+                    batch_idx=batch, response_key=key,
+                )
+        self.ctx.store.record_candidate(request_idx, piece_idx, text, reason or "kept", kept)
+        if kept is None:
+            self.stats.dropped[reason or ""] += 1
+            return False
+        self.machine.append(kept)
+        self.pool.add(text, encoded)
+        self.known.add(text)
+        self.stats.kept += 1
+        return True

@@ -1,0 +1,47 @@
+"""Stage 2: ask the model whether each instruction is a classification task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from selfinstruct.config import default_stops
+from selfinstruct.llm.base import Completion, Request
+from selfinstruct.parsing.labels import is_yes
+from selfinstruct.reporting.stats import StageStats
+from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.per_instruction import run_per_instruction
+from selfinstruct.store.run_store import InstructionRow
+
+STAGE = "classify"
+
+
+def run_classify(ctx: RunContext) -> StageStats:
+    settings = ctx.config.classify
+    style = ctx.config.prompt_style
+    labelled = ctx.store.labels()
+    rows = [r for r in ctx.store.instructions() if r.id not in labelled]
+
+    def make_requests(batch: Sequence[InstructionRow]) -> list[Request]:
+        requests = []
+        for row in batch:
+            prompt = ctx.templates.render(style, "classify", instruction=row.instruction.strip())
+            requests.append(Request(
+                prompt=prompt.text, messages=prompt.messages, max_tokens=settings.max_tokens,
+                temperature=settings.temperature, top_p=settings.top_p,
+                presence_penalty=settings.presence_penalty,
+                frequency_penalty=settings.frequency_penalty,
+                stop=tuple(settings.stop if settings.stop is not None
+                           else default_stops(STAGE, style)),
+                seed=ctx.request_seed(STAGE, row.id), task=STAGE,
+            ))
+        return requests
+
+    def record(row: InstructionRow, key: str, answer: Completion) -> str | None:
+        yes = is_yes(answer.text, style)
+        ctx.store.put_label(row.id, answer.text, yes, key)
+        stats.notes["classification" if yes else "not_classification"] += 1
+        return None
+
+    stats = StageStats(STAGE)
+    return run_per_instruction(ctx, stats, rows, len(labelled), settings.request_batch_size,
+                               make_requests, record)

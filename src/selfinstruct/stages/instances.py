@@ -1,0 +1,58 @@
+"""Stage 3: the model writes input/output instances for each instruction: output first
+(labels, then inputs) for classification tasks, input first for the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from selfinstruct.config import default_stops
+from selfinstruct.errors import RunError
+from selfinstruct.llm.base import Completion, Request
+from selfinstruct.reporting.stats import StageStats
+from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.per_instruction import run_per_instruction
+from selfinstruct.store.run_store import InstructionRow
+
+STAGE = "instances"
+
+
+def run_instances(ctx: RunContext) -> StageStats:
+    settings = ctx.config.instances
+    style = ctx.config.prompt_style
+    labels = ctx.store.labels()
+    done = ctx.store.raw_instances()
+    rows = [r for r in ctx.store.instructions() if r.id not in done]
+    unlabelled = [r for r in rows if r.id not in labels]
+    if unlabelled:
+        raise RunError(f"{len(unlabelled)} instructions have no classification label yet; "
+                       "run the classify stage first")
+
+    def make_requests(batch: Sequence[InstructionRow]) -> list[Request]:
+        any_clf = any(labels[r.id][1] for r in batch)
+        max_tokens = settings.max_tokens_with_classification if any_clf else settings.max_tokens
+        stop = settings.stop
+        if stop is None:
+            stop = default_stops(STAGE, style, max_instances=settings.max_instances)
+        requests = []
+        for row in batch:
+            name = ("instances_classification" if labels[row.id][1]
+                    else "instances_generation")
+            prompt = ctx.templates.render(style, name, instruction=row.instruction.strip(),
+                                          max_instances=settings.max_instances)
+            requests.append(Request(
+                prompt=prompt.text, messages=prompt.messages, max_tokens=max_tokens,
+                temperature=settings.temperature, top_p=settings.top_p,
+                presence_penalty=settings.presence_penalty,
+                frequency_penalty=settings.frequency_penalty,
+                stop=tuple(stop),
+                seed=ctx.request_seed(STAGE, row.id), task=name,
+            ))
+        return requests
+
+    def record(row: InstructionRow, key: str, answer: Completion) -> str | None:
+        ctx.store.put_instances(row.id, answer.text, answer.finish_reason, key)
+        return None
+
+    stats = StageStats(STAGE)
+    return run_per_instruction(ctx, stats, rows, len(done), settings.request_batch_size,
+                               make_requests, record)

@@ -1,0 +1,68 @@
+"""What each generating stage's output depends on; a rerun may not change it once the stage
+has produced records (that would mix two runs in one directory)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from selfinstruct.config import Config
+from selfinstruct.errors import RunError
+from selfinstruct.llm.registry import model_name
+from selfinstruct.prompts import TemplateSet
+from selfinstruct.store.run_store import RunStore
+
+STAGE_TEMPLATES = {
+    "bootstrap": ("bootstrap", "bootstrap_classification"),
+    "classify": ("classify",),
+    "instances": ("instances_classification", "instances_generation"),
+}
+RUNTIME_ONLY = {"bootstrap": {"max_requests"}}
+
+
+def fingerprints(config: Config, templates: TemplateSet, seed_hash: str) -> dict[str, dict]:
+    common = {
+        "backend": config.backend,
+        "model": model_name(config),
+        "prompt_style": config.prompt_style,
+        "random_seed": config.random_seed,
+    }
+    result = {}
+    for stage, names in STAGE_TEMPLATES.items():
+        settings = dataclasses.asdict(getattr(config, stage))
+        for key in RUNTIME_ONLY.get(stage, ()):
+            settings.pop(key)
+        result[stage] = {**common, "templates": templates.fingerprint(config.prompt_style, names),
+                         **{f"{stage}.{k}": v for k, v in settings.items()}}
+    result["bootstrap"]["seeds"] = seed_hash
+    return result
+
+
+def stage_has_records(store: RunStore, stage: str) -> bool:
+    if stage == "bootstrap":
+        return store.has_candidates()
+    return store.count("labels" if stage == "classify" else "instances") > 0
+
+
+def check_and_record(store: RunStore, current: dict[str, dict]) -> None:
+    """Refuse settings that would change records already generated; record the rest."""
+    stored = store.get_meta("fingerprints") or {}
+    for stage, now in current.items():
+        before = stored.get(stage)
+        if before and before != now and stage_has_records(store, stage):
+            raise RunError(_message(store, stage, before, now))
+    store.set_meta("fingerprints", current)
+
+
+def _message(store: RunStore, stage: str, before: dict[str, Any], now: dict[str, Any]) -> str:
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    details = "; ".join(f"{k}: {_show(before.get(k))} -> {_show(now.get(k))}" for k in changed)
+    return (
+        f"{store.run_dir} already holds {stage} records made with other settings ({details}). "
+        "Rerun with the original settings to continue this run, or use a new --out directory."
+    )
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,66 @@
+"""The paper's intermediate files, derived from the run store (names and fields kept)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from selfinstruct.exporters.jsonl import write_jsonl
+from selfinstruct.store.run_store import RunStore
+
+INSTRUCTIONS_FILE = "machine_generated_instructions.jsonl"
+INSTANCES_FILE = "machine_generated_instances.jsonl"
+
+
+def labels_file_name(engine: str, template: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", engine).strip("-") or "model"
+    return f"is_clf_or_not_{slug}_{template}.jsonl"
+
+
+def write_instructions(store: RunStore) -> Path:
+    path = store.run_dir / INSTRUCTIONS_FILE
+    write_jsonl(path, (
+        {
+            "instruction": row.instruction,
+            "most_similar": row.most_similar,
+            "avg_similarity_score": row.avg_similarity_score,
+            "metadata": store.response_record(row.response_key),
+            "request_idx": row.request_idx,
+        }
+        for row in store.instructions()
+    ))
+    return path
+
+
+def write_labels(store: RunStore, engine: str, template: str) -> Path:
+    path = store.run_dir / labels_file_name(engine, template)
+    labels = store.labels()
+    write_jsonl(path, (
+        {"instruction": row.instruction, "is_classification": labels[row.id][0]}
+        for row in store.instructions() if row.id in labels
+    ))
+    return path
+
+
+def write_instances(store: RunStore) -> Path:
+    path = store.run_dir / INSTANCES_FILE
+    raw = store.raw_instances()
+    labels = store.labels()
+
+    def record(row):  # noqa: ANN001, ANN202
+        text, _, key = raw[row.id]
+        return {
+            "instruction": row.instruction,
+            "raw_instances": text,
+            "instance_metadata": store.response_record(key),
+            "instruction_metadata": {
+                "is_classification": labels[row.id][0] if row.id in labels else None,
+                "request_idx": row.request_idx,
+                **store.response_record(row.response_key),
+            },
+            "most_similar": row.most_similar,
+            "avg_similarity_score": row.avg_similarity_score,
+        }
+
+    write_jsonl(path, (record(row) for row in store.instructions() if row.id in raw))
+    return path

@@ -1,0 +1,235 @@
+"""The run store: a SQLite database in the run directory, committed record by record."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.errors import RunError
+from selfinstruct.llm.base import Completion, Request
+from selfinstruct.seeds.task import Instance, SeedTask
+from selfinstruct.store.lock import RunLock
+from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, migrate, now
+
+DB_NAME = "selfinstruct.db"
+
+
+@dataclass(frozen=True)
+class InstructionRow:
+    id: int
+    instruction: str
+    most_similar: dict[str, float]
+    avg_similarity_score: float
+    request_idx: int
+    batch_idx: int
+    response_key: str
+
+
+class RunStore:
+    """Open with `RunStore.open(dir)`; use as a context manager to release the lock."""
+
+    def __init__(self, run_dir: Path, db: sqlite3.Connection, lock: RunLock) -> None:
+        self.run_dir = run_dir
+        self.db = db
+        self._lock = lock
+
+    @classmethod
+    def exists(cls, run_dir: Path) -> bool:
+        return (run_dir / DB_NAME).is_file()
+
+    @classmethod
+    def open(cls, run_dir: Path) -> RunStore:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir)
+        lock.acquire()
+        try:
+            db = sqlite3.connect(run_dir / DB_NAME, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            migrate(db)
+        except sqlite3.DatabaseError as exc:
+            lock.release()
+            raise RunError(f"{run_dir / DB_NAME}: not a usable run store ({exc})") from exc
+        store = cls(run_dir, db, lock)
+        store._check_format()
+        return store
+
+    def _check_format(self) -> None:
+        found = self.get_meta("format")
+        if found is None:
+            self.set_meta("format", {"name": FORMAT, "version": FORMAT_VERSION})
+        elif found.get("name") != FORMAT or found.get("version", 0) > FORMAT_VERSION:
+            self.close()
+            raise RunError(f"{self.run_dir}: run store format {found} is not supported here")
+
+    def close(self) -> None:
+        self.db.close()
+        self._lock.release()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value, sort_keys=True)),
+        )
+
+    # -- seeds ------------------------------------------------------------------------------
+    def save_seeds(self, tasks: list[SeedTask]) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM seeds")
+            db.executemany(
+                "INSERT INTO seeds VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (i, t.id, t.name, t.instruction,
+                     json.dumps([[x.input, x.output] for x in t.instances]),
+                     int(t.is_classification))
+                    for i, t in enumerate(tasks)
+                ],
+            )
+
+    def load_seeds(self) -> list[SeedTask]:
+        rows = self.db.execute("SELECT id, name, instruction, instances, is_classification "
+                               "FROM seeds ORDER BY position")
+        return [
+            SeedTask(id_, name, inst, tuple(Instance(*p) for p in json.loads(insts)), bool(clf))
+            for id_, name, inst, insts, clf in rows
+        ]
+
+    # -- request cache ----------------------------------------------------------------------
+    def cached(self, key: str) -> Completion | None:
+        row = self.db.execute(
+            "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses "
+            "WHERE key = ?", (key,)).fetchone()
+        return Completion(*row) if row else None
+
+    def put_response(self, key: str, stage: str, request: Request, completion: Completion) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, stage, json.dumps(request.canonical(), ensure_ascii=False), completion.text,
+             completion.finish_reason, completion.prompt_tokens, completion.completion_tokens,
+             now()),
+        )
+
+    def response_record(self, key: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT request, text, finish_reason, created_at FROM responses "
+                              "WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return {}
+        request = json.loads(row[0])
+        return {
+            "prompt": request["prompt"] if request["prompt"] is not None else request["messages"],
+            "response": {"text": row[1], "finish_reason": row[2]},
+            "created_at": row[3],
+        }
+
+    # -- stage 1 ----------------------------------------------------------------------------
+    def completed_requests(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM bootstrap_requests").fetchone()[0]
+
+    def decided_pieces(self, request_idx: int) -> dict[int, str]:
+        rows = self.db.execute(
+            "SELECT piece_idx, decision FROM candidates WHERE request_idx = ?", (request_idx,))
+        return dict(rows.fetchall())
+
+    def record_candidate(self, request_idx: int, piece_idx: int, text: str, decision: str,
+                         kept: InstructionRow | None) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO candidates VALUES (?, ?, ?, ?)",
+                       (request_idx, piece_idx, text, decision))
+            if kept is not None:
+                db.execute(
+                    "INSERT INTO instructions (instruction, most_similar, avg_similarity_score, "
+                    "request_idx, batch_idx, response_key, created_at) VALUES (?,?,?,?,?,?,?)",
+                    (kept.instruction, json.dumps(kept.most_similar, ensure_ascii=False),
+                     kept.avg_similarity_score, kept.request_idx, kept.batch_idx,
+                     kept.response_key, now()),
+                )
+
+    def complete_request(self, request_idx: int, batch_idx: int, key: str, outcome: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO bootstrap_requests VALUES (?, ?, ?, ?)",
+                        (request_idx, batch_idx, key, outcome))
+
+    def instruction_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM instructions").fetchone()[0]
+
+    def instructions(self, before_batch: int | None = None) -> list[InstructionRow]:
+        sql = "SELECT * FROM instructions"
+        args: tuple = ()
+        if before_batch is not None:
+            sql += " WHERE batch_idx < ?"
+            args = (before_batch,)
+        rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
+        return [
+            InstructionRow(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6]) for r in rows
+        ]
+
+    def has_candidates(self) -> bool:
+        return self.db.execute("SELECT 1 FROM candidates LIMIT 1").fetchone() is not None
+
+    # -- stages 2 and 3 ---------------------------------------------------------------------
+    def labels(self) -> dict[int, tuple[str, bool]]:
+        rows = self.db.execute("SELECT instruction_id, raw, is_classification FROM labels")
+        return {i: (raw, bool(clf)) for i, raw, clf in rows}
+
+    def put_label(self, instruction_id: int, raw: str, is_clf: bool, key: str) -> None:
+        self.db.execute("INSERT INTO labels VALUES (?, ?, ?, ?)",
+                        (instruction_id, raw, int(is_clf), key))
+
+    def raw_instances(self) -> dict[int, tuple[str, str, str]]:
+        rows = self.db.execute(
+            "SELECT instruction_id, raw_instances, finish_reason, response_key FROM instances")
+        return {i: (raw, finish, key) for i, raw, finish, key in rows}
+
+    def put_instances(self, instruction_id: int, raw: str, finish: str, key: str) -> None:
+        self.db.execute("INSERT INTO instances VALUES (?, ?, ?, ?)",
+                        (instruction_id, raw, finish, key))
+
+    def count(self, table: str) -> int:
+        if table not in {"labels", "instances", "candidates", "responses"}:
+            raise ValueError(table)
+        return self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+    # -- summaries --------------------------------------------------------------------------
+    def add_stage_run(self, stage: str, started_at: str, seconds: float, stats: dict) -> None:
+        self.db.execute(
+            "INSERT INTO stage_runs (stage, started_at, seconds, requests, cached, prompt_tokens,"
+            " completion_tokens, kept, dropped) VALUES (?,?,?,?,?,?,?,?,?)",
+            (stage, started_at, seconds, stats["requests"], stats["cached"],
+             stats["prompt_tokens"], stats["completion_tokens"], stats["kept"],
+             json.dumps(stats["dropped"], sort_keys=True)),
+        )
+
+    def drop_counts(self) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT decision, COUNT(*) FROM candidates WHERE decision != 'kept' GROUP BY decision")
+        counts = dict(rows.fetchall())
+        rows = self.db.execute("SELECT outcome, COUNT(*) FROM bootstrap_requests "
+                               "WHERE outcome != 'ok' GROUP BY outcome")
+        counts.update({f"response_{k}": v for k, v in rows.fetchall()})
+        return counts

@@ -1,0 +1,70 @@
+"""Schema of the run store, as an ordered list of named migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+FORMAT = "selfinstruct-run"
+FORMAT_VERSION = 1
+
+
+INITIAL = """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE seeds (
+            position INTEGER PRIMARY KEY, id TEXT NOT NULL, name TEXT NOT NULL,
+            instruction TEXT NOT NULL, instances TEXT NOT NULL, is_classification INTEGER NOT NULL
+        );
+        CREATE TABLE responses (
+            key TEXT PRIMARY KEY, stage TEXT NOT NULL, request TEXT NOT NULL, text TEXT NOT NULL,
+            finish_reason TEXT NOT NULL, prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL, created_at TEXT NOT NULL
+        );
+        CREATE TABLE bootstrap_requests (
+            request_idx INTEGER PRIMARY KEY, batch_idx INTEGER NOT NULL,
+            response_key TEXT NOT NULL, outcome TEXT NOT NULL
+        );
+        CREATE TABLE candidates (
+            request_idx INTEGER NOT NULL, piece_idx INTEGER NOT NULL, instruction TEXT NOT NULL,
+            decision TEXT NOT NULL, PRIMARY KEY (request_idx, piece_idx)
+        );
+        CREATE TABLE instructions (
+            id INTEGER PRIMARY KEY, instruction TEXT NOT NULL, most_similar TEXT NOT NULL,
+            avg_similarity_score REAL NOT NULL, request_idx INTEGER NOT NULL,
+            batch_idx INTEGER NOT NULL, response_key TEXT NOT NULL, created_at TEXT NOT NULL
+        );
+        CREATE TABLE labels (
+            instruction_id INTEGER PRIMARY KEY REFERENCES instructions(id), raw TEXT NOT NULL,
+            is_classification INTEGER NOT NULL, response_key TEXT NOT NULL
+        );
+        CREATE TABLE instances (
+            instruction_id INTEGER PRIMARY KEY REFERENCES instructions(id),
+            raw_instances TEXT NOT NULL, finish_reason TEXT NOT NULL, response_key TEXT NOT NULL
+        );
+        CREATE TABLE stage_runs (
+            id INTEGER PRIMARY KEY, stage TEXT NOT NULL, started_at TEXT NOT NULL,
+            seconds REAL NOT NULL, requests INTEGER NOT NULL, cached INTEGER NOT NULL,
+            prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+            kept INTEGER NOT NULL, dropped TEXT NOT NULL
+        );
+"""
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("0001_initial", INITIAL),
+]
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Apply the migrations not yet recorded, each in its own transaction."""
+    db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    done = {row[0] for row in db.execute("SELECT name FROM migrations")}
+    for name, sql in MIGRATIONS:
+        if name not in done:
+            db.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO migrations VALUES ('{name}', '{now()}');"
+                "\nCOMMIT;"
+            )
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
