@@ -111,7 +111,6 @@ class Config:
         return dataclasses.asdict(self)
 
 
-SECTIONS = {f.name for f in dataclasses.fields(Config) if dataclasses.is_dataclass(f.default_factory)}  # type: ignore[arg-type]
 
 
 def default_stops(stage: str, style: str, max_instances: int = 5) -> list[str]:

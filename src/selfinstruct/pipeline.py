@@ -23,7 +23,8 @@ from selfinstruct.stages.bootstrap import Bootstrap
 from selfinstruct.stages.classify import run_classify
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.instances import run_instances
-from selfinstruct.stages.prepare import STAGE as PREPARE, GeneratedTask, build, write_outputs
+from selfinstruct.stages.prepare import STAGE as PREPARE
+from selfinstruct.stages.prepare import GeneratedTask, build, write_outputs
 from selfinstruct.store import paper_files
 from selfinstruct.store.fingerprint import check_and_record, fingerprints
 from selfinstruct.store.run_store import RunStore

@@ -10,7 +10,7 @@ MAX_INPUT_BYTES = 512 * 1024 * 1024
 
 
 def read_text(path: str | Path, *, allow_empty: bool = False) -> str:
-    """Return the file's text; raise InputError for a missing, binary, badly encoded or empty file."""
+    """The file's text; InputError for a missing, binary, badly encoded or empty file."""
     p = Path(path)
     if not p.exists():
         raise InputError(p, "file not found")

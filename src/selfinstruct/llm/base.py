@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from abc import ABC
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -67,8 +66,8 @@ class Completion:
         return self.finish_reason == "length"
 
 
-class LLM(ABC):
-    """Base class of every backend."""
+class LLM:
+    """Base class of every backend: override `generate` or `agenerate` (or both)."""
 
     name: str = ""
 

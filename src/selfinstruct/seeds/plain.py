@@ -16,7 +16,7 @@ def parse_plain(text: str, path: Path) -> list[SeedTask]:
         if not instruction or instruction.startswith("#"):
             continue
         index = len(tasks)
-        tasks.append(SeedTask(id=f"seed_task_{index}", name=f"task_{index}", instruction=instruction))
+        tasks.append(SeedTask(f"seed_task_{index}", f"task_{index}", instruction))
         lines.append(number)
     check_unique(tasks, lines, path)
     return tasks

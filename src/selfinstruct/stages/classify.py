@@ -18,10 +18,10 @@ STAGE = "classify"
 def run_classify(ctx: RunContext) -> StageStats:
     settings = ctx.config.classify
     style = ctx.config.prompt_style
-    labelled = ctx.store.labels()
-    rows = [r for r in ctx.store.instructions() if r.id not in labelled]
+    labelled = set(ctx.store.labels())
 
-    def make_requests(batch: Sequence[InstructionRow]) -> list[Request]:
+    def make_requests(window: Sequence[InstructionRow],
+                      batch: Sequence[InstructionRow]) -> list[Request]:
         requests = []
         for row in batch:
             prompt = ctx.templates.render(style, "classify", instruction=row.instruction.strip())
@@ -43,5 +43,6 @@ def run_classify(ctx: RunContext) -> StageStats:
         return None
 
     stats = StageStats(STAGE)
-    return run_per_instruction(ctx, stats, rows, len(labelled), settings.request_batch_size,
+    return run_per_instruction(ctx, stats, ctx.store.instructions(), labelled,
+                               settings.request_batch_size,
                                make_requests, record)

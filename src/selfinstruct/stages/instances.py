@@ -20,15 +20,16 @@ def run_instances(ctx: RunContext) -> StageStats:
     settings = ctx.config.instances
     style = ctx.config.prompt_style
     labels = ctx.store.labels()
-    done = ctx.store.raw_instances()
-    rows = [r for r in ctx.store.instructions() if r.id not in done]
+    done = set(ctx.store.raw_instances())
+    rows = ctx.store.instructions()
     unlabelled = [r for r in rows if r.id not in labels]
     if unlabelled:
         raise RunError(f"{len(unlabelled)} instructions have no classification label yet; "
                        "run the classify stage first")
 
-    def make_requests(batch: Sequence[InstructionRow]) -> list[Request]:
-        any_clf = any(labels[r.id][1] for r in batch)
+    def make_requests(window: Sequence[InstructionRow],
+                      batch: Sequence[InstructionRow]) -> list[Request]:
+        any_clf = any(labels[r.id][1] for r in window)
         max_tokens = settings.max_tokens_with_classification if any_clf else settings.max_tokens
         stop = settings.stop
         if stop is None:
@@ -54,5 +55,5 @@ def run_instances(ctx: RunContext) -> StageStats:
         return None
 
     stats = StageStats(STAGE)
-    return run_per_instruction(ctx, stats, rows, len(done), settings.request_batch_size,
+    return run_per_instruction(ctx, stats, rows, done, settings.request_batch_size,
                                make_requests, record)

@@ -47,7 +47,7 @@ def write_instances(store: RunStore) -> Path:
     raw = store.raw_instances()
     labels = store.labels()
 
-    def record(row):  # noqa: ANN001, ANN202
+    def record(row):
         text, _, key = raw[row.id]
         return {
             "instruction": row.instruction,

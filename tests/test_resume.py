@@ -1,0 +1,107 @@
+"""Interruption and resume: a run killed at random moments and rerun each time ends with
+exactly the records of an uninterrupted run."""
+
+from __future__ import annotations
+
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import cli, store_snapshot
+
+ARGS = ["--backend", "fake", "--num-instructions", "2000", "--random-seed", "7", "-q"]
+DERIVED = [
+    "machine_generated_instructions.jsonl",
+    "machine_generated_instances.jsonl",
+    "is_clf_or_not_fake-1_completion.jsonl",
+    "finetuning_data/all_generated_instances.jsonl",
+    "exports/alpaca.json",
+    "exports/openai_chat.jsonl",
+    "exports/prompt_completion.jsonl",
+]
+
+
+def _run_with_kills(out: Path, rng: random.Random, duration: float) -> int:
+    """Start the run, SIGKILL it after a random delay, repeat until a start completes."""
+    kills = 0
+    while True:
+        proc = subprocess.Popen([sys.executable, "-m", "selfinstruct", "run", "--out", str(out),
+                                 *ARGS], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            proc.wait(timeout=0.3 + rng.uniform(0, 0.6 * duration))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
+        return kills
+
+
+def _metadata_free(path: Path) -> str:
+    """Derived files with the response timestamps removed."""
+    import re
+
+    return re.sub(r'"created_at": "[^"]*"', "", path.read_text(encoding="utf-8"))
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    started = time.monotonic()
+    cli("run", "--out", str(reference), *ARGS)
+    duration = time.monotonic() - started
+
+    rng = random.Random(2024)
+    expected = store_snapshot(reference)
+    kills = 0
+    for attempt in range(3):
+        resumed = tmp_path / f"resumed{attempt}"
+        kills += _run_with_kills(resumed, rng, duration)
+        assert store_snapshot(resumed) == expected
+    assert kills >= 6, "the runs finished before they could be interrupted enough times"
+
+    for name in DERIVED:
+        assert _metadata_free(resumed / name) == _metadata_free(reference / name), name
+    gpt3 = sorted(p.name for p in (resumed / "finetuning_data").glob("gpt3_*"))
+    assert gpt3 == sorted(p.name for p in (reference / "finetuning_data").glob("gpt3_*"))
+    with sqlite3.connect(resumed / "selfinstruct.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        count = db.execute("SELECT COUNT(*) FROM instructions").fetchone()[0]
+        distinct = db.execute("SELECT COUNT(DISTINCT instruction) FROM instructions").fetchone()[0]
+    assert count == distinct == 2000
+
+
+def test_extending_a_run_equals_running_the_larger_count_at_once(tmp_path: Path) -> None:
+    direct, extended = tmp_path / "direct", tmp_path / "extended"
+    cli("run", "--out", str(direct), "--backend", "fake", "--num-instructions", "120", "-q")
+    cli("run", "--out", str(extended), "--backend", "fake", "--num-instructions", "45", "-q")
+    cli("run", "--out", str(extended), "--backend", "fake", "--num-instructions", "120", "-q")
+    # Stage 3's max_tokens depends on the whole batch (the paper's rule), so batches must
+    # not straddle the old end: 45 is a multiple of the batch size.
+    assert store_snapshot(extended) == store_snapshot(direct)
+
+
+def test_rerun_of_a_finished_run_makes_no_requests(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cli("run", "--out", str(out), "--backend", "fake", "--num-instructions", "30", "-q")
+    before = store_snapshot(out)
+    result = cli("run", "--out", str(out), "--backend", "fake", "--num-instructions", "30")
+    assert store_snapshot(out) == before
+    for stage in ("bootstrap", "classify", "instances"):
+        line = next(x for x in result.stderr.splitlines() if x.startswith(f"[{stage}]"))
+        assert "requests 0 " in line, line
+
+
+def test_stage_commands_match_run(tmp_path: Path) -> None:
+    whole, staged = tmp_path / "whole", tmp_path / "staged"
+    common = ["--backend", "fake", "--num-instructions", "40", "-q"]
+    cli("run", "--out", str(whole), *common)
+    for stage in ("bootstrap", "classify", "instances", "prepare"):
+        cli(stage, "--out", str(staged), *common)
+    assert store_snapshot(staged) == store_snapshot(whole)
+    alpaca = "exports/alpaca.json"
+    assert (staged / alpaca).read_text() == (whole / alpaca).read_text()
