@@ -28,7 +28,7 @@ demo: install
 	$(BIN)/selfinstruct run --out $(DEMO_OUT) --num-instructions $(DEMO_N)
 
 test: install-test
-	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -52,7 +52,8 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Machine instructions to generate in total (paper default 100)."),
         click.option("--backend", type=click.Choice(known_backends()),
                      help="Language model backend (default: embedded)."),
-        click.option("--model", help="Model name for the backend."),
+        click.option("--model", help="Model for the backend (embedded: a GGUF file path; "
+                                       "default: the packaged SmolLM2-135M-Instruct)."),
         click.option("--prompt-style", type=click.Choice(PROMPT_STYLES),
                      help="completion: the paper's list continuation (base models); "
                           "chat: messages for instruct models."),
@@ -89,6 +90,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except SelfInstructError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             out = kwargs.get("out") or kwargs.get("run_dir")
             click.echo(f"\ninterrupted: everything accepted so far is saved in {out}; "

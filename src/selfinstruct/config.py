@@ -120,7 +120,8 @@ def default_stops(stage: str, style: str, max_instances: int = 5) -> list[str]:
         return ["\n\n", *item16] if style == "completion" else item16
     if stage == "classify":
         return ["\n", "Task"] if style == "completion" else ["\n"]
-    return [f"Example {max_instances + 1}", "Task:"]
+    # Chat models often restate the task first: stop only at a later "Task:" line.
+    return [f"Example {max_instances + 1}", "Task:" if style == "completion" else "\nTask:"]
 
 
 def config_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Config:

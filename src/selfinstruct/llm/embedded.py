@@ -54,11 +54,14 @@ class EmbeddedLLM(LLM):
     @classmethod
     def from_config(cls, config: Config) -> EmbeddedLLM:
         settings = config.embedded
-        path = Path(settings.model_path) if settings.model_path else packaged_model_path()
-        if config.model and config.model != path.name:
+        if config.model.endswith(".gguf") and Path(config.model).is_file():
+            path = Path(config.model)
+        else:
+            path = Path(settings.model_path) if settings.model_path else packaged_model_path()
+        if config.model and config.model not in (path.name, str(path)):
             raise BackendError(
-                f"the embedded backend runs the GGUF file set by embedded.model_path "
-                f"(now {path.name}); got --model {config.model}"
+                f"--model for the embedded backend is a GGUF file path; {config.model!r} is "
+                f"not a file (the default is the packaged {DEFAULT_MODEL})"
             )
         return cls(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                    n_batch=settings.n_batch)

@@ -37,7 +37,7 @@ def known_backends() -> list[str]:
 def model_name(config: Config) -> str:
     """The model a config asks for, known without loading it."""
     if config.model:
-        return config.model
+        return config.model.replace("\\", "/").rsplit("/", 1)[-1]
     if config.backend == "embedded":
         from selfinstruct.llm.embedded import DEFAULT_MODEL
 

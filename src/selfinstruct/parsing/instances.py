@@ -49,14 +49,22 @@ def _input_output(piece: str) -> Pair:
     return _LEADING_INPUT.sub("", before.strip()).strip(), output
 
 
+_RESTATED_TASK = re.compile(r"^\s*Task:[^\n]*\n?")
+
+
 def strip_markdown(text: str) -> str:
     """Remove bold markers around our structural words, as chat models write them."""
     return re.sub(r"\*\*|__", "", text) if re.search(
         r"(\*\*|__)\s*(Example|Output|Input|Class label)", text) else text
 
 
+def tidy_chat(text: str) -> str:
+    """Chat answers: bold markers removed, a restated "Task: ..." first line dropped."""
+    return _RESTATED_TASK.sub("", strip_markdown(text), count=1)
+
+
 def parse_instances(text: str, truncated: bool, is_classification: bool, style: str) -> list[Pair]:
     if style == "chat":
-        text = strip_markdown(text)
+        text = tidy_chat(text)
     parse = parse_classification if is_classification else parse_generation
     return parse(text, truncated)
