@@ -153,8 +153,8 @@ class TemplateSet:
     def _check(self, path: Path, text: str, name: str) -> None:
         template = string.Template(text)
         if not template.is_valid():
-            line = _first_line(text, r"\$(?![{$A-Za-z_])")
-            raise InputError(path, "invalid placeholder (write $$ for a dollar sign)", line=line)
+            raise InputError(path, "invalid placeholder (write $$ for a dollar sign)",
+                             line=_invalid_placeholder_line(text))
         found = set(template.get_identifiers())
         unknown = found - ALLOWED[name]
         if unknown:
@@ -190,6 +190,13 @@ class TemplateSet:
                 body = string.Template(body).substitute(values)
             rendered.append((role, body))
         return tuple(rendered)
+
+
+def _invalid_placeholder_line(text: str) -> int | None:
+    for match in string.Template.pattern.finditer(text):
+        if match.group("invalid") is not None:
+            return text[: match.start("invalid")].count("\n") + 1
+    return None
 
 
 def _first_line(text: str, pattern: str) -> int | None:

@@ -50,17 +50,23 @@ def _input_output(piece: str) -> Pair:
 
 
 _RESTATED_TASK = re.compile(r"^\s*Task:[^\n]*\n?")
+_BOLD_MARKER = re.compile(
+    r"(?:\*\*|__)(?P<word>Example\s?\d+|Output\s*\d*|Input\s*\d*|Class label|Task)"
+    r"(?P<colon>\s*:?)(?:\*\*|__)"
+)
+_EXAMPLE_COLON = re.compile(r"^(\s*Example\s?\d+)\s*:", re.MULTILINE)
 
 
 def strip_markdown(text: str) -> str:
-    """Remove bold markers around our structural words, as chat models write them."""
-    return re.sub(r"\*\*|__", "", text) if re.search(
-        r"(\*\*|__)\s*(Example|Output|Input|Class label)", text) else text
+    """Remove bold markers around our structural words only ("**Output:**", "__Example 2__")."""
+    return _BOLD_MARKER.sub(r"\g<word>\g<colon>", text)
 
 
 def tidy_chat(text: str) -> str:
-    """Chat answers: bold markers removed, a restated "Task: ..." first line dropped."""
-    return _RESTATED_TASK.sub("", strip_markdown(text), count=1)
+    """Chat answers: bold markers around our markers removed, "Example 1:" read as
+    "Example 1", and a restated "Task: ..." first line dropped."""
+    text = _EXAMPLE_COLON.sub(r"\1", strip_markdown(text))
+    return _RESTATED_TASK.sub("", text, count=1)
 
 
 def parse_instances(text: str, truncated: bool, is_classification: bool, style: str) -> list[Pair]:
