@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 from dataclasses import dataclass, field
@@ -138,6 +139,12 @@ def load_config(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(p, f"invalid TOML: {exc}", line=_toml_error_line(str(exc))) from exc
+    except ValueError as exc:  # an integer of thousands of digits
+        raise InputError(p, f"invalid TOML value: {str(exc)[:120]}",
+                         line=_first_match_line(text, r"\d{4000,}")) from exc
+    except RecursionError as exc:
+        raise InputError(p, "invalid TOML: nested too deeply",
+                         line=_first_match_line(text, r"[\[{]{200,}")) from exc
     config = config_from_dict(data, p, text)
     validate(config, p, text)
     return config
@@ -151,6 +158,11 @@ def validate(config: Config, path: Path | str = "<command line>", text: str = ""
         section, _, name = key.rpartition(".")
         raise InputError(p, message, line=_locate(text, section, name), field=key)
 
+    from selfinstruct.llm.registry import known_backends
+
+    if config.backend not in known_backends():
+        fail("backend", f"unknown backend '{config.backend}' (known: "
+                        f"{', '.join(known_backends())})")
     if config.prompt_style not in PROMPT_STYLES:
         fail("prompt_style", f"must be one of {', '.join(PROMPT_STYLES)}")
     if config.bootstrap.tokenizer not in TOKENIZERS:
@@ -162,10 +174,23 @@ def validate(config: Config, path: Path | str = "<command line>", text: str = ""
         fail("bootstrap.num_prompt_instructions", "must be between 1 and 64")
     if not 0 <= b.num_machine_instructions <= b.num_prompt_instructions:
         fail("bootstrap.num_machine_instructions", "must be between 0 and num_prompt_instructions")
+    if not 0 <= b.min_words <= b.max_words:
+        fail("bootstrap.min_words", "must be between 0 and max_words")
+    if b.most_similar < 0:
+        fail("bootstrap.most_similar", "must be >= 0")
+    if config.embedded.n_ctx < 256:
+        fail("embedded.n_ctx", "must be >= 256")
     if not 0.0 <= b.rouge_threshold <= 1.0:
         fail("bootstrap.rouge_threshold", "must be between 0 and 1")
     for section in ("bootstrap", "classify", "instances"):
         settings = getattr(config, section)
+        if not 0.0 <= settings.temperature <= 2.0:
+            fail(f"{section}.temperature", "must be between 0 and 2")
+        if not 0.0 <= settings.top_p <= 1.0:
+            fail(f"{section}.top_p", "must be between 0 and 1")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if not -2.0 <= getattr(settings, name) <= 2.0:
+                fail(f"{section}.{name}", "must be between -2 and 2")
         if settings.request_batch_size < 1:
             fail(f"{section}.request_batch_size", "must be >= 1")
         if settings.max_tokens < 1:
@@ -220,22 +245,38 @@ def _coerce(value: Any, hint: Any, path: Path, line: int | None, dotted: str) ->
                      field=dotted)
 
 
+_HEADER = re.compile(r"^\[\[?\s*(?P<name>[^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def _dotted(name: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in name.split(".")]
+
+
 def _locate(text: str, section: str, key: str) -> int | None:
-    """Line number of `key = ...` inside `[section]` (top level when section is empty)."""
+    """Line number of `key = ...` inside `[section]` (top level when section is empty),
+    also written as a dotted key (`section.key = ...`) or a table header (`[key]`)."""
     if not text:
         return None
-    current = ""
-    for number, raw in enumerate(text.splitlines(), start=1):
+    wanted = _dotted(f"{section}.{key}" if section else key)
+    current: list[str] = []
+    for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.strip()
-        if line.startswith("[") and line.endswith("]"):
-            current = line.strip("[]").strip()
-            if not section and current == key:
+        header = _HEADER.match(line)
+        if header:
+            current = _dotted(header.group("name"))
+            if current == wanted:
                 return number
             continue
-        name = line.split("=", 1)[0].strip().strip('"').strip("'")
-        if "=" in line and current == section and name == key:
-            return number
+        if "=" in line and not line.startswith("#"):
+            full = current + _dotted(line.split("=", 1)[0])
+            if full == wanted or (full == wanted[:1] and not section):
+                return number
     return None
+
+
+def _first_match_line(text: str, pattern: str) -> int | None:
+    match = re.search(pattern, text)
+    return text[: match.start()].count("\n") + 1 if match else None
 
 
 def _toml_error_line(message: str) -> int | None:

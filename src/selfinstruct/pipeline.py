@@ -26,7 +26,7 @@ from selfinstruct.stages.instances import run_instances
 from selfinstruct.stages.prepare import STAGE as PREPARE
 from selfinstruct.stages.prepare import GeneratedTask, build, write_outputs
 from selfinstruct.store import paper_files
-from selfinstruct.store.fingerprint import check_and_record, fingerprints
+from selfinstruct.store.fingerprint import check_fingerprints, fingerprints
 from selfinstruct.store.run_store import RunStore
 from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, now
 
@@ -59,18 +59,20 @@ def open_run(options: RunOptions, *, create: bool) -> RunContext:
         validate(config)
         templates = TemplateSet(config.templates or None)
         templates.check_all(config.prompt_style)
-        seeds = (store.load_seeds() if store and "seeds" not in explicit
-                 else load_seeds(config.seeds or None))
+        stored_seeds = store.load_seeds() if store and "seeds" not in explicit else []
+        seeds = stored_seeds or load_seeds(config.seeds or None)
         prints = fingerprints(config, templates, seed_hash(seeds))
         if store is None:
             store = RunStore.open(out)
-        check_and_record(store, prints)
-        if not store.has_candidates():
-            store.save_seeds(seeds)
-        store.set_meta("config", config.to_dict())
-        if store.get_meta("created_at") is None:
-            store.set_meta("created_at", now())
-        store.set_meta("versions", versions())
+        check_fingerprints(store, prints)
+        with store.transaction():
+            store.set_meta("fingerprints", prints)
+            if not store.has_candidates():
+                store.save_seeds(seeds)
+            store.set_meta("config", config.to_dict())
+            if store.get_meta("created_at") is None:
+                store.set_meta("created_at", now())
+            store.set_meta("versions", versions())
         ctx = RunContext(config, store, templates, seeds, quiet=options.quiet)
         write_run_file(ctx)
         return ctx

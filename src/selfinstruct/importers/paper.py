@@ -3,29 +3,18 @@ is_clf_or_not_*.jsonl) from another run, for stage 4."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import InputError
+from selfinstruct.inputs.jsonl import json_objects
 from selfinstruct.inputs.text import read_text
 from selfinstruct.parsing.labels import is_yes
 from selfinstruct.stages.prepare import GeneratedTask
 
 
 def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    records = []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(path, f"invalid JSON: {exc.msg}", line=number) from exc
-        if not isinstance(obj, dict):
-            raise InputError(path, "expected a JSON object per line", line=number)
-        records.append((number, obj))
-    return records
+    return list(json_objects(read_text(path), path))
 
 
 def _string(obj: dict, key: str, path: Path, line: int) -> str:

@@ -35,6 +35,7 @@ def load_seeds(path: str | Path | None = None) -> list[SeedTask]:
     p = Path(path) if path else default_seed_path()
     parser = PARSERS.get(p.suffix.lower())
     if parser is None:
+        read_text(p, allow_empty=True)  # a missing file or a directory is the first problem
         raise InputError(p, f"unknown seed format '{p.suffix}'; use one of {sorted(PARSERS)}")
     return parser(read_text(p), p)
 

@@ -14,6 +14,11 @@ def require_str(value: object, path: Path, line: int, name: str, *, nonempty: bo
         raise InputError(path, f"expected a string, got {_kind(value)}", line=line, field=name)
     if nonempty and not value.strip():
         raise InputError(path, "must not be empty", line=line, field=name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(path, "contains invalid Unicode (a lone surrogate escape)", line=line,
+                         field=name) from None
     return value
 
 

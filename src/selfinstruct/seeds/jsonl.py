@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from selfinstruct.errors import InputError
+from selfinstruct.inputs.jsonl import json_objects
 from selfinstruct.seeds.checks import check_unique, require_bool, require_str
 from selfinstruct.seeds.task import Instance, SeedTask
 
@@ -15,22 +15,14 @@ REQUIRED = ("id", "name", "instruction", "instances", "is_classification")
 def parse_jsonl(text: str, path: Path) -> list[SeedTask]:
     tasks: list[SeedTask] = []
     lines: list[int] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        tasks.append(_parse_line(raw, path, number))
+    for number, obj in json_objects(text, path):
+        tasks.append(_parse_task(obj, path, number))
         lines.append(number)
     check_unique(tasks, lines, path)
     return tasks
 
 
-def _parse_line(raw: str, path: Path, line: int) -> SeedTask:
-    try:
-        obj = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", line=line) from exc
-    if not isinstance(obj, dict):
-        raise InputError(path, "expected a JSON object per line", line=line)
+def _parse_task(obj: dict, path: Path, line: int) -> SeedTask:
     for name in REQUIRED:
         if name not in obj:
             raise InputError(path, "missing required field", line=line, field=name)

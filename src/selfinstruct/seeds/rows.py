@@ -78,7 +78,12 @@ def _one(item: object, path: Path, line: int, where: str) -> Instance:
     prefix = f"{where}." if where else ""
     if not isinstance(item, dict):
         raise InputError(path, "expected an object with input and output", line=line, field=where)
-    inp = item.get("input") or ""
+    if where:
+        unknown = sorted(str(k) for k in item if k not in ("input", "output"))
+        if unknown:
+            raise InputError(path, "unknown key (expected input and output)", line=line,
+                             field=f"{prefix}{unknown[0]}")
+    inp = "" if item.get("input") is None else item["input"]
     out = item.get("output")
     if out in (None, ""):
         raise InputError(path, "an instance needs a non-empty output", line=line,

@@ -20,13 +20,19 @@ def parse_csv(text: str, path: Path) -> list[SeedTask]:
         raise InputError(path, "file is empty") from exc
     except csv.Error as exc:
         raise InputError(path, f"malformed CSV: {exc}", line=1) from exc
+    for index, name in enumerate(header):
+        if not name:
+            raise InputError(path, f"column {index + 1} of the header row has no name", line=1)
+        if header.index(name) != index:
+            raise InputError(path, "column name repeated in the header row", line=1, field=name)
     if "instruction" not in header:
         raise InputError(path, "the header row has no 'instruction' column", line=1,
                          field="instruction")
     rows: list[tuple[int, dict]] = []
     try:
+        start = reader.line_num + 1
         for record in reader:
-            line = reader.line_num
+            line, start = start, reader.line_num + 1
             if not any(cell.strip() for cell in record):
                 continue
             if len(record) != len(header):
@@ -35,5 +41,5 @@ def parse_csv(text: str, path: Path) -> list[SeedTask]:
                 )
             rows.append((line, dict(zip(header, record, strict=True))))
     except csv.Error as exc:
-        raise InputError(path, f"malformed CSV: {exc}", line=reader.line_num) from exc
+        raise InputError(path, f"malformed CSV: {exc}", line=start) from exc
     return tasks_from_rows(rows, path)

@@ -44,14 +44,13 @@ def stage_has_records(store: RunStore, stage: str) -> bool:
     return store.count("labels" if stage == "classify" else "instances") > 0
 
 
-def check_and_record(store: RunStore, current: dict[str, dict]) -> None:
-    """Refuse settings that would change records already generated; record the rest."""
+def check_fingerprints(store: RunStore, current: dict[str, dict]) -> None:
+    """Refuse settings that would change records already generated."""
     stored = store.get_meta("fingerprints") or {}
     for stage, now in current.items():
         before = stored.get(stage)
         if before and before != now and stage_has_records(store, stage):
             raise RunError(_message(store, stage, before, now))
-    store.set_meta("fingerprints", current)
 
 
 def _message(store: RunStore, stage: str, before: dict[str, Any], now: dict[str, Any]) -> str:

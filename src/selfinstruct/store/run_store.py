@@ -101,17 +101,17 @@ class RunStore:
 
     # -- seeds ------------------------------------------------------------------------------
     def save_seeds(self, tasks: list[SeedTask]) -> None:
-        with self.transaction() as db:
-            db.execute("DELETE FROM seeds")
-            db.executemany(
-                "INSERT INTO seeds VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (i, t.id, t.name, t.instruction,
-                     json.dumps([[x.input, x.output] for x in t.instances]),
-                     int(t.is_classification))
-                    for i, t in enumerate(tasks)
-                ],
-            )
+        """Replace the stored seeds (inside the caller's transaction)."""
+        self.db.execute("DELETE FROM seeds")
+        self.db.executemany(
+            "INSERT INTO seeds VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (i, t.id, t.name, t.instruction,
+                 json.dumps([[x.input, x.output] for x in t.instances]),
+                 int(t.is_classification))
+                for i, t in enumerate(tasks)
+            ],
+        )
 
     def load_seeds(self) -> list[SeedTask]:
         rows = self.db.execute("SELECT id, name, instruction, instances, is_classification "
