@@ -6,9 +6,14 @@ import json
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from unittest.mock import ANY
 
 import pytest
+
+from selfinstruct.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_SEEDS = ROOT.parent / "shared" / "data" / "seed_tasks.jsonl"
@@ -46,3 +51,51 @@ def store_snapshot(run_dir: Path) -> dict[str, list[tuple]]:
     }
     with sqlite3.connect(run_dir / "selfinstruct.db") as db:
         return {name: db.execute(sql).fetchall() for name, sql in queries.items()}
+
+
+def write_file(directory: Path, name: str, content: str | bytes) -> Path:
+    path = directory / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def task_line(index: int, **changes: object) -> str:
+    """One line of the paper's seed JSONL, with fields replaced or (value ...) removed."""
+    obj: dict[str, object] = {
+        "id": f"seed_task_{index}",
+        "name": f"task_{index}",
+        "instruction": f"Write a short poem about the number {index}.",
+        "instances": [{"input": "", "output": f"Poem number {index}."}],
+        "is_classification": False,
+    }
+    for key, value in changes.items():
+        if value is ...:
+            obj.pop(key)
+        else:
+            obj[key] = value
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def expect_input_error(load: Callable[[Path], Any], path: Path, *, line: object = ANY,
+                       field: object = ANY, detail: str | None = None) -> InputError:
+    """load(path) raises InputError naming the file, and the line and field when given."""
+    with pytest.raises(InputError) as info:
+        load(path)
+    err = info.value
+    message = str(err)
+    assert err.path == str(path)
+    assert message.startswith(str(path)), message
+    if line is not ANY:
+        assert err.line == line, message
+        if line is not None:
+            assert f"line {line}" in message
+    if field is not ANY:
+        assert err.field == field, message
+        if field is not None:
+            assert f"field '{field}'" in message
+    if detail is not None:
+        assert detail.lower() in err.detail.lower(), message
+    return err

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import task_line, write_file
 
 from selfinstruct.cli import main
 from selfinstruct.store.run_store import RunStore
@@ -29,19 +30,6 @@ SEEDS_TXT = ("Write a haiku about the sea.\nName three primary colors.\n"
              "Summarize the plot of a famous novel.\nExplain how a rainbow forms.\n")
 
 
-def task_line(index: int, **changes: object) -> str:
-    obj: dict[str, object] = {
-        "id": f"seed_task_{index}", "name": f"task_{index}",
-        "instruction": f"Write a short poem about the number {index}.",
-        "instances": [{"input": "", "output": f"Poem number {index}."}],
-        "is_classification": False,
-    }
-    for key, value in changes.items():
-        if value is ...:
-            obj.pop(key)
-        else:
-            obj[key] = value
-    return json.dumps(obj)
 
 
 def invoke(*args: object) -> Result:
@@ -171,12 +159,7 @@ BAD_CONFIGS = {
 
 
 def write_input(tmp_path: Path, name: str, content: str | bytes) -> Path:
-    path = tmp_path / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
+    return write_file(tmp_path, name, content)
 
 
 @pytest.mark.parametrize("name", sorted(BAD_SEEDS))
@@ -650,7 +633,8 @@ def test_rerun_after_store_created_without_seeds(tmp_path: Path) -> None:
 
 
 def test_lone_surrogate_in_seed_file(tmp_path: Path) -> None:
-    seeds = write_input(tmp_path, "seeds.jsonl", task_line(0, name="\ud800"))
+    line = json.dumps(json.loads(task_line(0, name="x")) | {"name": "\ud800"})
+    seeds = write_input(tmp_path, "seeds.jsonl", line)
     assert "\\ud800" in seeds.read_text(encoding="utf-8")
     out = tmp_path / "run"
     result = invoke("run", "--backend", "fake", "--seeds", seeds, "--out", out, "--quiet")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import expect_input_error, write_file
 
 from selfinstruct.cli import main
 from selfinstruct.config import BLOCKED_KEYWORDS, Config, load_config
@@ -80,33 +82,11 @@ n_batch = 256
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "settings.toml") -> Path:
-    path = tmp_path / name
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
+    return write_file(tmp_path, name, text)
 
 
-def expect_error(path: Path, *, line: object = ANY, field: object = ANY,
-                 detail: str | None = None) -> InputError:
-    with pytest.raises(InputError) as info:
-        load_config(path)
-    err = info.value
-    message = str(err)
-    assert err.path == str(path)
-    assert message.startswith(str(path)), message
-    if line is not ANY:
-        assert err.line == line, message
-        if line is not None:
-            assert f"line {line}" in message
-    if field is not ANY:
-        assert err.field == field, message
-        if field is not None:
-            assert f"field '{field}'" in message
-    if detail is not None:
-        assert detail.lower() in err.detail.lower(), message
-    return err
+def expect_error(path: Path, **expected: Any) -> InputError:
+    return expect_input_error(load_config, path, **expected)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import expect_input_error, task_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,47 +31,13 @@ def write(directory: Path, name: str, content: str | bytes) -> Path:
     return path
 
 
-def task_line(index: int, **changes: object) -> str:
-    """One line of the paper's seed JSONL, with fields replaced or (value ...) removed."""
-    obj: dict[str, object] = {
-        "id": f"seed_task_{index}",
-        "name": f"task_{index}",
-        "instruction": f"Write a short poem about the number {index}.",
-        "instances": [{"input": "", "output": f"Poem number {index}."}],
-        "is_classification": False,
-    }
-    for key, value in changes.items():
-        if value is ...:
-            obj.pop(key)
-        else:
-            obj[key] = value
-    return json.dumps(obj, ensure_ascii=False)
-
-
 def jsonl(*lines: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def expect_error(path: Path, *, line: object = ANY, field: object = ANY,
-                 detail: str | None = None) -> InputError:
+def expect_error(path: Path, **expected: Any) -> InputError:
     """load_seeds(path) raises InputError naming the file, line and field."""
-    with pytest.raises(InputError) as info:
-        load_seeds(path)
-    err = info.value
-    message = str(err)
-    assert err.path == str(path)
-    assert message.startswith(str(path)), message
-    if line is not ANY:
-        assert err.line == line, message
-        if line is not None:
-            assert f"line {line}" in message
-    if field is not ANY:
-        assert err.field == field, message
-        if field is not None:
-            assert f"field '{field}'" in message
-    if detail is not None:
-        assert detail.lower() in err.detail.lower(), message
-    return err
+    return expect_input_error(load_seeds, path, **expected)
 
 
 # A valid file of at least four lines in each format, to corrupt line by line.
