@@ -22,6 +22,7 @@ from selfinstruct.pipeline import (
     stage_instances,
     stage_prepare,
 )
+from selfinstruct.reporting.summary import format_total
 
 FLAG_KEYS = {
     "seeds": "seeds",
@@ -116,13 +117,13 @@ def run(**kwargs: Any) -> None:
     """Run all four stages into the run directory --out (resumes an existing run)."""
     ctx = open_run(_options(kwargs), create=True)
     try:
-        stage_bootstrap(ctx)
-        stage_classify(ctx)
-        stage_instances(ctx)
-        _, paths = stage_prepare(ctx)
+        stages = [stage_bootstrap(ctx), stage_classify(ctx), stage_instances(ctx)]
+        prepared, paths = stage_prepare(ctx)
     finally:
         ctx.close()
         ctx.store.close()
+    if not kwargs["quiet"]:
+        click.echo(format_total([*stages, prepared]), err=True)
     _print_outputs(paths)
 
 
