@@ -52,6 +52,9 @@ def open_run(options: RunOptions, *, create: bool) -> RunContext:
         raise RunError(f"{out} is not a run directory (start one with 'selfinstruct run')")
     if out.exists() and not out.is_dir():
         raise RunError(f"{out} exists and is not a directory")
+    if not exists and out.is_dir() and any(out.iterdir()):
+        raise RunError(f"{out} is a non-empty directory without a run in it; "
+                       "choose a new or empty --out directory")
     store = RunStore.open(out) if exists else None
     try:
         base = store.get_meta("config") if store else None
