@@ -452,7 +452,7 @@ def test_stage_on_existing_run_without_backend_flag_uses_runs_backend(bootstrapp
 @pytest.mark.parametrize("command", ["run", "bootstrap", "classify"])
 def test_unknown_backend_flag(tmp_path: Path, command: str) -> None:
     out = tmp_path / "run"
-    result = invoke(command, "--backend", "openai", "--out", out)
+    result = invoke(command, "--backend", "nosuchbackend", "--out", out)
     assert result.exit_code == 2
     assert "Invalid value for '--backend'" in result.stderr
     assert "embedded" in result.stderr and "fake" in result.stderr

@@ -78,6 +78,21 @@ model_path = "/models/tiny.gguf"
 n_ctx = 2048
 n_threads = 4
 n_batch = 256
+
+[openai]
+base_url = "http://127.0.0.1:8000/v1"
+api_key_env = "MY_KEY"
+max_concurrency = 64
+timeout = 30.0
+max_attempts = 3
+backoff_base = 0.5
+backoff_max = 10.0
+requests_per_minute = 600.0
+tokens_per_minute = 100000.0
+
+[pricing]
+input_per_million = 0.5
+output_per_million = 1.5
 """
 
 

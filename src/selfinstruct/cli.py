@@ -36,6 +36,11 @@ FLAG_KEYS = {
     "tokenizer": "bootstrap.tokenizer",
     "include_seed_tasks": "prepare.include_seed_tasks",
     "max_instances_per_task": "prepare.max_instances_per_task",
+    "base_url": "openai.base_url",
+    "api_key_env": "openai.api_key_env",
+    "concurrency": "openai.max_concurrency",
+    "requests_per_minute": "openai.requests_per_minute",
+    "tokens_per_minute": "openai.tokens_per_minute",
 }
 
 
@@ -70,6 +75,17 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Add the seed tasks' instances to the fine-tuning data."),
         click.option("--max-instances-per-task", type=click.IntRange(min=1),
                      help="Cap on instances per task in the fine-tuning data (5)."),
+        click.option("--base-url", help="openai backend: the server's base URL, e.g. "
+                                         "http://127.0.0.1:8000/v1 (default: OpenAI's)."),
+        click.option("--api-key-env", metavar="NAME",
+                     help="openai backend: environment variable holding the API key "
+                          "(default OPENAI_API_KEY). The key itself is never stored."),
+        click.option("--concurrency", type=click.IntRange(min=1),
+                     help="openai backend: requests kept in flight (16)."),
+        click.option("--requests-per-minute", type=click.FloatRange(min=0),
+                     help="openai backend: client-side request rate limit (0: none)."),
+        click.option("--tokens-per-minute", type=click.FloatRange(min=0),
+                     help="openai backend: client-side token rate limit (0: none)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars or summaries."),
     ]
     for option in reversed(options):
@@ -123,7 +139,7 @@ def run(**kwargs: Any) -> None:
         ctx.close()
         ctx.store.close()
     if not kwargs["quiet"]:
-        click.echo(format_total([*stages, prepared]), err=True)
+        click.echo(format_total([*stages, prepared], ctx.config.pricing), err=True)
     _print_outputs(paths)
 
 

@@ -94,6 +94,29 @@ class EmbeddedSettings:
 
 
 @dataclass
+class OpenAISettings:
+    """Any OpenAI-compatible server."""
+
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = 16
+    timeout: float = 120.0
+    max_attempts: int = 6
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    requests_per_minute: float = 0.0
+    tokens_per_minute: float = 0.0
+
+
+@dataclass
+class PricingSettings:
+    """Prices per million tokens, for cost in summaries and --estimate (0: not shown)."""
+
+    input_per_million: float = 0.0
+    output_per_million: float = 0.0
+
+
+@dataclass
 class Config:
     seeds: str = ""
     num_instructions: int = 100
@@ -107,6 +130,8 @@ class Config:
     instances: InstancesSettings = field(default_factory=InstancesSettings)
     prepare: PrepareSettings = field(default_factory=PrepareSettings)
     embedded: EmbeddedSettings = field(default_factory=EmbeddedSettings)
+    openai: OpenAISettings = field(default_factory=OpenAISettings)
+    pricing: PricingSettings = field(default_factory=PricingSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -178,6 +203,15 @@ def validate(config: Config, path: Path | str = "<command line>", text: str = ""
         fail("bootstrap.min_words", "must be between 0 and max_words")
     if b.most_similar < 0:
         fail("bootstrap.most_similar", "must be >= 0")
+    o = config.openai
+    if not 1 <= o.max_concurrency <= 4096:
+        fail("openai.max_concurrency", "must be between 1 and 4096")
+    if o.max_attempts < 1:
+        fail("openai.max_attempts", "must be >= 1")
+    if o.timeout <= 0:
+        fail("openai.timeout", "must be > 0")
+    if config.backend == "openai" and not config.model:
+        fail("model", "the openai backend needs a model name (--model)")
     if config.embedded.n_ctx < 256:
         fail("embedded.n_ctx", "must be >= 256")
     if not 0.0 <= b.rouge_threshold <= 1.0:

@@ -145,7 +145,7 @@ def write_run_file(ctx: RunContext) -> None:
 def _finish(ctx: RunContext, stats: StageStats) -> StageStats:
     ctx.store.add_stage_run(stats.stage, stats.started_at, stats.seconds, stats.as_dict())
     write_run_file(ctx)
-    print_summary(stats, quiet=ctx.quiet)
+    print_summary(stats, ctx.config.pricing, quiet=ctx.quiet)
     return stats
 
 

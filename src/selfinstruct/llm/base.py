@@ -2,7 +2,9 @@
 
 A backend implements `generate` (blocking) or `agenerate` (async); each has a default built
 on the other, so a local engine and an HTTP client both fit. Every completion reports its
-finish reason ("stop" or "length") and token usage.
+finish reason ("stop" or "length") and token usage. `stream` hands each result over as soon
+as it is ready (so callers can store it at once); a request that failed for good, after the
+backend's own retries, comes back as a `Failure` and the others go on.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -66,10 +68,24 @@ class Completion:
         return self.finish_reason == "length"
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A request that got no usable answer (after retries): why, and how often it was tried."""
+
+    reason: str
+    attempts: int = 1
+    detail: str = ""
+
+
+Result = Completion | Failure
+OnResult = Callable[[int, Result], None]
+
+
 class LLM:
     """Base class of every backend: override `generate` or `agenerate` (or both)."""
 
     name: str = ""
+    concurrency: int = 1
 
     def __init__(self, model: str = "") -> None:
         self.model = model
@@ -81,6 +97,11 @@ class LLM:
         if type(self).generate is LLM.generate:
             raise NotImplementedError(f"{type(self).__name__} implements neither generate")
         return await asyncio.to_thread(self.generate, requests)
+
+    def stream(self, requests: Sequence[Request], on_result: OnResult) -> None:
+        """Call on_result(index, result) for each request as its result is ready."""
+        for index, request in enumerate(requests):
+            on_result(index, self.generate([request])[0])
 
     def identity(self) -> dict[str, str]:
         """What determines this backend's answers: recorded in the run and in cache keys."""

@@ -27,9 +27,22 @@ class FakeLLM(LLM):
 
     def _answer(self, request: Request) -> Completion:
         rng = random.Random(_digest(request))
-        writer = WRITERS.get(request.task, _write_generic)
+        writer = WRITERS.get(request.task or infer_task(request), _write_generic)
         text = writer(rng, request)
         return _finish(text, request)
+
+
+def infer_task(request: Request) -> str:
+    """The stage a request comes from, read off our prompts (for requests that arrive over
+    HTTP without our task label)."""
+    text = _prompt_text(request)
+    if "Is it classification?" in text:
+        return "classify"
+    if "Class label:" in text:
+        return "instances_classification"
+    if "Task:" in text:
+        return "instances_generation"
+    return "bootstrap"
 
 
 def _digest(request: Request) -> str:

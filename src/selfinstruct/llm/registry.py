@@ -24,9 +24,16 @@ def _fake(config: Config) -> LLM:
     return FakeLLM(model=model_name(config))
 
 
+def _openai(config: Config) -> LLM:
+    from selfinstruct.llm.openai_backend import OpenAIBackend
+
+    return OpenAIBackend.from_config(config)
+
+
 FACTORIES: dict[str, Callable[[Config], LLM]] = {
     "embedded": _embedded,
     "fake": _fake,
+    "openai": _openai,
 }
 
 

@@ -19,6 +19,8 @@ class StageStats:
     kept: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     notes: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    last_failure: str = ""
     started_at: str = field(default_factory=now)
     _t0: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
@@ -44,5 +46,6 @@ class StageStats:
             "kept": self.kept,
             "dropped": {k: v for k, v in sorted(self.dropped.items()) if v},
             "notes": dict(sorted(self.notes.items())),
+            "failed": dict(sorted(self.failed.items())),
             "seconds": round(self.seconds, 3),
         }

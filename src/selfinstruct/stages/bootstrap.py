@@ -69,6 +69,9 @@ class Bootstrap:
         finally:
             progress.close()
             self.stats.stop()
+        if self.stats.failed and not self.stats.kept and len(self.machine) < target:
+            raise RunError(f"every bootstrap request failed; last error: "
+                           f"{self.stats.last_failure}")
         return self.stats
 
     def _run_batch(self, batch: int, target: int, progress: Progress) -> None:
@@ -109,9 +112,13 @@ class Bootstrap:
         return self.ctx.templates.render(self.style, name, tasks=numbered, next_number=nxt,
                                          last_number=nxt + len(lines) - 1)
 
-    def _judge_response(self, request_idx: int, batch: int, key: str, answer: Completion,
-                        target: int, progress: Progress) -> str | None:
+    def _judge_response(self, request_idx: int, batch: int, key: str,
+                        answer: Completion | None, target: int,
+                        progress: Progress) -> str | None:
         """Judge the pieces of one response; the outcome once all are decided, else None."""
+        if answer is None:
+            self.stats.dropped["request_failed"] += 1
+            return "failed"
         if answer.truncated:
             self.stats.dropped["response_truncated"] += 1
             return "truncated"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from selfinstruct.config import Config
-from selfinstruct.llm.base import LLM, Completion, Request
+from selfinstruct.llm.base import LLM, Completion, Failure, Request, Result
 from selfinstruct.llm.registry import create_backend, model_name
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.reporting.stats import StageStats
@@ -36,24 +37,35 @@ class RunContext:
         return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") >> 1
 
     def complete(self, stage: str, requests: Sequence[Request],
-                 stats: StageStats) -> list[tuple[str, Completion]]:
-        """Answer requests, from the run's cache where possible; new answers are stored
-        before they are used. Returns (cache key, completion) pairs in request order."""
+                 stats: StageStats) -> list[tuple[str, Completion | None]]:
+        """Answer requests, from the run's cache where possible. Each new answer is stored
+        the moment it arrives. Returns (cache key, completion) pairs in request order, with
+        None for a request that failed for good (counted in stats)."""
         backend_id = self.backend_id()
         keys = [request.key(backend_id) for request in requests]
-        found = {key: self.store.cached(key) for key in keys}
+        found: dict[str, Completion | None] = {key: self.store.cached(key) for key in keys}
         missing = [(k, r) for k, r in zip(keys, requests, strict=True) if found[k] is None]
         stats.cached += len(requests) - len(missing)
+
+        def on_result(index: int, result: Result) -> None:
+            key, request = missing[index]
+            stats.requests += 1
+            if isinstance(result, Failure):
+                stats.failed[result.reason] += 1
+                stats.last_failure = result.detail
+                return
+            self.store.put_response(key, stage, request, result)
+            found[key] = result
+            stats.prompt_tokens += result.prompt_tokens
+            stats.completion_tokens += result.completion_tokens
+
         if missing:
-            answers = self.llm.generate([r for _, r in missing])
-            with self.store.transaction():
-                for (key, request), answer in zip(missing, answers, strict=True):
-                    self.store.put_response(key, stage, request, answer)
-                    found[key] = answer
-            stats.requests += len(missing)
-            stats.prompt_tokens += sum(a.prompt_tokens for a in answers)
-            stats.completion_tokens += sum(a.completion_tokens for a in answers)
-        return [(key, found[key]) for key in keys]  # type: ignore[misc]
+            before = Counter(getattr(self.llm, "counters", {}))
+            self.llm.stream([r for _, r in missing], on_result)
+            after = Counter(getattr(self.llm, "counters", {}))
+            stats.notes.update({f"http_{k}" if k[0].isdigit() else k: v
+                                for k, v in (after - before).items()})
+        return [(key, found[key]) for key in keys]
 
     def backend_id(self) -> str:
         """Identifies the model answering (part of every cache key), without loading it."""

@@ -23,9 +23,13 @@ def run_instances(ctx: RunContext) -> StageStats:
     done = set(ctx.store.raw_instances())
     rows = ctx.store.instructions()
     unlabelled = [r for r in rows if r.id not in labels]
-    if unlabelled:
-        raise RunError(f"{len(unlabelled)} instructions have no classification label yet; "
+    if rows and len(unlabelled) == len(rows):
+        raise RunError("no instruction has a classification label yet; "
                        "run the classify stage first")
+    stats = StageStats(STAGE)
+    if unlabelled:
+        stats.drop("no_label", len(unlabelled))
+        rows = [r for r in rows if r.id in labels]
 
     def make_requests(window: Sequence[InstructionRow],
                       batch: Sequence[InstructionRow]) -> list[Request]:
@@ -54,6 +58,5 @@ def run_instances(ctx: RunContext) -> StageStats:
         ctx.store.put_instances(row.id, answer.text, answer.finish_reason, key)
         return None
 
-    stats = StageStats(STAGE)
     return run_per_instruction(ctx, stats, rows, done, settings.request_batch_size,
                                make_requests, record)

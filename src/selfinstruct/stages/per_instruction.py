@@ -1,13 +1,16 @@
 """Shared loop of the classify and instances stages: one request per instruction, in
-acceptance order, batch by batch, each result committed as soon as it arrives.
+acceptance order, each result committed as soon as it arrives.
 
 Batches are fixed windows of the instruction list (instructions 1-5, 6-10, ...), whatever is
-already done, so a request never depends on where an earlier process was interrupted."""
+already done, so a request never depends on where an earlier process was interrupted. Several
+windows go out together when the backend keeps more requests in flight than one window holds.
+Requests that failed for good are tried again in up to two more passes."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.reporting.progress import Progress
 from selfinstruct.reporting.stats import StageStats
@@ -16,6 +19,7 @@ from selfinstruct.store.run_store import InstructionRow
 
 MakeRequests = Callable[[Sequence[InstructionRow], Sequence[InstructionRow]], list[Request]]
 Record = Callable[[InstructionRow, str, Completion], str | None]
+PASSES = 3
 
 
 def run_per_instruction(
@@ -29,23 +33,50 @@ def run_per_instruction(
 ) -> StageStats:
     """`make_requests(window, pending)` builds the requests of the pending rows of a window;
     `record` stores one result inside a transaction and returns a drop reason or None."""
-    progress = Progress(stats, len(rows), len(done), quiet=ctx.quiet)
+    done = set(done)
+    windows = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    per_wave = max(1, -(-ctx.llm.concurrency // batch_size)) if _pending(windows, done) else 1
+    progress = Progress(stats, len(rows), len(done & {r.id for r in rows}), quiet=ctx.quiet)
     try:
-        for start in range(0, len(rows), batch_size):
-            window = rows[start : start + batch_size]
-            batch = [row for row in window if row.id not in done]
-            if not batch:
-                continue
-            answers = ctx.complete(stats.stage, make_requests(window, batch), stats)
-            for row, (key, answer) in zip(batch, answers, strict=True):
-                with ctx.store.transaction():
-                    reason = record(row, key, answer)
-                if reason:
-                    stats.dropped[reason] += 1
-                else:
-                    stats.kept += 1
-                progress.advance()
+        for _ in range(PASSES):
+            waves = [windows[i : i + per_wave] for i in range(0, len(windows), per_wave)]
+            for wave in waves:
+                _run_wave(ctx, stats, wave, done, make_requests, record, progress)
+            if not _pending(windows, done):
+                break
     finally:
         progress.close()
         stats.stop()
+    if stats.failed and not stats.kept and not stats.cached:
+        raise RunError(f"every {stats.stage} request failed; last error: {stats.last_failure}")
     return stats
+
+
+def _pending(windows: list[Sequence[InstructionRow]], done: set[int]) -> bool:
+    return any(row.id not in done for window in windows for row in window)
+
+
+def _run_wave(ctx: RunContext, stats: StageStats, wave: list[Sequence[InstructionRow]],
+              done: set[int], make_requests: MakeRequests, record: Record,
+              progress: Progress) -> None:
+    rows: list[InstructionRow] = []
+    requests: list[Request] = []
+    for window in wave:
+        batch = [row for row in window if row.id not in done]
+        if batch:
+            rows += batch
+            requests += make_requests(window, batch)
+    if not requests:
+        return
+    answers = ctx.complete(stats.stage, requests, stats)
+    for row, (key, answer) in zip(rows, answers, strict=True):
+        if answer is None:
+            continue
+        with ctx.store.transaction():
+            reason = record(row, key, answer)
+        done.add(row.id)
+        if reason:
+            stats.drop(reason)
+        else:
+            stats.kept += 1
+        progress.advance()

@@ -1,0 +1,197 @@
+"""Any OpenAI-compatible server (OpenAI, vLLM, SGLang, llama.cpp, Ollama, TGI) over httpx.
+
+Keeps up to `max_concurrency` requests in flight, retries what is worth retrying (429, 5xx,
+timeouts, dropped connections, malformed bodies) with exponential backoff and jitter, honours
+Retry-After, and stops at once on answers no retry can fix (401/403, unknown model, a server
+that cannot be reached at all). The API key is read from an environment variable and only
+ever placed in the Authorization header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from selfinstruct.errors import BackendError
+from selfinstruct.llm.base import LLM, Completion, Failure, OnResult, Request, Result
+from selfinstruct.llm.openai_format import MalformedResponse, parse_body, request_body
+from selfinstruct.llm.rate_limit import RateLimiter
+
+if TYPE_CHECKING:
+    from selfinstruct.config import Config, OpenAISettings
+
+RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
+FATAL = {401: "the API key was refused", 403: "access is forbidden"}
+MAX_RETRY_AFTER = 600.0
+
+
+class OpenAIBackend(LLM):
+    name = "openai"
+
+    def __init__(self, settings: OpenAISettings, model: str, api_key: str | None) -> None:
+        super().__init__(model=model)
+        if not model:
+            raise BackendError("--backend openai needs --model (the name the server serves)")
+        self.settings = settings
+        self.base_url = settings.base_url.rstrip("/")
+        self.concurrency = settings.max_concurrency
+        self._key = api_key or ""
+        self.counters: Counter[str] = Counter()
+        self._runner: asyncio.Runner | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._limiter: RateLimiter | None = None
+        self._reached = False
+
+    @classmethod
+    def from_config(cls, config: Config) -> OpenAIBackend:
+        settings = config.openai
+        return cls(settings, config.model, os.environ.get(settings.api_key_env) or None)
+
+    def identity(self) -> dict[str, str]:
+        return {"backend": self.name, "model": self.model, "base_url": self.base_url}
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        results: list[Result | None] = [None] * len(requests)
+        self.stream(requests, results.__setitem__)
+        failures = [r for r in results if isinstance(r, Failure)]
+        if failures:
+            raise BackendError(f"{len(failures)} requests failed: {failures[0].detail}")
+        return results  # type: ignore[return-value]
+
+    def stream(self, requests: Sequence[Request], on_result: OnResult) -> None:
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        self._runner.run(self._stream(requests, on_result))
+
+    async def _stream(self, requests: Sequence[Request], on_result: OnResult) -> None:
+        client = self._ensure_client()
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(index: int, request: Request) -> None:
+            async with gate:
+                result = await self._attempts(client, request)
+            on_result(index, result)
+
+        tasks = [asyncio.create_task(one(i, r)) for i, r in enumerate(requests)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _ensure_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+            limits = httpx.Limits(max_connections=self.concurrency,
+                                  max_keepalive_connections=self.concurrency)
+            self._client = httpx.AsyncClient(headers=headers, limits=limits,
+                                             timeout=self.settings.timeout)
+            self._limiter = RateLimiter(self.settings.requests_per_minute,
+                                        self.settings.tokens_per_minute)
+        return self._client
+
+    async def _attempts(self, client: httpx.AsyncClient, request: Request) -> Result:
+        path = "/chat/completions" if request.is_chat else "/completions"
+        body = request_body(request, self.model)
+        cost = len(str(body.get("prompt") or body.get("messages"))) / 4 + request.max_tokens
+        reason, detail = "", ""
+        attempts = self.settings.max_attempts
+        for attempt in range(1, attempts + 1):
+            assert self._limiter is not None
+            await self._limiter.acquire(cost)
+            outcome = await self._attempt(client, path, body, request.is_chat)
+            if isinstance(outcome, Completion):
+                return outcome
+            reason, detail, retry_after, retry = outcome
+            self.counters[reason] += 1
+            if not retry:
+                break
+            if attempt < attempts:
+                self.counters["retries"] += 1
+                await asyncio.sleep(self._delay(attempt, retry_after))
+        return Failure(reason, attempts=attempt, detail=self._scrub(detail))
+
+    async def _attempt(self, client: httpx.AsyncClient, path: str, body: dict[str, Any],
+                       chat: bool) -> Completion | tuple[str, str, float | None, bool]:
+        """One try: a Completion, or (reason, detail, retry-after, worth retrying)."""
+        url = self.base_url + path
+        try:
+            response = await client.post(url, json=body)
+        except httpx.TimeoutException:
+            return "timeout", f"no answer from {url} within {self.settings.timeout}s", None, True
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise BackendError(f"bad --base-url {self.base_url!r}: {exc}") from exc
+        except httpx.ConnectError as exc:
+            if not self._reached:
+                raise BackendError(f"cannot connect to {self.base_url}: {exc}; "
+                                   "check --base-url and that the server is running") from exc
+            return "connection", f"connection to {url} failed: {exc}", None, True
+        except httpx.TransportError as exc:
+            return "connection", f"connection to {url} dropped: {exc!r}", None, True
+        self._reached = True
+        status = response.status_code
+        if status == 200:
+            try:
+                return parse_body(response.json(), chat)
+            except (ValueError, MalformedResponse) as exc:
+                return "malformed", f"malformed response body: {str(exc)[:200]}", None, True
+        message = _server_message(response)
+        if status in FATAL:
+            raise BackendError(self._scrub(
+                f"{url} answered {status}: {FATAL[status]} ({message}); check the key in "
+                f"${self.settings.api_key_env} and the server's access rules"))
+        if status == 404:
+            raise BackendError(self._scrub(
+                f"{url} answered 404 ({message}); check --model {self.model!r} and --base-url"))
+        retry = status in RETRYABLE
+        return f"http_{status}", f"{url} answered {status}: {message}", _retry_after(
+            response), retry
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempt - 1))
+        jittered = backoff * random.uniform(0.5, 1.0)
+        if retry_after is not None:
+            return max(retry_after, 0.0) * random.uniform(1.0, 1.1)
+        return jittered
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def close(self) -> None:
+        if self._runner is not None:
+            if self._client is not None:
+                self._runner.run(self._client.aclose())
+            self._runner.close()
+        self._runner = None
+        self._client = None
+
+
+def _server_message(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error")
+        text = error.get("message") if isinstance(error, dict) else error
+    except (ValueError, AttributeError):
+        text = response.text
+    return " ".join(str(text or response.reason_phrase).split())[:300]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(float(value), MAX_RETRY_AFTER)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        if when is None:
+            return None
+        return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)

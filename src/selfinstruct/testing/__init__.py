@@ -1,0 +1,1 @@
+"""Test and benchmark helpers: a local OpenAI-compatible server answering with FakeLLM."""

@@ -1,0 +1,701 @@
+"""A real local OpenAI-compatible HTTP server for tests and benchmarks (stdlib only).
+
+It answers POST /v1/completions and POST /v1/chat/completions with a shared `FakeLLM` (so
+answers are deterministic), lists models at GET /v1/models, and can inject latency and faults
+the way a busy provider does: 429 with Retry-After, 500, 503, a dropped connection, a body cut
+in half, or a very slow answer. Faults are drawn from `random.Random(seed)`, so the sequence of
+faults over a run's requests is reproducible.
+
+    with MockOpenAIServer(latency=0.1, fault_rate=0.2) as server:
+        client = OpenAIClient(base_url=server.base_url, ...)
+
+Run it by hand with `python -m selfinstruct.testing.openai_server --port 8000 ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hmac
+import json
+import os
+import random
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from selfinstruct.llm.base import Completion, Request
+from selfinstruct.llm.fake import FakeLLM
+
+FAULT_KINDS = ("429", "500", "503", "drop", "truncated", "slow")
+DEFAULT_MODEL = "fake"
+DECODING_FLOATS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+
+
+class ApiError(Exception):
+    """An error answered as an OpenAI-style JSON error body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.kind = kind
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Counters
+
+
+class _Stats:
+    """Thread-safe counters. Never holds request headers or keys."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._prompts_ok = 0
+        self._status: Counter[int] = Counter()
+        self._faults: Counter[str] = Counter()
+
+    def request(self) -> None:
+        with self._lock:
+            self._requests += 1
+
+    def status(self, code: int) -> None:
+        with self._lock:
+            self._status[code] += 1
+
+    def fault(self, kind: str) -> None:
+        with self._lock:
+            self._faults[kind] += 1
+
+    def prompts_ok(self, count: int) -> None:
+        with self._lock:
+            self._prompts_ok += count
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": self._requests,
+                "status": dict(self._status),
+                "faults": dict(self._faults),
+                "prompts_ok": self._prompts_ok,
+            }
+
+
+# ---------------------------------------------------------------------------------------------
+# Request parsing: OpenAI JSON bodies into selfinstruct Requests
+
+
+def _parse_json(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(400, f"We could not parse the JSON body of your request: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    return payload
+
+
+def _model_of(payload: dict[str, Any]) -> str:
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "You must provide a model parameter.", param="model")
+    return model
+
+
+def _integer(value: Any, name: str, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, f"'{name}' must be an integer.", param=name)
+    if minimum is not None and value < minimum:
+        raise ApiError(400, f"'{name}' must be at least {minimum}.", param=name)
+    return value
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(400, f"'{name}' must be a number.", param=name)
+    return float(value)
+
+
+def _stop(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return tuple(value)
+    raise ApiError(400, "'stop' must be null, a string or a list of strings.", param="stop")
+
+
+def _decoding(payload: dict[str, Any]) -> dict[str, Any]:
+    """The decoding fields of a body, as keyword arguments of `Request`."""
+    if payload.get("n") not in (None, 1):
+        raise ApiError(400, "Only n=1 is supported.", param="n")
+    fields: dict[str, Any] = {"stop": _stop(payload.get("stop"))}
+    max_tokens = payload.get("max_tokens", payload.get("max_completion_tokens"))
+    if max_tokens is not None:
+        fields["max_tokens"] = _integer(max_tokens, "max_tokens", minimum=1)
+    for name in DECODING_FLOATS:
+        if payload.get(name) is not None:
+            fields[name] = _number(payload[name], name)
+    if payload.get("seed") is not None:
+        fields["seed"] = _integer(payload["seed"], "seed")
+    return fields
+
+
+def _prompts(payload: dict[str, Any]) -> list[str]:
+    prompt = payload.get("prompt")
+    if isinstance(prompt, str):
+        return [prompt]
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        return list(prompt)
+    raise ApiError(400, "'prompt' must be a string or a non-empty list of strings.",
+                   param="prompt")
+
+
+def _content(value: Any) -> str:
+    """A message's content: a string, null, or a list of {"type": "text", "text": ...} parts."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(
+        isinstance(part, dict) and isinstance(part.get("text"), str) for part in value
+    ):
+        return "".join(part["text"] for part in value)
+    raise ApiError(400, "A message's 'content' must be a string.", param="messages")
+
+
+def _messages(payload: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "'messages' must be a non-empty list.", param="messages")
+    pairs = []
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise ApiError(400, "Each message needs a 'role' and a 'content'.",
+                           param="messages")
+        pairs.append((message["role"], _content(message.get("content"))))
+    return tuple(pairs)
+
+
+def completion_requests(payload: dict[str, Any]) -> list[Request]:
+    """One `Request` per prompt of a /v1/completions body."""
+    fields = _decoding(payload)
+    return [Request(prompt=prompt, task="", **fields) for prompt in _prompts(payload)]
+
+
+def chat_requests(payload: dict[str, Any]) -> list[Request]:
+    """The single `Request` of a /v1/chat/completions body."""
+    return [Request(messages=_messages(payload), task="", **_decoding(payload))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Replies in the OpenAI shapes
+
+
+def _usage(completions: Sequence[Completion]) -> dict[str, int]:
+    prompt_tokens = sum(c.prompt_tokens for c in completions)
+    completion_tokens = sum(c.completion_tokens for c in completions)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def completion_reply(number: int, model: str, completions: Sequence[Completion]) -> dict:
+    choices = [
+        {"index": i, "text": c.text, "finish_reason": c.finish_reason, "logprobs": None}
+        for i, c in enumerate(completions)
+    ]
+    return {
+        "id": f"cmpl-{number}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": _usage(completions),
+    }
+
+
+def chat_reply(number: int, model: str, completions: Sequence[Completion]) -> dict:
+    choices = [
+        {
+            "index": i,
+            "message": {"role": "assistant", "content": c.text},
+            "finish_reason": c.finish_reason,
+        }
+        for i, c in enumerate(completions)
+    ]
+    return {
+        "id": f"chatcmpl-{number}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": _usage(completions),
+    }
+
+
+def format_seconds(value: float) -> str:
+    """Seconds as a Retry-After value: "1" for 1.0, "0.2" for 0.2."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _fault_error(kind: str, retry_after: float) -> ApiError:
+    if kind == "429":
+        return ApiError(429, "Rate limit reached for requests. Please retry later.",
+                        kind="rate_limit_error", code="rate_limit_exceeded",
+                        headers={"Retry-After": format_seconds(retry_after)})
+    if kind == "503":
+        return ApiError(503, "The server is overloaded or not ready yet.",
+                        kind="server_error", code="service_unavailable")
+    return ApiError(500, "The server had an error while processing your request.",
+                    kind="server_error", code="internal_error")
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP plumbing
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """A threading server that tracks open connections so stop() can close them."""
+
+    daemon_threads = True
+    block_on_close = False  # never join handler threads (a "slow" answer may still sleep)
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], owner: MockOpenAIServer) -> None:
+        self.owner = owner
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); skip it.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def track(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(connection)
+
+    def untrack(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            _shutdown_socket(connection)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return  # the client went away (e.g. it timed out on a "slow" answer)
+        super().handle_error(request, client_address)
+
+
+def _shutdown_socket(connection: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        connection.shutdown(socket.SHUT_RDWR)
+
+
+Route = Callable[["_Handler", bytes], None]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms stalls
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.owner.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        owner = self.server.owner
+        owner._stats.request()
+        try:
+            body = self._read_body()
+            owner.check_auth(self.headers.get("Authorization"))
+            self._route(method)(self, body)
+        except ApiError as error:
+            self.send_json(error.status, error.body(), error.headers)
+
+    def _route(self, method: str) -> Route:
+        path = urlsplit(self.path).path.rstrip("/")
+        methods = ROUTES.get(path)
+        if methods is None:
+            raise ApiError(404, f"Unknown request URL: {method} {path}.", code="unknown_url")
+        if method not in methods:
+            raise ApiError(405, f"Method {method} is not allowed on {path}.",
+                           code="method_not_allowed")
+        return methods[method]
+
+    def _read_body(self) -> bytes:
+        """The request body (read fully, so the connection can be kept alive)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise ApiError(411, "A Content-Length header is required.")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            raise ApiError(400, "Invalid Content-Length header.") from None
+        return self.rfile.read(length) if length > 0 else b""
+
+    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        self.send_bytes(status, json.dumps(payload).encode("utf-8"), headers)
+
+    def send_bytes(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.server.owner._stats.status(status)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def drop(self) -> None:
+        """Close the connection without sending any response."""
+        self.close_connection = True
+        _shutdown_socket(self.connection)
+
+    # Endpoints -------------------------------------------------------------------------------
+
+    def list_models(self, body: bytes) -> None:
+        data = [
+            {"id": model, "object": "model", "created": 0, "owned_by": "selfinstruct"}
+            for model in self.server.owner.served_models
+        ]
+        self.send_json(200, {"object": "list", "data": data})
+
+    def completions(self, body: bytes) -> None:
+        self._generate(body, completion_requests, completion_reply)
+
+    def chat_completions(self, body: bytes) -> None:
+        self._generate(body, chat_requests, chat_reply)
+
+    def _generate(
+        self,
+        body: bytes,
+        parse: Callable[[dict[str, Any]], list[Request]],
+        reply: Callable[[int, str, Sequence[Completion]], dict],
+    ) -> None:
+        owner = self.server.owner
+        payload = _parse_json(body)
+        model = _model_of(payload)
+        owner.check_model(model)
+        requests = parse(payload)
+        fault = owner.draw_fault()
+        owner.wait(owner.latency)
+        if fault in ("429", "500", "503"):
+            raise _fault_error(fault, owner.retry_after)
+        if fault == "drop":
+            self.drop()
+            return
+        if fault == "slow":
+            owner.wait(owner.slow_seconds)
+        answer = reply(owner.next_id(), model, owner.answer(requests))
+        if fault == "truncated":
+            encoded = json.dumps(answer).encode("utf-8")
+            self.send_bytes(200, encoded[: len(encoded) // 2])
+            return
+        self.send_json(200, answer)
+        owner._stats.prompts_ok(len(requests))
+
+
+ROUTES: dict[str, dict[str, Route]] = {
+    "/v1/models": {"GET": _Handler.list_models},
+    "/v1/completions": {"POST": _Handler.completions},
+    "/v1/chat/completions": {"POST": _Handler.chat_completions},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The server
+
+
+class MockOpenAIServer:
+    """A local OpenAI-compatible server answering with FakeLLM, with latency and faults.
+
+    Use as a context manager or call start()/stop(). `base_url` is "http://HOST:PORT/v1";
+    `stats` is a snapshot of the counters (requests, per-status, per-fault, prompts answered).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        fault_rate: float = 0.0,
+        faults: Sequence[str] = FAULT_KINDS,
+        retry_after: float = 1.0,
+        slow_seconds: float = 5.0,
+        api_key: str | None = None,
+        models: Sequence[str] | None = None,
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        _validate(latency, fault_rate, faults, retry_after, slow_seconds, models)
+        self.host = host
+        self.latency = latency
+        self.fault_rate = fault_rate
+        self.faults = tuple(faults)
+        self.retry_after = retry_after
+        self.slow_seconds = slow_seconds
+        self.models = tuple(models) if models is not None else None
+        self.seed = seed
+        self.verbose = verbose
+        self._api_key = api_key
+        self._requested_port = port
+        self._llm = FakeLLM(model=self.served_models[0])
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._ids = 0
+        self._stats = _Stats()
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> MockOpenAIServer:
+        """Bind and serve in a daemon thread; returns self."""
+        if self._httpd is not None:
+            raise RuntimeError("the server is already running")
+        self._stopping.clear()
+        self._httpd = _HTTPServer((self.host, self._requested_port), self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"mock-openai-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket and every open connection."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        httpd.close_connections()
+        self._stopping.set()  # after closing, so a woken "slow" answer has nowhere to go
+        if thread is not None:
+            thread.join(timeout=5)
+        self._httpd, self._thread = None, None
+
+    def __enter__(self) -> MockOpenAIServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # Public attributes -----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("the server is not running")
+        return self._httpd.server_port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def served_models(self) -> tuple[str, ...]:
+        return self.models if self.models else (DEFAULT_MODEL,)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return self._stats.snapshot()
+
+    # Used by the request handler -------------------------------------------------------------
+
+    def check_auth(self, header: str | None) -> None:
+        if self._api_key is None:
+            return
+        expected = f"Bearer {self._api_key}".encode()
+        if header is None or not hmac.compare_digest(header.encode("utf-8"), expected):
+            raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+
+    def check_model(self, model: str) -> None:
+        if self.models is not None and model not in self.models:
+            raise ApiError(404, f"The model '{model}' does not exist", code="model_not_found",
+                           param="model")
+
+    def draw_fault(self) -> str | None:
+        """The fault for this request, if one fires (one draw per request, in arrival order)."""
+        with self._lock:
+            fires = self._rng.random() < self.fault_rate
+            kind = self._rng.choice(self.faults) if fires else None
+        if kind is not None:
+            self._stats.fault(kind)
+        return kind
+
+    def next_id(self) -> int:
+        with self._lock:
+            self._ids += 1
+            return self._ids
+
+    def answer(self, requests: Sequence[Request]) -> list[Completion]:
+        try:
+            return self._llm.generate(list(requests))
+        except Exception as exc:  # a bug in the fake backend: answer like a broken server
+            raise ApiError(500, f"FakeLLM failed: {type(exc).__name__}: {exc}",
+                           kind="server_error", code="internal_error") from exc
+
+    def wait(self, seconds: float) -> None:
+        """Sleep, but wake early when the server stops."""
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+
+def _validate(
+    latency: float,
+    fault_rate: float,
+    faults: Sequence[str],
+    retry_after: float,
+    slow_seconds: float,
+    models: Sequence[str] | None,
+) -> None:
+    if isinstance(faults, str):
+        raise ValueError("faults is a sequence of kinds, not a string")
+    unknown = [kind for kind in faults if kind not in FAULT_KINDS]
+    if unknown:
+        raise ValueError(f"unknown fault kinds {unknown}; known: {', '.join(FAULT_KINDS)}")
+    if fault_rate > 0 and not faults:
+        raise ValueError("fault_rate > 0 needs at least one fault kind")
+    if not 0.0 <= fault_rate <= 1.0:
+        raise ValueError("fault_rate must be between 0 and 1")
+    if min(latency, retry_after, slow_seconds) < 0:
+        raise ValueError("latency, retry_after and slow_seconds must not be negative")
+    if models is not None and (isinstance(models, str) or not models):
+        raise ValueError("models is a non-empty sequence of model names")
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m selfinstruct.testing.openai_server",
+        description="Serve a local OpenAI-compatible API answering with FakeLLM.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--faults", type=_split, default=list(FAULT_KINDS),
+                        help=f"comma-separated kinds (default: {','.join(FAULT_KINDS)})")
+    parser.add_argument("--retry-after", type=float, default=1.0)
+    parser.add_argument("--slow-seconds", type=float, default=5.0)
+    parser.add_argument("--api-key-env", metavar="NAME",
+                        help="require 'Bearer <key>', the key read from this environment variable")
+    parser.add_argument("--models", type=_split, default=None, help="comma-separated model names")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            parser.error(f"environment variable {args.api_key_env} is not set or empty")
+    try:
+        server = MockOpenAIServer(
+            host=args.host, port=args.port, latency=args.latency, fault_rate=args.fault_rate,
+            faults=args.faults, retry_after=args.retry_after, slow_seconds=args.slow_seconds,
+            api_key=api_key, models=args.models, seed=args.seed, verbose=args.verbose,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    with server:
+        print(server.base_url, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        print(json.dumps(server.stats), file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
