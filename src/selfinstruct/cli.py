@@ -17,12 +17,21 @@ from selfinstruct.llm.registry import known_backends
 from selfinstruct.pipeline import (
     RunOptions,
     open_run,
+    print_estimate,
     stage_bootstrap,
     stage_classify,
     stage_instances,
     stage_prepare,
 )
 from selfinstruct.reporting.summary import format_total
+from selfinstruct.stages.batch_files import describe, read_batch, write_batch
+from selfinstruct.stages.classify import plan_classify
+from selfinstruct.stages.instances import plan_instances
+
+PER_INSTRUCTION = {
+    "classify": (plan_classify, stage_classify),
+    "instances": (plan_instances, stage_instances),
+}
 
 FLAG_KEYS = {
     "seeds": "seeds",
@@ -86,6 +95,8 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="openai backend: client-side request rate limit (0: none)."),
         click.option("--tokens-per-minute", type=click.FloatRange(min=0),
                      help="openai backend: client-side token rate limit (0: none)."),
+        click.option("--estimate", is_flag=True,
+                     help="Print the expected requests, tokens and cost, and stop."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars or summaries."),
     ]
     for option in reversed(options):
@@ -131,6 +142,9 @@ def main() -> None:
 @handle_errors
 def run(**kwargs: Any) -> None:
     """Run all four stages into the run directory --out (resumes an existing run)."""
+    if kwargs["estimate"]:
+        click.echo(print_estimate(_options(kwargs)))
+        return
     ctx = open_run(_options(kwargs), create=True)
     try:
         stages = [stage_bootstrap(ctx), stage_classify(ctx), stage_instances(ctx)]
@@ -143,29 +157,70 @@ def run(**kwargs: Any) -> None:
     _print_outputs(paths)
 
 
-def _stage_command(name: str, doc: str, action: Callable[[Any], Any], create: bool) -> None:
-    @run_options
-    @handle_errors
-    def command(**kwargs: Any) -> None:
-        ctx = open_run(_options(kwargs), create=create)
-        try:
-            result = action(ctx)
-        finally:
-            ctx.close()
-            ctx.store.close()
-        if isinstance(result, tuple):
-            _print_outputs(result[1])
+@main.command()
+@run_options
+@handle_errors
+def bootstrap(**kwargs: Any) -> None:
+    """Stage 1: generate new instructions from the task pool (creates the run)."""
+    if kwargs["estimate"]:
+        click.echo(print_estimate(_options(kwargs)))
+        return
+    ctx = open_run(_options(kwargs), create=True)
+    try:
+        stage_bootstrap(ctx)
+    finally:
+        ctx.close()
+        ctx.store.close()
 
-    command.__doc__ = doc
-    main.command(name=name)(command)
+
+def batch_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--batch-in", type=click.Path(path_type=Path),
+                        help="Read a batch results file (OpenAI Batch API or vllm run-batch "
+                             "output) into the run, then run the stage.")(func)
+    return click.option("--batch-out", type=click.Path(path_type=Path),
+                        help="Write the stage's pending requests as OpenAI Batch API JSONL "
+                             "(what vllm run-batch reads) and stop.")(func)
 
 
-_stage_command("bootstrap", "Stage 1: generate new instructions from the task pool.",
-               stage_bootstrap, create=True)
-_stage_command("classify", "Stage 2: decide which instructions are classification tasks.",
-               stage_classify, create=False)
-_stage_command("instances", "Stage 3: generate input/output instances for each instruction.",
-               stage_instances, create=False)
+def _per_instruction_stage(kwargs: dict[str, Any], stage: str) -> None:
+    batch_out, batch_in = kwargs.pop("batch_out"), kwargs.pop("batch_in")
+    if batch_out and batch_in:
+        raise click.UsageError("--batch-out and --batch-in go in separate runs")
+    if kwargs["estimate"]:
+        click.echo(print_estimate(_options(kwargs)))
+        return
+    ctx = open_run(_options(kwargs), create=False)
+    plan, run_stage = PER_INSTRUCTION[stage]
+    try:
+        if batch_out:
+            count = write_batch(ctx, plan(ctx), batch_out)
+            click.echo(f"wrote {count} {stage} requests to {batch_out}")
+            return
+        if batch_in:
+            counts = read_batch(ctx, plan(ctx), batch_in)
+            click.echo(f"read {batch_in}: {describe(counts)}", err=True)
+        run_stage(ctx)
+    finally:
+        ctx.close()
+        ctx.store.close()
+
+
+@main.command()
+@run_options
+@batch_options
+@handle_errors
+def classify(**kwargs: Any) -> None:
+    """Stage 2: decide which instructions are classification tasks."""
+    _per_instruction_stage(kwargs, "classify")
+
+
+@main.command()
+@run_options
+@batch_options
+@handle_errors
+def instances(**kwargs: Any) -> None:
+    """Stage 3: generate input/output instances for each instruction."""
+    _per_instruction_stage(kwargs, "instances")
 
 
 @main.command()

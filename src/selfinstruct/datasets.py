@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selfinstruct.config import Config, config_from_dict, validate
 from selfinstruct.exporters import FORMATS
 from selfinstruct.importers.paper import read_tasks
-from selfinstruct.pipeline import RunOptions, explicit_settings, generated_tasks, merge, open_run
-from selfinstruct.prompts import TemplateSet
+from selfinstruct.pipeline import RunOptions, explicit_settings, generated_tasks, open_run, resolve
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.reporting.summary import print_summary
-from selfinstruct.seeds import load_seeds
 from selfinstruct.stages.prepare import STAGE, build, write_outputs
 
 
@@ -30,12 +27,7 @@ def export_run(run_dir: Path, fmt: str, out_file: Path, *, quiet: bool = False) 
 
 def prepare_imported(options: RunOptions, instances: Path, labels: Path) -> list[Path]:
     """Stage 4 on the paper's machine_generated_instances.jsonl and is_clf_or_not_*.jsonl."""
-    explicit = explicit_settings(options)
-    config = config_from_dict(merge(Config().to_dict(), explicit), Path("<settings>"))
-    validate(config)
-    templates = TemplateSet(config.templates or None)
-    templates.finetune_layouts()
-    seeds = load_seeds(config.seeds or None)
+    config, templates, seeds = resolve(explicit_settings(options), None)
     tasks = read_tasks(instances, labels)
     stats = StageStats(STAGE)
     data = build(tasks, seeds, config, templates, "completion", stats)

@@ -12,13 +12,14 @@ from typing import Any
 from selfinstruct import __version__
 from selfinstruct.config import Config, config_from_dict, load_config, validate
 from selfinstruct.errors import RunError
+from selfinstruct.estimate import estimate, format_estimate
 from selfinstruct.exporters.jsonl import write_json
 from selfinstruct.inputs.text import read_text
 from selfinstruct.llm.registry import model_name
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.reporting.summary import print_summary
-from selfinstruct.seeds import load_seeds, seed_hash
+from selfinstruct.seeds import SeedTask, load_seeds, seed_hash
 from selfinstruct.stages.bootstrap import Bootstrap
 from selfinstruct.stages.classify import run_classify
 from selfinstruct.stages.context import RunContext
@@ -57,13 +58,7 @@ def open_run(options: RunOptions, *, create: bool) -> RunContext:
                        "choose a new or empty --out directory")
     store = RunStore.open(out) if exists else None
     try:
-        base = store.get_meta("config") if store else None
-        config = config_from_dict(merge(base or Config().to_dict(), explicit), Path("<settings>"))
-        validate(config)
-        templates = TemplateSet(config.templates or None)
-        templates.check_all(config.prompt_style)
-        stored_seeds = store.load_seeds() if store and "seeds" not in explicit else []
-        seeds = stored_seeds or load_seeds(config.seeds or None)
+        config, templates, seeds = resolve(explicit, store)
         prints = fingerprints(config, templates, seed_hash(seeds))
         if store is None:
             store = RunStore.open(out)
@@ -83,6 +78,30 @@ def open_run(options: RunOptions, *, create: bool) -> RunContext:
         if store is not None:
             store.close()
         raise
+
+
+def resolve(explicit: dict[str, Any],
+            store: RunStore | None) -> tuple[Config, TemplateSet, list[SeedTask]]:
+    """Settings (the run's stored ones under what the user gave), templates and seeds."""
+    base = store.get_meta("config") if store else None
+    config = config_from_dict(merge(base or Config().to_dict(), explicit), Path("<settings>"))
+    validate(config)
+    templates = TemplateSet(config.templates or None)
+    templates.check_all(config.prompt_style)
+    stored_seeds = store.load_seeds() if store and "seeds" not in explicit else []
+    return config, templates, stored_seeds or load_seeds(config.seeds or None)
+
+
+def print_estimate(options: RunOptions) -> str:
+    """The --estimate table for a run (existing or not); nothing is written."""
+    explicit = explicit_settings(options)
+    store = RunStore.open(options.out) if RunStore.exists(options.out) else None
+    try:
+        config, templates, seeds = resolve(explicit, store)
+        return format_estimate(estimate(config, templates, seeds, store), config)
+    finally:
+        if store is not None:
+            store.close()
 
 
 def explicit_settings(options: RunOptions) -> dict[str, Any]:

@@ -9,13 +9,17 @@ from selfinstruct.llm.base import Completion, Request
 from selfinstruct.parsing.labels import is_yes
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.per_instruction import run_per_instruction
+from selfinstruct.stages.per_instruction import StagePlan, run_plan
 from selfinstruct.store.run_store import InstructionRow
 
 STAGE = "classify"
 
 
 def run_classify(ctx: RunContext) -> StageStats:
+    return run_plan(ctx, plan_classify(ctx))
+
+
+def plan_classify(ctx: RunContext) -> StagePlan:
     settings = ctx.config.classify
     style = ctx.config.prompt_style
     labelled = set(ctx.store.labels())
@@ -43,6 +47,5 @@ def run_classify(ctx: RunContext) -> StageStats:
         return None
 
     stats = StageStats(STAGE)
-    return run_per_instruction(ctx, stats, ctx.store.instructions(), labelled,
-                               settings.request_batch_size,
-                               make_requests, record)
+    return StagePlan(stats, ctx.store.instructions(), labelled, settings.request_batch_size,
+                     make_requests, record)

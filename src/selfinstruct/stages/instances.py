@@ -10,13 +10,17 @@ from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.per_instruction import run_per_instruction
+from selfinstruct.stages.per_instruction import StagePlan, run_plan
 from selfinstruct.store.run_store import InstructionRow
 
 STAGE = "instances"
 
 
 def run_instances(ctx: RunContext) -> StageStats:
+    return run_plan(ctx, plan_instances(ctx))
+
+
+def plan_instances(ctx: RunContext) -> StagePlan:
     settings = ctx.config.instances
     style = ctx.config.prompt_style
     labels = ctx.store.labels()
@@ -58,5 +62,4 @@ def run_instances(ctx: RunContext) -> StageStats:
         ctx.store.put_instances(row.id, answer.text, answer.finish_reason, key)
         return None
 
-    return run_per_instruction(ctx, stats, rows, done, settings.request_batch_size,
-                               make_requests, record)
+    return StagePlan(stats, rows, done, settings.request_batch_size, make_requests, record)

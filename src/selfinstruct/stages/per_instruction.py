@@ -9,6 +9,7 @@ Requests that failed for good are tried again in up to two more passes."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
@@ -22,19 +23,38 @@ Record = Callable[[InstructionRow, str, Completion], str | None]
 PASSES = 3
 
 
-def run_per_instruction(
-    ctx: RunContext,
-    stats: StageStats,
-    rows: Sequence[InstructionRow],
-    done: set[int],
-    batch_size: int,
-    make_requests: MakeRequests,
-    record: Record,
-) -> StageStats:
-    """`make_requests(window, pending)` builds the requests of the pending rows of a window;
-    `record` stores one result inside a transaction and returns a drop reason or None."""
-    done = set(done)
-    windows = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+@dataclass
+class StagePlan:
+    """What a per-instruction stage has to do. `make_requests(window, pending)` builds the
+    requests of a window's pending rows; `record` stores one result (inside a transaction)
+    and returns a drop reason or None."""
+
+    stats: StageStats
+    rows: Sequence[InstructionRow]
+    done: set[int]
+    batch_size: int
+    make_requests: MakeRequests
+    record: Record
+
+    def windows(self) -> list[Sequence[InstructionRow]]:
+        size = self.batch_size
+        return [self.rows[i : i + size] for i in range(0, len(self.rows), size)]
+
+    def pending_requests(self) -> list[Request]:
+        """Every request the stage would still send, in order."""
+        requests: list[Request] = []
+        for window in self.windows():
+            batch = [row for row in window if row.id not in self.done]
+            if batch:
+                requests += self.make_requests(window, batch)
+        return requests
+
+
+def run_plan(ctx: RunContext, plan: StagePlan) -> StageStats:
+    stats, rows, make_requests, record = plan.stats, plan.rows, plan.make_requests, plan.record
+    batch_size = plan.batch_size
+    done = set(plan.done)
+    windows = plan.windows()
     per_wave = max(1, -(-ctx.llm.concurrency // batch_size)) if _pending(windows, done) else 1
     progress = Progress(stats, len(rows), len(done & {r.id for r in rows}), quiet=ctx.quiet)
     try:

@@ -210,6 +210,13 @@ class RunStore:
         self.db.execute("INSERT INTO instances VALUES (?, ?, ?, ?)",
                         (instruction_id, raw, finish, key))
 
+    def mean_usage(self, stage: str) -> tuple[float, float] | None:
+        """Mean (prompt, completion) tokens of this stage's stored responses with usage."""
+        row = self.db.execute(
+            "SELECT AVG(prompt_tokens), AVG(completion_tokens) FROM responses "
+            "WHERE stage = ? AND prompt_tokens > 0", (stage,)).fetchone()
+        return (row[0], row[1]) if row and row[0] is not None else None
+
     def count(self, table: str) -> int:
         if table not in {"labels", "instances", "candidates", "responses"}:
             raise ValueError(table)

@@ -1,0 +1,63 @@
+"""Stage requests as batch files: OpenAI Batch API JSONL out (also what `vllm run-batch`
+reads), and the matching results file in. Results land in the run's response cache keyed by
+`custom_id` (the request's cache key), so the stage then runs without calling the model."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from selfinstruct.errors import InputError
+from selfinstruct.exporters.jsonl import write_jsonl
+from selfinstruct.inputs.jsonl import json_objects
+from selfinstruct.inputs.text import read_text
+from selfinstruct.llm.openai_format import MalformedResponse, endpoint, parse_body, request_body
+from selfinstruct.llm.registry import model_name
+from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.per_instruction import StagePlan
+
+
+def write_batch(ctx: RunContext, plan: StagePlan, path: Path) -> int:
+    """Write every pending request of the stage; returns how many (cached ones skipped)."""
+    backend_id, model = ctx.backend_id(), model_name(ctx.config)
+    lines = []
+    for request in plan.pending_requests():
+        key = request.key(backend_id)
+        if ctx.store.cached(key) is None:
+            lines.append({"custom_id": key, "method": "POST", "url": endpoint(request),
+                          "body": request_body(request, model)})
+    write_jsonl(path, lines)
+    return len(lines)
+
+
+def read_batch(ctx: RunContext, plan: StagePlan, path: Path) -> Counter[str]:
+    """Store the successful results of a batch output file; count what happened to each line."""
+    backend_id = ctx.backend_id()
+    pending = {request.key(backend_id): request for request in plan.pending_requests()}
+    counts: Counter[str] = Counter()
+    with ctx.store.transaction():
+        for line, record in json_objects(read_text(path), path):
+            key = record.get("custom_id")
+            if not isinstance(key, str):
+                raise InputError(path, "missing custom_id", line=line, field="custom_id")
+            request = pending.get(key)
+            if request is None:
+                counts["not_pending"] += 1
+                continue
+            response = record.get("response") or {}
+            if record.get("error") or response.get("status_code") != 200:
+                counts["error"] += 1
+                continue
+            try:
+                completion = parse_body(response.get("body"), request.is_chat)
+            except MalformedResponse:
+                counts["malformed"] += 1
+                continue
+            ctx.store.put_response(key, plan.stats.stage, request, completion)
+            counts["stored"] += 1
+    return counts
+
+
+def describe(counts: Counter[str]) -> str:
+    return json.dumps(dict(sorted(counts.items())))
