@@ -7,7 +7,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 DEMO_OUT ?= runs/demo
 DEMO_N ?= 20
 
-.PHONY: install install-test demo test lint clean
+.PHONY: install install-test demo test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ demo: install
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+bench: install-test
+	$(BIN)/python -m benchmarks.bench_openai_throughput
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
