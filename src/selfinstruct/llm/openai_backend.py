@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import os
 import random
 import time
@@ -185,13 +186,18 @@ def _server_message(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from a Retry-After header (a number or an HTTP date); None when the
+    header is absent or unreadable."""
     value = response.headers.get("retry-after")
     if not value:
         return None
     try:
-        return min(float(value), MAX_RETRY_AFTER)
+        seconds = float(value)
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        if when is None:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)

@@ -1,4 +1,9 @@
-"""Client-side limits on requests and tokens per minute (token buckets, asyncio)."""
+"""Client-side limits on requests and tokens per minute (token buckets, asyncio).
+
+A bucket holds a one-second burst and refills at the rest of the per-minute allowance, so no
+60-second window carries more than the limit (a request larger than the burst may start
+once the bucket holds a burst's worth; its excess becomes debt that later requests wait out).
+"""
 
 from __future__ import annotations
 
@@ -7,25 +12,30 @@ import time
 
 
 class Bucket:
-    """Holds up to `per_minute` units, refilled continuously; 0 means unlimited."""
+    """A per-minute allowance; 0 means unlimited."""
 
     def __init__(self, per_minute: float) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = per_minute
-        self.level = per_minute
+        self.capacity = max(1.0, per_minute / 60.0) if per_minute > 0 else 0.0
+        refill = per_minute - self.capacity if per_minute > self.capacity else per_minute / 2
+        self.rate = refill / 60.0
+        self.level = self.capacity
         self.stamp = time.monotonic()
 
     def wait_time(self, cost: float) -> float:
+        """0 and the cost taken when the bucket allows it now, else the seconds to wait."""
         if self.rate <= 0:
             return 0.0
         now = time.monotonic()
         self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
         self.stamp = now
-        cost = min(cost, self.capacity)
-        if self.level >= cost:
+        need = min(cost, self.capacity)
+        if self.level >= need:
             self.level -= cost
             return 0.0
-        return (cost - self.level) / self.rate
+        return (need - self.level) / self.rate
+
+    def give_back(self, cost: float) -> None:
+        self.level += cost
 
 
 class RateLimiter:
@@ -38,10 +48,10 @@ class RateLimiter:
         """Wait until one more request of about `tokens` tokens fits both limits."""
         async with self._lock:
             while True:
-                delay = max(self.requests.wait_time(1), 0.0)
+                delay = self.requests.wait_time(1)
                 if delay == 0.0:
                     delay = self.tokens.wait_time(tokens)
                     if delay == 0.0:
                         return
-                    self.requests.level += 1  # give back the request slot taken above
+                    self.requests.give_back(1)
                 await asyncio.sleep(delay)
