@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from selfinstruct.pipeline import (
 from selfinstruct.reporting.summary import format_total
 from selfinstruct.stages.batch_files import describe, read_batch, write_batch
 from selfinstruct.stages.classify import plan_classify
+from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.instances import plan_instances
 
 PER_INSTRUCTION = {
@@ -110,6 +112,24 @@ def _options(kwargs: dict[str, Any]) -> RunOptions:
                       overrides=overrides, quiet=kwargs["quiet"])
 
 
+@contextmanager
+def opened(kwargs: dict[str, Any], *, create: bool) -> Iterator[RunContext]:
+    """The run named by the flags, open for the duration of the block."""
+    ctx = open_run(_options(kwargs), create=create)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+        ctx.store.close()
+
+
+def _estimated(kwargs: dict[str, Any]) -> bool:
+    """With --estimate: print the estimate and tell the command to stop."""
+    if kwargs["estimate"]:
+        click.echo(print_estimate(_options(kwargs)))
+    return bool(kwargs["estimate"])
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -142,16 +162,11 @@ def main() -> None:
 @handle_errors
 def run(**kwargs: Any) -> None:
     """Run all four stages into the run directory --out (resumes an existing run)."""
-    if kwargs["estimate"]:
-        click.echo(print_estimate(_options(kwargs)))
+    if _estimated(kwargs):
         return
-    ctx = open_run(_options(kwargs), create=True)
-    try:
+    with opened(kwargs, create=True) as ctx:
         stages = [stage_bootstrap(ctx), stage_classify(ctx), stage_instances(ctx)]
         prepared, paths = stage_prepare(ctx)
-    finally:
-        ctx.close()
-        ctx.store.close()
     if not kwargs["quiet"]:
         click.echo(format_total([*stages, prepared], ctx.config.pricing), err=True)
     _print_outputs(paths)
@@ -162,15 +177,10 @@ def run(**kwargs: Any) -> None:
 @handle_errors
 def bootstrap(**kwargs: Any) -> None:
     """Stage 1: generate new instructions from the task pool (creates the run)."""
-    if kwargs["estimate"]:
-        click.echo(print_estimate(_options(kwargs)))
+    if _estimated(kwargs):
         return
-    ctx = open_run(_options(kwargs), create=True)
-    try:
+    with opened(kwargs, create=True) as ctx:
         stage_bootstrap(ctx)
-    finally:
-        ctx.close()
-        ctx.store.close()
 
 
 def batch_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -186,12 +196,10 @@ def _per_instruction_stage(kwargs: dict[str, Any], stage: str) -> None:
     batch_out, batch_in = kwargs.pop("batch_out"), kwargs.pop("batch_in")
     if batch_out and batch_in:
         raise click.UsageError("--batch-out and --batch-in go in separate runs")
-    if kwargs["estimate"]:
-        click.echo(print_estimate(_options(kwargs)))
+    if _estimated(kwargs):
         return
-    ctx = open_run(_options(kwargs), create=False)
     plan, run_stage = PER_INSTRUCTION[stage]
-    try:
+    with opened(kwargs, create=False) as ctx:
         if batch_out:
             count = write_batch(ctx, plan(ctx), batch_out)
             click.echo(f"wrote {count} {stage} requests to {batch_out}")
@@ -200,9 +208,6 @@ def _per_instruction_stage(kwargs: dict[str, Any], stage: str) -> None:
             counts = read_batch(ctx, plan(ctx), batch_in)
             click.echo(f"read {batch_in}: {describe(counts)}", err=True)
         run_stage(ctx)
-    finally:
-        ctx.close()
-        ctx.store.close()
 
 
 @main.command()
@@ -240,11 +245,8 @@ def prepare(import_instances: Path | None, import_labels: Path | None, **kwargs:
 
         paths = prepare_imported(_options(kwargs), import_instances, import_labels)
     else:
-        ctx = open_run(_options(kwargs), create=False)
-        try:
+        with opened(kwargs, create=False) as ctx:
             _, paths = stage_prepare(ctx)
-        finally:
-            ctx.store.close()
     _print_outputs(paths)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import random
 import re
 
-from selfinstruct.config import default_stops
 from selfinstruct.errors import RunError
 from selfinstruct.filters.instruction import heuristic_reason, upper_first
 from selfinstruct.llm.base import Completion, Request
@@ -95,14 +94,7 @@ class Bootstrap:
         rng.shuffle(chosen)
         name = "bootstrap_classification" if self.settings.classification_only else "bootstrap"
         prompt = self._render(name, [prompt_line(t) for t in chosen])
-        s = self.settings
-        return Request(
-            prompt=prompt.text, messages=prompt.messages, max_tokens=s.max_tokens,
-            temperature=s.temperature, top_p=s.top_p, presence_penalty=s.presence_penalty,
-            frequency_penalty=s.frequency_penalty,
-            stop=tuple(s.stop if s.stop is not None else default_stops(STAGE, self.style)),
-            seed=self.ctx.request_seed(STAGE, request_idx), task=STAGE,
-        )
+        return self.ctx.request(STAGE, request_idx, prompt)
 
     def _render(self, name: str, lines: list[str]) -> Prompt:
         numbered = "\n".join(f"{i}. {line}" for i, line in enumerate(lines, start=1))

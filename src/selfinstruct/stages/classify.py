@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from selfinstruct.config import default_stops
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.parsing.labels import is_yes
 from selfinstruct.reporting.stats import StageStats
@@ -29,15 +28,7 @@ def plan_classify(ctx: RunContext) -> StagePlan:
         requests = []
         for row in batch:
             prompt = ctx.templates.render(style, "classify", instruction=row.instruction.strip())
-            requests.append(Request(
-                prompt=prompt.text, messages=prompt.messages, max_tokens=settings.max_tokens,
-                temperature=settings.temperature, top_p=settings.top_p,
-                presence_penalty=settings.presence_penalty,
-                frequency_penalty=settings.frequency_penalty,
-                stop=tuple(settings.stop if settings.stop is not None
-                           else default_stops(STAGE, style)),
-                seed=ctx.request_seed(STAGE, row.id), task=STAGE,
-            ))
+            requests.append(ctx.request(STAGE, row.id, prompt))
         return requests
 
     def record(row: InstructionRow, key: str, answer: Completion) -> str | None:

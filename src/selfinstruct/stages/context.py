@@ -7,10 +7,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from selfinstruct.config import Config
+from selfinstruct.config import Config, default_stops
 from selfinstruct.llm.base import LLM, Completion, Failure, Request, Result
 from selfinstruct.llm.registry import create_backend, model_name
-from selfinstruct.prompts import TemplateSet
+from selfinstruct.prompts import Prompt, TemplateSet
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.seeds.task import SeedTask
 from selfinstruct.store.run_store import RunStore
@@ -66,6 +66,23 @@ class RunContext:
             stats.notes.update({f"http_{k}" if k[0].isdigit() else k: v
                                 for k, v in (after - before).items()})
         return [(key, found[key]) for key in keys]
+
+    def request(self, stage: str, index: int, prompt: Prompt, *, max_tokens: int | None = None,
+                stop: Sequence[str] | None = None, task: str = "") -> Request:
+        """A request with the stage's decoding settings, stop sequences (configured or the
+        default for the prompt style) and a per-request seed."""
+        settings = getattr(self.config, stage)
+        if stop is None:
+            stop = settings.stop if settings.stop is not None else default_stops(
+                stage, self.config.prompt_style)
+        return Request(
+            prompt=prompt.text, messages=prompt.messages,
+            max_tokens=settings.max_tokens if max_tokens is None else max_tokens,
+            temperature=settings.temperature, top_p=settings.top_p,
+            presence_penalty=settings.presence_penalty,
+            frequency_penalty=settings.frequency_penalty, stop=tuple(stop),
+            seed=self.request_seed(stage, index), task=task or stage,
+        )
 
     def backend_id(self) -> str:
         """Identifies the model answering (part of every cache key), without loading it."""

@@ -48,14 +48,8 @@ def plan_instances(ctx: RunContext) -> StagePlan:
                     else "instances_generation")
             prompt = ctx.templates.render(style, name, instruction=row.instruction.strip(),
                                           max_instances=settings.max_instances)
-            requests.append(Request(
-                prompt=prompt.text, messages=prompt.messages, max_tokens=max_tokens,
-                temperature=settings.temperature, top_p=settings.top_p,
-                presence_penalty=settings.presence_penalty,
-                frequency_penalty=settings.frequency_penalty,
-                stop=tuple(stop),
-                seed=ctx.request_seed(STAGE, row.id), task=name,
-            ))
+            requests.append(ctx.request(STAGE, row.id, prompt, max_tokens=max_tokens,
+                                        stop=stop, task=name))
         return requests
 
     def record(row: InstructionRow, key: str, answer: Completion) -> str | None:
