@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 FATAL = {401: "the API key was refused", 403: "access is forbidden"}
 MAX_RETRY_AFTER = 600.0
+# httpcore's pool does O(connections^2) bookkeeping per request (httpcore 1.0.9, see
+# encode/httpcore#1035): above ~48 connections in one pool the client's CPU, not the server,
+# sets the pace. So the connections are split over several clients of at most this many.
+CONNECTIONS_PER_CLIENT = 8
 
 
 class OpenAIBackend(LLM):
@@ -47,7 +51,7 @@ class OpenAIBackend(LLM):
         self._key = api_key or ""
         self.counters: Counter[str] = Counter()
         self._runner: asyncio.Runner | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
         self._limiter: RateLimiter | None = None
         self._reached = False
 
@@ -73,12 +77,18 @@ class OpenAIBackend(LLM):
         self._runner.run(self._stream(requests, on_result))
 
     async def _stream(self, requests: Sequence[Request], on_result: OnResult) -> None:
-        client = self._ensure_client()
-        gate = asyncio.Semaphore(self.concurrency)
+        clients = self._ensure_clients()
+        # One slot per request in flight; each client gets as many slots as it has connections.
+        slots: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for i in range(self.concurrency):
+            slots.put_nowait(clients[i % len(clients)])
 
         async def one(index: int, request: Request) -> None:
-            async with gate:
+            client = await slots.get()
+            try:
                 result = await self._attempts(client, request)
+            finally:
+                slots.put_nowait(client)
             on_result(index, result)
 
         tasks = [asyncio.create_task(one(i, r)) for i, r in enumerate(requests)]
@@ -89,16 +99,20 @@ class OpenAIBackend(LLM):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _ensure_client(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def _ensure_clients(self) -> list[httpx.AsyncClient]:
+        if not self._clients:
             headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-            limits = httpx.Limits(max_connections=self.concurrency,
-                                  max_keepalive_connections=self.concurrency)
-            self._client = httpx.AsyncClient(headers=headers, limits=limits,
-                                             timeout=self.settings.timeout)
+            count = -(-self.concurrency // CONNECTIONS_PER_CLIENT)
+            ssl_context = httpx.create_ssl_context()  # shared: loaded once, not per client
+            for j in range(count):
+                size = len(range(j, self.concurrency, count))  # the slots _stream gives it
+                limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+                self._clients.append(httpx.AsyncClient(
+                    headers=headers, limits=limits, timeout=self.settings.timeout,
+                    verify=ssl_context))
             self._limiter = RateLimiter(self.settings.requests_per_minute,
                                         self.settings.tokens_per_minute)
-        return self._client
+        return self._clients
 
     async def _attempts(self, client: httpx.AsyncClient, request: Request) -> Result:
         path = "/chat/completions" if request.is_chat else "/completions"
@@ -169,11 +183,11 @@ class OpenAIBackend(LLM):
 
     def close(self) -> None:
         if self._runner is not None:
-            if self._client is not None:
-                self._runner.run(self._client.aclose())
+            for client in self._clients:
+                self._runner.run(client.aclose())
             self._runner.close()
         self._runner = None
-        self._client = None
+        self._clients = []
 
 
 def _server_message(response: httpx.Response) -> str:

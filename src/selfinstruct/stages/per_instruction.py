@@ -55,7 +55,7 @@ def run_plan(ctx: RunContext, plan: StagePlan) -> StageStats:
     batch_size = plan.batch_size
     done = set(plan.done)
     windows = plan.windows()
-    per_wave = max(1, -(-ctx.llm.concurrency // batch_size)) if _pending(windows, done) else 1
+    per_wave = windows_per_wave(ctx.llm.concurrency, batch_size) if _pending(windows, done) else 1
     progress = Progress(stats, len(rows), len(done & {r.id for r in rows}), quiet=ctx.quiet)
     try:
         for _ in range(PASSES):
@@ -70,6 +70,13 @@ def run_plan(ctx: RunContext, plan: StagePlan) -> StageStats:
     if stats.failed and not stats.kept and not stats.cached:
         raise RunError(f"every {stats.stage} request failed; last error: {stats.last_failure}")
     return stats
+
+
+def windows_per_wave(concurrency: int, batch_size: int) -> int:
+    """One window at a time for a local engine; for a server, waves of about eight times the
+    requests in flight, so the server seldom idles between waves (answers are stored as they
+    arrive, so a large wave loses nothing when interrupted)."""
+    return 1 if concurrency <= 1 else -(-(8 * concurrency) // batch_size)
 
 
 def _pending(windows: list[Sequence[InstructionRow]], done: set[int]) -> bool:
