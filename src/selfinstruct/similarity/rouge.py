@@ -81,15 +81,48 @@ class RougePool:
     def score(self, text: str) -> Similarity:
         return self.score_encoded(self.encode(text))
 
-    def score_encoded(self, encoded: str) -> Similarity:
-        if self._size == 0:
+    def score_encoded(self, encoded: str, start: int = 0) -> Similarity:
+        """Scores against pool items start, start + 1, ... (all of them by default)."""
+        size = self._size - start
+        if size <= 0:
             return Similarity(np.zeros(0))
         if not encoded:
-            return Similarity(np.zeros(self._size))
+            return Similarity(np.zeros(size))
         lcs = process.cdist(
-            [encoded], self._encoded, scorer=LCSseq.similarity, dtype=np.int32, workers=1
+            [encoded], self._encoded[start:], scorer=LCSseq.similarity, dtype=np.int32,
+            workers=1,
         )[0].astype(np.float64)
-        return Similarity(f_measure(lcs, self._lengths[: self._size], float(len(encoded))))
+        return Similarity(f_measure(lcs, self._lengths[start : self._size], float(len(encoded))))
+
+    def block(self, encoded: list[str]) -> Block:
+        """Score several candidates against the pool in one call (see Block)."""
+        return Block(self, encoded)
+
+
+class Block:
+    """Candidates scored together against the pool as it stood when the block began (one C
+    call for the whole block), then judged one by one in order: a candidate's scores are its
+    row plus its scores against whatever joined the pool since, so every score is exactly what
+    scoring it alone at its turn would give."""
+
+    def __init__(self, pool: RougePool, encoded: list[str]) -> None:
+        self.pool = pool
+        self.start = len(pool)
+        self.encoded = encoded
+        self.rows = np.zeros((len(encoded), self.start))
+        if encoded and self.start:
+            lcs = process.cdist(encoded, pool._encoded, scorer=LCSseq.similarity,
+                                dtype=np.int32, workers=1).astype(np.float64)
+            lengths = np.array([float(len(e)) for e in encoded])[:, None]
+            self.rows = f_measure(lcs, pool._lengths[: self.start][None, :], lengths)
+            self.rows[lengths[:, 0] == 0] = 0.0
+
+    def similarity(self, index: int) -> Similarity:
+        encoded = self.encoded[index]
+        if len(self.pool) == self.start:
+            return Similarity(self.rows[index])
+        newer = self.pool.score_encoded(encoded, start=self.start).scores
+        return Similarity(np.concatenate([self.rows[index], newer]))
 
 
 def f_measure(lcs: np.ndarray, pool_lengths: np.ndarray, target_length: float) -> np.ndarray:

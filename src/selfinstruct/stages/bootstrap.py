@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 
 from selfinstruct.errors import RunError
 from selfinstruct.filters.instruction import heuristic_reason, upper_first
@@ -20,12 +21,23 @@ from selfinstruct.parsing.instructions import split_instructions
 from selfinstruct.prompts import Prompt
 from selfinstruct.reporting.progress import Progress
 from selfinstruct.reporting.stats import StageStats
-from selfinstruct.similarity.rouge import RougePool
+from selfinstruct.similarity.rouge import Block, RougePool
 from selfinstruct.similarity.tokenize import get_tokenizer
 from selfinstruct.stages.context import RunContext
 from selfinstruct.store.run_store import InstructionRow
 
 STAGE = "bootstrap"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One piece of one response, on its way to a decision."""
+
+    request_idx: int
+    piece_idx: int
+    batch: int
+    key: str
+    text: str
 
 
 def prompt_line(text: str) -> str:
@@ -116,42 +128,46 @@ class Bootstrap:
             return "truncated"
         pieces = split_instructions(answer.text, self.style)
         decided = self.ctx.store.decided_pieces(request_idx)
-        for piece_idx, piece in enumerate(pieces):
-            if piece_idx in decided or not piece:
-                continue
+        todo = [(i, upper_first(p)) for i, p in enumerate(pieces) if p and i not in decided]
+        reasons = [heuristic_reason(text, self.settings) for _, text in todo]
+        rows = {i: row for row, i in enumerate(i for (i, _), r in zip(todo, reasons, strict=True)
+                                                if r is None)}
+        block = self.pool.block([self.pool.encode(t) for (i, t) in todo if i in rows])
+        for (piece_idx, text), reason in zip(todo, reasons, strict=True):
             if len(self.machine) >= target:
                 return None
-            kept = self._judge(request_idx, piece_idx, batch, key, upper_first(piece))
+            candidate = Candidate(request_idx, piece_idx, batch, key, text)
+            kept = self._judge(candidate, reason, block, rows.get(piece_idx))
             progress.advance(1 if kept else 0)
         if not any(pieces):
             self.stats.dropped["response_unparseable"] += 1
             return "unparseable"
         return "ok"
 
-    def _judge(self, request_idx: int, piece_idx: int, batch: int, key: str, text: str) -> bool:
-        """Decide one candidate, commit the decision, and grow the pool if it is kept."""
-        reason = heuristic_reason(text, self.settings) or ("duplicate" if text in self.known
-                                                           else None)
+    def _judge(self, c: Candidate, reason: str | None, block: Block, row: int | None) -> bool:
+        """Decide one candidate (its heuristic verdict given), commit the decision, and grow
+        the pool if it is kept."""
+        text = c.text
+        if reason is None and text in self.known:
+            reason = "duplicate"
         kept = None
-        encoded = ""
-        if reason is None:
-            encoded = self.pool.encode(text)
-            similarity = self.pool.score_encoded(encoded)
+        if reason is None and row is not None:
+            similarity = block.similarity(row)
             if similarity.max > self.settings.rouge_threshold:
                 reason = "rouge"
             else:
                 kept = InstructionRow(
                     id=0, instruction=text,
                     most_similar=similarity.top(self.pool.texts, self.settings.most_similar),
-                    avg_similarity_score=similarity.mean, request_idx=request_idx,
-                    batch_idx=batch, response_key=key,
+                    avg_similarity_score=similarity.mean, request_idx=c.request_idx,
+                    batch_idx=c.batch, response_key=c.key,
                 )
-        self.ctx.store.record_candidate(request_idx, piece_idx, text, reason or "kept", kept)
+        self.ctx.store.record_candidate(c.request_idx, c.piece_idx, text, reason or "kept", kept)
         if kept is None:
             self.stats.dropped[reason or ""] += 1
             return False
         self.machine.append(kept)
-        self.pool.add(text, encoded)
+        self.pool.add(text, block.encoded[row] if row is not None else None)
         self.known.add(text)
         self.stats.kept += 1
         return True
