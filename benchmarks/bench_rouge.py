@@ -1,0 +1,237 @@
+"""ROUGE-L filter benchmarks: ours against the `rouge_score` reference, side by side.
+
+    python -m benchmarks.bench_rouge [--candidates 100000] [--pool 50000] [--check 200]
+
+1. Pairs scored per second: ours (pool kept encoded, a block of candidates per C call) vs
+   rouge_score's LCS on pre-tokenized text (its fastest use) and vs `RougeScorer.score`.
+2. Replay of a paper-scale bootstrap filter: --candidates instructions judged in order
+   against a pool (175 seeds plus everything accepted) that grows to at most --pool; ours end
+   to end (decision, top-10 most_similar, mean score), and the paper's method (re-tokenize
+   the pool, score every pair with rouge_score in a process pool, per candidate) timed on a
+   sample at several pool sizes and extrapolated over the replay's actual pool sizes.
+3. Time per candidate as the pool grows (1k, 5k, 10k, 50k) and peak memory.
+4. Decisions checked against the reference: for --check candidates drawn at random from the
+   replay, the maximum score against the pool at their turn is recomputed with rouge_score;
+   every decision must match (and every score must be equal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import resource
+import sys
+import time
+from functools import partial
+from importlib import metadata, resources
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from rouge_score import rouge_scorer, tokenize
+
+from selfinstruct.similarity.rouge import RougePool
+
+THRESHOLD = 0.7
+BLOCK = 8  # candidates per response, as in bootstrap
+
+
+def seed_instructions() -> list[str]:
+    path = Path(str(resources.files("selfinstruct") / "data" / "seed_tasks.jsonl"))
+    return [json.loads(line)["instruction"] for line in path.read_text().splitlines()]
+
+
+def make_candidates(count: int, seed: int = 0) -> list[str]:
+    """Real-looking instructions: seed instructions with a share of their words replaced by
+    words from other seeds (heavy edits are usually kept, light ones are near-duplicates)."""
+    rng = random.Random(seed)
+    seeds = seed_instructions()
+    vocabulary = sorted({w for s in seeds for w in s.split()})
+    out = []
+    for _ in range(count):
+        words = rng.choice(seeds).split()
+        share = rng.choice((0.15, 0.5, 0.6, 0.7))
+        for i in range(len(words)):
+            if rng.random() < share:
+                words[i] = rng.choice(vocabulary)
+        if rng.random() < 0.3:
+            words += rng.sample(vocabulary, rng.randint(1, 6))
+        out.append(" ".join(words))
+    return out
+
+
+def _reference_tokens(text: str) -> list[str]:
+    return tokenize.tokenize(text, None)
+
+
+def bench_pairs(candidates: list[str], pool_texts: list[str]) -> dict:
+    """Pairs per second: ours in blocks vs the reference LCS on pre-tokenized text."""
+    pool = RougePool()
+    for text in pool_texts:
+        pool.add(text)
+    encoded = [pool.encode(c) for c in candidates]
+    started = time.perf_counter()
+    for i in range(0, len(encoded), BLOCK):
+        block = pool.block(encoded[i : i + BLOCK])
+        for j in range(len(block.encoded)):
+            block.similarity(j)
+    ours = len(candidates) * len(pool_texts) / (time.perf_counter() - started)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    pool_tokens = [_reference_tokens(t) for t in pool_texts[:400]]
+    sample = candidates[:5]
+    started = time.perf_counter()
+    for candidate in sample:
+        tokens = _reference_tokens(candidate)
+        for other in pool_tokens:
+            rouge_scorer._score_lcs(tokens, other)
+    reference_lcs = len(sample) * len(pool_tokens) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for candidate in sample:
+        for other in pool_texts[:400]:
+            scorer.score(other, candidate)
+    reference_score = len(sample) * 400 / (time.perf_counter() - started)
+    return {"ours_pairs_per_s": ours, "reference_lcs_pairs_per_s": reference_lcs,
+            "reference_score_pairs_per_s": reference_score,
+            "ratio_vs_lcs": ours / reference_lcs, "ratio_vs_score": ours / reference_score}
+
+
+def replay(candidates: list[str], max_pool: int) -> dict:
+    """Ours end to end, as bootstrap does it; returns timings, pool sizes and decisions."""
+    seeds = seed_instructions()
+    pool = RougePool()
+    for text in seeds:
+        pool.add(text)
+    decisions: list[bool] = []
+    pool_sizes: list[int] = []
+    checkpoints = {1000: None, 5000: None, 10000: None, 50000: None}
+    marks: dict[int, float] = {}
+    started = time.perf_counter()
+    last = (started, 0)
+    for i in range(0, len(candidates), BLOCK):
+        texts = candidates[i : i + BLOCK]
+        block = pool.block([pool.encode(t) for t in texts])
+        for j, text in enumerate(texts):
+            pool_sizes.append(len(pool))
+            similarity = block.similarity(j)
+            keep = similarity.max <= THRESHOLD
+            if keep:
+                similarity.top(pool.texts, 10)
+                _ = similarity.mean
+                if len(pool) - len(seeds) < max_pool:  # past the cap: judged, not added
+                    pool.add(text, block.encoded[j])
+            decisions.append(keep)
+        for mark in checkpoints:
+            if mark not in marks and len(pool) >= mark:
+                now = time.perf_counter()
+                marks[mark] = (now - last[0]) / max(1, len(decisions) - last[1])
+                last = (now, len(decisions))
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "kept": sum(decisions), "pool_final": len(pool),
+            "seconds_per_candidate_up_to_pool": marks, "decisions": decisions,
+            "pool_sizes": pool_sizes, "pool_texts": pool.texts}
+
+
+def _paper_score(new_tokens: list[str], other: list[str]) -> float:
+    return rouge_scorer._score_lcs(new_tokens, other).fmeasure
+
+
+def paper_time_per_candidate(pool_texts: list[str], candidates: list[str],
+                             workers: int) -> float:
+    """The paper's per-candidate work: tokenize the whole pool again, then score every pair
+    in a process pool (started per candidate, as its code did)."""
+    started = time.perf_counter()
+    for candidate in candidates:
+        scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+        pool_tokens = [scorer._tokenizer.tokenize(t) for t in pool_texts]
+        new_tokens = scorer._tokenizer.tokenize(candidate)
+        with Pool(workers) as processes:
+            scores = processes.map(partial(_paper_score, new_tokens), pool_tokens)
+        max(scores)
+    return (time.perf_counter() - started) / len(candidates)
+
+
+def check_decisions(result: dict, candidates: list[str], sample: int, seed: int) -> dict:
+    """Recompute the reference's decision for random candidates of the replay."""
+    rng = random.Random(seed)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    indices = sorted(rng.sample(range(len(candidates)), min(sample, len(candidates))))
+    pool_texts = result["pool_texts"]
+    mismatches = 0
+    for index in indices:
+        size = result["pool_sizes"][index]
+        reference = max(scorer.score(p, candidates[index])["rougeL"].fmeasure
+                        for p in pool_texts[:size])
+        ours_pool = RougePool()
+        for text in pool_texts[:size]:
+            ours_pool.add(text)
+        ours = ours_pool.score(candidates[index]).max
+        if (reference <= THRESHOLD) != result["decisions"][index] or reference != ours:
+            mismatches += 1
+    return {"checked": len(indices), "mismatches": mismatches}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--candidates", type=int, default=100_000)
+    parser.add_argument("--pool", type=int, default=50_000)
+    parser.add_argument("--check", type=int, default=200)
+    parser.add_argument("--paper-sample", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    candidates = make_candidates(args.candidates)
+    pool_texts = seed_instructions() + make_candidates(5000, seed=1)
+    pairs = bench_pairs(make_candidates(512, seed=2), pool_texts)
+    print(f"pairs/s: ours {pairs['ours_pairs_per_s']:,.0f}; rouge_score LCS "
+          f"{pairs['reference_lcs_pairs_per_s']:,.0f} ({pairs['ratio_vs_lcs']:,.0f}x); "
+          f"RougeScorer.score {pairs['reference_score_pairs_per_s']:,.0f} "
+          f"({pairs['ratio_vs_score']:,.0f}x)")
+
+    result = replay(candidates, args.pool)
+    result["max_pool"] = args.pool
+    print(f"replay: {args.candidates:,} candidates, pool grew to {result['pool_final']:,}, "
+          f"kept {result['kept']:,}, {result['seconds']:.1f}s end to end")
+    per = result["seconds_per_candidate_up_to_pool"]
+    print("ours, seconds per candidate while the pool grew to: "
+          + ", ".join(f"{k:,}: {v * 1000:.3f} ms" for k, v in per.items()))
+
+    workers = 2
+    sizes = [s for s in (1000, 5000, 10000, 50000) if s <= len(result["pool_texts"])]
+    paper = {s: paper_time_per_candidate(result["pool_texts"][:s], candidates[:args.paper_sample],
+                                         workers) for s in sizes}
+    slope, intercept = np.polyfit(np.array(list(paper), dtype=float) / 1000,
+                                  list(paper.values()), 1)
+    slope /= 1000
+    paper_total = float(sum(intercept + slope * n for n in result["pool_sizes"]))
+    print("paper's method, seconds per candidate at pool size: "
+          + ", ".join(f"{k:,}: {v:.2f}s" for k, v in paper.items()))
+    print(f"paper's method extrapolated over the replay: {paper_total / 3600:.1f} h "
+          f"({paper_total / result['seconds']:,.0f}x ours)")
+
+    check = check_decisions(result, candidates, args.check, seed=3)
+    print(f"decisions checked against rouge_score: {check['checked']} candidates, "
+          f"{check['mismatches']} mismatches")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak_mb:.0f} MB")
+    report = {
+        "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
+                    "cpus": len(__import__("os").sched_getaffinity(0))},
+        "versions": {p: metadata.version(p) for p in ("selfinstruct", "rapidfuzz",
+                                                      "rouge-score", "numpy")},
+        "pairs": pairs,
+        "replay": {k: v for k, v in result.items()
+                   if k not in ("decisions", "pool_sizes", "pool_texts")},
+        "paper_seconds_per_candidate": paper, "paper_extrapolated_seconds": paper_total,
+        "check": check, "peak_rss_mb": peak_mb,
+    }
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    ok = check["mismatches"] == 0 and result["seconds"] < 600 and pairs["ratio_vs_lcs"] >= 1000
+    print("OK" if ok else "FAIL: a target was missed")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
