@@ -34,8 +34,15 @@ class Similarity:
         return float(self.scores.mean()) if self.scores.size else 0.0
 
     def top(self, texts: list[str], k: int) -> dict[str, float]:
-        """The k most similar pool texts with their scores, best first (ties: pool order)."""
-        order = np.argsort(-self.scores, kind="stable")[:k]
+        """The k most similar pool texts with their scores, best first (ties: pool order).
+        Same result as a stable sort of all scores, without sorting the whole pool."""
+        n = self.scores.size
+        k = min(k, n)
+        if k <= 0:
+            return {}
+        kth = np.partition(self.scores, n - k)[n - k]
+        near = np.flatnonzero(self.scores >= kth)
+        order = near[np.argsort(-self.scores[near], kind="stable")][:k]
         return {texts[i]: float(self.scores[i]) for i in order}
 
 
