@@ -238,6 +238,8 @@ def instances(**kwargs: Any) -> None:
 def prepare(import_instances: Path | None, import_labels: Path | None, **kwargs: Any) -> None:
     """Stage 4: parse, filter and write fine-tuning data and exports. With --import-instances
     and --import-labels, works on the paper's intermediate files instead of a run."""
+    if _estimated(kwargs):
+        return
     if (import_instances is None) != (import_labels is None):
         raise click.UsageError("--import-instances and --import-labels go together")
     if import_instances is not None and import_labels is not None:

@@ -231,6 +231,8 @@ def validate(config: Config, path: Path | str = "<command line>", text: str = ""
             fail(f"{section}.max_tokens", "must be >= 1")
     if not 1 <= config.instances.max_instances <= 20:
         fail("instances.max_instances", "must be between 1 and 20")
+    if config.prepare.max_instances_per_task < 1:
+        fail("prepare.max_instances_per_task", "must be >= 1")
     if not 0.0 <= config.prepare.field_removal_probability <= 1.0:
         fail("prepare.field_removal_probability", "must be between 0 and 1")
 

@@ -58,7 +58,11 @@ class OpenAIBackend(LLM):
     @classmethod
     def from_config(cls, config: Config) -> OpenAIBackend:
         settings = config.openai
-        return cls(settings, config.model, os.environ.get(settings.api_key_env) or None)
+        key = (os.environ.get(settings.api_key_env) or "").strip()
+        if key and not all(32 < ord(ch) < 127 for ch in key):
+            raise BackendError(f"the API key in ${settings.api_key_env} contains spaces, control "
+                               "or non-ASCII characters; set it again without them")
+        return cls(settings, config.model, key or None)
 
     def identity(self) -> dict[str, str]:
         return {"backend": self.name, "model": self.model, "base_url": self.base_url}
@@ -150,8 +154,13 @@ class OpenAIBackend(LLM):
                 raise BackendError(f"cannot connect to {self.base_url}: {exc}; "
                                    "check --base-url and that the server is running") from exc
             return "connection", f"connection to {url} failed: {exc}", None, True
+        except httpx.LocalProtocolError as exc:  # never echo it: it may quote the headers
+            raise BackendError(f"cannot send a request to {url}: {type(exc).__name__}; "
+                               "check --base-url and the API key variable") from exc
         except httpx.TransportError as exc:
-            return "connection", f"connection to {url} dropped: {exc!r}", None, True
+            return "connection", f"connection to {url} dropped: {type(exc).__name__}", None, True
+        except httpx.DecodingError:
+            return "malformed", f"undecodable response body from {url}", None, True
         self._reached = True
         status = response.status_code
         if status == 200:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from selfinstruct.errors import BackendError
@@ -43,13 +44,13 @@ def known_backends() -> list[str]:
 
 def model_name(config: Config) -> str:
     """The model a config asks for, known without loading it."""
-    if config.model:
-        return config.model.replace("\\", "/").rsplit("/", 1)[-1]
     if config.backend == "embedded":
         from selfinstruct.llm.embedded import DEFAULT_MODEL
 
-        path = config.embedded.model_path
-        return path.replace("\\", "/").rsplit("/", 1)[-1] if path else DEFAULT_MODEL
+        path = config.model or config.embedded.model_path
+        return str(Path(path).resolve()) if path else DEFAULT_MODEL
+    if config.model:
+        return config.model
     return "fake-1" if config.backend == "fake" else ""
 
 

@@ -27,6 +27,7 @@ from selfinstruct.stages.context import RunContext
 from selfinstruct.store.run_store import InstructionRow
 
 STAGE = "bootstrap"
+MAX_BARREN_BATCHES = 50
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class Bootstrap:
             seeds = [t for t in seeds if t.is_classification]
         self.prompt_seeds = [t.instruction for t in seeds]
         self.pool = RougePool(get_tokenizer(self.settings.tokenizer))
-        for task in ctx.seeds:
-            self.pool.add(task.instruction)
+        for text in self.prompt_seeds:  # the paper's pool: the seeds it prompts with
+            self.pool.add(text)
         self.machine: list[InstructionRow] = ctx.store.instructions()
         for row in self.machine:
             self.pool.add(row.instruction)
@@ -72,31 +73,49 @@ class Bootstrap:
         progress = Progress(self.stats, target, min(len(self.machine), target),
                             quiet=self.ctx.quiet)
         try:
+            barren = 0
             while len(self.machine) < target:
                 if self.settings.max_requests and batch * size >= self.settings.max_requests:
                     break
-                self._run_batch(batch, target, progress)
+                before = len(self.machine)
+                outcomes = self._run_batch(batch, target, progress)
+                barren = 0 if len(self.machine) > before else barren + 1
+                self._check_progress(outcomes, barren)
                 batch += 1
         finally:
             progress.close()
             self.stats.stop()
-        if self.stats.failed and not self.stats.kept and len(self.machine) < target:
-            raise RunError(f"every bootstrap request failed; last error: "
-                           f"{self.stats.last_failure}")
         return self.stats
 
-    def _run_batch(self, batch: int, target: int, progress: Progress) -> None:
+    def _check_progress(self, outcomes: list[str], barren: int) -> None:
+        """Stop instead of spending requests forever on a run that cannot get anywhere."""
+        if outcomes and all(o == "failed" for o in outcomes):
+            raise RunError(f"every request of a bootstrap batch failed; last error: "
+                           f"{self.stats.last_failure}")
+        if outcomes and all(o == "truncated" for o in outcomes):
+            raise RunError("every response of a bootstrap batch was cut off at max_tokens "
+                           f"({self.settings.max_tokens}); raise bootstrap.max_tokens")
+        if barren >= MAX_BARREN_BATCHES:
+            raise RunError(f"no new instruction in the last {barren} bootstrap batches: the "
+                           "model repeats the pool or its answers do not parse (see the "
+                           "drop reasons above); everything accepted so far is saved")
+
+    def _run_batch(self, batch: int, target: int, progress: Progress) -> list[str]:
+        """Send one batch and judge its responses; the outcomes of the completed requests."""
         size = self.settings.request_batch_size
         before = [r.instruction for r in self.machine if r.batch_idx < batch]
         indices = range(batch * size, (batch + 1) * size)
         requests = [self._request(i, before) for i in indices]
         answers = self.ctx.complete(STAGE, requests, self.stats)
+        outcomes = []
         for request_idx, (key, answer) in zip(indices, answers, strict=True):
             if len(self.machine) >= target:
-                return
+                break
             done = self._judge_response(request_idx, batch, key, answer, target, progress)
             if done:
                 self.ctx.store.complete_request(request_idx, batch, key, done)
+                outcomes.append(done)
+        return outcomes
 
     def _request(self, request_idx: int, machine_before: list[str]) -> Request:
         rng = random.Random(f"{self.ctx.config.random_seed}:{STAGE}:{request_idx}")

@@ -31,9 +31,9 @@ def plan_instances(ctx: RunContext) -> StagePlan:
         raise RunError("no instruction has a classification label yet; "
                        "run the classify stage first")
     stats = StageStats(STAGE)
-    if unlabelled:
-        stats.drop("no_label", len(unlabelled))
-        rows = [r for r in rows if r.id in labels]
+    waiting = _windows_waiting_for_labels(rows, labels, settings.request_batch_size)
+    if waiting - done:
+        stats.drop("no_label", len(waiting - done))
 
     def make_requests(window: Sequence[InstructionRow],
                       batch: Sequence[InstructionRow]) -> list[Request]:
@@ -56,4 +56,17 @@ def plan_instances(ctx: RunContext) -> StagePlan:
         ctx.store.put_instances(row.id, answer.text, answer.finish_reason, key)
         return None
 
-    return StagePlan(stats, rows, done, settings.request_batch_size, make_requests, record)
+    return StagePlan(stats, rows, done | waiting, settings.request_batch_size, make_requests,
+                     record)
+
+
+def _windows_waiting_for_labels(rows: Sequence[InstructionRow], labels: dict,
+                                size: int) -> set[int]:
+    """Instructions in a batch window that holds an unlabelled instruction: the window's
+    max_tokens depends on every label in it, so it waits until classify has them all."""
+    waiting: set[int] = set()
+    for start in range(0, len(rows), size):
+        window = rows[start : start + size]
+        if any(row.id not in labels for row in window):
+            waiting |= {row.id for row in window}
+    return waiting
