@@ -33,6 +33,7 @@ test: install-test
 
 bench: install-test
 	$(BIN)/python -m benchmarks.bench_openai_throughput
+	$(BIN)/python -m benchmarks.bench_rouge
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
