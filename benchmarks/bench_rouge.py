@@ -6,7 +6,8 @@
    rouge_score's LCS on pre-tokenized text (its fastest use) and vs `RougeScorer.score`.
 2. Replay of a paper-scale bootstrap filter: --candidates instructions judged in order
    against a pool (175 seeds plus everything accepted) that grows to at most --pool; ours end
-   to end (decision, top-10 most_similar, mean score), and the paper's method (re-tokenize
+   to end as bootstrap does it (the bounded search settles rejections, a kept candidate gets
+   every score: decision, top-10 most_similar, mean score), and the paper's method (re-tokenize
    the pool, score every pair with rouge_score in a process pool, per candidate) timed on a
    sample at several pool sizes and extrapolated over the replay's actual pool sizes.
 3. Time per candidate as the pool grows (1k, 5k, 10k, 50k) and peak memory.
@@ -19,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import random
 import resource
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from importlib import metadata, resources
 from multiprocessing import Pool
@@ -32,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from rouge_score import rouge_scorer, tokenize
 
+from selfinstruct.similarity.prefilter import Mode, Prefilter
 from selfinstruct.similarity.rouge import RougePool
 
 THRESHOLD = 0.7
@@ -43,14 +47,21 @@ def seed_instructions() -> list[str]:
     return [json.loads(line)["instruction"] for line in path.read_text().splitlines()]
 
 
-def make_candidates(count: int, seed: int = 0) -> list[str]:
+def make_candidates(count: int, seed: int = 0, repeats: float = 0.0) -> list[str]:
     """Real-looking instructions: seed instructions with a share of their words replaced by
-    words from other seeds (heavy edits are usually kept, light ones are near-duplicates)."""
+    words from other seeds (heavy edits are usually kept, light ones are near-duplicates).
+    With `repeats` > 0, that share of the candidates instead restates an earlier candidate
+    with one word changed, as a model does late in a long run (most are then rejected)."""
     rng = random.Random(seed)
     seeds = seed_instructions()
     vocabulary = sorted({w for s in seeds for w in s.split()})
-    out = []
+    out: list[str] = []
     for _ in range(count):
+        if repeats and out and rng.random() < repeats:
+            words = rng.choice(out).split()
+            words[rng.randrange(len(words))] = rng.choice(vocabulary)
+            out.append(" ".join(words))
+            continue
         words = rng.choice(seeds).split()
         share = rng.choice((0.15, 0.5, 0.6, 0.7))
         for i in range(len(words)):
@@ -97,12 +108,14 @@ def bench_pairs(candidates: list[str], pool_texts: list[str]) -> dict:
             "ratio_vs_lcs": ours / reference_lcs, "ratio_vs_score": ours / reference_score}
 
 
-def replay(candidates: list[str], max_pool: int) -> dict:
-    """Ours end to end, as bootstrap does it; returns timings, pool sizes and decisions."""
+def replay(candidates: list[str], max_pool: int, mode: Mode = "auto") -> dict:
+    """Ours end to end, as bootstrap does it; returns timings, pool sizes and decisions.
+    mode: when the bounded search runs before block scoring (see similarity/prefilter.py)."""
     seeds = seed_instructions()
     pool = RougePool()
     for text in seeds:
         pool.add(text)
+    prefilter = Prefilter(pool, THRESHOLD, mode)
     decisions: list[bool] = []
     pool_sizes: list[int] = []
     checkpoints = {1000: None, 5000: None, 10000: None, 50000: None}
@@ -111,16 +124,22 @@ def replay(candidates: list[str], max_pool: int) -> dict:
     last = (started, 0)
     for i in range(0, len(candidates), BLOCK):
         texts = candidates[i : i + BLOCK]
-        block = pool.block([pool.encode(t) for t in texts])
+        encoded = [pool.encode(t) for t in texts]
+        settled = prefilter.settle(encoded)
+        rows = {j: row for row, j in enumerate(j for j in range(len(texts)) if j not in settled)}
+        block = prefilter.block([encoded[j] for j in rows])
         for j, text in enumerate(texts):
             pool_sizes.append(len(pool))
-            similarity = block.similarity(j)
-            keep = similarity.max <= THRESHOLD
+            keep = j not in settled
+            if keep:  # a kept candidate needs every score (most_similar, the mean)
+                similarity = block.similarity(rows[j])
+                keep = similarity.max <= THRESHOLD
+            prefilter.judged(not keep)
             if keep:
                 similarity.top(pool.texts, 10)
                 _ = similarity.mean
                 if len(pool) - len(seeds) < max_pool:  # past the cap: judged, not added
-                    pool.add(text, block.encoded[j])
+                    pool.add(text, encoded[j])
             decisions.append(keep)
         for mark in checkpoints:
             if mark not in marks and len(pool) >= mark:
@@ -129,8 +148,35 @@ def replay(candidates: list[str], max_pool: int) -> dict:
                 last = (now, len(decisions))
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "kept": sum(decisions), "pool_final": len(pool),
+            "pairs_scored": pool.pairs_scored, "searched": prefilter.searched,
+            "settled_by_search": prefilter.settled, "pairs_in_pool": sum(pool_sizes),
             "seconds_per_candidate_up_to_pool": marks, "decisions": decisions,
             "pool_sizes": pool_sizes, "pool_texts": pool.texts}
+
+
+def replay_fresh(count: int, seed: int, repeats: float, max_pool: int, mode: Mode) -> dict:
+    """A replay in a fresh process, so every configuration starts from the same state (in one
+    process the first replay runs slower, growing the heap the later ones reuse)."""
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as executor:
+        return executor.submit(_replay_job, count, seed, repeats, max_pool, mode).result()
+
+
+def _replay_job(count: int, seed: int, repeats: float, max_pool: int, mode: Mode) -> dict:
+    result = replay(make_candidates(count, seed, repeats), max_pool, mode)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def compare_modes(with_bounds: dict, without: dict) -> dict:
+    """The bounded search against none on the same stream: decisions must be identical."""
+    if with_bounds["decisions"] != without["decisions"]:
+        raise AssertionError("the bounded search changed a decision")
+    return {"rejected": 1 - with_bounds["kept"] / len(with_bounds["decisions"]),
+            "pairs_share": with_bounds["pairs_scored"] / with_bounds["pairs_in_pool"],
+            "searched": with_bounds["searched"], "settled": with_bounds["settled_by_search"],
+            "seconds": with_bounds["seconds"], "seconds_without": without["seconds"],
+            "speedup": without["seconds"] / with_bounds["seconds"]}
 
 
 def _paper_score(new_tokens: list[str], other: list[str]) -> float:
@@ -178,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=50_000)
     parser.add_argument("--check", type=int, default=200)
     parser.add_argument("--paper-sample", type=int, default=2)
+    parser.add_argument("--repeats", type=float, default=0.7,
+                        help="share of restated candidates in the repetitive stream")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -189,13 +237,24 @@ def main(argv: list[str] | None = None) -> int:
           f"RougeScorer.score {pairs['reference_score_pairs_per_s']:,.0f} "
           f"({pairs['ratio_vs_score']:,.0f}x)")
 
-    result = replay(candidates, args.pool)
+    result = replay_fresh(args.candidates, 0, 0.0, args.pool, "auto")
     result["max_pool"] = args.pool
     print(f"replay: {args.candidates:,} candidates, pool grew to {result['pool_final']:,}, "
           f"kept {result['kept']:,}, {result['seconds']:.1f}s end to end")
     per = result["seconds_per_candidate_up_to_pool"]
     print("ours, seconds per candidate while the pool grew to: "
           + ", ".join(f"{k:,}: {v * 1000:.3f} ms" for k, v in per.items()))
+    bounds = {"mixed": compare_modes(result, replay_fresh(args.candidates, 0, 0.0, args.pool,
+                                                          "never"))}
+    bounds["repetitive"] = compare_modes(
+        replay_fresh(args.candidates, 4, args.repeats, args.pool, "auto"),
+        replay_fresh(args.candidates, 4, args.repeats, args.pool, "never"))
+    for stream, row in bounds.items():
+        print(f"bounds, {stream} stream ({row['rejected']:.0%} rejected): "
+              f"{row['pairs_share']:.1%} of pairs scored, searched {row['searched']:,}, "
+              f"settled {row['settled']:,}; {row['seconds']:.1f}s vs "
+              f"{row['seconds_without']:.1f}s without bounds ({row['speedup']:.2f}x), "
+              "same decisions")
 
     workers = 2
     sizes = [s for s in (1000, 5000, 10000, 50000) if s <= len(result["pool_texts"])]
@@ -213,14 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     check = check_decisions(result, candidates, args.check, seed=3)
     print(f"decisions checked against rouge_score: {check['checked']} candidates, "
           f"{check['mismatches']} mismatches")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak_mb:.0f} MB")
+    peak_mb = result["peak_rss_mb"]
+    print(f"peak RSS of the replay's process {peak_mb:.0f} MB")
     report = {
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
                     "cpus": len(__import__("os").sched_getaffinity(0))},
         "versions": {p: metadata.version(p) for p in ("selfinstruct", "rapidfuzz",
                                                       "rouge-score", "numpy")},
-        "pairs": pairs,
+        "pairs": pairs, "bounds": bounds,
         "replay": {k: v for k, v in result.items()
                    if k not in ("decisions", "pool_sizes", "pool_texts")},
         "paper_seconds_per_candidate": paper, "paper_extrapolated_seconds": paper_total,

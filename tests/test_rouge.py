@@ -15,6 +15,7 @@ from rouge_score import tokenize as rs_tokenize
 
 from selfinstruct.config import BootstrapSettings
 from selfinstruct.seeds import default_seed_path
+from selfinstruct.similarity.bounds import need_table, probe_tokens
 from selfinstruct.similarity.rouge import RougePool, Similarity, f_measure, rouge_l
 from selfinstruct.similarity.tokenize import (
     TOKENIZERS,
@@ -303,6 +304,96 @@ def test_vocabulary_beyond_surrogate_range():
         assert min(scores[0], scores[552], scores[599]) > 0.0
     for index in (0, 552, 553, 599):
         assert pool.score(texts_[index]).scores[index] == 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# Exact bounds and the pruned search (RougePool.above)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.7, 0.9, 0.99])
+def test_need_table_is_the_least_lcs_above_threshold(threshold):
+    for m in range(0, 40):
+        table = need_table(m, 60, threshold, f_measure)
+        for n in range(61):
+            exact = [k for k in range(min(m, n) + 1)
+                     if f_measure(np.array([float(k)]), np.array([float(n)]), float(m))[0]
+                     > threshold]
+            assert table[n] == (exact[0] if exact else m + 1), (m, n)
+
+
+def test_length_bound_at_0_7_is_the_papers_ratio():
+    table = need_table(13, 40, 0.7, f_measure)
+    possible = [n for n in range(41) if table[n] <= 13]
+    assert min(possible) / 13 > 0.538 and 13 / max(possible) > 0.538
+    assert (min(possible) - 1) / 13 <= 0.539 and 13 / (max(possible) + 1) <= 0.539
+
+
+def test_probe_tokens_leaves_out_common_tokens_below_need():
+    from collections import Counter
+
+    postings = {"a": [0] * 100, "b": [0] * 50, "c": [0] * 3, "d": [0]}
+    counts = Counter({"a": 2, "b": 1, "c": 1, "d": 1})
+    assert probe_tokens(counts, 3, postings) == ["b", "c", "d"]  # a (2) < 3; a+b = 3 is not
+    assert probe_tokens(counts, 4, postings) == ["c", "d"]  # a + b = 3 < 4
+    assert probe_tokens(counts, 1, postings) == ["a", "b", "c", "d"]
+
+
+small_vocab = st.sampled_from(["a", "b", "c", "d", "e", "f", "the", "of", "x", "y"])
+pool_text = st.lists(small_vocab, max_size=14).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(pool_text, max_size=60), pool_text,
+       st.sampled_from([0.3, 0.5, 0.7, 0.8]), st.booleans())
+def test_above_agrees_with_the_full_scores(pool_texts, candidate, threshold, skewed):
+    if skewed:  # a common token in every item, so the search has posting lists to skip
+        pool_texts = [f"the {t} of" for t in pool_texts]
+    pool = RougePool()
+    for text in pool_texts:
+        pool.add(text)
+    encoded = pool.encode(candidate)
+    verdict = pool.above(encoded, threshold)
+    truth = pool.score_encoded(encoded).max > threshold
+    if verdict is None:
+        return
+    assert verdict == truth
+
+
+def test_above_prunes_on_a_large_pool_and_stays_exact():
+    rng = random.Random(11)
+    words = [f"w{i}" for i in range(3000)] + ["the", "a", "of", "to", "and"] * 200
+    pool = RougePool()
+    texts_ = [" ".join(rng.choices(words, k=rng.randint(5, 20))) for _ in range(5000)]
+    for text in texts_:
+        pool.add(text)
+    decided = 0
+    for i in range(300):
+        base = texts_[rng.randrange(len(texts_))].split()
+        if i % 2:  # a light edit of a pool item: usually above 0.7
+            base[rng.randrange(len(base))] = rng.choice(words)
+        else:
+            base = rng.choices(words, k=len(base))
+        encoded = pool.encode(" ".join(base))
+        before = pool.pairs_scored
+        verdict = pool.above(encoded, 0.7)
+        scored = pool.pairs_scored - before
+        truth = pool.score_encoded(encoded).max > 0.7
+        if verdict is not None:
+            decided += 1
+            assert verdict == truth
+            assert scored < 0.5 * len(pool)
+    assert decided >= 250
+
+
+def test_above_on_empty_pool_and_empty_candidate():
+    pool = RougePool()
+    assert pool.above(pool.encode("the cat"), 0.7) is False
+    for text in ["the cat", "a dog barks", "fish swim", "birds fly high"]:
+        pool.add(text)
+    assert pool.above("", 0.7) is False
+    assert pool.above(pool.encode("the cat"), 0.7) is True
+    assert pool.above(pool.encode("the cow"), 0.7) is False  # "the" is left out: 1 < need
 
 
 # --------------------------------------------------------------------------------------------

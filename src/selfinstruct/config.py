@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,19 +156,11 @@ def config_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Config
 
 def load_config(path: str | Path) -> Config:
     from selfinstruct.inputs.text import read_text
+    from selfinstruct.inputs.toml import parse_toml
 
     p = Path(path)
     text = read_text(p, allow_empty=True)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(p, f"invalid TOML: {exc}", line=_toml_error_line(str(exc))) from exc
-    except ValueError as exc:  # an integer of thousands of digits
-        raise InputError(p, f"invalid TOML value: {str(exc)[:120]}",
-                         line=_first_match_line(text, r"\d{4000,}")) from exc
-    except RecursionError as exc:
-        raise InputError(p, "invalid TOML: nested too deeply",
-                         line=_first_match_line(text, r"[\[{]{200,}")) from exc
+    data = parse_toml(text, p)
     config = config_from_dict(data, p, text)
     validate(config, p, text)
     return config
@@ -307,21 +298,6 @@ def _locate(text: str, section: str, key: str) -> int | None:
             full = current + _dotted(line.split("=", 1)[0])
             if full == wanted or (full == wanted[:1] and not section):
                 return number
-    return None
-
-
-def _first_match_line(text: str, pattern: str) -> int | None:
-    match = re.search(pattern, text)
-    return text[: match.start()].count("\n") + 1 if match else None
-
-
-def _toml_error_line(message: str) -> int | None:
-    marker = "(at line "
-    if marker in message:
-        tail = message.split(marker, 1)[1]
-        digits = tail.split(",", 1)[0]
-        if digits.isdigit():
-            return int(digits)
     return None
 
 

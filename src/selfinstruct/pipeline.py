@@ -13,7 +13,7 @@ from selfinstruct import __version__
 from selfinstruct.config import Config, config_from_dict, load_config, validate
 from selfinstruct.errors import RunError
 from selfinstruct.estimate import estimate, format_estimate
-from selfinstruct.exporters.jsonl import write_json
+from selfinstruct.exporters.jsonl import remove_stale_temporaries, write_json
 from selfinstruct.inputs.text import read_text
 from selfinstruct.llm.registry import model_name
 from selfinstruct.prompts import TemplateSet
@@ -71,6 +71,7 @@ def open_run(options: RunOptions, *, create: bool) -> RunContext:
             if store.get_meta("created_at") is None:
                 store.set_meta("created_at", now())
             store.set_meta("versions", versions())
+        remove_stale_temporaries(out)
         ctx = RunContext(config, store, templates, seeds, quiet=options.quiet)
         write_run_file(ctx)
         return ctx

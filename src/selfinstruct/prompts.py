@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import re
 import string
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from selfinstruct.errors import InputError
 from selfinstruct.inputs.text import read_text
+from selfinstruct.inputs.toml import parse_toml
 
 STAGE_TEMPLATES = (
     "bootstrap",
@@ -108,10 +108,7 @@ class TemplateSet:
 
     def finetune_layouts(self) -> dict[str, list[FinetuneLayout]]:
         path, text = self._load("finetune.toml")
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(path, f"invalid TOML: {exc}") from exc
+        data = parse_toml(text, path)
         return {kind: self._layouts(path, data, kind, keys) for kind, keys in FINETUNE_KEYS.items()}
 
     def _layouts(self, path: Path, data: dict, kind: str, keys: set[str]) -> list[FinetuneLayout]:

@@ -10,19 +10,26 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+TEMP_SUFFIX = ".tmp"  # write_atomic's temporary files: ".<name>.<random>.tmp" beside the target
+
 # Characters json.dumps leaves raw that str.splitlines() and some readers treat as line breaks.
 _LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 
 
 def json_line(obj: Any) -> str:
     """One line of JSON: readable UTF-8, with every line-breaking character escaped."""
-    text = json.dumps(obj, ensure_ascii=False)
+    return _json_text(obj)
+
+
+def _json_text(obj: Any, indent: int | None = None) -> str:
+    """JSON as readable UTF-8 where possible; escaped where a lone surrogate forbids it."""
+    text = json.dumps(obj, ensure_ascii=False, indent=indent)
     for raw, escaped in _LINE_BREAKS.items():
         text = text.replace(raw, escaped)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: keep them, escaped
-        text = json.dumps(obj, ensure_ascii=True)
+        text = json.dumps(obj, ensure_ascii=True, indent=indent)
     return text
 
 
@@ -31,7 +38,7 @@ def write_atomic(path: Path, chunks: Iterable[str]) -> None:
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a directory, expected a file path", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             for chunk in chunks:
@@ -45,6 +52,17 @@ def write_atomic(path: Path, chunks: Iterable[str]) -> None:
         raise
 
 
+def remove_stale_temporaries(directory: Path) -> int:
+    """Delete the temporary files that writers killed mid-write (SIGKILL, power loss) left in
+    a directory tree; call it only while holding the directory's run lock."""
+    removed = 0
+    for path in directory.rglob(f".*{TEMP_SUFFIX}"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -56,4 +74,4 @@ def write_jsonl(path: Path, records: Iterable[Any]) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, [json.dumps(obj, ensure_ascii=False, indent=2) + "\n"])
+    write_atomic(path, [_json_text(obj, indent=2) + "\n"])

@@ -4,19 +4,27 @@ Each instruction is tokenized once and encoded as a string with one character pe
 token, so the longest common subsequence of tokens is rapidfuzz's LCSseq of the two strings.
 The F-measure is computed with the same floating-point operations, in the same order, as the
 `rouge_score` package, so scores are bit-identical to it.
+
+The pool also keeps, for every token, the list of items that contain it, so `above` can answer
+"does any item score above the threshold?" by scoring only the items the exact bounds of
+`bounds.py` leave possible.
 """
 
 from __future__ import annotations
 
+from array import array
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
+from selfinstruct.similarity.bounds import need_table, probe_tokens
 from selfinstruct.similarity.tokenize import Tokenizer, rouge_tokens
 
 _SURROGATES = 0xE000 - 0xD800
+PROBE_SHARE = 1.0  # above() gives up when its posting lists hold more entries than this x pool
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,10 @@ class RougePool:
         self._encoded: list[str] = []
         self._lengths = np.zeros(0, dtype=np.float64)
         self._size = 0
+        self._max_length = 0
         self._vocab: dict[str, str] = {}
+        self._postings: dict[str, array] = {}
+        self.pairs_scored = 0
 
     def __len__(self) -> int:
         return self._size
@@ -83,6 +94,9 @@ class RougePool:
             grown[: self._size] = self._lengths
             self._lengths = grown
         self._lengths[self._size] = len(encoded)
+        for char in set(encoded):
+            self._postings.setdefault(char, array("q")).append(self._size)
+        self._max_length = max(self._max_length, len(encoded))
         self._size += 1
 
     def score(self, text: str) -> Similarity:
@@ -99,11 +113,49 @@ class RougePool:
             [encoded], self._encoded[start:], scorer=LCSseq.similarity, dtype=np.int32,
             workers=1,
         )[0].astype(np.float64)
+        self.pairs_scored += size
         return Similarity(f_measure(lcs, self._lengths[start : self._size], float(len(encoded))))
 
     def block(self, encoded: list[str]) -> Block:
         """Score several candidates against the pool in one call (see Block)."""
         return Block(self, encoded)
+
+    def above(self, encoded: str, threshold: float) -> bool | None:
+        """Whether some pool item scores above threshold: True (one was found and scored),
+        False (the bounds rule every item out, or the few they leave score lower), or None
+        (the candidate's tokens are too common for the search to pay: score the whole pool).
+
+        Only items holding one of the candidate's probe tokens can pass the shared-token
+        bound; of those, an item of n tokens is scored only if the tokens it can share
+        (the candidate's counts of the probe tokens it holds, plus every left-out token)
+        reach need[n]. See bounds.py."""
+        m = len(encoded)
+        if not m or not self._size:
+            return False
+        need = need_table(m, self._max_length, threshold, f_measure)
+        least = int(need.min())
+        if least > m:
+            return False
+        counts = Counter(encoded)
+        probe = [t for t in probe_tokens(counts, least, self._postings) if t in self._postings]
+        lists = [np.frombuffer(self._postings[t], dtype=np.int64) for t in probe]
+        if sum(len(items) for items in lists) > PROBE_SHARE * self._size:
+            return None
+        if not lists:
+            return False
+        left_out = m - sum(counts[t] for t in probe)
+        items = np.concatenate(lists)
+        weights = np.repeat([float(counts[t]) for t in probe], [len(x) for x in lists])
+        shared = np.bincount(items, weights=weights, minlength=self._size)
+        bound = shared[items] + left_out
+        items = np.unique(items[bound >= need[self._lengths[items].astype(np.int64)]])
+        if not items.size:
+            return False
+        lcs = process.cdist([encoded], [self._encoded[i] for i in items.tolist()],
+                            scorer=LCSseq.similarity, dtype=np.int32, workers=1)[0]
+        self.pairs_scored += items.size
+        scores = f_measure(lcs.astype(np.float64), self._lengths[items], float(m))
+        return bool((scores > threshold).any())
 
 
 class Block:
@@ -120,6 +172,7 @@ class Block:
         if encoded and self.start:
             lcs = process.cdist(encoded, pool._encoded, scorer=LCSseq.similarity,
                                 dtype=np.int32, workers=1).astype(np.float64)
+            pool.pairs_scored += lcs.size
             lengths = np.array([float(len(e)) for e in encoded])[:, None]
             self.rows = f_measure(lcs, pool._lengths[: self.start][None, :], lengths)
             self.rows[lengths[:, 0] == 0] = 0.0

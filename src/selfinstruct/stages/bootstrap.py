@@ -21,6 +21,7 @@ from selfinstruct.parsing.instructions import split_instructions
 from selfinstruct.prompts import Prompt
 from selfinstruct.reporting.progress import Progress
 from selfinstruct.reporting.stats import StageStats
+from selfinstruct.similarity.prefilter import Prefilter
 from selfinstruct.similarity.rouge import Block, RougePool
 from selfinstruct.similarity.tokenize import get_tokenizer
 from selfinstruct.stages.context import RunContext
@@ -63,6 +64,7 @@ class Bootstrap:
         for row in self.machine:
             self.pool.add(row.instruction)
         self.known = set(self.pool.texts)
+        self.prefilter = Prefilter(self.pool, self.settings.rouge_threshold)
 
     def run(self, target: int) -> StageStats:
         if not self.prompt_seeds:
@@ -149,44 +151,73 @@ class Bootstrap:
         decided = self.ctx.store.decided_pieces(request_idx)
         todo = [(i, upper_first(p)) for i, p in enumerate(pieces) if p and i not in decided]
         reasons = [heuristic_reason(text, self.settings) for _, text in todo]
-        rows = {i: row for row, i in enumerate(i for (i, _), r in zip(todo, reasons, strict=True)
-                                                if r is None)}
-        block = self.pool.block([self.pool.encode(t) for (i, t) in todo if i in rows])
+        scoring = self._score_block([(i, t) for (i, t), r in zip(todo, reasons, strict=True)
+                                     if r is None])
         for (piece_idx, text), reason in zip(todo, reasons, strict=True):
             if len(self.machine) >= target:
                 return None
             candidate = Candidate(request_idx, piece_idx, batch, key, text)
-            kept = self._judge(candidate, reason, block, rows.get(piece_idx))
+            kept = self._judge(candidate, reason, scoring)
             progress.advance(1 if kept else 0)
         if not any(pieces):
             self.stats.dropped["response_unparseable"] += 1
             return "unparseable"
         return "ok"
 
-    def _judge(self, c: Candidate, reason: str | None, block: Block, row: int | None) -> bool:
+    def _score_block(self, pieces: list[tuple[int, str]]) -> BlockScoring:
+        """Settle what the bounded search can, then score the rest against the whole pool
+        in one call (see similarity/prefilter.py)."""
+        encoded = {i: self.pool.encode(text) for i, text in pieces}
+        order = list(encoded)
+        settled = {order[j] for j in self.prefilter.settle([encoded[i] for i in order])}
+        rows = {i: row for row, i in enumerate(i for i in order if i not in settled)}
+        block = self.prefilter.block([encoded[i] for i in rows])
+        return BlockScoring(encoded, settled, rows, block)
+
+    def _judge(self, c: Candidate, reason: str | None, scoring: BlockScoring) -> bool:
         """Decide one candidate (its heuristic verdict given), commit the decision, and grow
         the pool if it is kept."""
         text = c.text
         if reason is None and text in self.known:
             reason = "duplicate"
         kept = None
-        if reason is None and row is not None:
-            similarity = block.similarity(row)
-            if similarity.max > self.settings.rouge_threshold:
-                reason = "rouge"
-            else:
-                kept = InstructionRow(
-                    id=0, instruction=text,
-                    most_similar=similarity.top(self.pool.texts, self.settings.most_similar),
-                    avg_similarity_score=similarity.mean, request_idx=c.request_idx,
-                    batch_idx=c.batch, response_key=c.key,
-                )
+        if reason is None:
+            kept = self._similarity_verdict(c, scoring)
+            reason = "rouge" if kept is None else None
         self.ctx.store.record_candidate(c.request_idx, c.piece_idx, text, reason or "kept", kept)
         if kept is None:
             self.stats.dropped[reason or ""] += 1
             return False
         self.machine.append(kept)
-        self.pool.add(text, block.encoded[row] if row is not None else None)
+        self.pool.add(text, scoring.encoded[c.piece_idx])
         self.known.add(text)
         self.stats.kept += 1
         return True
+
+    def _similarity_verdict(self, c: Candidate, scoring: BlockScoring) -> InstructionRow | None:
+        """The row to keep, or None when some pool item scores above the threshold."""
+        if c.piece_idx in scoring.settled:
+            self.prefilter.judged(rejected=True)
+            return None
+        similarity = scoring.block.similarity(scoring.rows[c.piece_idx])
+        rejected = similarity.max > self.settings.rouge_threshold
+        self.prefilter.judged(rejected)
+        if rejected:
+            return None
+        return InstructionRow(
+            id=0, instruction=c.text,
+            most_similar=similarity.top(self.pool.texts, self.settings.most_similar),
+            avg_similarity_score=similarity.mean, request_idx=c.request_idx,
+            batch_idx=c.batch, response_key=c.key,
+        )
+
+
+@dataclass(frozen=True)
+class BlockScoring:
+    """The similarity work for one response's candidates (by piece index): their encodings,
+    the ones already above the threshold, and the block rows of the others."""
+
+    encoded: dict[int, str]
+    settled: set[int]
+    rows: dict[int, int]
+    block: Block

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from selfinstruct.config import Config, default_stops
 from selfinstruct.llm.base import LLM, Completion, Failure, Request, Result
 from selfinstruct.llm.registry import create_backend, model_name
+from selfinstruct.llm.untrusted import storable_completion
 from selfinstruct.prompts import Prompt, TemplateSet
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.seeds.task import SeedTask
@@ -54,6 +55,7 @@ class RunContext:
                 stats.failed[result.reason] += 1
                 stats.last_failure = result.detail
                 return
+            result = storable_completion(result)
             self.store.put_response(key, stage, request, result)
             found[key] = result
             stats.prompt_tokens += result.prompt_tokens

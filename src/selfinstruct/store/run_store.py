@@ -84,7 +84,8 @@ class RunStore:
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite has already rolled back after SQLITE_FULL
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 

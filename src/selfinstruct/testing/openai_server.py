@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from selfinstruct.llm.base import Completion, Request
+from selfinstruct.llm.base import LLM, Completion, Request
 from selfinstruct.llm.fake import FakeLLM
 
 FAULT_KINDS = ("429", "500", "503", "drop", "truncated", "slow")
@@ -474,7 +474,8 @@ ROUTES: dict[str, dict[str, Route]] = {
 
 
 class MockOpenAIServer:
-    """A local OpenAI-compatible server answering with FakeLLM, with latency and faults.
+    """A local OpenAI-compatible server answering with FakeLLM (or the given `llm`), with
+    latency and faults.
 
     Use as a context manager or call start()/stop(). `base_url` is "http://HOST:PORT/v1";
     `stats` is a snapshot of the counters (requests, per-status, per-fault, prompts answered).
@@ -494,6 +495,7 @@ class MockOpenAIServer:
         models: Sequence[str] | None = None,
         seed: int = 0,
         verbose: bool = False,
+        llm: LLM | None = None,
     ) -> None:
         _validate(latency, fault_rate, faults, retry_after, slow_seconds, models)
         self.host = host
@@ -507,7 +509,7 @@ class MockOpenAIServer:
         self.verbose = verbose
         self._api_key = api_key
         self._requested_port = port
-        self._llm = FakeLLM(model=self.served_models[0])
+        self._llm = llm if llm is not None else FakeLLM(model=self.served_models[0])
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._ids = 0
