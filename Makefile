@@ -34,6 +34,8 @@ test: install-test
 bench: install-test
 	$(BIN)/python -m benchmarks.bench_openai_throughput
 	$(BIN)/python -m benchmarks.bench_rouge
+	$(BIN)/python -m benchmarks.bench_memory
+	$(BIN)/python -m benchmarks.bench_embedded
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

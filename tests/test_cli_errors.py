@@ -22,7 +22,7 @@ LAUNCHERS = {
     "module": [sys.executable, "-m", "selfinstruct"],
     "script": [str(SCRIPT)],
 }
-COMMANDS = ("run", "bootstrap", "classify", "instances", "prepare", "export")
+COMMANDS = ("run", "bootstrap", "classify", "instances", "prepare", "export", "evaluate")
 # Files the run store rewrites just by being opened (lock holder's pid, SQLite journal).
 VOLATILE = {".lock", "selfinstruct.db", "selfinstruct.db-wal", "selfinstruct.db-shm"}
 

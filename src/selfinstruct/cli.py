@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-import functools
-import sqlite3
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,8 +9,9 @@ from typing import Any
 
 import click
 
+from selfinstruct.commands.common import handle_errors
+from selfinstruct.commands.evaluate import evaluate
 from selfinstruct.config import PROMPT_STYLES, TOKENIZERS
-from selfinstruct.errors import SelfInstructError
 from selfinstruct.exporters import FORMATS
 from selfinstruct.llm.registry import known_backends
 from selfinstruct.pipeline import (
@@ -130,37 +127,6 @@ def _estimated(kwargs: dict[str, Any]) -> bool:
     if kwargs["estimate"]:
         click.echo(print_estimate(_options(kwargs)))
     return bool(kwargs["estimate"])
-
-
-STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
-RESUME_HINT = ("everything committed before this point is intact; fix the cause (free space, "
-               "permissions, a read-only filesystem) and rerun the same command")
-
-
-def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        out = kwargs.get("out") or kwargs.get("run_dir")
-        try:
-            return func(*args, **kwargs)
-        except SelfInstructError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except sqlite3.DatabaseError as exc:
-            click.echo(f"error: {out}: the run store could not be written ({exc}); "
-                       f"{RESUME_HINT}", err=True)
-            sys.exit(1)
-        except OSError as exc:
-            hint = f"; {RESUME_HINT}" if exc.errno in STORAGE_ERRNOS else ""
-            named = exc.filename or (out if hint else None)
-            where = f"{named}: " if named else ""
-            click.echo(f"error: {where}{exc.strerror or exc}{hint}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo(f"\ninterrupted: everything accepted so far is saved in {out}; "
-                       "rerun the same command to continue.", err=True)
-            sys.exit(130)
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -287,3 +253,6 @@ def _print_outputs(paths: list[Path]) -> None:
     click.echo("Dataset written:")
     for path in paths:
         click.echo(f"  {path}")
+
+
+main.add_command(evaluate)

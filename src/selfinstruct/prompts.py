@@ -27,12 +27,19 @@ STAGE_TEMPLATES = (
     "instances_classification",
     "instances_generation",
 )
+# Templates of `selfinstruct evaluate` (not part of a generation run's fingerprint). In the
+# completion style the answer prompt is the first layout of finetune.toml, the format a
+# fine-tuned model was trained on, so only chat/evaluate_answer.txt exists.
+EVALUATION_TEMPLATES = ("judge_rating", "judge_pairwise")
 REQUIRED = {
     "bootstrap": {"tasks"},
     "bootstrap_classification": {"tasks"},
     "classify": {"instruction"},
     "instances_classification": {"instruction"},
     "instances_generation": {"instruction"},
+    "judge_rating": {"instruction", "input", "reference", "response"},
+    "judge_pairwise": {"instruction", "input", "reference", "response_a", "response_b"},
+    "evaluate_answer": {"instruction"},
 }
 ALLOWED = {
     "bootstrap": {"tasks", "next_number", "last_number"},
@@ -40,6 +47,9 @@ ALLOWED = {
     "classify": {"instruction", "examples"},
     "instances_classification": {"instruction", "examples", "max_instances"},
     "instances_generation": {"instruction", "examples", "max_instances"},
+    "judge_rating": {"instruction", "input", "reference", "response"},
+    "judge_pairwise": {"instruction", "input", "reference", "response_a", "response_b"},
+    "evaluate_answer": {"instruction", "input"},
 }
 FEWSHOT = {
     "classify": "classify",

@@ -36,6 +36,10 @@ def infer_task(request: Request) -> str:
     """The stage a request comes from, read off our prompts (for requests that arrive over
     HTTP without our task label)."""
     text = _prompt_text(request)
+    if "Preferred: <A, B or tie>" in text:
+        return "judge_pairwise"
+    if "Rating: <A, B, C or D>" in text:
+        return "judge_rating"
     if "Is it classification?" in text:
         return "classify"
     if "Class label:" in text:
@@ -159,9 +163,23 @@ def _target_instruction(request: Request) -> str:
     return found[-1] if found else ""
 
 
+def _write_judge_rating(rng: random.Random, request: Request) -> str:
+    rating = rng.choice("AABBCD")
+    return f" {rating}\nReason: {_sentence(rng)}" if request.prompt else (
+        f"Rating: {rating}\nReason: {_sentence(rng)}")
+
+
+def _write_judge_pairwise(rng: random.Random, request: Request) -> str:
+    choice = rng.choice(["A", "B", "tie"])
+    return f" {choice}\nReason: {_sentence(rng)}" if request.prompt else (
+        f"Preferred: {choice}\nReason: {_sentence(rng)}")
+
+
 WRITERS = {
     "bootstrap": _write_bootstrap,
     "classify": _write_classify,
     "instances_classification": _write_instances_classification,
     "instances_generation": _write_instances_generation,
+    "judge_rating": _write_judge_rating,
+    "judge_pairwise": _write_judge_pairwise,
 }

@@ -31,10 +31,17 @@ def _openai(config: Config) -> LLM:
     return OpenAIBackend.from_config(config)
 
 
+def _transformers(config: Config) -> LLM:
+    from selfinstruct.llm.transformers_backend import TransformersLLM
+
+    return TransformersLLM(model=config.model)
+
+
 FACTORIES: dict[str, Callable[[Config], LLM]] = {
     "embedded": _embedded,
     "fake": _fake,
     "openai": _openai,
+    "transformers": _transformers,
 }
 
 
@@ -49,6 +56,8 @@ def model_name(config: Config) -> str:
 
         path = config.model or config.embedded.model_path
         return str(Path(path).resolve()) if path else DEFAULT_MODEL
+    if config.backend == "transformers" and config.model:
+        return str(Path(config.model).resolve())
     if config.model:
         return config.model
     return "fake-1" if config.backend == "fake" else ""

@@ -29,11 +29,20 @@ FMeasure = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 @lru_cache(maxsize=4096)
 def need_table(m: int, max_n: int, threshold: float, f_measure: FMeasure) -> np.ndarray:
     """need[n] for n = 0..max_n: the smallest LCS length with F > threshold against an item
-    of n tokens, or m + 1 when no LCS length possible (<= min(m, n)) gets there."""
-    lcs = np.arange(m + 1, dtype=np.float64)[:, None]
-    lengths = np.arange(max_n + 1, dtype=np.float64)[None, :]
-    above = (f_measure(lcs, lengths, float(m)) > threshold) & (lcs <= lengths)
-    table = np.where(above.any(axis=0), above.argmax(axis=0), m + 1)
+    of n tokens, or m + 1 when no LCS length possible (<= min(m, n)) gets there.
+
+    In exact arithmetic that length is floor(threshold * (m + n) / 2) + 1; the computed F can
+    differ from the exact one by rounding, so a window of lengths around it is evaluated with
+    `f_measure` itself and the smallest one that passes is taken."""
+    lengths = np.arange(max_n + 1, dtype=np.float64)
+    exact = np.floor(threshold * (m + lengths) / 2) + 1
+    table = np.full(max_n + 1, m + 1, dtype=np.int64)
+    for shift in (2, 1, 0, -1, -2):  # smallest passing length wins: try larger ones first
+        lcs = exact + shift
+        possible = (lcs >= 0) & (lcs <= np.minimum(m, lengths))
+        above = possible & (f_measure(np.where(possible, lcs, 0.0), lengths, float(m))
+                            > threshold)
+        table = np.where(above, lcs.astype(np.int64), table)
     table.setflags(write=False)
     return table
 

@@ -1,0 +1,1 @@
+"""Commands of the command line that live outside cli.py, and what they share."""

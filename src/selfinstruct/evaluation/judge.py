@@ -1,0 +1,70 @@
+"""An LLM judge: the paper's A/B/C/D rating of one response, and a pairwise preference
+between two responses asked in both orders so that position bias cancels out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from selfinstruct.evaluation.tasks import EvalTask
+from selfinstruct.llm.base import Request
+from selfinstruct.prompts import TemplateSet
+
+RATINGS = ("A", "B", "C", "D")
+JUDGE_MAX_TOKENS = 96
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A parsed judge answer: the choice (a rating, or A/B/tie) or None, and the reason."""
+
+    choice: str | None
+    reason: str
+
+
+def rating_request(task: EvalTask, response: str, style: str, templates: TemplateSet) -> Request:
+    prompt = templates.render(style, "judge_rating", instruction=task.instruction,
+                              input=task.input or "(none)", reference=task.reference,
+                              response=response or "(empty)")
+    return Request(prompt=prompt.text, messages=prompt.messages, max_tokens=JUDGE_MAX_TOKENS,
+                   stop=("\n\n",) if style == "completion" else (), task="judge_rating")
+
+
+def pairwise_request(task: EvalTask, first: str, second: str, style: str,
+                     templates: TemplateSet) -> Request:
+    prompt = templates.render(style, "judge_pairwise", instruction=task.instruction,
+                              input=task.input or "(none)", reference=task.reference,
+                              response_a=first or "(empty)", response_b=second or "(empty)")
+    return Request(prompt=prompt.text, messages=prompt.messages, max_tokens=JUDGE_MAX_TOKENS,
+                   stop=("\n\n",) if style == "completion" else (), task="judge_pairwise")
+
+
+def parse_rating(text: str) -> Verdict:
+    """'Rating: B\\nReason: ...' or, after a prompt ending in 'Rating:', ' B\\nReason: ...'."""
+    return _parse(text, "Rating", r"[ABCD]")
+
+
+def parse_preference(text: str) -> Verdict:
+    verdict = _parse(text, "Preferred", r"A|B|tie|Tie|TIE")
+    return Verdict(verdict.choice.lower() if verdict.choice in ("Tie", "TIE") else
+                   verdict.choice, verdict.reason)
+
+
+def _parse(text: str, label: str, choices: str) -> Verdict:
+    labelled = re.search(rf"{label}\s*:\s*\**\s*({choices})\b", text)
+    leading = re.match(rf"\s*\**\s*({choices})\b", text)
+    match = labelled or leading
+    reason = re.search(r"Reason\s*:\s*(.+)", text)
+    return Verdict(match.group(1) if match else None,
+                   reason.group(1).strip() if reason else text.strip()[:300])
+
+
+def combine(forward: str | None, backward: str | None) -> str | None:
+    """One preference from both orders. forward: the judge's choice with model 1 shown as A;
+    backward: with model 1 shown as B. Returns "1", "2", "tie", or None if unparsed. Only a
+    preference that survives swapping the positions counts; otherwise it is a tie."""
+    if forward is None or backward is None:
+        return None
+    first = {"A": "1", "B": "2", "tie": "tie"}[forward]
+    second = {"A": "2", "B": "1", "tie": "tie"}[backward]
+    return first if first == second else "tie"

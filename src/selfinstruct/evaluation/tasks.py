@@ -1,0 +1,70 @@
+"""Evaluation tasks in the paper's user-oriented format: one JSON object per line with
+`id`, `motivation_app`, `instruction` and `instances` (a list of `input`/`output` pairs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from selfinstruct.errors import InputError
+from selfinstruct.inputs.jsonl import json_objects
+from selfinstruct.inputs.text import read_text
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """One instance of one task (a task with several instances gives several EvalTasks)."""
+
+    id: str
+    motivation_app: str
+    instruction: str
+    input: str
+    reference: str
+
+
+def default_tasks_path() -> Path:
+    return Path(str(resources.files("selfinstruct") / "data" / "eval_tasks.jsonl"))
+
+
+def read_tasks(path: Path | None = None) -> list[EvalTask]:
+    path = path or default_tasks_path()
+    tasks: list[EvalTask] = []
+    seen: set[str] = set()
+    for line, obj in json_objects(read_text(path), path):
+        task_id = _string(obj, "id", path, line)
+        if task_id in seen:
+            raise InputError(path, f"duplicate id '{task_id}'", line=line, field="id")
+        seen.add(task_id)
+        app = obj.get("motivation_app", "")
+        if not isinstance(app, str):
+            raise InputError(path, "expected a string", line=line, field="motivation_app")
+        instruction = _string(obj, "instruction", path, line)
+        if not instruction.strip():
+            raise InputError(path, "empty instruction", line=line, field="instruction")
+        instances = obj.get("instances")
+        if not isinstance(instances, list) or not instances:
+            raise InputError(path, "expected a non-empty list of {input, output}", line=line,
+                             field="instances")
+        for index, instance in enumerate(instances):
+            where = f"instances[{index}]"
+            if not isinstance(instance, dict):
+                raise InputError(path, "expected an object", line=line, field=where)
+            tasks.append(EvalTask(
+                id=task_id if len(instances) == 1 else f"{task_id}#{index}",
+                motivation_app=app, instruction=instruction,
+                input=_string(instance, "input", path, line, where, optional=True),
+                reference=_string(instance, "output", path, line, where)))
+    if not tasks:
+        raise InputError(path, "no evaluation tasks found")
+    return tasks
+
+
+def _string(obj: dict, key: str, path: Path, line: int, parent: str = "",
+            optional: bool = False) -> str:
+    field = f"{parent}.{key}" if parent else key
+    value = obj.get(key, "" if optional else None)
+    if not isinstance(value, str):
+        problem = "missing required field" if key not in obj else "expected a string"
+        raise InputError(path, problem, line=line, field=field)
+    return value

@@ -1,0 +1,86 @@
+"""A local Hugging Face `transformers` model as a backend (e.g. one fine-tuned with
+`selfinstruct finetune`): a model directory, a PEFT adapter directory, or a GGUF file
+(dequantized by transformers). Needs the `train` extra (torch, transformers, peft, gguf)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.errors import BackendError
+from selfinstruct.llm.base import LLM, Completion, Request
+
+
+def load_model(path: str | Path) -> tuple[Any, Any]:
+    """(model, tokenizer) from a model directory, an adapter directory or a .gguf file."""
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise BackendError("the transformers backend needs the train extra: "
+                           "pip install 'selfinstruct[train]'") from exc
+    path = Path(path)
+    if not path.exists():
+        raise BackendError(f"{path}: model not found")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if path.is_file():
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
+                                                     dtype=torch.float32)
+    elif (path / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    model.eval()
+    return model, tokenizer
+
+
+class TransformersLLM(LLM):
+    name = "transformers"
+
+    def __init__(self, model: str = "") -> None:
+        super().__init__(model)
+        if not model:
+            raise BackendError("the transformers backend needs --model PATH (a model or "
+                               "adapter directory, or a .gguf file)")
+        self._model, self._tokenizer = load_model(model)
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        return [self._complete(request) for request in requests]
+
+    def _complete(self, request: Request) -> Completion:
+        import torch
+
+        tokenizer = self._tokenizer
+        if request.messages is not None:
+            if not getattr(tokenizer, "chat_template", None):
+                raise BackendError(f"{self.model}: no chat template; use the completion style")
+            ids = tokenizer.apply_chat_template(
+                [{"role": r, "content": c} for r, c in request.messages],
+                add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+        else:
+            ids = tokenizer(request.prompt, return_tensors="pt")["input_ids"]
+        sampling: dict[str, Any] = {"do_sample": False}
+        if request.temperature > 0:
+            sampling = {"do_sample": True, "temperature": request.temperature,
+                        "top_p": request.top_p}
+            if request.seed is not None:
+                torch.manual_seed(request.seed)
+        with torch.no_grad():
+            output = self._model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids),
+                max_new_tokens=request.max_tokens,
+                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **sampling)
+        new = output[0, ids.shape[1]:]
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        finish = "length" if len(new) >= request.max_tokens else "stop"
+        cut = min((i for i in (text.find(s) for s in request.stop if s) if i >= 0), default=-1)
+        if cut >= 0:
+            text, finish = text[:cut], "stop"
+        return Completion(text, finish, int(ids.shape[1]), len(new))
