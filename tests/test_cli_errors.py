@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from conftest import task_line, write_file
@@ -22,7 +23,8 @@ LAUNCHERS = {
     "module": [sys.executable, "-m", "selfinstruct"],
     "script": [str(SCRIPT)],
 }
-COMMANDS = ("run", "bootstrap", "classify", "instances", "prepare", "export", "evaluate")
+COMMANDS = ("run", "bootstrap", "classify", "instances", "prepare", "export", "evaluate",
+            "validate", "finetune")
 # Files the run store rewrites just by being opened (lock holder's pid, SQLite journal).
 VOLATILE = {".lock", "selfinstruct.db", "selfinstruct.db-wal", "selfinstruct.db-shm"}
 
@@ -287,7 +289,10 @@ def test_help_mentions_every_option(command: str) -> None:
     for param in params:
         for opt in (*param.opts, *param.secondary_opts):
             assert opt in result.stdout, (command, opt)
-        assert param.help, (command, param.name)  # every option is explained
+        if isinstance(param, click.Option):
+            assert param.help, (command, param.name)  # every option is explained
+        else:
+            assert param.name.upper() in result.stdout  # arguments appear in the usage line
 
 
 def test_help_lists_every_command() -> None:

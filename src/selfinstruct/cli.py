@@ -11,6 +11,8 @@ import click
 
 from selfinstruct.commands.common import handle_errors
 from selfinstruct.commands.evaluate import evaluate
+from selfinstruct.commands.finetune import finetune
+from selfinstruct.commands.validate import validate
 from selfinstruct.config import PROMPT_STYLES, TOKENIZERS
 from selfinstruct.exporters import FORMATS
 from selfinstruct.llm.registry import known_backends
@@ -247,6 +249,10 @@ def export(run_dir: Path, fmt: str, out_file: Path, quiet: bool) -> None:
 
     count = export_run(run_dir, fmt, out_file, quiet=quiet)
     click.echo(f"wrote {count} records to {out_file}")
+    if fmt == "openai-chat" and not quiet:
+        from selfinstruct.training.hosted import check_chat_file, format_report
+
+        click.echo(format_report(check_chat_file(out_file)))
 
 
 def _print_outputs(paths: list[Path]) -> None:
@@ -256,3 +262,5 @@ def _print_outputs(paths: list[Path]) -> None:
 
 
 main.add_command(evaluate)
+main.add_command(finetune)
+main.add_command(validate)

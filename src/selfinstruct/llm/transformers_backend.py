@@ -30,15 +30,33 @@ def load_model(path: str | Path) -> tuple[Any, Any]:
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
                                                      dtype=torch.float32)
     elif (path / "adapter_config.json").is_file():
-        from peft import AutoPeftModelForCausalLM
-
-        model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        model, tokenizer = _load_adapter(path)
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(path)
     model.eval()
     return model, tokenizer
+
+
+BASE_FILE = "selfinstruct_base.json"  # written beside an adapter: the base it was trained on
+
+
+def _load_adapter(path: Path) -> tuple[Any, Any]:
+    """An adapter on its base: the base named in BASE_FILE (a GGUF file or a directory), or
+    the one recorded in adapter_config.json."""
+    import json
+
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    recorded = path / BASE_FILE
+    if recorded.is_file():
+        base = json.loads(recorded.read_text(encoding="utf-8"))["base"]
+    else:
+        base = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))[
+            "base_model_name_or_path"]
+    model, _ = load_model(base)
+    return PeftModel.from_pretrained(model, path), AutoTokenizer.from_pretrained(path)
 
 
 class TransformersLLM(LLM):
