@@ -7,7 +7,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 DEMO_OUT ?= runs/demo
 DEMO_N ?= 20
 
-.PHONY: install install-test demo test bench clean
+.PHONY: install install-train install-test demo test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ install: $(BIN)/python
 	  $(BIN)/pip install --quiet --force-reinstall --no-deps --no-cache-dir llama-cpp-python==0.3.36 && \
 	  $(BIN)/python scripts/check_engine.py )
 
+# Fine-tuning (selfinstruct finetune, the transformers backend): torch 2.13.0 is a CPU build.
+install-train: install
+	$(BIN)/pip install --quiet -e '.[embedded,train]'
+
 install-test: install
-	$(BIN)/pip install --quiet -e '.[embedded,test]'
+	$(BIN)/pip install --quiet -e '.[embedded,train,test]'
 
 demo: install
 	$(BIN)/selfinstruct run --out $(DEMO_OUT) --num-instructions $(DEMO_N)

@@ -29,6 +29,11 @@ def load_model(path: str | Path) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
                                                      dtype=torch.float32)
+        # The weights are dequantized to dense float32 on load, but transformers keeps a GGUF
+        # "quantizer" attached, which refuses training and saving: detach it.
+        quantizer = getattr(model, "hf_quantizer", None)
+        if quantizer is not None:
+            quantizer.remove_quantization_config(model)
     elif (path / "adapter_config.json").is_file():
         model, tokenizer = _load_adapter(path)
     else:

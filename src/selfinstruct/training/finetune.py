@@ -11,10 +11,14 @@ tuned with a prompt loss weight of 0). Output directory:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -22,6 +26,9 @@ from typing import Any
 
 from selfinstruct.errors import RunError
 
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "HF_HUB_DISABLE_TELEMETRY": "1", "WANDB_DISABLED": "true", "WANDB_MODE": "disabled",
+           "TOKENIZERS_PARALLELISM": "false"}
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -67,12 +74,33 @@ def base_model_path(base: str) -> Path:
 
 def finetune(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
              settings: FinetuneSettings, quiet: bool = False) -> FinetuneResult:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    """Train in a hidden directory beside `out` and move it into place when everything is
+    written: an interrupted or failed run leaves no half-written output."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
+        result = _train(rows, data_path, base, work, settings, quiet)
+        shutil.rmtree(work / "checkpoints", ignore_errors=True)
+        if out.is_dir():
+            out.rmdir()  # checked empty by the caller
+        os.replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return dataclasses.replace(result, adapter=out / "adapter", merged=out / "merged",
+                               card=out / "README.md")
+
+
+def _train(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
+           settings: FinetuneSettings, quiet: bool) -> FinetuneResult:
+    for name, value in OFFLINE.items():
+        os.environ.setdefault(name, value)
+    try:
+        import datasets
         import torch
         from datasets import Dataset
         from peft import LoraConfig
+        from transformers import PrinterCallback
         from trl import SFTConfig, SFTTrainer
     except ImportError as exc:
         raise RunError("fine-tuning needs the train extra: pip install 'selfinstruct[train]' "
@@ -87,6 +115,7 @@ def finetune(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     log = LossLog(out / "training_log.jsonl", quiet=quiet)
+    gpu = torch.cuda.is_available()
     config = SFTConfig(
         output_dir=str(out / "checkpoints"), num_train_epochs=settings.epochs,
         max_steps=settings.max_steps, learning_rate=settings.learning_rate,
@@ -94,21 +123,27 @@ def finetune(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
         gradient_accumulation_steps=settings.gradient_accumulation,
         max_length=settings.max_length, completion_only_loss=settings.completion_only_loss,
         logging_steps=1, save_strategy="no", report_to="none", seed=settings.seed,
-        use_cpu=not torch.cuda.is_available(), disable_tqdm=quiet,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not gpu, bf16=gpu and torch.cuda.is_bf16_supported(), fp16=False,
+        activation_checkpointing=False, packing=False, disable_tqdm=True,
+        dataloader_pin_memory=gpu, dataloader_num_workers=0,
     )
     peft_config = LoraConfig(r=settings.lora_rank, lora_alpha=settings.lora_alpha,
                              lora_dropout=settings.lora_dropout, target_modules=TARGET_MODULES,
                              task_type="CAUSAL_LM")
+    if quiet:
+        datasets.disable_progress_bars()
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, peft_config=peft_config,
                          callbacks=[log.callback()])
+    trainer.remove_callback(PrinterCallback)  # our LossLog prints the steps instead
     started = time.monotonic()
     trainer.train()
     seconds = time.monotonic() - started
 
     adapter, merged = out / "adapter", out / "merged"
-    trainer.save_model(str(adapter))
+    with warnings.catch_warnings():  # PEFT looks for a config.json beside a GGUF base
+        warnings.filterwarnings("ignore", message="Could not find a config file")
+        trainer.save_model(str(adapter))
     tokenizer.save_pretrained(str(adapter))
     (adapter / BASE_FILE).write_text(json.dumps({"base": str(base_path.resolve())}),
                                      encoding="utf-8")
