@@ -69,5 +69,10 @@ def finetune(**kwargs: Any) -> None:
     result = run_finetune(rows, kwargs["data"], kwargs["base"], out, settings,
                           quiet=kwargs["quiet"])
     click.echo(f"adapter: {result.adapter}\nmerged model: {result.merged}\n"
-               f"model card: {result.card}\nsteps {result.steps}, loss "
-               f"{result.first_loss} -> {result.last_loss}, {result.seconds:.0f}s")
+               f"model card: {result.card}\nsteps {result.steps}, mean loss of the first "
+               f"and last tenth of the steps {_fmt(result.first_loss)} -> "
+               f"{_fmt(result.last_loss)}, {result.seconds:.0f}s")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -168,8 +168,9 @@ def write_model_card(result: FinetuneResult, base: Path, data: Path, examples: i
         f"- method: LoRA (rank {settings.lora_rank}, alpha {settings.lora_alpha}, dropout "
         f"{settings.lora_dropout}, modules {', '.join(TARGET_MODULES)})",
         f"- loss: {_loss_scope(settings)}",
-        f"- steps: {result.steps}; training time {result.seconds:.0f} s; loss "
-        f"{_fmt(result.first_loss)} -> {_fmt(result.last_loss)}",
+        f"- steps: {result.steps}; training time {result.seconds:.0f} s; mean loss over the "
+        f"first tenth of the steps {_fmt(result.first_loss)}, over the last tenth "
+        f"{_fmt(result.last_loss)}",
         "", "## Settings", "", "```json", json.dumps(asdict(settings), indent=2), "```",
         "", "## Versions", "", "```json", json.dumps(versions, indent=2), "```", "",
         "`adapter/` holds the LoRA adapter, `merged/` the model with it merged in;",

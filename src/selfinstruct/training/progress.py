@@ -15,8 +15,7 @@ class LossLog:
         self.path = path
         self.quiet = quiet
         self.steps = 0
-        self.first_loss: float | None = None
-        self.last_loss: float | None = None
+        self.losses: list[float] = []
         self._started = time.monotonic()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("", encoding="utf-8")
@@ -26,8 +25,7 @@ class LossLog:
             return
         loss = float(logs["loss"])
         self.steps = step
-        self.first_loss = loss if self.first_loss is None else self.first_loss
-        self.last_loss = loss
+        self.losses.append(loss)
         elapsed = time.monotonic() - self._started
         rate = step / elapsed if elapsed > 0 else 0.0
         eta = (total - step) / rate if rate > 0 and total > 0 else 0.0
@@ -40,6 +38,23 @@ class LossLog:
             print(f"[finetune] step {step}/{total} loss {loss:.4f} lr "
                   f"{logs.get('learning_rate', 0):.2e} epoch {logs.get('epoch', 0):.2f} "
                   f"({rate:.2f} steps/s, ETA {eta:.0f}s)", file=sys.stderr, flush=True)
+
+    @property
+    def first_loss(self) -> float | None:
+        """Mean loss over the first tenth of the logged steps (single steps are noisy)."""
+        return self._mean(self.losses[: self._tenth()])
+
+    @property
+    def last_loss(self) -> float | None:
+        """Mean loss over the last tenth of the logged steps."""
+        return self._mean(self.losses[-self._tenth():])
+
+    def _tenth(self) -> int:
+        return max(1, len(self.losses) // 10)
+
+    @staticmethod
+    def _mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
 
     def callback(self) -> Any:
         from transformers import TrainerCallback
