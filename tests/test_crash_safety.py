@@ -148,12 +148,13 @@ def test_temporary_files_of_a_killed_writer_are_removed_on_the_next_run(tmp_path
     out = tmp_path / "run"
     small = ["--backend", "fake", "--num-instructions", "10", "-q"]
     cli("run", "--out", str(out), *small)
-    stale = [out / ".machine_generated_instances.jsonl.k3j2.tmp",
-             out / "exports" / ".alpaca.json.x81q.tmp"]
+    stale = [out / ".machine_generated_instances.jsonl.k3j2ab_9.tmp",
+             out / "exports" / ".alpaca.json.x81qzz01.tmp"]
     for path in stale:
         path.write_text("half a file")
-    mine = out / "exports" / "notes.tmp"
-    mine.write_text("the user's own file")
+    mine = [out / "exports" / "notes.tmp", out / ".draft.tmp"]
+    for path in mine:
+        path.write_text("the user's own file")
     cli("classify", "--out", str(out), "-q")
     assert not any(path.exists() for path in stale)
-    assert mine.read_text() == "the user's own file"
+    assert all(path.read_text() == "the user's own file" for path in mine)

@@ -80,6 +80,8 @@ def test_bad_task_file_through_the_command_line(tmp_path: Path) -> None:
     ("Rating: B\nReason: minor slip.", "B"), (" A\nReason: fine.", "A"),
     ("**Rating:** C\nReason: wrong numbers", "C"), ("Rating: D", "D"),
     ("I think it is good.", None), ("Rating: E", None),
+    (" C\nReason: bad.\nTask: next one\nRating: A", "C"),  # the answer, not a later example
+    ("**Rating**: B", "B"), ("rating: b", "B"), ("a good answer", None),
 ])
 def test_parse_rating(text: str, choice: str | None) -> None:
     assert parse_rating(text).choice == choice
@@ -164,3 +166,25 @@ def test_bad_model_options(tmp_path: Path, args: list[str], message: str) -> Non
     result = invoke("evaluate", *args, "--out", tmp_path / "out", "-q")
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_a_failed_answer_loses_the_pair_and_is_not_rated(tmp_path: Path) -> None:
+    from selfinstruct.evaluation.run import Candidate, Settings, evaluate
+    from selfinstruct.llm.base import Failure
+    from selfinstruct.llm.fake import FakeLLM
+    from selfinstruct.prompts import TemplateSet
+
+    class Broken(FakeLLM):
+        def stream(self, requests, on_result):  # every answer fails
+            for index in range(len(requests)):
+                on_result(index, Failure("server_error", 3, "HTTP 500"))
+
+    tasks = read_tasks()[:4]
+    evaluate(tasks, [Candidate("ok", "fake", FakeLLM()), Candidate("down", "x", Broken())],
+             FakeLLM(), [("ok", "down")], TemplateSet(), Settings(quiet=True), tmp_path)
+    pairs = read_jsonl(tmp_path / "pairwise.jsonl")
+    assert [p["winner"] for p in pairs] == ["ok"] * 4
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    down = next(m for m in summary["models"] if m["label"] == "down")
+    assert down["failed"] == 4 and sum(down["ratings"].values()) == 0
+    assert summary["pairwise"][0]["wins"] == 4

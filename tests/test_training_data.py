@@ -52,6 +52,8 @@ def test_every_source_gives_prompt_completion_rows(run_dir: Path) -> None:
      1, "messages[0]"),
     ('{"instruction": "x", "input": 3, "output": "y"}\n', 1, "input"),
     ('{"text": "x"}\n', 1, None),
+    ('{"prompt": "a", "completion": "b"}\n{"messages": [{"role": "user", "content": "x"}, '
+     '{"role": "assistant", "content": "y"}]}\n', 2, None),
     ("not json\n", 1, None),
 ])
 def test_bad_files_name_file_line_and_field(tmp_path: Path, content: str, line: int,

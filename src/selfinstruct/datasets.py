@@ -18,10 +18,10 @@ def export_run(run_dir: Path, fmt: str, out_file: Path, *, quiet: bool = False) 
         stats = StageStats(STAGE)
         data = build(generated_tasks(ctx.store), ctx.seeds, ctx.config, ctx.templates,
                      ctx.config.prompt_style, stats)
+        _, writer = FORMATS[fmt]
+        writer(out_file, data.training, data.encoded)  # under the run's lock
     finally:
         ctx.store.close()
-    _, writer = FORMATS[fmt]
-    writer(out_file, data.training, data.encoded)
     return len(data.encoded) if fmt == "prompt-completion" else len(data.training)
 
 

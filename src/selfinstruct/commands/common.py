@@ -14,6 +14,7 @@ import click
 from selfinstruct.errors import SelfInstructError
 
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
+RESUMABLE = {"run", "bootstrap", "classify", "instances", "prepare"}  # commands on a run store
 RESUME_HINT = ("everything committed before this point is intact; fix the cause (free space, "
                "permissions, a read-only filesystem) and rerun the same command")
 
@@ -38,7 +39,11 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {where}{exc.strerror or exc}{hint}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            click.echo(f"\ninterrupted: everything accepted so far is saved in {out}; "
-                       "rerun the same command to continue.", err=True)
+            if func.__name__ in RESUMABLE:
+                click.echo(f"\ninterrupted: everything accepted so far is saved in {out}; "
+                           "rerun the same command to continue.", err=True)
+            else:
+                click.echo("\ninterrupted: nothing was written; rerun the command to start "
+                           "again.", err=True)
             sys.exit(130)
     return wrapper

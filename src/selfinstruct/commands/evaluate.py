@@ -14,6 +14,7 @@ from selfinstruct.evaluation.models import build, parse_candidate, parse_spec
 from selfinstruct.evaluation.run import Candidate, Settings
 from selfinstruct.evaluation.run import evaluate as run_evaluation
 from selfinstruct.evaluation.tasks import read_tasks
+from selfinstruct.llm.base import LLM
 from selfinstruct.prompts import TemplateSet
 
 STYLES = ("completion", "chat")
@@ -61,18 +62,32 @@ def evaluate(**kwargs: Any) -> None:
         raise InputError("--candidate", "two candidates share a label; name them LABEL=...")
     pairs = _pairs(kwargs["pairwise"], labels, kwargs["judge"] is not None)
     templates = TemplateSet(kwargs["templates"])
-    judge = None
-    if kwargs["judge"]:
-        judge = build(config, *parse_spec(kwargs["judge"], "--judge"))
-    candidates = [Candidate(label, f"{backend}:{model}" if model else backend,
-                            build(config, backend, model)) for label, backend, model in parsed]
+    out: Path = kwargs["out"]
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a directory")
+    judge_spec = parse_spec(kwargs["judge"], "--judge") if kwargs["judge"] else None
     settings = Settings(style=kwargs["prompt_style"], judge_style=kwargs["judge_style"],
                         max_tokens=kwargs["max_tokens"], end_of_text=config.prepare.end_of_text,
                         quiet=kwargs["quiet"])
-    table = run_evaluation(tasks, candidates, judge, pairs, templates, settings, kwargs["out"])
+    opened: list[LLM] = []
+    try:
+        judge = _open(opened, config, *judge_spec) if judge_spec else None
+        candidates = [Candidate(label, f"{backend}:{model}" if model else backend,
+                                _open(opened, config, backend, model))
+                      for label, backend, model in parsed]
+        table = run_evaluation(tasks, candidates, judge, pairs, templates, settings, out)
+    finally:
+        for llm in opened:
+            llm.close()
     click.echo(table)
     click.echo(f"\nwritten to {kwargs['out']}: results.jsonl"
                + (", pairwise.jsonl" if pairs else "") + ", summary.json, summary.md")
+
+
+def _open(opened: list[LLM], config: Config, backend: str, model: str) -> LLM:
+    llm = build(config, backend, model)
+    opened.append(llm)
+    return llm
 
 
 def _config(kwargs: dict[str, Any]) -> Config:

@@ -41,19 +41,22 @@ def pairwise_request(task: EvalTask, first: str, second: str, style: str,
 
 def parse_rating(text: str) -> Verdict:
     """'Rating: B\\nReason: ...' or, after a prompt ending in 'Rating:', ' B\\nReason: ...'."""
-    return _parse(text, "Rating", r"[ABCD]")
+    verdict = _parse(text, "Rating", r"[ABCD]")
+    return Verdict(verdict.choice.upper() if verdict.choice else None, verdict.reason)
 
 
 def parse_preference(text: str) -> Verdict:
-    verdict = _parse(text, "Preferred", r"A|B|tie|Tie|TIE")
-    return Verdict(verdict.choice.lower() if verdict.choice in ("Tie", "TIE") else
-                   verdict.choice, verdict.reason)
+    verdict = _parse(text, "Preferred", r"tie|Tie|TIE|A|B")
+    choice = verdict.choice
+    return Verdict("tie" if choice and choice.lower() == "tie" else choice, verdict.reason)
 
 
 def _parse(text: str, label: str, choices: str) -> Verdict:
-    labelled = re.search(rf"{label}\s*:\s*\**\s*({choices})\b", text)
+    """The answer at the very start (after a prompt ending in the label) wins over a labelled
+    one later: small models go on to write further examples with labels of their own."""
     leading = re.match(rf"\s*\**\s*({choices})\b", text)
-    match = labelled or leading
+    labelled = re.search(rf"\**{label}\**\s*:\s*\**\s*({choices})\b", text, re.IGNORECASE)
+    match = leading or labelled
     reason = re.search(r"Reason\s*:\s*(.+)", text)
     return Verdict(match.group(1) if match else None,
                    reason.group(1).strip() if reason else text.strip()[:300])

@@ -45,6 +45,8 @@ def evaluate(tasks: Sequence[EvalTask], candidates: Sequence[Candidate], judge: 
              pairs: Sequence[tuple[str, str]], templates: TemplateSet, settings: Settings,
              out: Path) -> str:
     """Run the evaluation and write its files; returns the summary table."""
+    out.mkdir(parents=True, exist_ok=True)  # fails before any request is paid for
+    (out / "pairwise.jsonl").unlink(missing_ok=True)  # never beside a newer summary
     answers = {c.label: _answers(c, tasks, templates, settings) for c in candidates}
     rows = {label: [_row(task, label, result) for task, result in zip(tasks, results,
                                                                        strict=True)]
@@ -56,12 +58,12 @@ def evaluate(tasks: Sequence[EvalTask], candidates: Sequence[Candidate], judge: 
                    for pair in pairs] if judge is not None else []
 
     models = [model_summary(label, [r["rouge_l"] for r in model_rows],
-                            [r["rating"] for r in model_rows] if judge is not None else None)
+                            [r["rating"] for r in model_rows if r["output"] is not None]
+                            if judge is not None else None)
               for label, model_rows in rows.items()]
     summaries = [pair_summary(a, b, [r["outcome"] for r in records])
                  for (a, b), records in zip(pairs, comparisons, strict=True)]
     table = format_table(models, summaries)
-    out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "results.jsonl", [r for model_rows in rows.values() for r in model_rows])
     if comparisons:
         write_jsonl(out / "pairwise.jsonl", [r for records in comparisons for r in records])
@@ -116,12 +118,14 @@ def _compare(judge: LLM, tasks: Sequence[EvalTask], rows: dict[str, list[dict]],
     both = [(t, a["output"], b["output"]) for t, a, b in zip(tasks, rows[first], rows[second],
                                                              strict=True)
             if a["output"] is not None and b["output"] is not None]
+    records = [_forfeit(t, a, b, first, second) for t, a, b in zip(tasks, rows[first],
+                                                                    rows[second], strict=True)
+               if (a["output"] is None) != (b["output"] is None)]
     requests = []
     for task, one, two in both:
         requests.append(pairwise_request(task, one, two, settings.judge_style, templates))
         requests.append(pairwise_request(task, two, one, settings.judge_style, templates))
     results = collect(judge, requests, "pairwise", settings.quiet)
-    records = []
     for index, (task, _, _) in enumerate(both):
         forward, backward = (parse_preference(r.text) if isinstance(r, Completion) else None
                              for r in results[2 * index: 2 * index + 2])
@@ -135,3 +139,11 @@ def _compare(judge: LLM, tasks: Sequence[EvalTask], rows: dict[str, list[dict]],
             "winner": {"1": first, "2": second, "tie": "tie", None: None}[outcome],
         })
     return records
+
+
+def _forfeit(task: EvalTask, a: dict, b: dict, first: str, second: str) -> dict:
+    """Only one of the two answered: the one that answered wins without a judge."""
+    outcome = "1" if a["output"] is not None else "2"
+    return {"id": task.id, "first": first, "second": second, "first_shown_as_a": None,
+            "first_shown_as_b": None, "outcome": outcome,
+            "winner": first if outcome == "1" else second, "note": "the other answer failed"}

@@ -87,6 +87,8 @@ def format_table(models: Sequence[ModelSummary], pairs: Sequence[PairSummary]) -
         lines += ["", "| pair | wins | losses | ties | unparsed | win rate (ties = 1/2) | "
                       f"{CONFIDENCE:.0%} CI |", "|---|---|---|---|---|---|---|"]
         for p in pairs:
+            decided = p.wins + p.losses + p.ties
+            rate = f"{p.win_rate:.1%} | {p.low:.1%} - {p.high:.1%}" if decided else "n/a | n/a"
             lines.append(f"| {p.first} vs {p.second} | {p.wins} | {p.losses} | {p.ties} | "
-                         f"{p.unparsed} | {p.win_rate:.1%} | {p.low:.1%} - {p.high:.1%} |")
+                         f"{p.unparsed} | {rate} |")
     return "\n".join(lines)

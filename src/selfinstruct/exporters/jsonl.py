@@ -5,12 +5,14 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 TEMP_SUFFIX = ".tmp"  # write_atomic's temporary files: ".<name>.<random>.tmp" beside the target
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # tempfile.mkstemp's 8 random characters
 
 # Characters json.dumps leaves raw that str.splitlines() and some readers treat as line breaks.
 _LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
@@ -52,12 +54,17 @@ def write_atomic(path: Path, chunks: Iterable[str]) -> None:
         raise
 
 
-def remove_stale_temporaries(directory: Path) -> int:
+def remove_stale_temporaries(directory: Path,
+                             subdirectories: tuple[str, ...] = ("finetuning_data",
+                                                                "exports")) -> int:
     """Delete the temporary files that writers killed mid-write (SIGKILL, power loss) left in
-    a directory tree; call it only while holding the directory's run lock."""
+    a run directory and the subdirectories our outputs go to; call it only while holding the
+    run's lock (every writer there holds it)."""
     removed = 0
-    for path in directory.rglob(f".*{TEMP_SUFFIX}"):
-        if path.is_file():
+    places = [directory, *(directory / name for name in subdirectories)]
+    for path in (p for place in places if place.is_dir()
+                 for p in place.glob(f".*{TEMP_SUFFIX}")):
+        if path.is_file() and _TEMP_NAME.fullmatch(path.name):
             path.unlink(missing_ok=True)
             removed += 1
     return removed

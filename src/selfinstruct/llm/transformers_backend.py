@@ -73,6 +73,7 @@ class TransformersLLM(LLM):
             raise BackendError("the transformers backend needs --model PATH (a model or "
                                "adapter directory, or a .gguf file)")
         self._model, self._tokenizer = load_model(model)
+        self._vocab = self._tokenizer.get_vocab()
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         return [self._complete(request) for request in requests]
@@ -95,15 +96,24 @@ class TransformersLLM(LLM):
                         "top_p": request.top_p}
             if request.seed is not None:
                 torch.manual_seed(request.seed)
+        enders = [t for t in (tokenizer.eos_token_id,
+                              *(self._vocab[s] for s in request.stop if s in self._vocab))
+                  if t is not None]
+        if request.stop:  # stop as soon as a stop sequence appears, not only when cut later
+            sampling |= {"stop_strings": [s for s in request.stop if s], "tokenizer": tokenizer}
         with torch.no_grad():
             output = self._model.generate(
                 input_ids=ids, attention_mask=torch.ones_like(ids),
-                max_new_tokens=request.max_tokens,
+                max_new_tokens=request.max_tokens, eos_token_id=enders or None,
                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **sampling)
         new = output[0, ids.shape[1]:]
-        text = tokenizer.decode(new, skip_special_tokens=True)
+        # Decode with special tokens so a stop sequence that is one (e.g. <|endoftext|>) is
+        # found, cut there, then drop the special tokens that remain (end of sequence...).
+        text = tokenizer.decode(new, skip_special_tokens=False)
         finish = "length" if len(new) >= request.max_tokens else "stop"
         cut = min((i for i in (text.find(s) for s in request.stop if s) if i >= 0), default=-1)
         if cut >= 0:
             text, finish = text[:cut], "stop"
+        for special in tokenizer.all_special_tokens:
+            text = text.replace(special, "")
         return Completion(text, finish, int(ids.shape[1]), len(new))

@@ -15,6 +15,7 @@ text rows {"prompt": str, "completion": str}, or conversational rows {"prompt": 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ Row = dict[str, Any]
 
 
 def load_rows(source: Path, templates: TemplateSet, end_of_text: str) -> list[Row]:
-    path = _resolve(source)
+    path = resolve_source(source)
     text = read_text(path)
     if path.suffix == ".json":
         try:
@@ -44,15 +45,22 @@ def load_rows(source: Path, templates: TemplateSet, end_of_text: str) -> list[Ro
     rows = [_row(obj, path, number, where, templates, end_of_text) for number, obj in records]
     if not rows:
         raise InputError(path, "no training examples found")
+    kinds = [isinstance(row["prompt"], list) for row in rows]
+    if any(kinds) and not all(kinds):
+        number = records[kinds.index(not kinds[0])][0]
+        raise InputError(path, "mixes chat messages and prompt/completion text; use one "
+                         "format per file", **_at(where, number))
     return rows
 
 
-def _resolve(source: Path) -> Path:
+def resolve_source(source: Path) -> Path:
+    """The file training reads: the source itself, or a run directory's training file."""
     if not source.exists():
         raise InputError(source, "not found")
     if not source.is_dir():
         return source
-    found = sorted((source / "finetuning_data").glob("gpt3_finetuning_data_*.jsonl"))
+    found = sorted((source / "finetuning_data").glob("gpt3_finetuning_data_*.jsonl"),
+                   key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
     if not found:
         raise InputError(source, "no finetuning_data/gpt3_finetuning_data_*.jsonl in this "
                                  "directory; run 'selfinstruct prepare --out DIR' first")

@@ -80,13 +80,20 @@ def finetune(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
         result = _train(rows, data_path, base, work, settings, quiet)
-        shutil.rmtree(work / "checkpoints", ignore_errors=True)
-        if out.is_dir():
-            out.rmdir()  # checked empty by the caller
-        os.replace(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(work, 0o777 & ~mask)  # mkdtemp made it private
+    try:
+        if out.is_dir() and not out.is_symlink():
+            out.rmdir()  # checked empty by the caller
+        os.replace(work, out)
+    except OSError as exc:  # keep the trained model: say where it is
+        raise RunError(f"training finished but {out} could not be replaced ({exc.strerror}); "
+                       f"the adapter, merged model and card are in {work}") from exc
     return dataclasses.replace(result, adapter=out / "adapter", merged=out / "merged",
                                card=out / "README.md")
 
@@ -158,7 +165,10 @@ def _train(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
 
 def write_model_card(result: FinetuneResult, base: Path, data: Path, examples: int,
                      settings: FinetuneSettings) -> None:
-    digest = _sha256(data) if data.is_file() else "(run directory)"
+    from selfinstruct.training.data import resolve_source
+
+    data = resolve_source(data)
+    digest = _sha256(data)
     versions = {name: _version(name) for name in
                 ("selfinstruct", "torch", "transformers", "peft", "trl")}
     lines = [

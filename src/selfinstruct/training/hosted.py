@@ -53,7 +53,7 @@ def content_counter() -> tuple[str, TokenCounter]:
         import tiktoken
 
         encoding = tiktoken.get_encoding("o200k_base")
-        return "tiktoken o200k_base", lambda text: len(encoding.encode(text))
+        return "tiktoken o200k_base", lambda text: len(encoding.encode(text, disallowed_special=()))
     except Exception:  # not installed, or its encoding cannot be downloaded here
         return ("estimated: 1 token per 4 bytes of UTF-8 (tiktoken unavailable)",
                 lambda text: math.ceil(len(text.encode("utf-8")) / 4))
