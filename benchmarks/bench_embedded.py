@@ -53,7 +53,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from benchmarks.machine import cpu_model, package_versions
+from benchmarks.machine import cpu_model, package_versions, system_busy_seconds
 from selfinstruct.config import ClassifySettings, InstancesSettings, default_stops
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.embedded import DEFAULT_UBATCH, EmbeddedLLM, packaged_model_path
@@ -129,26 +129,18 @@ def _own_cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def _system_busy_seconds() -> float | None:
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError, AttributeError):
-        return None
-
-
 class Meter:
     """Wall time, this process's CPU time and every other process's CPU time."""
 
     def __enter__(self) -> Meter:
         self._wall, self._own, self._busy = (time.perf_counter(), _own_cpu_seconds(),
-                                             _system_busy_seconds())
+                                             system_busy_seconds())
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self._wall
         self.own_cpu = _own_cpu_seconds() - self._own
-        busy = _system_busy_seconds()
+        busy = system_busy_seconds()
         self.other_cpu = (None if busy is None or self._busy is None
                           else max(0.0, busy - self._busy - self.own_cpu))
 

@@ -48,7 +48,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.machine import cpu_model, package_versions
+from benchmarks.machine import cpu_model, package_versions, system_busy_seconds
 from selfinstruct.config import InstancesSettings, OpenAISettings, default_stops
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.openai_backend import OpenAIBackend
@@ -117,15 +117,6 @@ def _process_cpu_seconds(pid: int) -> float | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError, AttributeError):
-        return None
-
-
-def _system_busy_seconds() -> float | None:
-    """CPU seconds all processes have been busy since boot (Linux /proc/stat), or None."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError, AttributeError):
         return None
 
@@ -206,7 +197,7 @@ def thread_server(latency: float) -> Iterator[Server]:
 def measured(server: Server) -> Iterator[dict[str, Any]]:
     """Wall time, this process's CPU time and the server process's CPU time of a block."""
     out: dict[str, Any] = {}
-    server_cpu, busy = server.cpu_seconds(), _system_busy_seconds()
+    server_cpu, busy = server.cpu_seconds(), system_busy_seconds()
     cpu = time.process_time()
     start = time.perf_counter()
     yield out
@@ -214,7 +205,7 @@ def measured(server: Server) -> Iterator[dict[str, Any]]:
     out["client_cpu_seconds"] = time.process_time() - cpu
     out["server_cpu_seconds"] = _delta(server.cpu_seconds(), server_cpu)
     # CPU used meanwhile by every other process on the machine: a noisy neighbour shows here
-    others = _delta(_system_busy_seconds(), busy)
+    others = _delta(system_busy_seconds(), busy)
     if others is not None:
         others -= out["client_cpu_seconds"] + (out["server_cpu_seconds"] or 0.0)
         out["other_processes_cpu_seconds"] = max(others, 0.0)

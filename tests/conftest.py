@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -99,3 +100,20 @@ def expect_input_error(load: Callable[[Path], Any], path: Path, *, line: object 
     if detail is not None:
         assert detail.lower() in err.detail.lower(), message
     return err
+
+
+# Files a finished run derives from its store (the fake backend's model is fake-1).
+DERIVED_FILES = [
+    "machine_generated_instructions.jsonl",
+    "machine_generated_instances.jsonl",
+    "is_clf_or_not_fake-1_completion.jsonl",
+    "finetuning_data/all_generated_instances.jsonl",
+    "exports/alpaca.json",
+    "exports/openai_chat.jsonl",
+    "exports/prompt_completion.jsonl",
+]
+
+
+def without_timestamps(path: Path) -> str:
+    """A derived file with the response timestamps removed."""
+    return re.sub(r'"created_at": "[^"]*"', "", path.read_text(encoding="utf-8"))

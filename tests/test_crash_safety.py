@@ -4,7 +4,6 @@ time, ends with exactly the records and files of an uninterrupted run; Ctrl-C st
 from __future__ import annotations
 
 import random
-import re
 import signal
 import sqlite3
 import subprocess
@@ -14,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import cli, read_jsonl, store_snapshot
+from conftest import DERIVED_FILES, cli, read_jsonl, store_snapshot, without_timestamps
 
 COUNT = 3000
 ARGS = ["--backend", "fake", "--num-instructions", str(COUNT), "--random-seed", "11", "-q"]
@@ -23,15 +22,6 @@ STAGES = ("bootstrap", "classify", "instances", "prepare")
 # (halved whenever a kill lands in a later stage: the stages are short on the fake backend).
 WANTED = {"bootstrap": 12, "classify": 9, "instances": 9, "prepare": 6}
 FIRST_DELAY = {"bootstrap": 0.5, "classify": 0.2, "instances": 0.2, "prepare": 0.1}
-DERIVED = [
-    "machine_generated_instructions.jsonl",
-    "machine_generated_instances.jsonl",
-    "is_clf_or_not_fake-1_completion.jsonl",
-    "finetuning_data/all_generated_instances.jsonl",
-    "exports/alpaca.json",
-    "exports/openai_chat.jsonl",
-    "exports/prompt_completion.jsonl",
-]
 
 
 def current_stage(run_dir: Path) -> str | None:
@@ -75,10 +65,6 @@ def kill_in(out: Path, aim: str, max_delay: float, rng: random.Random) -> str | 
     return None
 
 
-def without_timestamps(path: Path) -> str:
-    return re.sub(r'"created_at": "[^"]*"', "", path.read_text(encoding="utf-8"))
-
-
 def test_sigkill_in_every_stage_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     cli("run", "--out", str(reference), *ARGS)
@@ -105,7 +91,7 @@ def test_sigkill_in_every_stage_then_resume_equals_uninterrupted(tmp_path: Path)
     assert sum(killed_in.values()) >= 30, killed_in
     assert all(killed_in[s] >= 2 for s in STAGES), killed_in
     assert store_snapshot(out) == expected
-    for name in DERIVED:
+    for name in DERIVED_FILES:
         assert without_timestamps(out / name) == without_timestamps(reference / name), name
     gpt3 = sorted(p.name for p in (out / "finetuning_data").glob("gpt3_*"))
     assert gpt3 == sorted(p.name for p in (reference / "finetuning_data").glob("gpt3_*"))

@@ -11,18 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import cli, store_snapshot
+from conftest import DERIVED_FILES, cli, store_snapshot, without_timestamps
 
 ARGS = ["--backend", "fake", "--num-instructions", "2000", "--random-seed", "7", "-q"]
-DERIVED = [
-    "machine_generated_instructions.jsonl",
-    "machine_generated_instances.jsonl",
-    "is_clf_or_not_fake-1_completion.jsonl",
-    "finetuning_data/all_generated_instances.jsonl",
-    "exports/alpaca.json",
-    "exports/openai_chat.jsonl",
-    "exports/prompt_completion.jsonl",
-]
 
 
 def _run_with_kills(out: Path, rng: random.Random, duration: float) -> int:
@@ -42,13 +33,6 @@ def _run_with_kills(out: Path, rng: random.Random, duration: float) -> int:
         return kills
 
 
-def _metadata_free(path: Path) -> str:
-    """Derived files with the response timestamps removed."""
-    import re
-
-    return re.sub(r'"created_at": "[^"]*"', "", path.read_text(encoding="utf-8"))
-
-
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     started = time.monotonic()
@@ -64,8 +48,8 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
         assert store_snapshot(resumed) == expected
     assert kills >= 6, "the runs finished before they could be interrupted enough times"
 
-    for name in DERIVED:
-        assert _metadata_free(resumed / name) == _metadata_free(reference / name), name
+    for name in DERIVED_FILES:
+        assert without_timestamps(resumed / name) == without_timestamps(reference / name), name
     gpt3 = sorted(p.name for p in (resumed / "finetuning_data").glob("gpt3_*"))
     assert gpt3 == sorted(p.name for p in (reference / "finetuning_data").glob("gpt3_*"))
     with sqlite3.connect(resumed / "selfinstruct.db") as db:

@@ -23,20 +23,22 @@ class Verdict:
 
 
 def rating_request(task: EvalTask, response: str, style: str, templates: TemplateSet) -> Request:
-    prompt = templates.render(style, "judge_rating", instruction=task.instruction,
-                              input=task.input or "(none)", reference=task.reference,
-                              response=response or "(empty)")
-    return Request(prompt=prompt.text, messages=prompt.messages, max_tokens=JUDGE_MAX_TOKENS,
-                   stop=("\n\n",) if style == "completion" else (), task="judge_rating")
+    return _judge_request("judge_rating", task, style, templates, response=response)
 
 
 def pairwise_request(task: EvalTask, first: str, second: str, style: str,
                      templates: TemplateSet) -> Request:
-    prompt = templates.render(style, "judge_pairwise", instruction=task.instruction,
+    return _judge_request("judge_pairwise", task, style, templates, response_a=first,
+                          response_b=second)
+
+
+def _judge_request(name: str, task: EvalTask, style: str, templates: TemplateSet,
+                   **responses: str) -> Request:
+    prompt = templates.render(style, name, instruction=task.instruction,
                               input=task.input or "(none)", reference=task.reference,
-                              response_a=first or "(empty)", response_b=second or "(empty)")
+                              **{k: v or "(empty)" for k, v in responses.items()})
     return Request(prompt=prompt.text, messages=prompt.messages, max_tokens=JUDGE_MAX_TOKENS,
-                   stop=("\n\n",) if style == "completion" else (), task="judge_pairwise")
+                   stop=("\n\n",) if style == "completion" else (), task=name)
 
 
 def parse_rating(text: str) -> Verdict:

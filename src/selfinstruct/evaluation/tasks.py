@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from selfinstruct.errors import InputError
-from selfinstruct.inputs.jsonl import json_objects
+from selfinstruct.inputs.jsonl import json_objects, string_field
 from selfinstruct.inputs.text import read_text
 
 
@@ -32,14 +32,14 @@ def read_tasks(path: Path | None = None) -> list[EvalTask]:
     tasks: list[EvalTask] = []
     seen: set[str] = set()
     for line, obj in json_objects(read_text(path), path):
-        task_id = _string(obj, "id", path, line)
+        task_id = string_field(obj, "id", path, line=line)
         if task_id in seen:
             raise InputError(path, f"duplicate id '{task_id}'", line=line, field="id")
         seen.add(task_id)
         app = obj.get("motivation_app", "")
         if not isinstance(app, str):
             raise InputError(path, "expected a string", line=line, field="motivation_app")
-        instruction = _string(obj, "instruction", path, line)
+        instruction = string_field(obj, "instruction", path, line=line)
         if not instruction.strip():
             raise InputError(path, "empty instruction", line=line, field="instruction")
         instances = obj.get("instances")
@@ -53,18 +53,10 @@ def read_tasks(path: Path | None = None) -> list[EvalTask]:
             tasks.append(EvalTask(
                 id=task_id if len(instances) == 1 else f"{task_id}#{index}",
                 motivation_app=app, instruction=instruction,
-                input=_string(instance, "input", path, line, where, optional=True),
-                reference=_string(instance, "output", path, line, where)))
+                input=string_field(instance, "input", path, line=line,
+                                   field=f"{where}.input", default=""),
+                reference=string_field(instance, "output", path, line=line,
+                                       field=f"{where}.output")))
     if not tasks:
         raise InputError(path, "no evaluation tasks found")
     return tasks
-
-
-def _string(obj: dict, key: str, path: Path, line: int, parent: str = "",
-            optional: bool = False) -> str:
-    field = f"{parent}.{key}" if parent else key
-    value = obj.get(key, "" if optional else None)
-    if not isinstance(value, str):
-        problem = "missing required field" if key not in obj else "expected a string"
-        raise InputError(path, problem, line=line, field=field)
-    return value

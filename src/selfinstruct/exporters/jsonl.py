@@ -47,7 +47,7 @@ def write_atomic(path: Path, chunks: Iterable[str]) -> None:
                 handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -70,7 +70,8 @@ def remove_stale_temporaries(directory: Path,
     return removed
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (reading it means setting it: it is put back at once)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import InputError
-from selfinstruct.inputs.jsonl import json_objects
+from selfinstruct.inputs.jsonl import json_objects, string_field
 from selfinstruct.inputs.text import read_text
 from selfinstruct.parsing.labels import is_yes
 from selfinstruct.stages.prepare import GeneratedTask
@@ -17,19 +17,11 @@ def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return list(json_objects(read_text(path), path))
 
 
-def _string(obj: dict, key: str, path: Path, line: int) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str):
-        problem = "missing required field" if key not in obj else "expected a string"
-        raise InputError(path, problem, line=line, field=key)
-    return value
-
-
 def read_labels(path: Path) -> dict[str, bool]:
     labels = {}
     for line, obj in _records(path):
-        labels[_string(obj, "instruction", path, line)] = is_yes(
-            _string(obj, "is_classification", path, line))
+        labels[string_field(obj, "instruction", path, line=line)] = is_yes(
+            string_field(obj, "is_classification", path, line=line))
     return labels
 
 
@@ -50,14 +42,14 @@ def read_tasks(instances_path: Path, labels_path: Path) -> list[GeneratedTask]:
     labels = read_labels(labels_path)
     tasks = []
     for line, obj in _records(instances_path):
-        instruction = _string(obj, "instruction", instances_path, line)
+        instruction = string_field(obj, "instruction", instances_path, line=line)
         if instruction not in labels:
             raise InputError(instances_path, f"no label for this instruction in {labels_path}",
                              line=line, field="instruction")
         tasks.append(GeneratedTask(
             instruction=instruction,
             is_classification=labels[instruction],
-            raw_instances=_string(obj, "raw_instances", instances_path, line),
+            raw_instances=string_field(obj, "raw_instances", instances_path, line=line),
             truncated=finish_reason(obj.get("instance_metadata")) == "length",
         ))
     if not tasks:

@@ -26,3 +26,14 @@ def json_objects(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(obj, dict):
             raise InputError(path, "expected a JSON object per line", line=number)
         yield number, obj
+
+
+def string_field(obj: dict[str, Any], key: str, path: Path, *, line: int | None = None,
+                 field: str | None = None, default: str | None = None) -> str:
+    """obj[key] as a string (`default` when absent, if given), or an InputError naming the
+    file, line and field (`field`, default the key)."""
+    value = obj.get(key, default)
+    if not isinstance(value, str):
+        problem = "missing required field" if key not in obj else "expected a string"
+        raise InputError(path, problem, line=line, field=field or key)
+    return value

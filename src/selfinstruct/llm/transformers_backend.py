@@ -12,9 +12,21 @@ from typing import Any
 from selfinstruct.errors import BackendError
 from selfinstruct.llm.base import LLM, Completion, Request
 
+# No downloads, telemetry or experiment trackers: everything here runs offline.
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "HF_HUB_DISABLE_TELEMETRY": "1", "WANDB_DISABLED": "true", "WANDB_MODE": "disabled",
+           "TOKENIZERS_PARALLELISM": "false"}
+
+
+def go_offline() -> None:
+    """Set OFFLINE in the environment (a user's own settings win)."""
+    for name, value in OFFLINE.items():
+        os.environ.setdefault(name, value)
+
 
 def load_model(path: str | Path) -> tuple[Any, Any]:
     """(model, tokenizer) from a model directory, an adapter directory or a .gguf file."""
+    go_offline()
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -24,7 +36,6 @@ def load_model(path: str | Path) -> tuple[Any, Any]:
     path = Path(path)
     if not path.exists():
         raise BackendError(f"{path}: model not found")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if path.is_file():
         tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,

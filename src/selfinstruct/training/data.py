@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import InputError
-from selfinstruct.inputs.jsonl import json_objects
+from selfinstruct.inputs.jsonl import json_objects, string_field
 from selfinstruct.inputs.text import read_text
 from selfinstruct.prompts import TemplateSet
 
@@ -73,15 +73,14 @@ def _row(obj: Any, path: Path, number: int, where: str, templates: TemplateSet,
         raise InputError(path, "expected an object", **_at(where, number))
     if "messages" in obj:
         return _chat_row(obj["messages"], path, number, where)
+
+    def text(key: str, default: str | None = None) -> str:
+        return string_field(obj, key, path, default=default, **_at(where, number, key))
+
     if "prompt" in obj or "completion" in obj:
-        return {"prompt": _text(obj, "prompt", path, number, where),
-                "completion": _text(obj, "completion", path, number, where)}
+        return {"prompt": text("prompt"), "completion": text("completion")}
     if "instruction" in obj:
-        instruction = _text(obj, "instruction", path, number, where)
-        given = obj.get("input", "")
-        if not isinstance(given, str):
-            raise InputError(path, "expected a string", **_at(where, number, "input"))
-        output = _text(obj, "output", path, number, where)
+        instruction, given, output = text("instruction"), text("input", ""), text("output")
         layout = templates.finetune_layouts()["with_input" if given else "without_input"][0]
         values = {"instruction": instruction, "input": given, "output": output,
                   "end_of_text": end_of_text}
@@ -106,14 +105,6 @@ def _chat_row(messages: Any, path: Path, number: int, where: str) -> Row:
                          **_at(where, number, "messages"))
     clean = [{"role": m["role"], "content": m["content"]} for m in messages]
     return {"prompt": clean[:-1], "completion": clean[-1:]}
-
-
-def _text(obj: dict, key: str, path: Path, number: int, where: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str):
-        problem = "missing required field" if key not in obj else "expected a string"
-        raise InputError(path, problem, **_at(where, number, key))
-    return value
 
 
 def _at(where: str, number: int, field: str | None = None) -> dict[str, Any]:

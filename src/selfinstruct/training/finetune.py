@@ -25,10 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import RunError
+from selfinstruct.exporters.jsonl import current_umask
 
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "HF_HUB_DISABLE_TELEMETRY": "1", "WANDB_DISABLED": "true", "WANDB_MODE": "disabled",
-           "TOKENIZERS_PARALLELISM": "false"}
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -84,9 +82,7 @@ def finetune(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
         shutil.rmtree(work, ignore_errors=True)
         raise
     shutil.rmtree(work / "checkpoints", ignore_errors=True)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(work, 0o777 & ~mask)  # mkdtemp made it private
+    os.chmod(work, 0o777 & ~current_umask())  # mkdtemp made it private
     try:
         if out.is_dir() and not out.is_symlink():
             out.rmdir()  # checked empty by the caller
@@ -100,8 +96,9 @@ def finetune(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
 
 def _train(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
            settings: FinetuneSettings, quiet: bool) -> FinetuneResult:
-    for name, value in OFFLINE.items():
-        os.environ.setdefault(name, value)
+    from selfinstruct.llm.transformers_backend import BASE_FILE, go_offline, load_model
+
+    go_offline()  # before the Hugging Face libraries are imported
     try:
         import datasets
         import torch
@@ -112,7 +109,6 @@ def _train(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
     except ImportError as exc:
         raise RunError("fine-tuning needs the train extra: pip install 'selfinstruct[train]' "
                        f"({exc.name} is missing)") from exc
-    from selfinstruct.llm.transformers_backend import BASE_FILE, load_model
     from selfinstruct.training.progress import LossLog
 
     base_path = base_model_path(base)
