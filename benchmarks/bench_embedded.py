@@ -56,7 +56,8 @@ from typing import Any
 from benchmarks.machine import cpu_model, package_versions, system_busy_seconds
 from selfinstruct.config import ClassifySettings, InstancesSettings, default_stops
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.llm.embedded import DEFAULT_UBATCH, EmbeddedLLM, packaged_model_path
+from selfinstruct.llm.embedded import DEFAULT_UBATCH, EmbeddedLLM
+from selfinstruct.llm.model_file import packaged_model_path
 from selfinstruct.prompts import TemplateSet
 
 TARGET = 0.9

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 PROBE = """
-from selfinstruct.llm.embedded import packaged_model_path
+from selfinstruct.llm.model_file import packaged_model_path
 from llama_cpp import Llama
 llm = Llama(model_path=str(packaged_model_path()), n_ctx=256, verbose=False)
 out = llm.create_completion("1. Name a color.\\n2.", max_tokens=4, temperature=0)

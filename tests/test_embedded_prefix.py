@@ -15,7 +15,8 @@ pytest.importorskip("llama_cpp", reason="the embedded extra is not installed")
 
 from selfinstruct.config import default_stops
 from selfinstruct.llm.base import Request
-from selfinstruct.llm.embedded import EmbeddedLLM, PrefixCache, packaged_model_path
+from selfinstruct.llm.embedded import EmbeddedLLM, PrefixCache
+from selfinstruct.llm.model_file import packaged_model_path
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.seeds import load_seeds
 

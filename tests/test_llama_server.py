@@ -35,7 +35,7 @@ def free_port() -> int:
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A llama.cpp OpenAI-compatible server on a free local port; yields its base URL."""
     from selfinstruct.errors import BackendError
-    from selfinstruct.llm.embedded import packaged_model_path
+    from selfinstruct.llm.model_file import packaged_model_path
 
     try:
         model = packaged_model_path()
@@ -101,7 +101,7 @@ def test_pipeline_over_a_llama_cpp_server(style: str, llama_server: str,
     assert "failed requests" not in result.stderr
 
     info = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    assert info["model"] == {"backend": "openai", "model": ALIAS}
+    assert info["model"] == {"backend": "openai", "model": ALIAS, "base_url": llama_server}
     assert info["counts"] == {"instructions": 3, "labels": 3, "instances": 3}
 
     instructions = read_jsonl(out / "machine_generated_instructions.jsonl")

@@ -145,7 +145,8 @@ def test_fault_free_run_then_rerun_from_the_request_cache(style: str, tmp_path: 
 
         info = json.loads((out / "run.json").read_text(encoding="utf-8"))
         assert info["format"] == "selfinstruct-run"
-        assert info["model"] == {"backend": "openai", "model": "m1"}
+        assert info["model"] == {"backend": "openai", "model": "m1",
+                                 "base_url": server.base_url}
         assert info["counts"] == {"instructions": 60, "labels": 60, "instances": 60}
         assert info["config"]["prompt_style"] == style
         assert info["config"]["openai"]["base_url"] == server.base_url

@@ -385,8 +385,9 @@ def test_chat_bold_class_label_markers_are_stripped():
 
 
 def test_completion_style_does_not_strip_markdown():
+    # Not stripped, so "**Class label:**" is not a marker at the start of a line.
     text = "**Class label:** Positive\nReview: Lovely."
-    assert parse_instances(text, False, True, "completion") == [("Review: Lovely.", "** Positive")]
+    assert parse_instances(text, False, True, "completion") == []
 
 
 def test_strip_markdown_leaves_text_without_bold_markers_alone():
@@ -418,3 +419,113 @@ def test_chat_restated_task_line_is_not_part_of_the_input():
     assert parse_instances(text, False, False, "completion") == [
         ("Task: Write a two-line poem.", "Roses are red,\nviolets are blue.")
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Markers count only at the start of a line, outside fenced code (code, markdown, quotes)
+# --------------------------------------------------------------------------------------------
+
+
+def test_output_comment_inside_generated_code_does_not_split_it():
+    text = (
+        "Example 1\nCode:\ndef is_even(n):\n    return n % 2 == 0\n\nprint(is_even(4))"
+        "  # Output: True\nOutput: The function prints True because 4 is even."
+    )
+    assert parse_generation(text, truncated=False) == [(
+        "Code:\ndef is_even(n):\n    return n % 2 == 0\n\nprint(is_even(4))  # Output: True",
+        "The function prints True because 4 is even.",
+    )]
+
+
+def test_output_comment_inside_a_code_output_stays_in_the_output():
+    text = (
+        "Output:\ndef square(x):\n    return x * x\n\nprint(square(3))  # Output: 9\n"
+        "print(square(4))  # Output: 16"
+    )
+    assert parse_generation(text, truncated=False) == [(
+        "", "def square(x):\n    return x * x\n\nprint(square(3))  # Output: 9\n"
+            "print(square(4))  # Output: 16",
+    )]
+
+
+def test_comment_line_with_input_marker_does_not_cut_the_output():
+    text = "Example 1\nTask: add\nOutput:\n# Input: two numbers\ndef add(a, b):\n    return a + b"
+    assert parse_generation(text, truncated=False) == [
+        ("Task: add", "# Input: two numbers\ndef add(a, b):\n    return a + b")
+    ]
+
+
+def test_quoted_markers_in_inputs_and_outputs_are_text():
+    text = (
+        'Example 1\nSentence: He wrote "Output: none" on the form.\n'
+        'Output: The form says "Output: none" and "Input: 3".\n\n'
+        "Example 2\nSentence: See Example 3 below for details.\nOutput: A cross-reference."
+    )
+    assert parse_generation(text, truncated=False) == [
+        ('Sentence: He wrote "Output: none" on the form.',
+         'The form says "Output: none" and "Input: 3".'),
+        ("Sentence: See Example 3 below for details.", "A cross-reference."),
+    ]
+
+
+def test_markers_inside_fenced_code_blocks_are_text():
+    text = (
+        "Example 1\nProgram:\n```python\nprint(2 + 2)\nOutput: 4\n```\n"
+        "Output: It prints 4.\n\n"
+        "Example 2\nProgram:\n~~~\nExample 3\nInput: x\n~~~\nOutput: It shows text."
+    )
+    assert parse_generation(text, truncated=False) == [
+        ("Program:\n```python\nprint(2 + 2)\nOutput: 4\n```", "It prints 4."),
+        ("Program:\n~~~\nExample 3\nInput: x\n~~~", "It shows text."),
+    ]
+
+
+def test_markdown_output_with_a_fenced_block_is_kept_whole():
+    text = (
+        "Example 1\nLanguage: Python\nOutput:\n```python\nfor i in range(3):\n"
+        "    print(f'Output: {i}')\n```\nThis prints three lines."
+    )
+    assert parse_generation(text, truncated=False) == [(
+        "Language: Python",
+        "```python\nfor i in range(3):\n    print(f'Output: {i}')\n```\n"
+        "This prints three lines.",
+    )]
+
+
+def test_indented_markers_at_the_start_of_a_line_still_count():
+    text = "  Example 1\n  Word: cat\n  Output: animal\n  Example 2\n  Word: oak\n\tOutput: tree"
+    assert parse_generation(text, truncated=False) == [("Word: cat", "animal"),
+                                                       ("Word: oak", "tree")]
+
+
+def test_class_label_inside_an_input_line_is_text():
+    text = (
+        'Class label: Spam\nEmail: The header reads "Class label: ham", trust me.\n'
+        "Class label: Ham\nEmail: Lunch at noon?"
+    )
+    assert parse_classification(text, truncated=False) == [
+        ('Email: The header reads "Class label: ham", trust me.', "Spam"),
+        ("Email: Lunch at noon?", "Ham"),
+    ]
+
+
+def test_chat_style_code_with_marker_comments():
+    text = (
+        "**Example 1**\nCode:\n```js\nconsole.log(1 + 1); // Output: 2\n```\n"
+        "**Output:** It logs 2."
+    )
+    assert parse_instances(text, False, False, "chat") == [
+        ("Code:\n```js\nconsole.log(1 + 1); // Output: 2\n```", "It logs 2.")
+    ]
+
+
+def test_a_fence_opened_on_the_output_line_protects_its_block():
+    text = "Example 1\nNumber: 10\nOutput: ```python\nprint(10 % 2 == 0)\nOutput: True\n```"
+    assert parse_generation(text, truncated=False) == [
+        ("Number: 10", "```python\nprint(10 % 2 == 0)\nOutput: True\n```")
+    ]
+
+
+def test_an_unclosed_fence_runs_to_the_end():
+    text = "Example 1\nCode:\n```\nExample 2\nOutput: x"
+    assert parse_generation(text, truncated=False) == [("", "Code:\n```\nExample 2\nOutput: x")]

@@ -408,7 +408,8 @@ def test_build_parses_and_filters_each_task():
     ]
     assert data.training == data.generated
     assert stats.kept == 6
-    assert stats.dropped["unparseable"] == 1
+    assert stats.lost["tasks"]["unparseable"] == 1  # tasks, counted apart from instances
+    assert "unparseable" not in stats.dropped
     assert stats.dropped["same_input_different_output"] == 2
     assert len(data.encoded) == 6
     for record in data.encoded:
@@ -489,7 +490,7 @@ def test_build_classification_tasks_only():
     ]
     data, stats = run_build(tasks, config=make_config(classification_tasks_only=True))
     assert [e.instruction for e in data.generated] == ["Classify.", "Classify."]
-    assert stats.dropped["not_classification"] == 2
+    assert stats.lost["tasks"]["not_classification"] == 2
     assert stats.kept == 2
 
 
@@ -502,7 +503,7 @@ def test_build_drops_duplicate_prompt_completion(single_layout_dir):
     config = make_config(field_removal_probability=0.0)
     data, stats = run_build(tasks, config=config, templates=TemplateSet(single_layout_dir))
     assert len(data.generated) == 3
-    assert stats.dropped["duplicate_prompt_completion"] == 1
+    assert stats.lost["examples"]["duplicate_prompt_completion"] == 1
     assert sorted(data.encoded, key=lambda r: r.prompt) == [
         PromptCompletion("Other task.\n", "z" + EOT),
         PromptCompletion("Same task.\nText: x\n", "y" + EOT),

@@ -34,7 +34,8 @@ def test_bootstrap_stops_when_every_response_is_cut_off(tmp_path: Path) -> None:
     result = cli("bootstrap", "--out", str(tmp_path / "run"), "--backend", "fake", "--config",
                  str(config), "--num-instructions", "5", "-q", check=False, timeout=60)
     assert result.returncode == 2
-    assert "raise bootstrap.max_tokens" in result.stderr
+    assert "cut off at max_tokens (5 tokens)" in result.stderr
+    assert "What can help" in result.stderr
 
 
 def test_a_key_with_control_characters_is_refused_and_not_echoed(tmp_path: Path) -> None:

@@ -114,9 +114,10 @@ def _options(kwargs: dict[str, Any]) -> RunOptions:
 
 
 @contextmanager
-def opened(kwargs: dict[str, Any], *, create: bool) -> Iterator[RunContext]:
-    """The run named by the flags, open for the duration of the block."""
-    ctx = open_run(_options(kwargs), create=create)
+def opened(kwargs: dict[str, Any], *, create: bool, generate: bool = True) -> Iterator[RunContext]:
+    """The run named by the flags, open for the duration of the block (`generate`: the
+    command may send requests, so the backend is checked before anything else)."""
+    ctx = open_run(_options(kwargs), create=create, generate=generate)
     try:
         yield ctx
     finally:
@@ -228,7 +229,7 @@ def prepare(import_instances: Path | None, import_labels: Path | None, **kwargs:
 
         paths = prepare_imported(_options(kwargs), import_instances, import_labels)
     else:
-        with opened(kwargs, create=False) as ctx:
+        with opened(kwargs, create=False, generate=False) as ctx:
             _, paths = stage_prepare(ctx)
     _print_outputs(paths)
 

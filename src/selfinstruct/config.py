@@ -12,6 +12,9 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from selfinstruct.errors import InputError
 
 PROMPT_STYLES = ("completion", "chat")
+# What bootstrap does with a response cut off at max_tokens: the paper discards it whole;
+# Alpaca keeps its complete items and drops only the last, cut one.
+TRUNCATED_RESPONSES = ("discard", "keep_complete_items")
 TOKENIZERS = ("rouge", "unicode")
 BLOCKED_KEYWORDS = [
     "image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
@@ -33,6 +36,7 @@ class BootstrapSettings:
     frequency_penalty: float = 0.0
     max_tokens: int = 1024
     stop: list[str] | None = None
+    truncated_responses: str = "discard"
     min_words: int = 4
     max_words: int = 150
     blocked_keywords: list[str] = field(default_factory=lambda: list(BLOCKED_KEYWORDS))
@@ -90,6 +94,7 @@ class EmbeddedSettings:
     n_ctx: int = 4096
     n_threads: int = 0
     n_batch: int = 512
+    chat_format: str = ""
 
 
 @dataclass
@@ -183,6 +188,8 @@ def validate(config: Config, path: Path | str = "<command line>", text: str = ""
         fail("prompt_style", f"must be one of {', '.join(PROMPT_STYLES)}")
     if config.bootstrap.tokenizer not in TOKENIZERS:
         fail("bootstrap.tokenizer", f"must be one of {', '.join(TOKENIZERS)}")
+    if config.bootstrap.truncated_responses not in TRUNCATED_RESPONSES:
+        fail("bootstrap.truncated_responses", f"must be one of {', '.join(TRUNCATED_RESPONSES)}")
     if config.num_instructions < 0:
         fail("num_instructions", "must be >= 0")
     b = config.bootstrap

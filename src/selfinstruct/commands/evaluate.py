@@ -71,9 +71,9 @@ def evaluate(**kwargs: Any) -> None:
                         quiet=kwargs["quiet"])
     opened: list[LLM] = []
     try:
-        judge = _open(opened, config, *judge_spec) if judge_spec else None
+        judge = _open(opened, config, *judge_spec, settings.judge_style) if judge_spec else None
         candidates = [Candidate(label, f"{backend}:{model}" if model else backend,
-                                _open(opened, config, backend, model))
+                                _open(opened, config, backend, model, settings.style))
                       for label, backend, model in parsed]
         table = run_evaluation(tasks, candidates, judge, pairs, templates, settings, out)
     finally:
@@ -84,8 +84,8 @@ def evaluate(**kwargs: Any) -> None:
                + (", pairwise.jsonl" if pairs else "") + ", summary.json, summary.md")
 
 
-def _open(opened: list[LLM], config: Config, backend: str, model: str) -> LLM:
-    llm = build(config, backend, model)
+def _open(opened: list[LLM], config: Config, backend: str, model: str, style: str) -> LLM:
+    llm = build(config, backend, model, style)
     opened.append(llm)
     return llm
 

@@ -10,7 +10,7 @@ import dataclasses
 from selfinstruct.config import Config
 from selfinstruct.errors import InputError
 from selfinstruct.llm.base import LLM
-from selfinstruct.llm.registry import create_backend, known_backends
+from selfinstruct.llm.registry import create_backend, known_backends, preflight
 
 
 def parse_spec(spec: str, option: str) -> tuple[str, str]:
@@ -33,5 +33,9 @@ def parse_candidate(text: str) -> tuple[str, str, str]:
     return label.strip(), backend, model
 
 
-def build(config: Config, backend: str, model: str) -> LLM:
-    return create_backend(dataclasses.replace(config, backend=backend, model=model))
+def build(config: Config, backend: str, model: str, style: str) -> LLM:
+    """The backend for one model spec, checked first for the prompt style it will get (a
+    GGUF without a chat template cannot take chat prompts)."""
+    config = dataclasses.replace(config, backend=backend, model=model, prompt_style=style)
+    preflight(config, None)
+    return create_backend(config)

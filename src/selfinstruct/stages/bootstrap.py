@@ -21,6 +21,7 @@ from selfinstruct.parsing.instructions import split_instructions
 from selfinstruct.prompts import Prompt
 from selfinstruct.reporting.progress import Progress
 from selfinstruct.reporting.stats import StageStats
+from selfinstruct.reporting.truncation import truncation_advice
 from selfinstruct.similarity.prefilter import Prefilter
 from selfinstruct.similarity.rouge import Block, RougePool
 from selfinstruct.similarity.tokenize import get_tokenizer
@@ -29,6 +30,8 @@ from selfinstruct.store.run_store import InstructionRow
 
 STAGE = "bootstrap"
 MAX_BARREN_BATCHES = 50
+TRUNCATED_ITEM = "truncated_item"  # the last, cut item of a response kept in part
+TRUNCATION_WARNING_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Bootstrap:
         self.ctx = ctx
         self.settings = ctx.config.bootstrap
         self.style = ctx.config.prompt_style
-        self.stats = StageStats(STAGE)
+        self.stats = StageStats(STAGE, unit="instructions")
         seeds = ctx.seeds
         if self.settings.classification_only:
             seeds = [t for t in seeds if t.is_classification]
@@ -65,6 +68,8 @@ class Bootstrap:
             self.pool.add(row.instruction)
         self.known = set(self.pool.texts)
         self.prefilter = Prefilter(self.pool, self.settings.rouge_threshold)
+        self.answers_seen = 0  # responses judged by this process
+        self.truncated_items: list[int] = []  # items of each response cut at max_tokens
 
     def run(self, target: int) -> StageStats:
         if not self.prompt_seeds:
@@ -78,6 +83,7 @@ class Bootstrap:
             barren = 0
             while len(self.machine) < target:
                 if self.settings.max_requests and batch * size >= self.settings.max_requests:
+                    self._stopped_at_max_requests(target)
                     break
                 before = len(self.machine)
                 outcomes = self._run_batch(batch, target, progress)
@@ -87,7 +93,14 @@ class Bootstrap:
         finally:
             progress.close()
             self.stats.stop()
+        self._warn_truncation()
         return self.stats
+
+    def _stopped_at_max_requests(self, target: int) -> None:
+        self.stats.warnings.append(
+            f"bootstrap stopped at bootstrap.max_requests ({self.settings.max_requests} "
+            f"requests) with {len(self.machine)} of the {target} instructions asked for; "
+            "raise it (0: no limit) and rerun to continue")
 
     def _check_progress(self, outcomes: list[str], barren: int) -> None:
         """Stop instead of spending requests forever on a run that cannot get anywhere."""
@@ -95,12 +108,23 @@ class Bootstrap:
             raise RunError(f"every request of a bootstrap batch failed; last error: "
                            f"{self.stats.last_failure}")
         if outcomes and all(o == "truncated" for o in outcomes):
-            raise RunError("every response of a bootstrap batch was cut off at max_tokens "
-                           f"({self.settings.max_tokens}); raise bootstrap.max_tokens")
+            raise RunError(self._truncation_advice(len(outcomes), whole_batch=True))
         if barren >= MAX_BARREN_BATCHES:
             raise RunError(f"no new instruction in the last {barren} bootstrap batches: the "
                            "model repeats the pool or its answers do not parse (see the "
                            "drop reasons above); everything accepted so far is saved")
+
+    def _truncation_advice(self, responses: int, *, whole_batch: bool) -> str:
+        return truncation_advice(
+            self.truncated_items, responses, settings=self.settings, style=self.style,
+            has_records=self.ctx.store.has_candidates(), whole_batch=whole_batch)
+
+    def _warn_truncation(self) -> None:
+        """A warning when a large share of this run's responses were cut off."""
+        cut = len(self.truncated_items)
+        if cut and cut >= TRUNCATION_WARNING_SHARE * self.answers_seen:
+            self.stats.warnings.append(
+                self._truncation_advice(self.answers_seen, whole_batch=False))
 
     def _run_batch(self, batch: int, target: int, progress: Progress) -> list[str]:
         """Send one batch and judge its responses; the outcomes of the completed requests."""
@@ -108,7 +132,7 @@ class Bootstrap:
         before = [r.instruction for r in self.machine if r.batch_idx < batch]
         indices = range(batch * size, (batch + 1) * size)
         requests = [self._request(i, before) for i in indices]
-        answers = self.ctx.complete(STAGE, requests, self.stats)
+        answers = self.ctx.complete(STAGE, requests, self.stats, progress)
         outcomes = []
         for request_idx, (key, answer) in zip(indices, answers, strict=True):
             if len(self.machine) >= target:
@@ -142,15 +166,22 @@ class Bootstrap:
                         progress: Progress) -> str | None:
         """Judge the pieces of one response; the outcome once all are decided, else None."""
         if answer is None:
-            self.stats.dropped["request_failed"] += 1
-            return "failed"
-        if answer.truncated:
-            self.stats.dropped["response_truncated"] += 1
-            return "truncated"
+            return self._outcome("failed")
+        self.answers_seen += 1
         pieces = split_instructions(answer.text, self.style)
+        cut = None
+        if answer.truncated:
+            self.truncated_items.append(sum(1 for p in pieces if p))
+            # The paper discards a cut response whole; Alpaca keeps its complete items and
+            # drops the last one, where the cut is.
+            complete = any(pieces[:-1])
+            if self.settings.truncated_responses == "discard" or not complete:
+                return self._outcome("truncated")
+            cut = len(pieces) - 1
         decided = self.ctx.store.decided_pieces(request_idx)
         todo = [(i, upper_first(p)) for i, p in enumerate(pieces) if p and i not in decided]
-        reasons = [heuristic_reason(text, self.settings) for _, text in todo]
+        reasons = [TRUNCATED_ITEM if i == cut else heuristic_reason(text, self.settings)
+                   for i, text in todo]
         scoring = self._score_block([(i, t) for (i, t), r in zip(todo, reasons, strict=True)
                                      if r is None])
         for (piece_idx, text), reason in zip(todo, reasons, strict=True):
@@ -159,10 +190,13 @@ class Bootstrap:
             candidate = Candidate(request_idx, piece_idx, batch, key, text)
             kept = self._judge(candidate, reason, scoring)
             progress.advance(1 if kept else 0)
-        if not any(pieces):
-            self.stats.dropped["response_unparseable"] += 1
-            return "unparseable"
-        return "ok"
+        return self._outcome("ok" if any(pieces) else "unparseable")
+
+    def _outcome(self, outcome: str) -> str:
+        """A response's outcome; responses judged no further are counted as lost."""
+        if outcome != "ok":
+            self.stats.lose("responses", outcome)
+        return outcome
 
     def _score_block(self, pieces: list[tuple[int, str]]) -> BlockScoring:
         """Settle what the bounded search can, then score the rest against the whole pool

@@ -12,6 +12,7 @@ from selfinstruct.llm.base import LLM, Completion, Failure, Request, Result
 from selfinstruct.llm.registry import create_backend, model_name
 from selfinstruct.llm.untrusted import storable_completion
 from selfinstruct.prompts import Prompt, TemplateSet
+from selfinstruct.reporting.progress import Progress
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.seeds.task import SeedTask
 from selfinstruct.store.run_store import RunStore
@@ -37,11 +38,12 @@ class RunContext:
         blob = f"{self.config.random_seed}:{stage}:{index}".encode()
         return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") >> 1
 
-    def complete(self, stage: str, requests: Sequence[Request],
-                 stats: StageStats) -> list[tuple[str, Completion | None]]:
+    def complete(self, stage: str, requests: Sequence[Request], stats: StageStats,
+                 progress: Progress | None = None) -> list[tuple[str, Completion | None]]:
         """Answer requests, from the run's cache where possible. Each new answer is stored
-        the moment it arrives. Returns (cache key, completion) pairs in request order, with
-        None for a request that failed for good (counted in stats)."""
+        the moment it arrives (and shown on the progress bar). Returns (cache key,
+        completion) pairs in request order, with None for a request that failed for good
+        (counted in stats)."""
         backend_id = self.backend_id()
         keys = [request.key(backend_id) for request in requests]
         found: dict[str, Completion | None] = {key: self.store.cached(key) for key in keys}
@@ -54,12 +56,16 @@ class RunContext:
             if isinstance(result, Failure):
                 stats.failed[result.reason] += 1
                 stats.last_failure = result.detail
+                if progress is not None:
+                    progress.show_counts()
                 return
             result = storable_completion(result)
             self.store.put_response(key, stage, request, result)
             found[key] = result
             stats.prompt_tokens += result.prompt_tokens
             stats.completion_tokens += result.completion_tokens
+            if progress is not None:
+                progress.show_counts()
 
         if missing:
             before = Counter(getattr(self.llm, "counters", {}))
@@ -87,8 +93,13 @@ class RunContext:
         )
 
     def backend_id(self) -> str:
-        """Identifies the model answering (part of every cache key), without loading it."""
-        return f"{self.config.backend}:{model_name(self.config)}"
+        """Identifies the model answering (part of every cache key), without loading it. A
+        chat format named for the embedded backend changes its chat answers, so it is part
+        of the identity when set."""
+        identity = f"{self.config.backend}:{model_name(self.config)}"
+        if self.config.backend == "embedded" and self.config.embedded.chat_format:
+            identity += f"#chat_format={self.config.embedded.chat_format}"
+        return identity
 
     def close(self) -> None:
         if self._llm is not None:

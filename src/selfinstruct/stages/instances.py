@@ -30,7 +30,7 @@ def plan_instances(ctx: RunContext) -> StagePlan:
     if rows and len(unlabelled) == len(rows):
         raise RunError("no instruction has a classification label yet; "
                        "run the classify stage first")
-    stats = StageStats(STAGE)
+    stats = StageStats(STAGE, unit="instructions", verb="answered")
     waiting = _windows_waiting_for_labels(rows, labels, settings.request_batch_size)
     if waiting - done:
         stats.drop("no_label", len(waiting - done))

@@ -95,7 +95,7 @@ def _run_wave(ctx: RunContext, stats: StageStats, wave: list[Sequence[Instructio
             requests += make_requests(window, batch)
     if not requests:
         return
-    answers = ctx.complete(stats.stage, requests, stats)
+    answers = ctx.complete(stats.stage, requests, stats, progress)
     for row, (key, answer) in zip(rows, answers, strict=True):
         if answer is None:
             continue

@@ -38,6 +38,15 @@ class PreparedData:
     training: list[Example] = field(default_factory=list)
     encoded: list[PromptCompletion] = field(default_factory=list)
 
+    @property
+    def task_count(self) -> int:
+        """Generated tasks with at least one instance in the data."""
+        return len({example.instruction for example in self.generated})
+
+
+def prepare_stats() -> StageStats:
+    return StageStats(STAGE, unit="instances")
+
 
 def build(tasks: Sequence[GeneratedTask], seeds: Sequence[SeedTask], config: Config,
           templates: TemplateSet, style: str, stats: StageStats) -> PreparedData:
@@ -46,14 +55,14 @@ def build(tasks: Sequence[GeneratedTask], seeds: Sequence[SeedTask], config: Con
     data = PreparedData()
     for task in tasks:
         if settings.classification_tasks_only and not task.is_classification:
-            stats.dropped["not_classification"] += 1
+            stats.lose("tasks", "not_classification")
             continue
         pairs = parse_instances(task.raw_instances, task.truncated, task.is_classification, style)
         if not pairs:
-            stats.dropped["unparseable"] += 1
+            stats.lose("tasks", "unparseable")
         pairs = filter_instances(pairs, stats.dropped)
         if len(pairs) > settings.max_instances_per_task:
-            stats.dropped["over_task_cap"] += len(pairs) - settings.max_instances_per_task
+            stats.drop("over_task_cap", len(pairs) - settings.max_instances_per_task)
             pairs = rng.sample(pairs, settings.max_instances_per_task)
         data.generated.extend(Example(task.instruction, i, o) for i, o in pairs)
     data.training = list(data.generated)
@@ -67,10 +76,12 @@ def build(tasks: Sequence[GeneratedTask], seeds: Sequence[SeedTask], config: Con
                             augment_input(example.input, rng, settings.field_removal_probability),
                             example.output)
         encoded.setdefault(encode(augmented, layouts, rng, settings.end_of_text))
-    stats.dropped["duplicate_prompt_completion"] += len(data.training) - len(encoded)
+    stats.lose("examples", "duplicate_prompt_completion", len(data.training) - len(encoded))
     data.encoded = list(encoded)
     rng.shuffle(data.encoded)
     stats.kept = len(data.generated)
+    stats.notes["tasks_kept"] = data.task_count
+    stats.notes["examples_written"] = len(data.encoded)
     return data
 
 

@@ -20,13 +20,23 @@ STAGE_TEMPLATES = {
 RUNTIME_ONLY = {"bootstrap": {"max_requests"}}
 
 
-def fingerprints(config: Config, templates: TemplateSet, seed_hash: str) -> dict[str, dict]:
-    common = {
+# Keys added to every stage's fingerprint after runs existed, with the value that held before.
+COMMON_ADDED = {"chat_format": ""}
+
+
+def fingerprints(config: Config, templates: TemplateSet, seed_hash: str,
+                 model_record: dict[str, Any] | None = None) -> dict[str, dict]:
+    """model_record: what the backend's preflight learnt about the model (its sha256)."""
+    common: dict[str, Any] = {
         "backend": config.backend,
         "model": model_name(config),
         "prompt_style": config.prompt_style,
         "random_seed": config.random_seed,
     }
+    if config.backend == "embedded":
+        common["chat_format"] = config.embedded.chat_format
+    if model_record and model_record.get("sha256"):
+        common["model_sha256"] = model_record["sha256"]
     result = {}
     for stage, names in STAGE_TEMPLATES.items():
         settings = dataclasses.asdict(getattr(config, stage))
@@ -49,8 +59,26 @@ def check_fingerprints(store: RunStore, current: dict[str, dict]) -> None:
     stored = store.get_meta("fingerprints") or {}
     for stage, now in current.items():
         before = stored.get(stage)
+        if before:
+            before = {**_added_since(stage, before, now), **before}
         if before and before != now and stage_has_records(store, stage):
             raise RunError(_message(store, stage, before, now))
+
+
+def _added_since(stage: str, before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """Values for keys a run recorded before they existed: a setting added later had its
+    default value then (the behaviour before the setting); anything else (a fact about the
+    model not recorded then) is taken as it is now."""
+    section = getattr(Config(), stage, None)
+    defaults = dataclasses.asdict(section) if dataclasses.is_dataclass(section) else {}
+    added = {}
+    for key in now.keys() - before.keys():
+        name = key.removeprefix(f"{stage}.")
+        if name != key and name in defaults:
+            added[key] = defaults[name]
+        else:
+            added[key] = COMMON_ADDED.get(key, now[key])
+    return added
 
 
 def _message(store: RunStore, stage: str, before: dict[str, Any], now: dict[str, Any]) -> str:

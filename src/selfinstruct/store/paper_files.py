@@ -32,13 +32,18 @@ def write_instructions(store: RunStore) -> Path:
     return path
 
 
-def write_labels(store: RunStore, engine: str, template: str) -> Path:
+def write_labels(store: RunStore, engine: str, template: str, *, old_engine: str = "") -> Path:
+    """The labels file, named after the model's short name (`engine`). Runs written before
+    used the whole model name (a GGUF's full path): that copy is replaced by this one."""
     path = store.run_dir / labels_file_name(engine, template)
     labels = store.labels()
     write_jsonl(path, (
         {"instruction": row.instruction, "is_classification": labels[row.id][0]}
         for row in store.instructions() if row.id in labels
     ))
+    old = store.run_dir / labels_file_name(old_engine, template) if old_engine else path
+    if old != path:
+        old.unlink(missing_ok=True)
     return path
 
 

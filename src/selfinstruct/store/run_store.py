@@ -233,11 +233,18 @@ class RunStore:
              json.dumps(stats["dropped"], sort_keys=True)),
         )
 
-    def drop_counts(self) -> dict[str, int]:
-        rows = self.db.execute(
-            "SELECT decision, COUNT(*) FROM candidates WHERE decision != 'kept' GROUP BY decision")
-        counts = dict(rows.fetchall())
+    def candidate_decisions(self) -> dict[str, int]:
+        """Bootstrap candidates by decision ("kept" or the drop reason)."""
+        rows = self.db.execute("SELECT decision, COUNT(*) FROM candidates GROUP BY decision")
+        return dict(rows.fetchall())
+
+    def request_outcomes(self) -> dict[str, int]:
+        """Bootstrap requests by outcome (ok, truncated, unparseable, failed)."""
         rows = self.db.execute("SELECT outcome, COUNT(*) FROM bootstrap_requests "
-                               "WHERE outcome != 'ok' GROUP BY outcome")
-        counts.update({f"response_{k}": v for k, v in rows.fetchall()})
-        return counts
+                               "GROUP BY outcome")
+        return dict(rows.fetchall())
+
+    def instance_finish_reasons(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT finish_reason, COUNT(*) FROM instances "
+                               "GROUP BY finish_reason")
+        return dict(rows.fetchall())

@@ -60,7 +60,7 @@ class FinetuneResult:
 def base_model_path(base: str) -> Path:
     """'embedded' is the packaged SmolLM2 GGUF; anything else is a .gguf file or a directory."""
     if base == "embedded":
-        from selfinstruct.llm.embedded import packaged_model_path
+        from selfinstruct.llm.model_file import packaged_model_path
 
         return packaged_model_path()
     path = Path(base)
