@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from subprocess import CompletedProcess
 
+import pytest
 from conftest import cli
 from scripted import ScriptedLLM, answer, run_against
 
@@ -72,30 +74,33 @@ def test_a_bootstrap_stopped_by_max_requests_says_so_and_the_empty_run_fails(
             "(responses: ok 10); candidates dropped 50 (keyword 50)") in result.stderr
 
 
-def test_a_dataset_far_below_what_was_asked_for_is_a_warning(tmp_path: Path) -> None:
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[CompletedProcess, Path]:
+    """A run of 20 instructions where only about one in five gets usable instances."""
+    run = tmp_path_factory.mktemp("small") / "run"
     llm = ScriptedLLM(instances_generation=mostly_unparseable,
                       instances_classification=mostly_unparseable)
     with MockOpenAIServer(llm=llm) as server:
-        result = run_against(server.base_url, run, "--num-instructions", "20")
+        return run_against(server.base_url, run, "--num-instructions", "20"), run
+
+
+def test_a_dataset_far_below_what_was_asked_for_is_a_warning(
+        small_dataset: tuple[CompletedProcess, Path]) -> None:
+    result, run = small_dataset
     assert result.returncode == 0, result.stderr
     assert "Dataset written:" in result.stdout
     warning = next(line for line in result.stderr.splitlines()
                    if line.startswith("warning: the dataset covers"))
-    prepared = json.loads((run / "run.json").read_text())["funnel"]["prepared"]
-    tasks = prepared["tasks"]
+    tasks = json.loads((run / "run.json").read_text())["funnel"]["prepared"]["tasks"]
     assert 0 < tasks < 10
     assert warning.startswith(f"warning: the dataset covers {tasks} of the 20 instructions "
                               f"asked for; {20 - tasks} instructions gave no instance "
                               f"(tasks dropped {20 - tasks}: unparseable {20 - tasks}")
 
 
-def test_the_prepare_summary_counts_tasks_and_instances_apart(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    llm = ScriptedLLM(instances_generation=mostly_unparseable,
-                      instances_classification=mostly_unparseable)
-    with MockOpenAIServer(llm=llm) as server:
-        result = run_against(server.base_url, run, "--num-instructions", "20")
+def test_the_prepare_summary_counts_tasks_and_instances_apart(
+        small_dataset: tuple[CompletedProcess, Path]) -> None:
+    result, run = small_dataset
     line = next(x for x in result.stderr.splitlines() if x.startswith("[prepare]"))
     prepared = json.loads((run / "run.json").read_text())["funnel"]["prepared"]
     dropped_tasks = 20 - prepared["tasks"]
