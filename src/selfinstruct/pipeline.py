@@ -18,7 +18,6 @@ from selfinstruct.inputs.text import read_text
 from selfinstruct.llm.model_file import MODEL_DISTRIBUTION
 from selfinstruct.llm.registry import BACKEND_PACKAGES, model_label, model_name, preflight
 from selfinstruct.llm.urls import public_url
-from selfinstruct.parsing.labels import label_counts
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.reporting.funnel import (
     EmptyDatasetError,
@@ -167,6 +166,7 @@ def versions(config: Config, model_record: dict[str, Any] | None) -> dict[str, s
 def write_run_file(ctx: RunContext) -> None:
     """run.json: a human-readable description of the run (the database is authoritative)."""
     store, config = ctx.store, ctx.config
+    funnel = run_funnel(store, config.num_instructions, config.prompt_style)
     write_json(store.run_dir / "run.json", {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -178,8 +178,8 @@ def write_run_file(ctx: RunContext) -> None:
         "versions": store.get_meta("versions"),
         "counts": {"instructions": store.instruction_count(), "labels": store.count("labels"),
                    "instances": store.count("instances")},
-        "labels": label_counts((raw for raw, _ in store.labels().values()), config.prompt_style),
-        "funnel": run_funnel(store, config.num_instructions, config.prompt_style).as_dict(),
+        "labels": funnel.labels,
+        "funnel": funnel.as_dict(),
         "config": config.to_dict(),
     })
 

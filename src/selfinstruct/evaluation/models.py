@@ -37,5 +37,5 @@ def build(config: Config, backend: str, model: str, style: str) -> LLM:
     """The backend for one model spec, checked first for the prompt style it will get (a
     GGUF without a chat template cannot take chat prompts)."""
     config = dataclasses.replace(config, backend=backend, model=model, prompt_style=style)
-    preflight(config, None)
+    preflight(config, None, identify=False)
     return create_backend(config)

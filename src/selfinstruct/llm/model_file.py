@@ -72,17 +72,20 @@ class ModelFile:
                 "packaged": self.packaged}
 
 
-def inspect_model(path: Path, known: dict[str, Any] | None = None) -> ModelFile:
+def inspect_model(path: Path, known: dict[str, Any] | None = None, *,
+                  identify: bool = True) -> ModelFile:
     """Read a GGUF's metadata and hash it (the hash in `known` is reused when the file's path,
-    size and modification time match it)."""
+    size and modification time match it; identify False: no hash, sha256 left empty)."""
     path = path.resolve()
     if not path.is_file():
         raise BackendError(f"model file not found: {path}")
     metadata = read_metadata(path)
     stat = path.stat()
-    same = known and (known.get("file"), known.get("size"), known.get("mtime_ns")) == (
+    known = known or {}
+    unchanged = (known.get("file"), known.get("size"), known.get("mtime_ns")) == (
         str(path), stat.st_size, stat.st_mtime_ns)
-    digest = known["sha256"] if same and known else file_sha256(path)
+    fresh = file_sha256(path) if identify and not unchanged else ""
+    digest = known["sha256"] if unchanged else fresh
     return ModelFile(path, stat.st_size, stat.st_mtime_ns, digest,
                      chat_template(metadata) is not None, is_packaged(path))
 

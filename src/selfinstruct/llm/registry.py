@@ -45,26 +45,30 @@ FACTORIES: dict[str, Callable[[Config], LLM]] = {
 }
 
 
-def _embedded_preflight(config: Config, known: dict[str, Any] | None) -> dict[str, Any]:
+def _embedded_preflight(config: Config, known: dict[str, Any] | None,
+                        identify: bool) -> dict[str, Any]:
     from selfinstruct.llm.model_file import check_chat_format, inspect_model, model_path
 
-    found = inspect_model(model_path(config.model, config.embedded.model_path), known)
+    path = model_path(config.model, config.embedded.model_path)
+    found = inspect_model(path, known, identify=identify)
     check_chat_format(found, config.prompt_style, config.embedded.chat_format)
     return found.record()
 
 
 # Checks a backend makes before a run sends anything; each returns what it learnt about the
 # model (recorded in the run), given what the run recorded before.
-PREFLIGHT: dict[str, Callable[[Config, dict[str, Any] | None], dict[str, Any]]] = {
+PREFLIGHT: dict[str, Callable[[Config, dict[str, Any] | None, bool], dict[str, Any]]] = {
     "embedded": _embedded_preflight,
 }
 
 
-def preflight(config: Config, known: dict[str, Any] | None) -> dict[str, Any] | None:
+def preflight(config: Config, known: dict[str, Any] | None, *,
+              identify: bool = True) -> dict[str, Any] | None:
     """Check that the backend can serve this config (without loading a model); returns the
-    model's record (e.g. a GGUF's path and sha256), or None when there is nothing to record."""
+    model's record (e.g. a GGUF's path and sha256), or None when there is nothing to record.
+    identify False: only the checks, not the (possibly slow) identity such as a file hash."""
     check = PREFLIGHT.get(config.backend)
-    return check(config, known) if check else None
+    return check(config, known, identify) if check else None
 
 
 def known_backends() -> list[str]:

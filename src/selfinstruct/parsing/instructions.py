@@ -47,4 +47,3 @@ def split_chat(text: str) -> list[str]:
 
 def split_instructions(text: str, style: str) -> list[str]:
     return split_chat(text) if style == "chat" else split_completion(text)
-
