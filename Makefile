@@ -7,33 +7,57 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 DEMO_OUT ?= runs/demo
 DEMO_N ?= 20
 
-.PHONY: install install-train install-test demo test bench clean
+.PHONY: install install-train install-test demo test check bench clean
+
+# Installs are recorded in stamp files, redone when a pyproject.toml changes (`make clean`
+# starts over), so `make check` does not spend its time in pip.
+INSTALLED := $(VENV)/.installed
+TEST_INSTALLED := $(VENV)/.installed-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[embedded]'
 	$(BIN)/python scripts/check_engine.py || ( \
 	  echo "llama-cpp-python failed its smoke test; rebuilding it without the pip cache"; \
 	  $(BIN)/pip cache remove llama_cpp_python; \
 	  $(BIN)/pip install --quiet --force-reinstall --no-deps --no-cache-dir llama-cpp-python==0.3.36 && \
 	  $(BIN)/python scripts/check_engine.py )
+	touch $@
 
 # Fine-tuning (selfinstruct finetune, the transformers backend): torch 2.13.0 is a CPU build.
 install-train: install
 	$(BIN)/pip install --quiet -e '.[embedded,train]'
 
-install-test: install
+# The tests also need the example backend plug-in (tests/plugin_backend): it checks the
+# selfinstruct.backends entry-point group.
+install-test: $(TEST_INSTALLED)
+
+$(TEST_INSTALLED): $(INSTALLED) tests/plugin_backend/pyproject.toml
 	$(BIN)/pip install --quiet -e '.[embedded,train,test]'
+	$(BIN)/pip install --quiet --no-deps -e tests/plugin_backend
+	touch $@
 
 demo: install
 	$(BIN)/selfinstruct run --out $(DEMO_OUT) --num-instructions $(DEMO_N)
 
 test: install-test
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# The fast inner loop: lint, format check, types, and the tests not marked slow (no embedded
+# model, no training, no crash harness), with fewer fuzz examples. `make test` runs them all.
+check: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -m "not slow" --hypothesis-profile=fast -n 2
 
 bench: install-test
 	$(BIN)/python -m benchmarks.bench_openai_throughput

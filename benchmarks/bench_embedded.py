@@ -54,11 +54,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.machine import cpu_model, package_versions, system_busy_seconds
-from selfinstruct.config import ClassifySettings, InstancesSettings, default_stops
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.embedded import DEFAULT_UBATCH, EmbeddedLLM
 from selfinstruct.llm.model_file import packaged_model_path
 from selfinstruct.prompts import TemplateSet
+from selfinstruct.stages.classify import ClassifySettings
+from selfinstruct.stages.instances import InstancesSettings
+from selfinstruct.stages.registry import default_stops, template_spec
 
 TARGET = 0.9
 N_CTX = 4096
@@ -86,13 +88,21 @@ def stage_requests(count: int) -> dict[str, list[Request]]:
     clf, inst = ClassifySettings(), InstancesSettings()
     classify = []
     for index, (instruction, _) in enumerate(rows):
-        prompt = templates.render("completion", "classify", instruction=instruction)
-        classify.append(Request(
-            prompt=prompt.text, max_tokens=clf.max_tokens, temperature=clf.temperature,
-            top_p=clf.top_p, presence_penalty=clf.presence_penalty,
-            frequency_penalty=clf.frequency_penalty,
-            stop=tuple(default_stops("classify", "completion")), seed=index, task="classify"))
-    stop = tuple(default_stops("instances", "completion", max_instances=inst.max_instances))
+        prompt = templates.render("completion", template_spec("classify"), instruction=instruction)
+        classify.append(
+            Request(
+                prompt=prompt.text,
+                max_tokens=clf.max_tokens,
+                temperature=clf.temperature,
+                top_p=clf.top_p,
+                presence_penalty=clf.presence_penalty,
+                frequency_penalty=clf.frequency_penalty,
+                stop=tuple(default_stops("classify", "completion")),
+                seed=index,
+                task="classify",
+            )
+        )
+    stop = tuple(default_stops("instances", "completion", inst))
     instances = []
     for start in range(0, len(rows), inst.request_batch_size):
         window = rows[start : start + inst.request_batch_size]
@@ -100,22 +110,37 @@ def stage_requests(count: int) -> dict[str, list[Request]]:
         max_tokens = inst.max_tokens_with_classification if any_clf else inst.max_tokens
         for offset, (instruction, is_clf) in enumerate(window):
             name = "instances_classification" if is_clf else "instances_generation"
-            prompt = templates.render("completion", name, instruction=instruction,
-                                      max_instances=inst.max_instances)
-            instances.append(Request(
-                prompt=prompt.text, max_tokens=max_tokens, temperature=inst.temperature,
-                top_p=inst.top_p, presence_penalty=inst.presence_penalty,
-                frequency_penalty=inst.frequency_penalty, stop=stop, seed=start + offset,
-                task=name))
+            prompt = templates.render(
+                "completion",
+                template_spec(name),
+                instruction=instruction,
+                max_instances=inst.max_instances,
+            )
+            instances.append(
+                Request(
+                    prompt=prompt.text,
+                    max_tokens=max_tokens,
+                    temperature=inst.temperature,
+                    top_p=inst.top_p,
+                    presence_penalty=inst.presence_penalty,
+                    frequency_penalty=inst.frequency_penalty,
+                    stop=stop,
+                    seed=start + offset,
+                    task=name,
+                )
+            )
     return {"classify": classify, "instances": instances}
 
 
 def completion_options(request: Request) -> dict[str, Any]:
     """What EmbeddedLLM passes to create_completion for a request."""
     return {
-        "max_tokens": request.max_tokens, "temperature": request.temperature,
-        "top_p": request.top_p, "presence_penalty": request.presence_penalty,
-        "frequency_penalty": request.frequency_penalty, "stop": list(request.stop) or None,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "presence_penalty": request.presence_penalty,
+        "frequency_penalty": request.frequency_penalty,
+        "stop": list(request.stop) or None,
         "seed": request.seed,
     }
 
@@ -134,16 +159,22 @@ class Meter:
     """Wall time, this process's CPU time and every other process's CPU time."""
 
     def __enter__(self) -> Meter:
-        self._wall, self._own, self._busy = (time.perf_counter(), _own_cpu_seconds(),
-                                             system_busy_seconds())
+        self._wall, self._own, self._busy = (
+            time.perf_counter(),
+            _own_cpu_seconds(),
+            system_busy_seconds(),
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self._wall
         self.own_cpu = _own_cpu_seconds() - self._own
         busy = system_busy_seconds()
-        self.other_cpu = (None if busy is None or self._busy is None
-                          else max(0.0, busy - self._busy - self.own_cpu))
+        self.other_cpu = (
+            None
+            if busy is None or self._busy is None
+            else max(0.0, busy - self._busy - self.own_cpu)
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,8 +189,12 @@ def perf(engine: Any) -> dict[str, float]:
     import llama_cpp
 
     data = llama_cpp.llama_perf_context(engine._ctx.ctx)
-    return {"t_p_eval": data.t_p_eval_ms / 1000, "n_p_eval": data.n_p_eval,
-            "t_eval": data.t_eval_ms / 1000, "n_eval": data.n_eval}
+    return {
+        "t_p_eval": data.t_p_eval_ms / 1000,
+        "n_p_eval": data.n_p_eval,
+        "t_eval": data.t_eval_ms / 1000,
+        "n_eval": data.n_eval,
+    }
 
 
 def run_side(side: str, requests: dict[str, list[Request]], threads: int) -> dict[str, Any]:
@@ -170,22 +205,34 @@ def run_side(side: str, requests: dict[str, list[Request]], threads: int) -> dic
     t0 = time.perf_counter()
     ours: EmbeddedLLM | None = None
     if side == "raw":
-        engine = Llama(model_path=str(path), n_ctx=N_CTX, n_threads=threads,
-                       n_threads_batch=threads, n_batch=N_BATCH, n_ubatch=DEFAULT_UBATCH,
-                       verbose=False)
+        engine = Llama(
+            model_path=str(path),
+            n_ctx=N_CTX,
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_batch=N_BATCH,
+            n_ubatch=DEFAULT_UBATCH,
+            verbose=False,
+        )
 
         def answer(batch: Sequence[Request]) -> list[Completion]:
             out = []
             for request in batch:
                 raw = engine.create_completion(request.prompt or "", **completion_options(request))
                 usage = raw["usage"]
-                out.append(Completion(raw["choices"][0]["text"],
-                                      raw["choices"][0]["finish_reason"] or "stop",
-                                      usage["prompt_tokens"], usage["completion_tokens"]))
+                out.append(
+                    Completion(
+                        raw["choices"][0]["text"],
+                        raw["choices"][0]["finish_reason"] or "stop",
+                        usage["prompt_tokens"],
+                        usage["completion_tokens"],
+                    )
+                )
             return out
     else:
-        ours = EmbeddedLLM(path, prefix_cache=side != "ours_no_snapshots",
-                           **engine_settings(threads))
+        ours = EmbeddedLLM(
+            path, prefix_cache=side != "ours_no_snapshots", **engine_settings(threads)
+        )
         engine = ours.engine
         answer = ours.generate
         if side == "cold":
@@ -199,8 +246,9 @@ def run_side(side: str, requests: dict[str, list[Request]], threads: int) -> dic
             with Meter() as meter:
                 answers = answer(requests[stage])
             after = perf(engine)
-            result["stages"][stage] = _stage_result(meter, before, after, answers,
-                                                    stats_before, _prefix_stats(ours))
+            result["stages"][stage] = _stage_result(
+                meter, before, after, answers, stats_before, _prefix_stats(ours)
+            )
     finally:
         if ours is not None:
             ours.close()
@@ -227,14 +275,21 @@ def _prefix_stats(ours: EmbeddedLLM | None) -> dict[str, int]:
     if ours is None:
         return {}
     stats = ours.prefix_cache.stats
-    return {"snapshots_saved": stats.snapshots_saved,
-            "snapshots_restored": stats.snapshots_restored,
-            "prompt_tokens_evaluated": stats.prompt_tokens_evaluated}
+    return {
+        "snapshots_saved": stats.snapshots_saved,
+        "snapshots_restored": stats.snapshots_restored,
+        "prompt_tokens_evaluated": stats.prompt_tokens_evaluated,
+    }
 
 
-def _stage_result(meter: Meter, before: dict[str, float], after: dict[str, float],
-                  answers: Sequence[Completion], stats_before: dict[str, int],
-                  stats_after: dict[str, int]) -> dict[str, Any]:
+def _stage_result(
+    meter: Meter,
+    before: dict[str, float],
+    after: dict[str, float],
+    answers: Sequence[Completion],
+    stats_before: dict[str, int],
+    stats_after: dict[str, int],
+) -> dict[str, Any]:
     delta = {k: after[k] - before[k] for k in after}
     prompt = sum(a.prompt_tokens for a in answers)
     completion = sum(a.completion_tokens for a in answers)
@@ -246,18 +301,22 @@ def _stage_result(meter: Meter, before: dict[str, float], after: dict[str, float
         "completion_tokens": completion,
         "tokens_per_second": round((prompt + completion) / wall, 1),
         "prompt_tokens_per_prompt_second": round(prompt / delta["t_p_eval"], 1)
-        if delta["t_p_eval"] else None,
+        if delta["t_p_eval"]
+        else None,
         "generated_tokens_per_generation_second": round(completion / delta["t_eval"], 1)
-        if delta["t_eval"] else None,
+        if delta["t_eval"]
+        else None,
         "prompt_tokens_decoded": int(delta["n_p_eval"]),
         "prompt_decode_seconds": round(delta["t_p_eval"], 3),
         "decode_tokens_per_second": round(delta["n_p_eval"] / delta["t_p_eval"], 1)
-        if delta["t_p_eval"] else None,
+        if delta["t_p_eval"]
+        else None,
         "one_token_steps": int(delta["n_eval"]),
         "generation_seconds": round(delta["t_eval"], 3),
         "other_seconds": round(wall - delta["t_p_eval"] - delta["t_eval"], 3),
         "own_cpu_seconds": round(meter.own_cpu, 2),
-        "other_processes_cpu_seconds": None if meter.other_cpu is None
+        "other_processes_cpu_seconds": None
+        if meter.other_cpu is None
         else round(meter.other_cpu, 2),
         "texts": [a.text for a in answers],
     }
@@ -285,11 +344,12 @@ def run_demo(count: int) -> dict[str, Any]:
             if match:
                 stages[match.group(1)] = {"seconds": float(match.group(2)), "line": line}
         return {
-            "command": " ".join(["selfinstruct", *args[len(command):]]).replace(str(out), "TMP"),
+            "command": " ".join(["selfinstruct", *args[len(command) :]]).replace(str(out), "TMP"),
             "exit_code": proc.returncode,
             "wall_seconds": round(meter.wall, 2),
             "stages": stages,
-            "other_processes_cpu_seconds": None if meter.other_cpu is None
+            "other_processes_cpu_seconds": None
+            if meter.other_cpu is None
             else round(meter.other_cpu, 2),
             "stderr_tail": proc.stderr[-2000:] if proc.returncode else "",
         }
@@ -336,8 +396,9 @@ def summarize(runs: list[dict[str, Any]], sides: Sequence[str]) -> dict[str, Any
         for side in sides:
             row[side]["ratio_vs_raw"] = round(raw / row[side]["median"], 3)
         if "ours_no_snapshots" in row:
-            row["speedup_snapshots"] = round(row["ours_no_snapshots"]["median"]
-                                             / row["ours"]["median"], 3)
+            row["speedup_snapshots"] = round(
+                row["ours_no_snapshots"]["median"] / row["ours"]["median"], 3
+            )
         if "cold" in row:
             row["speedup_all_reuse"] = round(row["cold"]["median"] / row["ours"]["median"], 3)
         summary[stage] = row
@@ -389,14 +450,14 @@ def table(report: dict[str, Any]) -> str:
                     f"{s['prompt_tokens_decoded']} | {s['completion_tokens']} | "
                     f"{s['decode_tokens_per_second']} | "
                     f"{s['generated_tokens_per_generation_second']} | {s['other_seconds']:.1f} | "
-                    f"{s['other_processes_cpu_seconds']} |")
+                    f"{s['other_processes_cpu_seconds']} |"
+                )
     summary = report["summary"]
     lines += ["", "| stage | side | median wall s | of raw (throughput) |", "|---|---|---|---|"]
     for stage in (*STAGES, "both"):
         for side in report["sides"]:
             row = summary[stage][side]
-            lines.append(f"| {stage} | {side} | {row['median']:.1f} | "
-                         f"{row['ratio_vs_raw']:.3f} |")
+            lines.append(f"| {stage} | {side} | {row['median']:.1f} | {row['ratio_vs_raw']:.3f} |")
     lines.append("")
     for stage in (*STAGES, "both"):
         row = summary[stage]
@@ -407,9 +468,11 @@ def table(report: dict[str, Any]) -> str:
     lines.append(f"outputs differing from raw: {summary['outputs_differing_from_raw']}")
     for index, demo in enumerate(report.get("demo", []), 1):
         stages = ", ".join(f"{k} {v['seconds']:.1f}s" for k, v in demo["stages"].items())
-        lines.append(f"demo {index}: `{demo['command']}` exit {demo['exit_code']}, wall "
-                     f"{demo['wall_seconds']:.1f}s ({stages}); others' CPU "
-                     f"{demo['other_processes_cpu_seconds']} s")
+        lines.append(
+            f"demo {index}: `{demo['command']}` exit {demo['exit_code']}, wall "
+            f"{demo['wall_seconds']:.1f}s ({stages}); others' CPU "
+            f"{demo['other_processes_cpu_seconds']} s"
+        )
     return "\n".join(lines)
 
 
@@ -423,12 +486,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "bench_embedded",
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m benchmarks.bench_embedded", *sys.argv[1:]]),
-        "machine": machine(), "versions": versions(),
-        "instructions": args.instructions, "threads": threads, "repeats": args.repeats,
+        "machine": machine(),
+        "versions": versions(),
+        "instructions": args.instructions,
+        "threads": threads,
+        "repeats": args.repeats,
         "sides": sides,
-        "workload": {stage: {"requests": len(reqs),
-                             "templates": sorted({r.task for r in reqs})}
-                     for stage, reqs in requests.items()},
+        "workload": {
+            stage: {"requests": len(reqs), "templates": sorted({r.task for r in reqs})}
+            for stage, reqs in requests.items()
+        },
         "runs": [],
     }
     for repeat in range(args.repeats):
@@ -441,23 +508,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["summary"] = summarize(report["runs"], sides)
     report["demo"] = []
     for index in range(args.demo_runs if args.demo else 0):
-        print(f"demo {index + 1}: selfinstruct run --num-instructions {args.demo} ...",
-              file=sys.stderr, flush=True)
+        print(
+            f"demo {index + 1}: selfinstruct run --num-instructions {args.demo} ...",
+            file=sys.stderr,
+            flush=True,
+        )
         report["demo"].append(run_demo(args.demo))
     return report
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_embedded",
-                                     description=__doc__.split("\n\n", 1)[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_embedded", description=__doc__.split("\n\n", 1)[0]
+    )
     parser.add_argument("--instructions", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="0 (default): the physical cores available")
-    parser.add_argument("--cold", action="store_true",
-                        help="also run with the KV cache emptied before every request")
-    parser.add_argument("--demo", type=int, default=20,
-                        help="instructions for the README demo run (0: skip it)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="0 (default): the physical cores available"
+    )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="also run with the KV cache emptied before every request",
+    )
+    parser.add_argument(
+        "--demo", type=int, default=20, help="instructions for the README demo run (0: skip it)"
+    )
     parser.add_argument("--demo-runs", type=int, default=1)
     parser.add_argument("--target", type=float, default=TARGET)
     parser.add_argument("--json", type=Path, help="write the full report here")
@@ -478,8 +554,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_check:
         return 0
     if worst < args.target:
-        print(f"ours reaches {worst:.3f} of the raw engine on a stage (target {args.target})",
-              file=sys.stderr)
+        print(
+            f"ours reaches {worst:.3f} of the raw engine on a stage (target {args.target})",
+            file=sys.stderr,
+        )
         return 1
     return 1 if failed_demo else 0
 

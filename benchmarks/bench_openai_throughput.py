@@ -49,20 +49,23 @@ from typing import Any
 import httpx
 
 from benchmarks.machine import cpu_model, package_versions, system_busy_seconds
-from selfinstruct.config import InstancesSettings, OpenAISettings, default_stops
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.llm.openai_backend import OpenAIBackend
+from selfinstruct.llm.openai_backend import OpenAIBackend, OpenAISettings
 from selfinstruct.llm.openai_format import COMPLETIONS, request_body
 from selfinstruct.prompts import TemplateSet
+from selfinstruct.stages.instances import InstancesSettings
 from selfinstruct.stages.per_instruction import windows_per_wave
+from selfinstruct.stages.registry import default_stops, template_spec
 from selfinstruct.testing.openai_server import DEFAULT_MODEL, MockOpenAIServer
 
 TARGET = 0.9
 START_TIMEOUT = 30.0
 # The server's main(), with Ctrl-C restored: a shell running us in the background (`cmd &`)
 # makes SIGINT ignored, and an ignored signal stays ignored in the child.
-SERVER_MAIN = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-               "from selfinstruct.testing.openai_server import main; sys.exit(main())")
+SERVER_MAIN = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from selfinstruct.testing.openai_server import main; sys.exit(main())"
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,20 +89,30 @@ def instance_requests(count: int, offset: int = 0) -> list[Request]:
     settings = InstancesSettings()
     templates = TemplateSet()
     seeds = seed_instructions()
-    stop = tuple(default_stops("instances", "completion", max_instances=settings.max_instances))
+    stop = tuple(default_stops("instances", "completion", settings))
     requests = []
     for i in range(offset, offset + count):
         instruction, is_clf = seeds[i % len(seeds)]
         name = "instances_classification" if is_clf else "instances_generation"
-        prompt = templates.render("completion", name, instruction=instruction,
-                                  max_instances=settings.max_instances)
-        requests.append(Request(
-            prompt=prompt.text, max_tokens=settings.max_tokens,
-            temperature=settings.temperature, top_p=settings.top_p,
-            presence_penalty=settings.presence_penalty,
-            frequency_penalty=settings.frequency_penalty,
-            stop=stop, seed=i, task=name,
-        ))
+        prompt = templates.render(
+            "completion",
+            template_spec(name),
+            instruction=instruction,
+            max_instances=settings.max_instances,
+        )
+        requests.append(
+            Request(
+                prompt=prompt.text,
+                max_tokens=settings.max_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                presence_penalty=settings.presence_penalty,
+                frequency_penalty=settings.frequency_penalty,
+                stop=stop,
+                seed=i,
+                task=name,
+            )
+        )
     return requests
 
 
@@ -139,12 +152,22 @@ class Server:
 def process_server(latency: float) -> Iterator[Server]:
     """The server's command line (`python -m selfinstruct.testing.openai_server`) in a child
     process, stopped with SIGINT so that it prints its counters."""
-    command = [sys.executable, "-c", SERVER_MAIN,
-               "--host", "127.0.0.1", "--port", "0", "--latency", str(latency)]
+    command = [
+        sys.executable,
+        "-c",
+        SERVER_MAIN,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--latency",
+        str(latency),
+    ]
     # stderr goes to a file, never a pipe: a full pipe would block the server
-    with tempfile.TemporaryFile(mode="w+") as stderr, subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=stderr, text=True
-    ) as proc:
+    with (
+        tempfile.TemporaryFile(mode="w+") as stderr,
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True) as proc,
+    ):
         try:
             server = Server(_first_line(proc), latency, proc.pid)
             if not server.base_url.startswith("http"):
@@ -261,7 +284,7 @@ def bench_waves(server: Server, count: int, concurrency: int, batch: int) -> dic
     try:
         _check(backend.generate(instance_requests(concurrency, offset=10**6)), concurrency)
         requests = instance_requests(count)
-        waves = [requests[i:i + size] for i in range(0, count, size)]
+        waves = [requests[i : i + size] for i in range(0, count, size)]
         with measured(server) as out:
             for wave in waves:
                 _check(backend.generate(wave), len(wave))
@@ -285,7 +308,7 @@ def bench_waves(server: Server, count: int, concurrency: int, batch: int) -> dic
 def bench_paper(server: Server, prompts: int, batch: int) -> dict[str, Any]:
     requests = instance_requests(prompts)
     url = server.base_url + COMPLETIONS.removeprefix("/v1")
-    calls = [requests[i:i + batch] for i in range(0, len(requests), batch)]
+    calls = [requests[i : i + batch] for i in range(0, len(requests), batch)]
     with httpx.Client(timeout=120.0) as client:
         _paper_call(client, url, instance_requests(batch, offset=10**6))  # warm-up
         with measured(server) as out:
@@ -344,31 +367,61 @@ def table(report: dict[str, Any]) -> str:
     p = report["parameters"]
     ours, paper = report["ours"], report["paper"]
     rows = [
-        ("method", "calls", "prompts", "seconds", "prompts/s", "ideal/s", "of ideal",
-         "client CPU ms/call"),
-        (f"ours: {p['concurrency']} in flight, 1 prompt/call", ours["requests"],
-         ours["prompts"], f"{ours['seconds']:.2f}", f"{ours['prompts_per_second']:.1f}",
-         f"{report['ideal']['ours_rps']:.1f}", f"{report['ratios']['ours_to_ideal']:.3f}",
-         f"{ours['client_cpu_ms_per_request']:.2f}"),
+        (
+            "method",
+            "calls",
+            "prompts",
+            "seconds",
+            "prompts/s",
+            "ideal/s",
+            "of ideal",
+            "client CPU ms/call",
+        ),
+        (
+            f"ours: {p['concurrency']} in flight, 1 prompt/call",
+            ours["requests"],
+            ours["prompts"],
+            f"{ours['seconds']:.2f}",
+            f"{ours['prompts_per_second']:.1f}",
+            f"{report['ideal']['ours_rps']:.1f}",
+            f"{report['ratios']['ours_to_ideal']:.3f}",
+            f"{ours['client_cpu_ms_per_request']:.2f}",
+        ),
     ]
     waves = report["ours_in_waves"]
     if waves:
         rows.append(
-            (f"ours in {waves['waves']} stage waves of {waves['wave_size']}", waves["requests"],
-             waves["prompts"], f"{waves['seconds']:.2f}", f"{waves['prompts_per_second']:.1f}",
-             f"{report['ideal']['ours_rps']:.1f}",
-             f"{report['ratios']['ours_in_waves_to_ideal']:.3f}",
-             f"{waves['client_cpu_ms_per_request']:.2f}"))
+            (
+                f"ours in {waves['waves']} stage waves of {waves['wave_size']}",
+                waves["requests"],
+                waves["prompts"],
+                f"{waves['seconds']:.2f}",
+                f"{waves['prompts_per_second']:.1f}",
+                f"{report['ideal']['ours_rps']:.1f}",
+                f"{report['ratios']['ours_in_waves_to_ideal']:.3f}",
+                f"{waves['client_cpu_ms_per_request']:.2f}",
+            )
+        )
     rows += [
-        (f"paper: 1 in flight, {p['paper_batch']} prompts/call", paper["requests"],
-         paper["prompts"], f"{paper['seconds']:.2f}", f"{paper['prompts_per_second']:.1f}",
-         f"{report['ideal']['paper_pps']:.1f}", f"{report['ratios']['paper_to_ideal']:.3f}",
-         f"{paper['client_cpu_ms_per_request']:.2f}"),
+        (
+            f"paper: 1 in flight, {p['paper_batch']} prompts/call",
+            paper["requests"],
+            paper["prompts"],
+            f"{paper['seconds']:.2f}",
+            f"{paper['prompts_per_second']:.1f}",
+            f"{report['ideal']['paper_pps']:.1f}",
+            f"{report['ratios']['paper_to_ideal']:.3f}",
+            f"{paper['client_cpu_ms_per_request']:.2f}",
+        ),
     ]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                       for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-             for row in rows]
+    lines = [
+        "  ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     r = report["ratios"]
     server_cpu = ours.get("server_cpu_seconds")
@@ -388,13 +441,15 @@ def table(report: dict[str, Any]) -> str:
             f"stage waves: {waves['wave_size']} requests per stream() call with "
             f"{p['concurrency']} in flight; best possible {best:.1f} req/s "
             f"({best / report['ideal']['ours_rps']:.3f} of ideal), reached "
-            f"{waves['requests_per_second'] / best:.3f} of that")
+            f"{waves['requests_per_second'] / best:.3f} of that"
+        )
     others = ours.get("other_processes_cpu_seconds")
     if others is not None:
-        lines.append(f"other processes used {others:.2f} CPU s during ours "
-                     f"({others / ours['seconds']:.2f} of {report['machine']['cpu_count']} CPUs)"
-                     + ("  <- noisy machine, numbers may be low" if others / ours["seconds"] > 0.2
-                        else ""))
+        lines.append(
+            f"other processes used {others:.2f} CPU s during ours "
+            f"({others / ours['seconds']:.2f} of {report['machine']['cpu_count']} CPUs)"
+            + ("  <- noisy machine, numbers may be low" if others / ours["seconds"] > 0.2 else "")
+        )
     return "\n".join(lines)
 
 
@@ -403,8 +458,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     warmup = args.concurrency if args.warmup is None else args.warmup
     with start_server(args.latency) as server:
         ours = bench_ours(server, args.requests, args.concurrency, warmup)
-        waves = (bench_waves(server, args.requests, args.concurrency, args.paper_batch)
-                 if args.waves else None)
+        waves = (
+            bench_waves(server, args.requests, args.concurrency, args.paper_batch)
+            if args.waves
+            else None
+        )
         paper = bench_paper(server, args.paper_prompts, args.paper_batch)
     ideal_rps = args.concurrency / args.latency
     ideal_pps = args.paper_batch / args.latency
@@ -414,17 +472,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "versions": versions(),
         "command": " ".join(["python -m benchmarks.bench_openai_throughput", *sys.argv[1:]]),
         "parameters": {
-            "requests": args.requests, "latency": args.latency,
-            "concurrency": args.concurrency, "warmup": warmup,
-            "paper_prompts": args.paper_prompts, "paper_batch": args.paper_batch,
-            "server": args.server, "target": args.target,
+            "requests": args.requests,
+            "latency": args.latency,
+            "concurrency": args.concurrency,
+            "warmup": warmup,
+            "paper_prompts": args.paper_prompts,
+            "paper_batch": args.paper_batch,
+            "server": args.server,
+            "target": args.target,
             "max_tokens": InstancesSettings().max_tokens,
         },
         "ours": ours,
         "ours_in_waves": waves,
         "paper": paper,
-        "ideal": {"ours_rps": ideal_rps, "paper_pps": ideal_pps,
-                  "speedup": ideal_rps / ideal_pps},
+        "ideal": {"ours_rps": ideal_rps, "paper_pps": ideal_pps, "speedup": ideal_rps / ideal_pps},
         "ratios": {
             "ours_to_ideal": ours["requests_per_second"] / ideal_rps,
             "ours_in_waves_to_ideal": waves["requests_per_second"] / ideal_rps if waves else None,
@@ -439,32 +500,59 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_openai_throughput",
         description="Requests per second of OpenAIBackend against a local mock server with "
-                    "fixed latency, next to the paper's one-call-at-a-time loop.",
+        "fixed latency, next to the paper's one-call-at-a-time loop.",
     )
-    parser.add_argument("--requests", type=int, default=1280,
-                        help="requests (one prompt each) sent by ours (default: 1280)")
-    parser.add_argument("--latency", type=float, default=0.2,
-                        help="the server's seconds per answer (default: 0.2)")
-    parser.add_argument("--concurrency", type=int, default=64,
-                        help="OpenAISettings.max_concurrency (default: 64)")
-    parser.add_argument("--warmup", type=int, default=None,
-                        help="requests sent before timing, to open the connections "
-                             "(default: --concurrency, i.e. one full wave)")
-    parser.add_argument("--paper-prompts", type=int, default=200,
-                        help="prompts sent the paper's way (default: 200)")
-    parser.add_argument("--paper-batch", type=int, default=5,
-                        help="request_batch_size: prompts per call the paper's way, and the "
-                             "window size of the stage waves (default: 5)")
-    parser.add_argument("--no-waves", dest="waves", action="store_false",
-                        help="skip the informational run in stage-sized waves")
-    parser.add_argument("--server", choices=("process", "thread"), default="process",
-                        help="run the mock server in its own process (default) or in a "
-                             "thread of this one")
-    parser.add_argument("--target", type=float, default=TARGET,
-                        help=f"least acceptable fraction of the ideal rate (default: {TARGET})")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=1280,
+        help="requests (one prompt each) sent by ours (default: 1280)",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.2, help="the server's seconds per answer (default: 0.2)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help="OpenAISettings.max_concurrency (default: 64)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="requests sent before timing, to open the connections "
+        "(default: --concurrency, i.e. one full wave)",
+    )
+    parser.add_argument(
+        "--paper-prompts", type=int, default=200, help="prompts sent the paper's way (default: 200)"
+    )
+    parser.add_argument(
+        "--paper-batch",
+        type=int,
+        default=5,
+        help="request_batch_size: prompts per call the paper's way, and the "
+        "window size of the stage waves (default: 5)",
+    )
+    parser.add_argument(
+        "--no-waves",
+        dest="waves",
+        action="store_false",
+        help="skip the informational run in stage-sized waves",
+    )
+    parser.add_argument(
+        "--server",
+        choices=("process", "thread"),
+        default="process",
+        help="run the mock server in its own process (default) or in a thread of this one",
+    )
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=TARGET,
+        help=f"least acceptable fraction of the ideal rate (default: {TARGET})",
+    )
     parser.add_argument("--json", metavar="OUT", type=Path, help="also write the report here")
-    parser.add_argument("--no-check", action="store_true",
-                        help="exit 0 even when ours misses the target")
+    parser.add_argument(
+        "--no-check", action="store_true", help="exit 0 even when ours misses the target"
+    )
     return parser
 
 
@@ -485,8 +573,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {args.json}")
     ratio = report["ratios"]["ours_to_ideal"]
     if ratio < args.target:
-        print(f"FAIL: ours reached {ratio:.3f} of the ideal rate (target {args.target})",
-              file=sys.stderr)
+        print(
+            f"FAIL: ours reached {ratio:.3f} of the ideal rate (target {args.target})",
+            file=sys.stderr,
+        )
         return 0 if args.no_check else 1
     print(f"OK: ours reached {ratio:.3f} of the ideal rate (target {args.target})")
     return 0

@@ -103,9 +103,13 @@ def bench_pairs(candidates: list[str], pool_texts: list[str]) -> dict:
         for other in pool_texts[:400]:
             scorer.score(other, candidate)
     reference_score = len(sample) * 400 / (time.perf_counter() - started)
-    return {"ours_pairs_per_s": ours, "reference_lcs_pairs_per_s": reference_lcs,
-            "reference_score_pairs_per_s": reference_score,
-            "ratio_vs_lcs": ours / reference_lcs, "ratio_vs_score": ours / reference_score}
+    return {
+        "ours_pairs_per_s": ours,
+        "reference_lcs_pairs_per_s": reference_lcs,
+        "reference_score_pairs_per_s": reference_score,
+        "ratio_vs_lcs": ours / reference_lcs,
+        "ratio_vs_score": ours / reference_score,
+    }
 
 
 def replay(candidates: list[str], max_pool: int, mode: Mode = "auto") -> dict:
@@ -147,11 +151,19 @@ def replay(candidates: list[str], max_pool: int, mode: Mode = "auto") -> dict:
                 marks[mark] = (now - last[0]) / max(1, len(decisions) - last[1])
                 last = (now, len(decisions))
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "kept": sum(decisions), "pool_final": len(pool),
-            "pairs_scored": pool.pairs_scored, "searched": prefilter.searched,
-            "settled_by_search": prefilter.settled, "pairs_in_pool": sum(pool_sizes),
-            "seconds_per_candidate_up_to_pool": marks, "decisions": decisions,
-            "pool_sizes": pool_sizes, "pool_texts": pool.texts}
+    return {
+        "seconds": seconds,
+        "kept": sum(decisions),
+        "pool_final": len(pool),
+        "pairs_scored": pool.pairs_scored,
+        "searched": prefilter.searched,
+        "settled_by_search": prefilter.settled,
+        "pairs_in_pool": sum(pool_sizes),
+        "seconds_per_candidate_up_to_pool": marks,
+        "decisions": decisions,
+        "pool_sizes": pool_sizes,
+        "pool_texts": pool.texts,
+    }
 
 
 def replay_fresh(count: int, seed: int, repeats: float, max_pool: int, mode: Mode) -> dict:
@@ -172,19 +184,22 @@ def compare_modes(with_bounds: dict, without: dict) -> dict:
     """The bounded search against none on the same stream: decisions must be identical."""
     if with_bounds["decisions"] != without["decisions"]:
         raise AssertionError("the bounded search changed a decision")
-    return {"rejected": 1 - with_bounds["kept"] / len(with_bounds["decisions"]),
-            "pairs_share": with_bounds["pairs_scored"] / with_bounds["pairs_in_pool"],
-            "searched": with_bounds["searched"], "settled": with_bounds["settled_by_search"],
-            "seconds": with_bounds["seconds"], "seconds_without": without["seconds"],
-            "speedup": without["seconds"] / with_bounds["seconds"]}
+    return {
+        "rejected": 1 - with_bounds["kept"] / len(with_bounds["decisions"]),
+        "pairs_share": with_bounds["pairs_scored"] / with_bounds["pairs_in_pool"],
+        "searched": with_bounds["searched"],
+        "settled": with_bounds["settled_by_search"],
+        "seconds": with_bounds["seconds"],
+        "seconds_without": without["seconds"],
+        "speedup": without["seconds"] / with_bounds["seconds"],
+    }
 
 
 def _paper_score(new_tokens: list[str], other: list[str]) -> float:
     return rouge_scorer._score_lcs(new_tokens, other).fmeasure
 
 
-def paper_time_per_candidate(pool_texts: list[str], candidates: list[str],
-                             workers: int) -> float:
+def paper_time_per_candidate(pool_texts: list[str], candidates: list[str], workers: int) -> float:
     """The paper's per-candidate work: tokenize the whole pool again, then score every pair
     in a process pool (started per candidate, as its code did)."""
     started = time.perf_counter()
@@ -207,8 +222,9 @@ def check_decisions(result: dict, candidates: list[str], sample: int, seed: int)
     mismatches = 0
     for index in indices:
         size = result["pool_sizes"][index]
-        reference = max(scorer.score(p, candidates[index])["rougeL"].fmeasure
-                        for p in pool_texts[:size])
+        reference = max(
+            scorer.score(p, candidates[index])["rougeL"].fmeasure for p in pool_texts[:size]
+        )
         ours_pool = RougePool()
         for text in pool_texts[:size]:
             ours_pool.add(text)
@@ -224,66 +240,99 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=50_000)
     parser.add_argument("--check", type=int, default=200)
     parser.add_argument("--paper-sample", type=int, default=2)
-    parser.add_argument("--repeats", type=float, default=0.7,
-                        help="share of restated candidates in the repetitive stream")
+    parser.add_argument(
+        "--repeats",
+        type=float,
+        default=0.7,
+        help="share of restated candidates in the repetitive stream",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
     candidates = make_candidates(args.candidates)
     pool_texts = seed_instructions() + make_candidates(5000, seed=1)
     pairs = bench_pairs(make_candidates(512, seed=2), pool_texts)
-    print(f"pairs/s: ours {pairs['ours_pairs_per_s']:,.0f}; rouge_score LCS "
-          f"{pairs['reference_lcs_pairs_per_s']:,.0f} ({pairs['ratio_vs_lcs']:,.0f}x); "
-          f"RougeScorer.score {pairs['reference_score_pairs_per_s']:,.0f} "
-          f"({pairs['ratio_vs_score']:,.0f}x)")
+    print(
+        f"pairs/s: ours {pairs['ours_pairs_per_s']:,.0f}; rouge_score LCS "
+        f"{pairs['reference_lcs_pairs_per_s']:,.0f} ({pairs['ratio_vs_lcs']:,.0f}x); "
+        f"RougeScorer.score {pairs['reference_score_pairs_per_s']:,.0f} "
+        f"({pairs['ratio_vs_score']:,.0f}x)"
+    )
 
     result = replay_fresh(args.candidates, 0, 0.0, args.pool, "auto")
     result["max_pool"] = args.pool
-    print(f"replay: {args.candidates:,} candidates, pool grew to {result['pool_final']:,}, "
-          f"kept {result['kept']:,}, {result['seconds']:.1f}s end to end")
+    print(
+        f"replay: {args.candidates:,} candidates, pool grew to {result['pool_final']:,}, "
+        f"kept {result['kept']:,}, {result['seconds']:.1f}s end to end"
+    )
     per = result["seconds_per_candidate_up_to_pool"]
-    print("ours, seconds per candidate while the pool grew to: "
-          + ", ".join(f"{k:,}: {v * 1000:.3f} ms" for k, v in per.items()))
-    bounds = {"mixed": compare_modes(result, replay_fresh(args.candidates, 0, 0.0, args.pool,
-                                                          "never"))}
+    print(
+        "ours, seconds per candidate while the pool grew to: "
+        + ", ".join(f"{k:,}: {v * 1000:.3f} ms" for k, v in per.items())
+    )
+    bounds = {
+        "mixed": compare_modes(result, replay_fresh(args.candidates, 0, 0.0, args.pool, "never"))
+    }
     bounds["repetitive"] = compare_modes(
         replay_fresh(args.candidates, 4, args.repeats, args.pool, "auto"),
-        replay_fresh(args.candidates, 4, args.repeats, args.pool, "never"))
+        replay_fresh(args.candidates, 4, args.repeats, args.pool, "never"),
+    )
     for stream, row in bounds.items():
-        print(f"bounds, {stream} stream ({row['rejected']:.0%} rejected): "
-              f"{row['pairs_share']:.1%} of pairs scored, searched {row['searched']:,}, "
-              f"settled {row['settled']:,}; {row['seconds']:.1f}s vs "
-              f"{row['seconds_without']:.1f}s without bounds ({row['speedup']:.2f}x), "
-              "same decisions")
+        print(
+            f"bounds, {stream} stream ({row['rejected']:.0%} rejected): "
+            f"{row['pairs_share']:.1%} of pairs scored, searched {row['searched']:,}, "
+            f"settled {row['settled']:,}; {row['seconds']:.1f}s vs "
+            f"{row['seconds_without']:.1f}s without bounds ({row['speedup']:.2f}x), "
+            "same decisions"
+        )
 
     workers = 2
     sizes = [s for s in (1000, 5000, 10000, 50000) if s <= len(result["pool_texts"])]
-    paper = {s: paper_time_per_candidate(result["pool_texts"][:s], candidates[:args.paper_sample],
-                                         workers) for s in sizes}
-    slope, intercept = np.polyfit(np.array(list(paper), dtype=float) / 1000,
-                                  list(paper.values()), 1)
+    paper = {
+        s: paper_time_per_candidate(
+            result["pool_texts"][:s], candidates[: args.paper_sample], workers
+        )
+        for s in sizes
+    }
+    slope, intercept = np.polyfit(
+        np.array(list(paper), dtype=float) / 1000, list(paper.values()), 1
+    )
     slope /= 1000
     paper_total = float(sum(intercept + slope * n for n in result["pool_sizes"]))
-    print("paper's method, seconds per candidate at pool size: "
-          + ", ".join(f"{k:,}: {v:.2f}s" for k, v in paper.items()))
-    print(f"paper's method extrapolated over the replay: {paper_total / 3600:.1f} h "
-          f"({paper_total / result['seconds']:,.0f}x ours)")
+    print(
+        "paper's method, seconds per candidate at pool size: "
+        + ", ".join(f"{k:,}: {v:.2f}s" for k, v in paper.items())
+    )
+    print(
+        f"paper's method extrapolated over the replay: {paper_total / 3600:.1f} h "
+        f"({paper_total / result['seconds']:,.0f}x ours)"
+    )
 
     check = check_decisions(result, candidates, args.check, seed=3)
-    print(f"decisions checked against rouge_score: {check['checked']} candidates, "
-          f"{check['mismatches']} mismatches")
+    print(
+        f"decisions checked against rouge_score: {check['checked']} candidates, "
+        f"{check['mismatches']} mismatches"
+    )
     peak_mb = result["peak_rss_mb"]
     print(f"peak RSS of the replay's process {peak_mb:.0f} MB")
     report = {
-        "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
-                    "cpus": len(__import__("os").sched_getaffinity(0))},
-        "versions": {p: metadata.version(p) for p in ("selfinstruct", "rapidfuzz",
-                                                      "rouge-score", "numpy")},
-        "pairs": pairs, "bounds": bounds,
-        "replay": {k: v for k, v in result.items()
-                   if k not in ("decisions", "pool_sizes", "pool_texts")},
-        "paper_seconds_per_candidate": paper, "paper_extrapolated_seconds": paper_total,
-        "check": check, "peak_rss_mb": peak_mb,
+        "machine": {
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "cpus": len(__import__("os").sched_getaffinity(0)),
+        },
+        "versions": {
+            p: metadata.version(p) for p in ("selfinstruct", "rapidfuzz", "rouge-score", "numpy")
+        },
+        "pairs": pairs,
+        "bounds": bounds,
+        "replay": {
+            k: v for k, v in result.items() if k not in ("decisions", "pool_sizes", "pool_texts")
+        },
+        "paper_seconds_per_candidate": paper,
+        "paper_extrapolated_seconds": paper_total,
+        "check": check,
+        "peak_rss_mb": peak_mb,
     }
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))

@@ -18,8 +18,10 @@ assert out["choices"][0]["text"] is not None
 def main() -> int:
     result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True)
     if result.returncode != 0:
-        print(f"embedded engine check failed (exit {result.returncode}): {result.stderr[-500:]}",
-              file=sys.stderr)
+        print(
+            f"embedded engine check failed (exit {result.returncode}): {result.stderr[-500:]}",
+            file=sys.stderr,
+        )
         return 1
     print("embedded engine: ok")
     return 0

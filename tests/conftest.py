@@ -13,11 +13,37 @@ from typing import Any
 from unittest.mock import ANY
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from selfinstruct.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_SEEDS = ROOT.parent / "shared" / "data" / "seed_tasks.jsonl"
+
+
+# The fast lane (`make check`: -m "not slow", the "fast" hypothesis profile) leaves out the
+# tests marked slow, and everything marked embedded or train. `make test` runs them all.
+SLOW_MARKERS = ("embedded", "train")
+# Slow tests in modules that do not import pytest (file::function, every parametrization).
+SLOW_TESTS = {
+    # A kill harness: three 2000-instruction runs, each SIGKILLed and rerun (about a minute).
+    "test_resume.py::test_killed_and_resumed_run_equals_uninterrupted",
+    # Up to 20 reruns against a server failing 40% of requests, until every label is in.
+    "test_review_fixes.py::test_instances_wait_for_every_label_of_their_batch",
+    # A writer slowed by 0.3 s server latency so readers can run beside it (about 15 s).
+    "test_readonly_view.py::test_export_and_estimate_while_another_process_generates",
+}
+
+# For the fuzz tests that leave their number of examples to the profile.
+hypothesis_settings.register_profile("fast", max_examples=20)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        name = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        if name in SLOW_TESTS or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -29,8 +55,12 @@ def paper_seeds() -> Path:
 
 def cli(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python -m selfinstruct ARGS` in a subprocess (the real entry point)."""
-    result = subprocess.run([sys.executable, "-m", "selfinstruct", *args], capture_output=True,
-                            text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "selfinstruct", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"selfinstruct {' '.join(args)} failed:\n{result.stderr}")
     return result
@@ -44,7 +74,7 @@ def store_snapshot(run_dir: Path) -> dict[str, list[tuple]]:
     """Every generated record in the run store, in order (timestamps left out)."""
     queries = {
         "instructions": "SELECT id, instruction, most_similar, avg_similarity_score, "
-                        "request_idx, batch_idx, response_key FROM instructions ORDER BY id",
+        "request_idx, batch_idx, response_key FROM instructions ORDER BY id",
         "candidates": "SELECT * FROM candidates ORDER BY request_idx, piece_idx",
         "labels": "SELECT * FROM labels ORDER BY instruction_id",
         "instances": "SELECT * FROM instances ORDER BY instruction_id",
@@ -80,8 +110,14 @@ def task_line(index: int, **changes: object) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def expect_input_error(load: Callable[[Path], Any], path: Path, *, line: object = ANY,
-                       field: object = ANY, detail: str | None = None) -> InputError:
+def expect_input_error(
+    load: Callable[[Path], Any],
+    path: Path,
+    *,
+    line: object = ANY,
+    field: object = ANY,
+    detail: str | None = None,
+) -> InputError:
     """load(path) raises InputError naming the file, and the line and field when given."""
     with pytest.raises(InputError) as info:
         load(path)

@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import cli
 
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.llm.fake import FakeLLM, infer_task
+from selfinstruct.testing.fake_backend import FakeLLM, infer_task
 
 Writer = Callable[[Request], Completion]
 FAST = "[openai]\nmax_attempts = 1\nbackoff_base = 0.01\ntimeout = 10.0\n"
@@ -33,15 +33,38 @@ class ScriptedLLM(FakeLLM):
 
 
 def answer(text: str, finish_reason: str = "stop", tokens: int = 0) -> Completion:
-    return Completion(text=text, finish_reason=finish_reason, prompt_tokens=100,
-                      completion_tokens=tokens or max(1, len(text.split())))
+    return Completion(
+        text=text,
+        finish_reason=finish_reason,
+        prompt_tokens=100,
+        completion_tokens=tokens or max(1, len(text.split())),
+    )
 
 
-def run_against(server_url: str, out: Path, *args: str, config: str = "",
-                command: str = "run", timeout: float = 120) -> subprocess.CompletedProcess:
+def run_against(
+    server_url: str,
+    out: Path,
+    *args: str,
+    config: str = "",
+    command: str = "run",
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
     """`selfinstruct COMMAND --out OUT` over --backend openai against a local server."""
     settings = out.parent / f"{out.name}.toml"
     settings.write_text(FAST + config, encoding="utf-8")
-    return cli(command, "--out", str(out), "--backend", "openai", "--base-url", server_url,
-               "--model", "fake", "--config", str(settings), *args, check=False,
-               timeout=timeout)
+    return cli(
+        command,
+        "--out",
+        str(out),
+        "--backend",
+        "openai",
+        "--base-url",
+        server_url,
+        "--model",
+        "fake",
+        "--config",
+        str(settings),
+        *args,
+        check=False,
+        timeout=timeout,
+    )

@@ -19,8 +19,17 @@ def server():
 
 
 def _common(out: Path, server: MockOpenAIServer) -> list[str]:
-    return ["--out", str(out), "--backend", "openai", "--base-url", server.base_url,
-            "--model", "m1", "-q"]
+    return [
+        "--out",
+        str(out),
+        "--backend",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "m1",
+        "-q",
+    ]
 
 
 def _answer_batch(server: MockOpenAIServer, batch: Path, results: Path) -> int:
@@ -32,15 +41,25 @@ def _answer_batch(server: MockOpenAIServer, batch: Path, results: Path) -> int:
             assert line["url"] in ("/v1/completions", "/v1/chat/completions")
             url = server.base_url + line["url"].removeprefix("/v1")
             body = httpx.post(url, json=line["body"], timeout=30).json()
-            handle.write(json.dumps({"id": f"batch_req_{i}", "custom_id": line["custom_id"],
-                                     "response": {"status_code": 200, "body": body},
-                                     "error": None}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": f"batch_req_{i}",
+                        "custom_id": line["custom_id"],
+                        "response": {"status_code": 200, "body": body},
+                        "error": None,
+                    }
+                )
+                + "\n"
+            )
     return len(lines)
 
 
+@pytest.mark.slow  # a live run, then the same run through batch files: 7 CLI runs per style
 @pytest.mark.parametrize("style", ["completion", "chat"])
-def test_batch_round_trip_equals_a_live_run(server: MockOpenAIServer, tmp_path: Path,
-                                            style: str) -> None:
+def test_batch_round_trip_equals_a_live_run(
+    server: MockOpenAIServer, tmp_path: Path, style: str
+) -> None:
     live, batched = tmp_path / "live", tmp_path / "batched"
     n = ["--num-instructions", "25", "--prompt-style", style]
     cli("run", *_common(live, server), *n)
@@ -57,26 +76,32 @@ def test_batch_round_trip_equals_a_live_run(server: MockOpenAIServer, tmp_path: 
     cli("prepare", *_common(batched, server))
     assert store_snapshot(batched) == store_snapshot(live)
     assert (batched / "exports/alpaca.json").read_text() == (
-        live / "exports/alpaca.json").read_text()
+        live / "exports/alpaca.json"
+    ).read_text()
 
 
 def test_batch_out_skips_cached_requests_and_batch_in_ignores_strangers(
-        server: MockOpenAIServer, tmp_path: Path) -> None:
+    server: MockOpenAIServer, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     cli("bootstrap", *_common(out, server), "--num-instructions", "10")
     cli("classify", *_common(out, server))
     batch = tmp_path / "batch.jsonl"
-    assert "wrote 0 classify requests" in cli("classify", *_common(out, server), "--batch-out",
-                                               str(batch)).stdout
+    assert (
+        "wrote 0 classify requests"
+        in cli("classify", *_common(out, server), "--batch-out", str(batch)).stdout
+    )
     strangers = tmp_path / "strangers.jsonl"
-    strangers.write_text(json.dumps({"custom_id": "nope", "response": {"status_code": 200,
-                                                                       "body": {}}}) + "\n")
+    strangers.write_text(
+        json.dumps({"custom_id": "nope", "response": {"status_code": 200, "body": {}}}) + "\n"
+    )
     result = cli("instances", *_common(out, server), "--batch-in", str(strangers))
     assert '"not_pending": 1' in result.stderr
 
 
-def test_batch_in_with_a_broken_line_names_file_and_line(server: MockOpenAIServer,
-                                                         tmp_path: Path) -> None:
+def test_batch_in_with_a_broken_line_names_file_and_line(
+    server: MockOpenAIServer, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     cli("bootstrap", *_common(out, server), "--num-instructions", "5")
     broken = tmp_path / "broken.jsonl"
@@ -90,8 +115,18 @@ def test_estimate_prints_requests_tokens_and_cost_without_writing(tmp_path: Path
     config = tmp_path / "prices.toml"
     config.write_text("[pricing]\ninput_per_million = 2.0\noutput_per_million = 8.0\n")
     out = tmp_path / "run"
-    result = cli("run", "--out", str(out), "--backend", "fake", "--num-instructions", "90",
-                 "--config", str(config), "--estimate")
+    result = cli(
+        "run",
+        "--out",
+        str(out),
+        "--backend",
+        "fake",
+        "--num-instructions",
+        "90",
+        "--config",
+        str(config),
+        "--estimate",
+    )
     assert not out.exists()
     lines = result.stdout.splitlines()
     rows = {line.split()[0]: line.split() for line in lines[1:5]}
@@ -103,8 +138,9 @@ def test_estimate_prints_requests_tokens_and_cost_without_writing(tmp_path: Path
 def test_estimate_uses_what_the_run_has_seen(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cli("run", "--out", str(out), "--backend", "fake", "--num-instructions", "40", "-q")
-    result = cli("run", "--out", str(out), "--backend", "fake", "--num-instructions", "80",
-                 "--estimate")
+    result = cli(
+        "run", "--out", str(out), "--backend", "fake", "--num-instructions", "80", "--estimate"
+    )
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:5]}
     assert rows["classify"][1] == "40" and rows["instances"][1] == "40"
     assert "kept per request so far" in result.stdout

@@ -23,15 +23,24 @@ LAUNCHERS = {
     "module": [sys.executable, "-m", "selfinstruct"],
     "script": [str(SCRIPT)],
 }
-COMMANDS = ("run", "bootstrap", "classify", "instances", "prepare", "export", "evaluate",
-            "validate", "finetune")
+COMMANDS = (
+    "run",
+    "bootstrap",
+    "classify",
+    "instances",
+    "prepare",
+    "export",
+    "evaluate",
+    "validate",
+    "finetune",
+)
 # Files the run store rewrites just by being opened (lock holder's pid, SQLite journal).
 VOLATILE = {".lock", "selfinstruct.db", "selfinstruct.db-wal", "selfinstruct.db-shm"}
 
-SEEDS_TXT = ("Write a haiku about the sea.\nName three primary colors.\n"
-             "Summarize the plot of a famous novel.\nExplain how a rainbow forms.\n")
-
-
+SEEDS_TXT = (
+    "Write a haiku about the sea.\nName three primary colors.\n"
+    "Summarize the plot of a famous novel.\nExplain how a rainbow forms.\n"
+)
 
 
 def invoke(*args: object) -> Result:
@@ -39,8 +48,9 @@ def invoke(*args: object) -> Result:
 
 
 def launch(launcher: str, *args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([*LAUNCHERS[launcher], *(str(a) for a in args)], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [*LAUNCHERS[launcher], *(str(a) for a in args)], capture_output=True, text=True, timeout=120
+    )
 
 
 def assert_error(exit_code: int, stdout: str, stderr: str, *fragments: str) -> str:
@@ -56,8 +66,9 @@ def assert_error(exit_code: int, stdout: str, stderr: str, *fragments: str) -> s
 
 
 def assert_cli_error(result: Result, *fragments: str) -> str:
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        repr(result.exception))
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
     return assert_error(result.exit_code, result.stdout, result.stderr, *fragments)
 
 
@@ -65,7 +76,8 @@ def snapshot(run_dir: Path) -> dict[str, object]:
     """Everything in a run directory: files' bytes and the whole database's content."""
     files = {
         str(p.relative_to(run_dir)): p.read_bytes()
-        for p in sorted(run_dir.rglob("*")) if p.is_file() and p.name not in VOLATILE
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file() and p.name not in VOLATILE
     }
     with sqlite3.connect(run_dir / "selfinstruct.db") as db:
         dump = list(db.iterdump())
@@ -74,8 +86,9 @@ def snapshot(run_dir: Path) -> dict[str, object]:
 
 def instruction_rows(run_dir: Path) -> list[tuple]:
     with sqlite3.connect(run_dir / "selfinstruct.db") as db:
-        return db.execute("SELECT id, instruction, request_idx FROM instructions "
-                          "ORDER BY id").fetchall()
+        return db.execute(
+            "SELECT id, instruction, request_idx FROM instructions ORDER BY id"
+        ).fetchall()
 
 
 @pytest.fixture
@@ -89,8 +102,18 @@ def seeds_file(tmp_path: Path) -> Path:
 def bootstrapped(tmp_path: Path, seeds_file: Path) -> Path:
     """A run directory after stage 1 (5 instructions, from seeds.txt, fake backend)."""
     out = tmp_path / "run"
-    result = invoke("bootstrap", "--backend", "fake", "--seeds", seeds_file,
-                    "--num-instructions", 5, "--out", out, "--quiet")
+    result = invoke(
+        "bootstrap",
+        "--backend",
+        "fake",
+        "--seeds",
+        seeds_file,
+        "--num-instructions",
+        5,
+        "--out",
+        out,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     assert len(instruction_rows(out)) == 5
     return out
@@ -109,53 +132,87 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 BAD_SEEDS = {
     # name: (content, fragments the error line must contain besides the path)
-    "bad_json.jsonl": ("\n".join([task_line(0), task_line(1), '{"id": oops', task_line(3)]),
-                       [", line 3:", "invalid JSON"]),
-    "missing.jsonl": ("\n".join([task_line(0), task_line(1, instruction=...)]),
-                      [", line 2, field 'instruction':", "missing"]),
-    "mistyped.jsonl": ("\n".join([task_line(0), task_line(1, is_classification="yes")]),
-                       [", line 2, field 'is_classification':"]),
-    "instances.jsonl": ("\n".join([task_line(0), task_line(1, instances="none")]),
-                        [", line 2, field 'instances':"]),
-    "output.jsonl": (task_line(0, instances=[{"input": "", "output": 3}]),
-                     [", line 1, field 'instances[0].output':"]),
-    "duplicate.jsonl": ("\n".join([task_line(0), task_line(1), task_line(0)]),
-                        [", line 3, field 'id':", "duplicate"]),
+    "bad_json.jsonl": (
+        "\n".join([task_line(0), task_line(1), '{"id": oops', task_line(3)]),
+        [", line 3:", "invalid JSON"],
+    ),
+    "missing.jsonl": (
+        "\n".join([task_line(0), task_line(1, instruction=...)]),
+        [", line 2, field 'instruction':", "missing"],
+    ),
+    "mistyped.jsonl": (
+        "\n".join([task_line(0), task_line(1, is_classification="yes")]),
+        [", line 2, field 'is_classification':"],
+    ),
+    "instances.jsonl": (
+        "\n".join([task_line(0), task_line(1, instances="none")]),
+        [", line 2, field 'instances':"],
+    ),
+    "output.jsonl": (
+        task_line(0, instances=[{"input": "", "output": 3}]),
+        [", line 1, field 'instances[0].output':"],
+    ),
+    "duplicate.jsonl": (
+        "\n".join([task_line(0), task_line(1), task_line(0)]),
+        [", line 3, field 'id':", "duplicate"],
+    ),
     "utf8.txt": (b"Write a haiku.\nName \xff\xfe a color.\nAdd numbers.\n", [", line 2:", "UTF-8"]),
     "binary.csv": (b"instruction,output\n\x00\x00\x01PNG", [", line 2:", "NUL"]),
     "empty.yaml": ("", ["empty"]),
     "blank.txt": ("  \n\n\t\n", ["empty"]),
-    "no_instruction.csv": ("prompt,input,output\nName a color.,,Blue\n",
-                           [", line 1, field 'instruction':"]),
-    "columns.csv": ("instruction,input,output\nName a color.,,Blue\nAdd 2 and 2.,4\n",
-                    [", line 3:", "expected 3 columns, found 2"]),
-    "unknown_column.csv": ("instruction,output,notes\nName a color.,Blue,x\n",
-                           [", line 2, field 'notes':"]),
-    "syntax.yaml": ("- instruction: Name a color.\n  output: Blue\n- instruction: [oops\n",
-                    [", line 4:", "invalid YAML"]),
+    "no_instruction.csv": (
+        "prompt,input,output\nName a color.,,Blue\n",
+        [", line 1, field 'instruction':"],
+    ),
+    "columns.csv": (
+        "instruction,input,output\nName a color.,,Blue\nAdd 2 and 2.,4\n",
+        [", line 3:", "expected 3 columns, found 2"],
+    ),
+    "unknown_column.csv": (
+        "instruction,output,notes\nName a color.,Blue,x\n",
+        [", line 2, field 'notes':"],
+    ),
+    "syntax.yaml": (
+        "- instruction: Name a color.\n  output: Blue\n- instruction: [oops\n",
+        [", line 4:", "invalid YAML"],
+    ),
     "not_list.yaml": ("instruction: Name a color.\noutput: Blue\n", [", line 1:", "list"]),
-    "item.yaml": ("- instruction: Name a color.\n  output: Blue\n- Add 2 and 2.\n",
-                  [", line 3:", "mapping"]),
-    "unknown_key.yaml": ("- instruction: Name a color.\n  colour: Blue\n",
-                         [", line 1, field 'colour':"]),
+    "item.yaml": (
+        "- instruction: Name a color.\n  output: Blue\n- Add 2 and 2.\n",
+        [", line 3:", "mapping"],
+    ),
+    "unknown_key.yaml": (
+        "- instruction: Name a color.\n  colour: Blue\n",
+        [", line 1, field 'colour':"],
+    ),
     "seeds.docx": ("Name a color.\n", ["unknown seed format '.docx'"]),
 }
 
 BAD_CONFIGS = {
-    "unknown.toml": ('backend = "fake"\nnum_instruction = 5\n',
-                     [", line 2, field 'num_instruction':", "unknown setting"]),
-    "unknown_in_section.toml": ("[bootstrap]\ntemperature = 0.5\nbogus = 1\n",
-                                [", line 3, field 'bootstrap.bogus':"]),
+    "unknown.toml": (
+        'backend = "fake"\nnum_instruction = 5\n',
+        [", line 2, field 'num_instruction':", "unknown setting"],
+    ),
+    "unknown_in_section.toml": (
+        "[bootstrap]\ntemperature = 0.5\nbogus = 1\n",
+        [", line 3, field 'bootstrap.bogus':"],
+    ),
     "string_for_int.toml": ('num_instructions = "ten"\n', [", line 1, field 'num_instructions':"]),
-    "bool_for_int.toml": ("\n[instances]\nmax_instances = true\n",
-                          [", line 3, field 'instances.max_instances':"]),
+    "bool_for_int.toml": (
+        "\n[instances]\nmax_instances = true\n",
+        [", line 3, field 'instances.max_instances':"],
+    ),
     "stop_ints.toml": ("[classify]\nstop = [1, 2]\n", [", line 2, field 'classify.stop':"]),
     "syntax.toml": ('backend = "fake"\nmodel = \n', [", line 2:", "invalid TOML"]),
     "style.toml": ('prompt_style = "foo"\n', [", line 1, field 'prompt_style':"]),
-    "rouge.toml": ("[bootstrap]\nrouge_threshold = 2\n",
-                   [", line 2, field 'bootstrap.rouge_threshold':"]),
-    "machine.toml": ("[bootstrap]\nnum_prompt_instructions = 3\nnum_machine_instructions = 4\n",
-                     [", line 3, field 'bootstrap.num_machine_instructions':"]),
+    "rouge.toml": (
+        "[bootstrap]\nrouge_threshold = 2\n",
+        [", line 2, field 'bootstrap.rouge_threshold':"],
+    ),
+    "machine.toml": (
+        "[bootstrap]\nnum_prompt_instructions = 3\nnum_machine_instructions = 4\n",
+        [", line 3, field 'bootstrap.num_machine_instructions':"],
+    ),
     "utf8.toml": (b'backend = "fake"\nmodel = "\xff\xfe"\n', [", line 2:", "UTF-8"]),
 }
 
@@ -203,12 +260,19 @@ def test_bad_config_file_creates_no_run_directory(tmp_path: Path, name: str) -> 
 def test_missing_seed_and_config_files(tmp_path: Path) -> None:
     out = tmp_path / "run"
     missing = tmp_path / "nope.jsonl"
-    assert_cli_error(invoke("run", "--backend", "fake", "--seeds", missing, "--out", out),
-                     str(missing), "not found")
-    assert_cli_error(invoke("run", "--backend", "fake", "--config", tmp_path / "nope.toml",
-                            "--out", out), str(tmp_path / "nope.toml"), "not found")
-    assert_cli_error(invoke("run", "--backend", "fake", "--seeds", tmp_path, "--out", out),
-                     str(tmp_path))
+    assert_cli_error(
+        invoke("run", "--backend", "fake", "--seeds", missing, "--out", out),
+        str(missing),
+        "not found",
+    )
+    assert_cli_error(
+        invoke("run", "--backend", "fake", "--config", tmp_path / "nope.toml", "--out", out),
+        str(tmp_path / "nope.toml"),
+        "not found",
+    )
+    assert_cli_error(
+        invoke("run", "--backend", "fake", "--seeds", tmp_path, "--out", out), str(tmp_path)
+    )
     assert not out.exists()
 
 
@@ -222,8 +286,9 @@ def test_bad_seeds_named_in_config_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["bad_json.jsonl", "columns.csv", "syntax.yaml"])
-def test_bad_seed_file_on_existing_run_changes_nothing(bootstrapped: Path, tmp_path: Path,
-                                                       name: str) -> None:
+def test_bad_seed_file_on_existing_run_changes_nothing(
+    bootstrapped: Path, tmp_path: Path, name: str
+) -> None:
     content, fragments = BAD_SEEDS[name]
     seeds = write_input(tmp_path, name, content)
     before = snapshot(bootstrapped)
@@ -234,8 +299,9 @@ def test_bad_seed_file_on_existing_run_changes_nothing(bootstrapped: Path, tmp_p
 
 
 @pytest.mark.parametrize("name", ["unknown_in_section.toml", "syntax.toml", "rouge.toml"])
-def test_bad_config_on_existing_run_changes_nothing(bootstrapped: Path, tmp_path: Path,
-                                                    name: str) -> None:
+def test_bad_config_on_existing_run_changes_nothing(
+    bootstrapped: Path, tmp_path: Path, name: str
+) -> None:
     content, fragments = BAD_CONFIGS[name]
     config = write_input(tmp_path, name, content)
     before = snapshot(bootstrapped)
@@ -318,8 +384,9 @@ def test_entry_point_help(launcher: str) -> None:
 @pytest.mark.parametrize("command", ["classify", "instances", "prepare"])
 def test_stage_on_missing_directory(tmp_path: Path, command: str) -> None:
     out = tmp_path / "nothing"
-    assert_cli_error(invoke(command, "--backend", "fake", "--out", out),
-                     str(out), "not a run directory")
+    assert_cli_error(
+        invoke(command, "--backend", "fake", "--out", out), str(out), "not a run directory"
+    )
     assert not out.exists()
 
 
@@ -342,8 +409,11 @@ def test_out_is_a_file(tmp_path: Path, command: str) -> None:
 
 def test_export_from_non_run_directory(tmp_path: Path) -> None:
     target = tmp_path / "data.json"
-    assert_cli_error(invoke("export", "--run", tmp_path, "--format", "alpaca", "--out", target),
-                     str(tmp_path), "not a run directory")
+    assert_cli_error(
+        invoke("export", "--run", tmp_path, "--format", "alpaca", "--out", target),
+        str(tmp_path),
+        "not a run directory",
+    )
     assert not target.exists()
 
 
@@ -365,16 +435,20 @@ def test_out_below_a_file(tmp_path: Path) -> None:
 # Changed settings on an existing run
 
 
-@pytest.mark.parametrize(("flags", "changed"), [
-    (["--random-seed", "7"], "random_seed: 42 -> 7"),
-    (["--prompt-style", "chat"], "prompt_style: 'completion' -> 'chat'"),
-    (["--model", "fake-2"], "model: 'fake-1' -> 'fake-2'"),
-    (["--tokenizer", "unicode"], "bootstrap.tokenizer: 'rouge' -> 'unicode'"),
-    (["--classification-only"], "bootstrap.classification_only: False -> True"),
-])
+@pytest.mark.parametrize(
+    ("flags", "changed"),
+    [
+        (["--random-seed", "7"], "random_seed: 42 -> 7"),
+        (["--prompt-style", "chat"], "prompt_style: 'completion' -> 'chat'"),
+        (["--model", "fake-2"], "model: 'fake-1' -> 'fake-2'"),
+        (["--tokenizer", "unicode"], "bootstrap.tokenizer: 'rouge' -> 'unicode'"),
+        (["--classification-only"], "bootstrap.classification_only: False -> True"),
+    ],
+)
 @pytest.mark.parametrize("command", ["bootstrap", "classify", "run"])
-def test_changed_setting_is_refused(bootstrapped: Path, command: str, flags: list[str],
-                                    changed: str) -> None:
+def test_changed_setting_is_refused(
+    bootstrapped: Path, command: str, flags: list[str], changed: str
+) -> None:
     before = snapshot(bootstrapped)
     result = invoke(command, *flags, "--out", bootstrapped, "--quiet")
     line = assert_cli_error(result, str(bootstrapped), "bootstrap records", changed)
@@ -410,7 +484,8 @@ def test_changed_templates_are_refused(bootstrapped: Path, tmp_path: Path) -> No
     templates = tmp_path / "templates"
     (templates / "completion").mkdir(parents=True)
     (templates / "completion" / "bootstrap.txt").write_text(
-        "Come up with a series of new tasks:\n${tasks}\n", encoding="utf-8")
+        "Come up with a series of new tasks:\n${tasks}\n", encoding="utf-8"
+    )
     before = snapshot(bootstrapped)
     result = invoke("bootstrap", "--templates", templates, "--out", bootstrapped)
     assert_cli_error(result, "templates: ")
@@ -419,8 +494,9 @@ def test_changed_templates_are_refused(bootstrapped: Path, tmp_path: Path) -> No
 
 def test_same_settings_resume(bootstrapped: Path, seeds_file: Path) -> None:
     rows = instruction_rows(bootstrapped)
-    result = invoke("bootstrap", "--backend", "fake", "--seeds", seeds_file, "--out",
-                    bootstrapped, "--quiet")
+    result = invoke(
+        "bootstrap", "--backend", "fake", "--seeds", seeds_file, "--out", bootstrapped, "--quiet"
+    )
     assert result.exit_code == 0, result.output
     assert instruction_rows(bootstrapped) == rows
 
@@ -514,8 +590,9 @@ def test_export_unknown_format(finished_run: Path, tmp_path: Path) -> None:
 def test_export_does_not_change_run(finished_run: Path, tmp_path: Path) -> None:
     before = snapshot(finished_run)
     before["files"].pop("run.json")  # export refreshes run.json's updated_at
-    result = invoke("export", "--run", finished_run, "--format", "alpaca",
-                    "--out", tmp_path / "a.json")
+    result = invoke(
+        "export", "--run", finished_run, "--format", "alpaca", "--out", tmp_path / "a.json"
+    )
     assert result.exit_code == 0
     after = snapshot(finished_run)
     after["files"].pop("run.json")
@@ -548,21 +625,38 @@ def make_templates(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-@pytest.mark.parametrize(("files", "fragments"), [
-    ({"completion/bootstrap.txt": "Come up with tasks:\n${tasks}\n${bogus}\n"},
-     ["completion/bootstrap.txt, line 3:", "${bogus}"]),
-    ({"completion/classify.txt": "Is it a classification task?\n\n$instructoin\n"},
-     ["completion/classify.txt, line 3:", "${instructoin}"]),
-    ({"completion/bootstrap.txt": "Cost: $5\n${tasks}\n"},
-     ["completion/bootstrap.txt, line 1:", "$$"]),
-    ({"completion/instances_generation.txt": "Examples:\n${examples}\n"},
-     ["completion/instances_generation.txt", "${instruction}"]),
-    ({"finetune.toml": '[[with_input]]\nprompt = "${instruction} ${inptu}"\ncompletion = "x"\n'
-                       '[[without_input]]\nprompt = "${instruction}"\ncompletion = "x"\n'},
-     ["finetune.toml", "${inptu}"]),
-])
-def test_bad_template_refused_before_anything_is_written(tmp_path: Path, files: dict[str, str],
-                                                         fragments: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("files", "fragments"),
+    [
+        (
+            {"completion/bootstrap.txt": "Come up with tasks:\n${tasks}\n${bogus}\n"},
+            ["completion/bootstrap.txt, line 3:", "${bogus}"],
+        ),
+        (
+            {"completion/classify.txt": "Is it a classification task?\n\n$instructoin\n"},
+            ["completion/classify.txt, line 3:", "${instructoin}"],
+        ),
+        (
+            {"completion/bootstrap.txt": "Cost: $5\n${tasks}\n"},
+            ["completion/bootstrap.txt, line 1:", "$$"],
+        ),
+        (
+            {"completion/instances_generation.txt": "Examples:\n${examples}\n"},
+            ["completion/instances_generation.txt", "${instruction}"],
+        ),
+        (
+            {
+                "finetune.toml": '[[with_input]]\nprompt = "${instruction} ${inptu}"\n'
+                'completion = "x"\n'
+                '[[without_input]]\nprompt = "${instruction}"\ncompletion = "x"\n'
+            },
+            ["finetune.toml", "${inptu}"],
+        ),
+    ],
+)
+def test_bad_template_refused_before_anything_is_written(
+    tmp_path: Path, files: dict[str, str], fragments: list[str]
+) -> None:
     templates = make_templates(tmp_path / "templates", files)
     out = tmp_path / "run"
     result = invoke("run", "--backend", "fake", "--templates", templates, "--out", out)
@@ -571,19 +665,32 @@ def test_bad_template_refused_before_anything_is_written(tmp_path: Path, files: 
 
 
 def test_bad_chat_template_refused(tmp_path: Path) -> None:
-    templates = make_templates(tmp_path / "templates", {
-        "chat/classify.txt": "[system]\nYou label tasks.\n[moderator]\n${instruction}\n"})
+    templates = make_templates(
+        tmp_path / "templates",
+        {"chat/classify.txt": "[system]\nYou label tasks.\n[moderator]\n${instruction}\n"},
+    )
     out = tmp_path / "run"
     out.mkdir()
-    result = invoke("bootstrap", "--backend", "fake", "--prompt-style", "chat",
-                    "--templates", templates, "--out", out)
+    result = invoke(
+        "bootstrap",
+        "--backend",
+        "fake",
+        "--prompt-style",
+        "chat",
+        "--templates",
+        templates,
+        "--out",
+        out,
+    )
     assert_cli_error(result, "chat/classify.txt, line 3:", "[moderator]")
     assert list(out.iterdir()) == []
 
 
 def test_bad_template_on_existing_run_changes_nothing(bootstrapped: Path, tmp_path: Path) -> None:
-    templates = make_templates(tmp_path / "templates", {
-        "completion/instances_classification.txt": "${instruction} ${label}\n"})
+    templates = make_templates(
+        tmp_path / "templates",
+        {"completion/instances_classification.txt": "${instruction} ${label}\n"},
+    )
     before = snapshot(bootstrapped)
     result = invoke("instances", "--templates", templates, "--out", bootstrapped)
     assert_cli_error(result, "instances_classification.txt, line 1:", "${label}")
@@ -606,8 +713,9 @@ def test_run_in_use_by_another_process(tmp_path: Path, launcher: str) -> None:
     out = tmp_path / "run"
     store = RunStore.open(out)
     try:
-        proc = launch(launcher, "run", "--backend", "fake", "--num-instructions", 3,
-                      "--out", out, "--quiet")
+        proc = launch(
+            launcher, "run", "--backend", "fake", "--num-instructions", 3, "--out", out, "--quiet"
+        )
         assert proc.returncode != 0
         assert_error(proc.returncode, proc.stdout, proc.stderr, str(out), "in use")
         assert store.instruction_count() == 0

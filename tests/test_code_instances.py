@@ -29,8 +29,13 @@ def test_code_with_marker_comments_is_kept_whole(tmp_path: Path) -> None:
     run = tmp_path / "run"
     llm = ScriptedLLM(instances_generation=code_answer)
     with MockOpenAIServer(llm=llm) as server:
-        result = run_against(server.base_url, run, "--num-instructions", "6",
-                             config="[prepare]\nmax_instances_per_task = 5\n")
+        result = run_against(
+            server.base_url,
+            run,
+            "--num-instructions",
+            "6",
+            config="[prepare]\nmax_instances_per_task = 5\n",
+        )
     assert result.returncode == 0, result.stderr
     records = json.loads((run / "exports" / "alpaca.json").read_text())
     outputs = {r["output"] for r in records if r["input"] in ("Number: 4", "4")}

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import DERIVED_FILES, cli, read_jsonl, store_snapshot, without_timestamps
 
+# A kill harness: dozens of 3000-instruction runs, SIGKILLed and rerun (minutes).
+pytestmark = pytest.mark.slow
+
 COUNT = 3000
 ARGS = ["--backend", "fake", "--num-instructions", str(COUNT), "--random-seed", "11", "-q"]
 STAGES = ("bootstrap", "classify", "instances", "prepare")
@@ -31,8 +34,10 @@ def current_stage(run_dir: Path) -> str | None:
         return None
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.2) as db:
-            counts = [db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                      for t in ("instructions", "labels", "instances")]
+            counts = [
+                db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                for t in ("instructions", "labels", "instances")
+            ]
     except sqlite3.Error:
         return None
     for stage, count in zip(STAGES, counts, strict=False):
@@ -42,8 +47,11 @@ def current_stage(run_dir: Path) -> str | None:
 
 
 def start(out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "selfinstruct", "run", "--out", str(out),
-                             *ARGS], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "selfinstruct", "run", "--out", str(out), *ARGS],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def kill_in(out: Path, aim: str, max_delay: float, rng: random.Random) -> str | None:
@@ -75,8 +83,9 @@ def test_sigkill_in_every_stage_then_resume_equals_uninterrupted(tmp_path: Path)
     killed_in: Counter[str] = Counter()
     for aim in STAGES:
         delay = FIRST_DELAY[aim]
-        while killed_in[aim] < WANTED[aim] and STAGES.index(current_stage(out) or aim) <= \
-                STAGES.index(aim):
+        while killed_in[aim] < WANTED[aim] and STAGES.index(
+            current_stage(out) or aim
+        ) <= STAGES.index(aim):
             stage = kill_in(out, aim, delay, rng)
             if stage is None:
                 break  # the run finished
@@ -99,12 +108,14 @@ def test_sigkill_in_every_stage_then_resume_equals_uninterrupted(tmp_path: Path)
     with sqlite3.connect(out / "selfinstruct.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         count, distinct = db.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT instruction) FROM instructions").fetchone()
+            "SELECT COUNT(*), COUNT(DISTINCT instruction) FROM instructions"
+        ).fetchone()
         instances = db.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
     assert count == distinct == instances == COUNT
     # Exports agree with the store: one training example per kept instance.
     assert len(read_jsonl(out / "exports/openai_chat.jsonl")) == len(
-        read_jsonl(out / "finetuning_data/all_generated_instances.jsonl"))
+        read_jsonl(out / "finetuning_data/all_generated_instances.jsonl")
+    )
 
 
 @pytest.mark.parametrize("aim", ["bootstrap", "instances"])
@@ -134,8 +145,10 @@ def test_temporary_files_of_a_killed_writer_are_removed_on_the_next_run(tmp_path
     out = tmp_path / "run"
     small = ["--backend", "fake", "--num-instructions", "10", "-q"]
     cli("run", "--out", str(out), *small)
-    stale = [out / ".machine_generated_instances.jsonl.k3j2ab_9.tmp",
-             out / "exports" / ".alpaca.json.x81qzz01.tmp"]
+    stale = [
+        out / ".machine_generated_instances.jsonl.k3j2ab_9.tmp",
+        out / "exports" / ".alpaca.json.x81qzz01.tmp",
+    ]
     for path in stale:
         path.write_text("half a file")
     mine = [out / "exports" / "notes.tmp", out / ".draft.tmp"]

@@ -17,18 +17,23 @@ from pathlib import Path
 import pytest
 from conftest import cli, store_snapshot
 
+# Fault injection around 400-instruction runs, each run twice or more.
+pytestmark = pytest.mark.slow
+
 COUNT = 400
 ARGS = ["--backend", "fake", "--num-instructions", str(COUNT), "--random-seed", "3", "-q"]
 HINT = "everything committed before this point is intact"
 
 
-def faulty_launcher(tmp_path: Path, *, max_pages: int | None = None,
-                    fail_fsync: str | None = None) -> Path:
+def faulty_launcher(
+    tmp_path: Path, *, max_pages: int | None = None, fail_fsync: str | None = None
+) -> Path:
     """A script that runs the CLI with a fault injected: SQLite may not grow the store past
     max_pages (it answers "database or disk is full"), or the fsync of our own files whose
     path contains `fail_fsync` fails with ENOSPC."""
     script = tmp_path / "faulty.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import errno, os, sqlite3, sys
         if {max_pages!r} is not None:
             _connect = sqlite3.connect
@@ -47,13 +52,15 @@ def faulty_launcher(tmp_path: Path, *, max_pages: int | None = None,
         from selfinstruct.cli import main
         sys.argv[0] = "selfinstruct"
         main()
-    """))
+    """)
+    )
     return script
 
 
 def run_script(script: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess, *needles: str) -> None:
@@ -84,8 +91,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple]
 
 def test_store_full_mid_run(tmp_path: Path, reference: dict[str, list[tuple]]) -> None:
     out = tmp_path / "run"
-    result = run_script(faulty_launcher(tmp_path, max_pages=120), "run", "--out", str(out),
-                        *ARGS)
+    result = run_script(faulty_launcher(tmp_path, max_pages=120), "run", "--out", str(out), *ARGS)
     assert_clean_failure(result, str(out), "database or disk is full", HINT)
     assert_prefix_of(out, reference)
     assert 0 < len(store_snapshot(out)["instructions"]) < COUNT
@@ -93,11 +99,15 @@ def test_store_full_mid_run(tmp_path: Path, reference: dict[str, list[tuple]]) -
     assert store_snapshot(out) == reference
 
 
-def test_output_files_cannot_be_written(tmp_path: Path,
-                                        reference: dict[str, list[tuple]]) -> None:
+def test_output_files_cannot_be_written(tmp_path: Path, reference: dict[str, list[tuple]]) -> None:
     out = tmp_path / "run"
-    result = run_script(faulty_launcher(tmp_path, fail_fsync="all_generated_instances"), "run",
-                        "--out", str(out), *ARGS)
+    result = run_script(
+        faulty_launcher(tmp_path, fail_fsync="all_generated_instances"),
+        "run",
+        "--out",
+        str(out),
+        *ARGS,
+    )
     assert_clean_failure(result, "No space left on device", HINT)
     assert store_snapshot(out) == reference  # the store itself was written in full
     assert not (out / "finetuning_data" / "all_generated_instances.jsonl").exists()
@@ -113,19 +123,23 @@ def test_output_files_cannot_be_written(tmp_path: Path,
 def _namespaces_work() -> bool:
     if not shutil.which("unshare"):
         return False
-    probe = subprocess.run(["unshare", "-r", "-m", "sh", "-c",
-                            "mount -t tmpfs -o size=64k tmpfs /mnt"], capture_output=True)
+    probe = subprocess.run(
+        ["unshare", "-r", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+        capture_output=True,
+    )
     return probe.returncode == 0
 
 
-needs_namespaces = pytest.mark.skipif(not _namespaces_work(),
-                                      reason="unshare -r -m with tmpfs is not allowed here")
+needs_namespaces = pytest.mark.skipif(
+    not _namespaces_work(), reason="unshare -r -m with tmpfs is not allowed here"
+)
 
 
 def in_namespace(script: str) -> subprocess.CompletedProcess:
     """Run a shell script in a private user + mount namespace (mounts vanish with it)."""
-    return subprocess.run(["unshare", "-r", "-m", "sh", "-c", script], capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        ["unshare", "-r", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=600
+    )
 
 
 def selfinstruct_cmd(*args: str) -> str:

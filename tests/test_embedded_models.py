@@ -37,13 +37,24 @@ def test_llama_cpp_would_fall_back_to_llama_2_silently(base_model: Path) -> None
         engine.close()
 
 
-def test_chat_style_without_a_template_stops_before_the_run(base_model: Path,
-                                                            tmp_path: Path) -> None:
+def test_chat_style_without_a_template_stops_before_the_run(
+    base_model: Path, tmp_path: Path
+) -> None:
     config = tmp_path / "c.toml"
     config.write_text(f'[embedded]\nmodel_path = "{base_model}"\n')
     out = tmp_path / "run"
-    result = cli("run", "--out", str(out), "--config", str(config), "--prompt-style", "chat",
-                 "--num-instructions", "2", check=False)
+    result = cli(
+        "run",
+        "--out",
+        str(out),
+        "--config",
+        str(config),
+        "--prompt-style",
+        "chat",
+        "--num-instructions",
+        "2",
+        check=False,
+    )
     assert result.returncode == 2
     assert "smollm2-base-copy.gguf has no chat template" in result.stderr
     assert not out.exists()
@@ -63,8 +74,17 @@ def test_a_named_chat_format_serves_chat_prompts(base_model: Path) -> None:
 
 def test_a_run_on_another_gguf_records_that_file(base_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = cli("bootstrap", "--out", str(out), "--model", str(base_model),
-                 "--num-instructions", "2", check=False, timeout=600)
+    result = cli(
+        "bootstrap",
+        "--out",
+        str(out),
+        "--model",
+        str(base_model),
+        "--num-instructions",
+        "2",
+        check=False,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     info = json.loads((out / "run.json").read_text())
     assert info["model"]["model"] == "smollm2-base-copy.gguf"
@@ -90,8 +110,12 @@ llm.close()
 def test_llama_cpp_warnings_do_not_reach_the_terminal() -> None:
     """n_ctx above the model's training context makes llama.cpp warn ("n_ctx_seq (16384) >
     n_ctx_train (8192)"); llama-cpp-python would print that even with verbose=False."""
-    result = subprocess.run([sys.executable, "-c", LOG_PROBE, str(packaged_model_path())],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", LOG_PROBE, str(packaged_model_path())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() in ("stop", "length")
     assert result.stderr == ""

@@ -13,12 +13,13 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="the embedded extra is not installed")
 
-from selfinstruct.config import default_stops
 from selfinstruct.llm.base import Request
-from selfinstruct.llm.embedded import EmbeddedLLM, PrefixCache
+from selfinstruct.llm.embedded import EmbeddedLLM
 from selfinstruct.llm.model_file import packaged_model_path
+from selfinstruct.llm.prefix_cache import PrefixCache
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.seeds import load_seeds
+from selfinstruct.stages.registry import default_stops, template_spec
 
 pytestmark = pytest.mark.embedded
 
@@ -31,13 +32,23 @@ def _requests(style: str, seeds: int, first: int = 0) -> list[Request]:
     requests = []
     for index, seed in enumerate(tasks[first : first + seeds]):
         for name in TEMPLATES:
-            prompt = templates.render(style, name, instruction=seed.instruction, max_instances=5)
+            prompt = templates.render(
+                style, template_spec(name), instruction=seed.instruction, max_instances=5
+            )
             stage = "classify" if name == "classify" else "instances"
-            requests.append(Request(
-                prompt=prompt.text, messages=prompt.messages,
-                max_tokens=3 if stage == "classify" else 24, temperature=0.0, top_p=0.0,
-                presence_penalty=0.0 if stage == "classify" else 1.5,
-                stop=tuple(default_stops(stage, style)), seed=index, task=name))
+            requests.append(
+                Request(
+                    prompt=prompt.text,
+                    messages=prompt.messages,
+                    max_tokens=3 if stage == "classify" else 24,
+                    temperature=0.0,
+                    top_p=0.0,
+                    presence_penalty=0.0 if stage == "classify" else 1.5,
+                    stop=tuple(default_stops(stage, style)),
+                    seed=index,
+                    task=name,
+                )
+            )
     return requests
 
 
@@ -74,8 +85,10 @@ def test_prefix_reuse_gives_cold_outputs_and_skips_the_fewshot_block(llm: Embedd
         start = cache.stats.prompt_tokens_evaluated
         warm.append(llm.generate([request])[0].text)
         evaluated.append(cache.stats.prompt_tokens_evaluated - start)
-    total = sum(len(llm.engine.tokenize((r.prompt or "").encode(), add_bos=False, special=True))
-                for r in requests)
+    total = sum(
+        len(llm.engine.tokenize((r.prompt or "").encode(), add_bos=False, special=True))
+        for r in requests
+    )
     # The first request of each template reads its few-shot block (about 700 tokens); every
     # later one reads only its own instruction, after a snapshot restore (the templates
     # alternate, so llama-cpp-python's own reuse of the previous prompt never applies).
@@ -147,15 +160,19 @@ def test_hand_over_never_decodes_a_single_token_a_cold_evaluation_would_not() ->
     assert engine.steps == [511, 2]
 
 
-@pytest.mark.parametrize(("n_batch", "n_ubatch", "start", "end", "singles"), [
-    (512, 512, 0, 1000, []),
-    (512, 512, 0, 513, [512]),
-    (512, 512, 100, 613, [612]),
-    (512, 512, 700, 702, []),
-    (2048, 512, 0, 1537, [1536]),
-    (600, 512, 0, 1200, []),
-    (513, 512, 0, 513, [512]),
-])
-def test_single_token_steps(n_batch: int, n_ubatch: int, start: int, end: int,
-                            singles: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("n_batch", "n_ubatch", "start", "end", "singles"),
+    [
+        (512, 512, 0, 1000, []),
+        (512, 512, 0, 513, [512]),
+        (512, 512, 100, 613, [612]),
+        (512, 512, 700, 702, []),
+        (2048, 512, 0, 1537, [1536]),
+        (600, 512, 0, 1200, []),
+        (513, 512, 0, 513, [512]),
+    ],
+)
+def test_single_token_steps(
+    n_batch: int, n_ubatch: int, start: int, end: int, singles: list[int]
+) -> None:
     assert _fake_cache(n_batch, n_ubatch)._single_steps(start, end) == singles

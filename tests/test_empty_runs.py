@@ -14,7 +14,7 @@ from conftest import cli
 from scripted import ScriptedLLM, answer, run_against
 
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.llm.fake import instruction
+from selfinstruct.testing.fake_text import instruction
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
 
@@ -44,8 +44,10 @@ def test_a_run_whose_instances_all_fail_to_parse_exits_non_zero(tmp_path: Path) 
     assert result.returncode == 1, result.stderr
     assert "Dataset written:" not in result.stdout
     error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith("error: the dataset is empty: prepare kept no instance of the 8 "
-                            "instance responses (tasks dropped 8: unparseable 8)"), error
+    assert error.startswith(
+        "error: the dataset is empty: prepare kept no instance of the 8 "
+        "instance responses (tasks dropped 8: unparseable 8)"
+    ), error
     assert "Nothing was written to finetuning_data/ or exports/" in error
     assert not (run / "exports").exists() and not (run / "finetuning_data").exists()
     funnel = json.loads((run / "run.json").read_text())["funnel"]
@@ -55,51 +57,77 @@ def test_a_run_whose_instances_all_fail_to_parse_exits_non_zero(tmp_path: Path) 
 
     again = cli("prepare", "--out", str(run), check=False)
     assert again.returncode == 1 and "the dataset is empty" in again.stderr
-    export = cli("export", "--run", str(run), "--format", "alpaca", "--out",
-                 str(tmp_path / "a.json"), check=False)
+    export = cli(
+        "export",
+        "--run",
+        str(run),
+        "--format",
+        "alpaca",
+        "--out",
+        str(tmp_path / "a.json"),
+        check=False,
+    )
     assert export.returncode == 1 and "holds no instance to export" in export.stderr
     assert not (tmp_path / "a.json").exists()
 
 
 def test_a_bootstrap_stopped_by_max_requests_says_so_and_the_empty_run_fails(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     run = tmp_path / "run"
     with MockOpenAIServer(llm=ScriptedLLM(bootstrap=off_limits)) as server:
-        result = run_against(server.base_url, run, "--num-instructions", "10",
-                             config="[bootstrap]\nmax_requests = 10\n")
+        result = run_against(
+            server.base_url,
+            run,
+            "--num-instructions",
+            "10",
+            config="[bootstrap]\nmax_requests = 10\n",
+        )
     assert result.returncode == 1, result.stderr
-    assert ("warning: bootstrap stopped at bootstrap.max_requests (10 requests) with 0 of the "
-            "10 instructions asked for") in result.stderr
-    assert ("error: the dataset is empty: bootstrap accepted no instruction in 10 requests "
-            "(responses: ok 10); candidates dropped 50 (keyword 50)") in result.stderr
+    assert (
+        "warning: bootstrap stopped at bootstrap.max_requests (10 requests) with 0 of the "
+        "10 instructions asked for"
+    ) in result.stderr
+    assert (
+        "error: the dataset is empty: bootstrap accepted no instruction in 10 requests "
+        "(responses: ok 10); candidates dropped 50 (keyword 50)"
+    ) in result.stderr
 
 
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[CompletedProcess, Path]:
     """A run of 20 instructions where only about one in five gets usable instances."""
     run = tmp_path_factory.mktemp("small") / "run"
-    llm = ScriptedLLM(instances_generation=mostly_unparseable,
-                      instances_classification=mostly_unparseable)
+    llm = ScriptedLLM(
+        instances_generation=mostly_unparseable, instances_classification=mostly_unparseable
+    )
     with MockOpenAIServer(llm=llm) as server:
         return run_against(server.base_url, run, "--num-instructions", "20"), run
 
 
 def test_a_dataset_far_below_what_was_asked_for_is_a_warning(
-        small_dataset: tuple[CompletedProcess, Path]) -> None:
+    small_dataset: tuple[CompletedProcess, Path],
+) -> None:
     result, run = small_dataset
     assert result.returncode == 0, result.stderr
     assert "Dataset written:" in result.stdout
-    warning = next(line for line in result.stderr.splitlines()
-                   if line.startswith("warning: the dataset covers"))
+    warning = next(
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith("warning: the dataset covers")
+    )
     tasks = json.loads((run / "run.json").read_text())["funnel"]["prepared"]["tasks"]
     assert 0 < tasks < 10
-    assert warning.startswith(f"warning: the dataset covers {tasks} of the 20 instructions "
-                              f"asked for; {20 - tasks} instructions gave no instance "
-                              f"(tasks dropped {20 - tasks}: unparseable {20 - tasks}")
+    assert warning.startswith(
+        f"warning: the dataset covers {tasks} of the 20 instructions "
+        f"asked for; {20 - tasks} instructions gave no instance "
+        f"(tasks dropped {20 - tasks}: unparseable {20 - tasks}"
+    )
 
 
 def test_the_prepare_summary_counts_tasks_and_instances_apart(
-        small_dataset: tuple[CompletedProcess, Path]) -> None:
+    small_dataset: tuple[CompletedProcess, Path],
+) -> None:
     result, run = small_dataset
     line = next(x for x in result.stderr.splitlines() if x.startswith("[prepare]"))
     prepared = json.loads((run / "run.json").read_text())["funnel"]["prepared"]

@@ -36,28 +36,43 @@ def test_packaged_tasks_are_at_least_fifty_in_the_papers_format() -> None:
 
 def test_paper_format_with_several_instances(tmp_path: Path) -> None:
     path = tmp_path / "user_oriented_instructions.jsonl"
-    path.write_text(json.dumps({
-        "id": "user_oriented_task_0", "motivation_app": "Grammarly",
-        "instruction": "Fix the grammar.",
-        "instances": [{"input": "he go home", "output": "He goes home."},
-                      {"input": "they is here", "output": "They are here."}]}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "id": "user_oriented_task_0",
+                "motivation_app": "Grammarly",
+                "instruction": "Fix the grammar.",
+                "instances": [
+                    {"input": "he go home", "output": "He goes home."},
+                    {"input": "they is here", "output": "They are here."},
+                ],
+            }
+        )
+        + "\n"
+    )
     tasks = read_tasks(path)
     assert [t.id for t in tasks] == ["user_oriented_task_0#0", "user_oriented_task_0#1"]
     assert tasks[1].reference == "They are here."
 
 
-@pytest.mark.parametrize(("line", "field"), [
-    ('{"id": "a", "instruction": "x", "instances": []}', "instances"),
-    ('{"id": "a", "instruction": "x", "instances": [{"input": ""}]}', "instances[0].output"),
-    ('{"id": "a", "instruction": 3, "instances": [{"output": "y"}]}', "instruction"),
-    ('{"instruction": "x", "instances": [{"output": "y"}]}', "id"),
-    ('{"id": "a", "instruction": "x", "instances": [{"output": "y"}], "motivation_app": 1}',
-     "motivation_app"),
-])
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ('{"id": "a", "instruction": "x", "instances": []}', "instances"),
+        ('{"id": "a", "instruction": "x", "instances": [{"input": ""}]}', "instances[0].output"),
+        ('{"id": "a", "instruction": 3, "instances": [{"output": "y"}]}', "instruction"),
+        ('{"instruction": "x", "instances": [{"output": "y"}]}', "id"),
+        (
+            '{"id": "a", "instruction": "x", "instances": [{"output": "y"}], "motivation_app": 1}',
+            "motivation_app",
+        ),
+    ],
+)
 def test_bad_task_files_name_file_line_and_field(tmp_path: Path, line: str, field: str) -> None:
     path = tmp_path / "tasks.jsonl"
-    path.write_text('{"id": "ok", "instruction": "x", "instances": [{"output": "y"}]}\n'
-                    + line + "\n")
+    path.write_text(
+        '{"id": "ok", "instruction": "x", "instances": [{"output": "y"}]}\n' + line + "\n"
+    )
     with pytest.raises(InputError) as info:
         read_tasks(path)
     assert info.value.line == 2 and info.value.field == field
@@ -66,8 +81,9 @@ def test_bad_task_files_name_file_line_and_field(tmp_path: Path, line: str, fiel
 def test_bad_task_file_through_the_command_line(tmp_path: Path) -> None:
     path = tmp_path / "tasks.jsonl"
     path.write_text("not json\n")
-    result = invoke("evaluate", "--candidate", "a=fake", "--tasks", path, "--out",
-                    tmp_path / "out", "-q")
+    result = invoke(
+        "evaluate", "--candidate", "a=fake", "--tasks", path, "--out", tmp_path / "out", "-q"
+    )
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {path}, line 1:")
     assert not (tmp_path / "out").exists()
@@ -76,21 +92,35 @@ def test_bad_task_file_through_the_command_line(tmp_path: Path) -> None:
 # --- the judge --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "choice"), [
-    ("Rating: B\nReason: minor slip.", "B"), (" A\nReason: fine.", "A"),
-    ("**Rating:** C\nReason: wrong numbers", "C"), ("Rating: D", "D"),
-    ("I think it is good.", None), ("Rating: E", None),
-    (" C\nReason: bad.\nTask: next one\nRating: A", "C"),  # the answer, not a later example
-    ("**Rating**: B", "B"), ("rating: b", "B"), ("a good answer", None),
-])
+@pytest.mark.parametrize(
+    ("text", "choice"),
+    [
+        ("Rating: B\nReason: minor slip.", "B"),
+        (" A\nReason: fine.", "A"),
+        ("**Rating:** C\nReason: wrong numbers", "C"),
+        ("Rating: D", "D"),
+        ("I think it is good.", None),
+        ("Rating: E", None),
+        (" C\nReason: bad.\nTask: next one\nRating: A", "C"),  # the answer, not a later example
+        ("**Rating**: B", "B"),
+        ("rating: b", "B"),
+        ("a good answer", None),
+    ],
+)
 def test_parse_rating(text: str, choice: str | None) -> None:
     assert parse_rating(text).choice == choice
 
 
-@pytest.mark.parametrize(("text", "choice"), [
-    ("Preferred: A\nReason: x", "A"), (" B\nReason: y", "B"), ("Preferred: Tie", "tie"),
-    ("Preferred: tie\nReason: same", "tie"), ("both are bad", None),
-])
+@pytest.mark.parametrize(
+    ("text", "choice"),
+    [
+        ("Preferred: A\nReason: x", "A"),
+        (" B\nReason: y", "B"),
+        ("Preferred: Tie", "tie"),
+        ("Preferred: tie\nReason: same", "tie"),
+        ("both are bad", None),
+    ],
+)
 def test_parse_preference(text: str, choice: str | None) -> None:
     assert parse_preference(text).choice == choice
 
@@ -110,8 +140,9 @@ def test_win_rate_and_interval() -> None:
     assert summary.win_rate == pytest.approx(2.5 / 4)
     assert 0.0 <= summary.low <= summary.win_rate <= summary.high <= 1.0
     assert bootstrap_interval([1.0] * 30) == (1.0, 1.0)
-    assert bootstrap_interval([0.0, 1.0] * 20, seed=1) == bootstrap_interval([0.0, 1.0] * 20,
-                                                                              seed=1)
+    assert bootstrap_interval([0.0, 1.0] * 20, seed=1) == bootstrap_interval(
+        [0.0, 1.0] * 20, seed=1
+    )
 
 
 # --- whole evaluations ------------------------------------------------------------------------
@@ -119,8 +150,20 @@ def test_win_rate_and_interval() -> None:
 
 def test_evaluation_on_the_fake_backend(tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    result = invoke("evaluate", "--candidate", "base=fake", "--candidate", "tuned=fake:v2",
-                    "--judge", "fake", "--max-tasks", 12, "--out", out, "-q")
+    result = invoke(
+        "evaluate",
+        "--candidate",
+        "base=fake",
+        "--candidate",
+        "tuned=fake:v2",
+        "--judge",
+        "fake",
+        "--max-tasks",
+        12,
+        "--out",
+        out,
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     assert "| base |" in result.stdout and "base vs tuned" in result.stdout
     rows = read_jsonl(out / "results.jsonl")
@@ -146,22 +189,49 @@ def test_evaluation_on_the_fake_backend(tmp_path: Path) -> None:
 def test_judge_and_candidate_over_http(tmp_path: Path) -> None:
     out = tmp_path / "eval"
     with MockOpenAIServer(models=["judge-1", "cand-1"]) as server:
-        result = invoke("evaluate", "--candidate", "remote=openai:cand-1",
-                        "--candidate", "local=fake", "--judge", "openai:judge-1",
-                        "--base-url", server.base_url, "--max-tasks", 5, "--out", out, "-q")
+        result = invoke(
+            "evaluate",
+            "--candidate",
+            "remote=openai:cand-1",
+            "--candidate",
+            "local=fake",
+            "--judge",
+            "openai:judge-1",
+            "--base-url",
+            server.base_url,
+            "--max-tasks",
+            5,
+            "--out",
+            out,
+            "-q",
+        )
     assert result.exit_code == 0, result.output
     rows = read_jsonl(out / "results.jsonl")
     assert {r["model"] for r in rows} == {"remote", "local"}
     assert all(r["rating"] in ("A", "B", "C", "D") for r in rows)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--candidate", "a=nonsense"], "unknown backend 'nonsense'"),
-    (["--candidate", "a=fake", "--candidate", "a=fake"], "share a label"),
-    (["--candidate", "a=fake", "--pairwise", "a,b"], "needs --judge"),
-    (["--candidate", "a=fake", "--candidate", "b=fake", "--judge", "fake",
-      "--pairwise", "a,c"], "expected two different candidate labels"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--candidate", "a=nonsense"], "unknown backend 'nonsense'"),
+        (["--candidate", "a=fake", "--candidate", "a=fake"], "share a label"),
+        (["--candidate", "a=fake", "--pairwise", "a,b"], "needs --judge"),
+        (
+            [
+                "--candidate",
+                "a=fake",
+                "--candidate",
+                "b=fake",
+                "--judge",
+                "fake",
+                "--pairwise",
+                "a,c",
+            ],
+            "expected two different candidate labels",
+        ),
+    ],
+)
 def test_bad_model_options(tmp_path: Path, args: list[str], message: str) -> None:
     result = invoke("evaluate", *args, "--out", tmp_path / "out", "-q")
     assert result.exit_code == 2
@@ -171,8 +241,8 @@ def test_bad_model_options(tmp_path: Path, args: list[str], message: str) -> Non
 def test_a_failed_answer_loses_the_pair_and_is_not_rated(tmp_path: Path) -> None:
     from selfinstruct.evaluation.run import Candidate, Settings, evaluate
     from selfinstruct.llm.base import Failure
-    from selfinstruct.llm.fake import FakeLLM
     from selfinstruct.prompts import TemplateSet
+    from selfinstruct.testing.fake_backend import FakeLLM
 
     class Broken(FakeLLM):
         def stream(self, requests, on_result):  # every answer fails
@@ -180,8 +250,15 @@ def test_a_failed_answer_loses_the_pair_and_is_not_rated(tmp_path: Path) -> None
                 on_result(index, Failure("server_error", 3, "HTTP 500"))
 
     tasks = read_tasks()[:4]
-    evaluate(tasks, [Candidate("ok", "fake", FakeLLM()), Candidate("down", "x", Broken())],
-             FakeLLM(), [("ok", "down")], TemplateSet(), Settings(quiet=True), tmp_path)
+    evaluate(
+        tasks,
+        [Candidate("ok", "fake", FakeLLM()), Candidate("down", "x", Broken())],
+        FakeLLM(),
+        [("ok", "down")],
+        TemplateSet(),
+        Settings(quiet=True),
+        tmp_path,
+    )
     pairs = read_jsonl(tmp_path / "pairwise.jsonl")
     assert [p["winner"] for p in pairs] == ["ok"] * 4
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from selfinstruct.config import BLOCKED_KEYWORDS, BootstrapSettings
 from selfinstruct.filters.instance import filter_instances, invalid_reason
 from selfinstruct.filters.instruction import heuristic_reason, upper_first
+from selfinstruct.stages.bootstrap import BLOCKED_KEYWORDS, BootstrapSettings
 
 
 @pytest.fixture
@@ -30,8 +30,19 @@ def test_default_settings_match_the_paper(settings):
     assert settings.max_words == 150
     assert settings.blocked_prefixes == ["Write a program"]
     assert set(settings.blocked_keywords) == {
-        "image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
-        "map", "maps", "draw", "plot", "go to",
+        "image",
+        "images",
+        "graph",
+        "graphs",
+        "picture",
+        "pictures",
+        "file",
+        "files",
+        "map",
+        "maps",
+        "draw",
+        "plot",
+        "go to",
     }
 
 
@@ -117,9 +128,7 @@ def test_custom_keyword_list(settings):
 
 def test_write_a_program_prefix(settings):
     assert heuristic_reason("Write a program that sorts numbers.", settings) == "blocked_prefix"
-    assert heuristic_reason("Write a programme that sorts numbers.", settings) == (
-        "blocked_prefix"
-    )
+    assert heuristic_reason("Write a programme that sorts numbers.", settings) == ("blocked_prefix")
     # Only as a prefix, and case-sensitive, like the paper's str.startswith.
     assert heuristic_reason("Please write a program that sorts numbers.", settings) is None
     assert heuristic_reason("Write a function that sorts numbers.", settings) is None
@@ -136,8 +145,15 @@ def test_first_char_punctuation(settings, first):
     )
 
 
-@pytest.mark.parametrize("text", ["Élan is a word worth explaining.", "¿Qué hora es ahora mismo?",
-                                  "“Quote” the text below please.", "你好 translate this for me"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Élan is a word worth explaining.",
+        "¿Qué hora es ahora mismo?",
+        "“Quote” the text below please.",
+        "你好 translate this for me",
+    ],
+)
 def test_first_char_non_ascii(settings, text):
     assert heuristic_reason(text, settings) == "starts_non_ascii"
 

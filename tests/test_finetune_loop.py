@@ -20,11 +20,21 @@ pytestmark = pytest.mark.train
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("loop")
-    cli("run", "--out", str(root / "run"), "--backend", "fake", "--num-instructions", "20",
-        "-q")
-    result = cli("finetune", "--data", str(root / "run"), "--out", str(root / "tuned"),
-                 "--max-steps", "3", "--batch-size", "2", "--max-length", "96",
-                 timeout=1200)
+    cli("run", "--out", str(root / "run"), "--backend", "fake", "--num-instructions", "20", "-q")
+    result = cli(
+        "finetune",
+        "--data",
+        str(root / "run"),
+        "--out",
+        str(root / "tuned"),
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--max-length",
+        "96",
+        timeout=1200,
+    )
     assert "step 3/3 loss" in result.stderr  # progress and loss while training
     return root / "tuned"
 
@@ -60,18 +70,32 @@ with torch.no_grad():
     b = adapted(ids).logits
 print(float((a - b).abs().max()))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert float(result.stdout.strip().splitlines()[-1]) < 1e-3  # same weights either way
 
 
 def test_evaluate_base_against_fine_tuned(tuned: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    result = cli("evaluate", "--candidate", "base=embedded", "--candidate",
-                 f"tuned=transformers:{tuned / 'merged'}", "--judge", "fake",
-                 "--max-tasks", "3", "--max-tokens", "24", "--out", str(out), "-q",
-                 timeout=1200)
+    result = cli(
+        "evaluate",
+        "--candidate",
+        "base=embedded",
+        "--candidate",
+        f"tuned=transformers:{tuned / 'merged'}",
+        "--judge",
+        "fake",
+        "--max-tasks",
+        "3",
+        "--max-tokens",
+        "24",
+        "--out",
+        str(out),
+        "-q",
+        timeout=1200,
+    )
     assert "base vs tuned" in result.stdout
     rows = read_jsonl(out / "results.jsonl")
     assert len(rows) == 6

@@ -15,20 +15,74 @@ from hypothesis import strategies as st
 
 from selfinstruct.cli import main
 
-FUZZ = settings(max_examples=100, deadline=None, database=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
-SYNTAX = ["{", "}", "[", "]", '"', "'", ":", ",", "=", "-", " ", "\n", "\r\n", "\t", "#", "$",
-          "${", "${tasks}", "${instruction}", "${examples}", "$$", "[system]", "[user]",
-          "[assistant]", "[[with_input]]", "prompt", "completion", "null", "true", "1", "1e999",
-          "\\", "\\u0000", "\\ud800", "id", "instruction", "instances", "input", "output",
-          "is_classification", "raw_instances", "Yes", "\u2028", "\x85", "\ufeff", "\x00",
-          "\x1b", "é", "日本", "[bootstrap]", "num_instructions", "rouge_threshold", "[openai]"]
+# Examples: the profile's (100 by default, fewer in `make check`'s "fast" profile).
+FUZZ = settings(
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+SYNTAX = [
+    "{",
+    "}",
+    "[",
+    "]",
+    '"',
+    "'",
+    ":",
+    ",",
+    "=",
+    "-",
+    " ",
+    "\n",
+    "\r\n",
+    "\t",
+    "#",
+    "$",
+    "${",
+    "${tasks}",
+    "${instruction}",
+    "${examples}",
+    "$$",
+    "[system]",
+    "[user]",
+    "[assistant]",
+    "[[with_input]]",
+    "prompt",
+    "completion",
+    "null",
+    "true",
+    "1",
+    "1e999",
+    "\\",
+    "\\u0000",
+    "\\ud800",
+    "id",
+    "instruction",
+    "instances",
+    "input",
+    "output",
+    "is_classification",
+    "raw_instances",
+    "Yes",
+    "\u2028",
+    "\x85",
+    "\ufeff",
+    "\x00",
+    "\x1b",
+    "é",
+    "日本",
+    "[bootstrap]",
+    "num_instructions",
+    "rouge_threshold",
+    "[openai]",
+]
 contents = st.one_of(
     st.binary(max_size=300),
     st.text(max_size=300).map(lambda s: s.encode("utf-8", "surrogatepass")),
     st.lists(st.sampled_from(SYNTAX), max_size=80).map(
-        lambda t: "".join(t).encode("utf-8", "surrogatepass")),
+        lambda t: "".join(t).encode("utf-8", "surrogatepass")
+    ),
     st.integers(1000, 200_000).map(lambda n: b"x" * n),  # one huge line
     st.just(b""),
 )
@@ -44,8 +98,9 @@ def invoke(*args: object) -> Result:
 
 def check(result: Result, path: Path, out: Path) -> None:
     """Success, or one clear error line naming the file, with nothing left behind."""
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        repr(result.exception))
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
     assert "Traceback" not in result.output
     if result.exit_code == 0:
         return
@@ -66,8 +121,22 @@ def test_seed_files(tmp_path_factory, ext: str, data: bytes) -> None:
     path = root / f"seeds{ext}"
     path.write_bytes(data)
     out = root / "run"
-    check(invoke("bootstrap", "--backend", "fake", "--seeds", path, "--num-instructions", 1,
-                 "-q", "--out", out), path, out)
+    check(
+        invoke(
+            "bootstrap",
+            "--backend",
+            "fake",
+            "--seeds",
+            path,
+            "--num-instructions",
+            1,
+            "-q",
+            "--out",
+            out,
+        ),
+        path,
+        out,
+    )
 
 
 @FUZZ
@@ -77,15 +146,39 @@ def test_config_files(tmp_path_factory, data: bytes) -> None:
     path = root / "config.toml"
     path.write_bytes(data)
     out = root / "run"
-    check(invoke("bootstrap", "--backend", "fake", "--config", path, "--num-instructions", 1,
-                 "-q", "--out", out), path, out)
+    check(
+        invoke(
+            "bootstrap",
+            "--backend",
+            "fake",
+            "--config",
+            path,
+            "--num-instructions",
+            1,
+            "-q",
+            "--out",
+            out,
+        ),
+        path,
+        out,
+    )
 
 
 TEMPLATE_FILES = [
-    *(f"{style}/{name}.txt" for style in ("completion", "chat") for name in (
-        "bootstrap", "bootstrap_classification", "classify", "instances_classification",
-        "instances_generation")),
-    "fewshot/classify.txt", "fewshot/instances_classification.txt", "finetune.toml",
+    *(
+        f"{style}/{name}.txt"
+        for style in ("completion", "chat")
+        for name in (
+            "bootstrap",
+            "bootstrap_classification",
+            "classify",
+            "instances_classification",
+            "instances_generation",
+        )
+    ),
+    "fewshot/classify.txt",
+    "fewshot/instances_classification.txt",
+    "finetune.toml",
 ]
 
 
@@ -98,19 +191,37 @@ def test_template_directories(tmp_path_factory, relative: str, data: bytes) -> N
     path.write_bytes(data)
     out = root / "run"
     style = "chat" if relative.startswith("chat/") else "completion"
-    check(invoke("bootstrap", "--backend", "fake", "--templates", root / "templates",
-                 "--prompt-style", style, "--num-instructions", 1, "-q", "--out", out),
-          path, out)
+    check(
+        invoke(
+            "bootstrap",
+            "--backend",
+            "fake",
+            "--templates",
+            root / "templates",
+            "--prompt-style",
+            style,
+            "--num-instructions",
+            1,
+            "-q",
+            "--out",
+            out,
+        ),
+        path,
+        out,
+    )
 
 
-GOOD_INSTANCES = json.dumps({"instruction": "Name a color.", "raw_instances": "Output: Blue",
-                             "instance_metadata": {}}) + "\n"
+GOOD_INSTANCES = (
+    json.dumps(
+        {"instruction": "Name a color.", "raw_instances": "Output: Blue", "instance_metadata": {}}
+    )
+    + "\n"
+)
 GOOD_LABELS = json.dumps({"instruction": "Name a color.", "is_classification": " No"}) + "\n"
 
 
 @FUZZ
-@given(which=st.sampled_from(["instances", "labels"]), data=contents,
-       prefix=st.booleans())
+@given(which=st.sampled_from(["instances", "labels"]), data=contents, prefix=st.booleans())
 def test_imported_paper_files(tmp_path_factory, which: str, data: bytes, prefix: bool) -> None:
     root = tmp_path_factory.mktemp("paper")
     instances, labels = root / "machine_generated_instances.jsonl", root / "is_clf.jsonl"
@@ -119,5 +230,17 @@ def test_imported_paper_files(tmp_path_factory, which: str, data: bytes, prefix:
     path = instances if which == "instances" else labels
     path.write_bytes((path.read_bytes() if prefix else b"") + data)
     out = root / "run"
-    check(invoke("prepare", "--import-instances", instances, "--import-labels", labels,
-                 "-q", "--out", out), path, out)
+    check(
+        invoke(
+            "prepare",
+            "--import-instances",
+            instances,
+            "--import-labels",
+            labels,
+            "-q",
+            "--out",
+            out,
+        ),
+        path,
+        out,
+    )

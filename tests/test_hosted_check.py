@@ -14,8 +14,15 @@ from selfinstruct.training.hosted import check_chat_file
 
 
 def example(user: str = "Name a color.", answer: str = "Blue.", **extra: object) -> str:
-    return json.dumps({"messages": [{"role": "user", "content": user},
-                                    {"role": "assistant", "content": answer}], **extra})
+    return json.dumps(
+        {
+            "messages": [
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": answer},
+            ],
+            **extra,
+        }
+    )
 
 
 def write(tmp_path: Path, lines: list[str]) -> Path:
@@ -27,28 +34,50 @@ def write(tmp_path: Path, lines: list[str]) -> Path:
 def test_our_export_passes(tmp_path: Path) -> None:
     run = tmp_path / "run"
     cli("run", "--out", str(run), "--backend", "fake", "--num-instructions", "20", "-q")
-    result = cli("export", "--run", str(run), "--format", "openai-chat", "--out",
-                 str(tmp_path / "chat.jsonl"))
+    result = cli(
+        "export",
+        "--run",
+        str(run),
+        "--format",
+        "openai-chat",
+        "--out",
+        str(tmp_path / "chat.jsonl"),
+    )
     assert "OK for upload" in result.stdout and "tokens per example" in result.stdout
     report = check_chat_file(tmp_path / "chat.jsonl")
     assert report.ok and report.examples >= 10 and all(t > 0 for t in report.tokens)
 
 
-@pytest.mark.parametrize(("bad", "needle"), [
-    ("not json", "line 11: invalid JSON"),
-    ("[1, 2]", "line 11: expected a JSON object"),
-    (json.dumps({"messages": []}), "line 11, field 'messages': missing or empty"),
-    (json.dumps({"messages": [{"role": "user", "content": "x"}]}), "no assistant message"),
-    (json.dumps({"messages": [{"role": "bot", "content": "x"}]}), "unknown role 'bot'"),
-    (json.dumps({"messages": [{"role": "user", "content": 3}, {"role": "assistant",
-                                                                "content": "y"}]}),
-     "field 'messages[0].content': expected a string"),
-    (json.dumps({"messages": [{"role": "assistant", "content": "y", "mood": 1}]}),
-     "field 'messages[0].mood': unknown key"),
-    (json.dumps({"prompt": "x", "completion": "y"}), "field 'completion': unknown key"),
-    (json.dumps({"messages": [{"role": "assistant", "content": "y", "weight": 2}]}),
-     "must be 0 or 1"),
-])
+@pytest.mark.parametrize(
+    ("bad", "needle"),
+    [
+        ("not json", "line 11: invalid JSON"),
+        ("[1, 2]", "line 11: expected a JSON object"),
+        (json.dumps({"messages": []}), "line 11, field 'messages': missing or empty"),
+        (json.dumps({"messages": [{"role": "user", "content": "x"}]}), "no assistant message"),
+        (json.dumps({"messages": [{"role": "bot", "content": "x"}]}), "unknown role 'bot'"),
+        (
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": 3},
+                        {"role": "assistant", "content": "y"},
+                    ]
+                }
+            ),
+            "field 'messages[0].content': expected a string",
+        ),
+        (
+            json.dumps({"messages": [{"role": "assistant", "content": "y", "mood": 1}]}),
+            "field 'messages[0].mood': unknown key",
+        ),
+        (json.dumps({"prompt": "x", "completion": "y"}), "field 'completion': unknown key"),
+        (
+            json.dumps({"messages": [{"role": "assistant", "content": "y", "weight": 2}]}),
+            "must be 0 or 1",
+        ),
+    ],
+)
 def test_format_errors_are_located(tmp_path: Path, bad: str, needle: str) -> None:
     report = check_chat_file(write(tmp_path, [example()] * 10 + [bad]))
     assert not report.ok

@@ -23,21 +23,32 @@ def hostile(request: Request) -> Completion:
     return answer(HOSTILE[digest[0] % len(HOSTILE)])
 
 
-@pytest.mark.parametrize(("raw", "style", "read"), [
-    (" Yes", "completion", "yes"), ("NO\n", "completion", "no"),
-    ("Yes.", "completion", UNREADABLE),  # the paper's rule: not "Yes", so not a yes
-    ("Decision:", "completion", UNREADABLE), (" 1. Dec", "completion", UNREADABLE),
-    ("Task: Determine", "completion", UNREADABLE), ("", "completion", UNREADABLE),
-    ("**Yes.**", "chat", "yes"), ("no, it is not", "chat", "no"),
-    ("Decision: yes", "chat", UNREADABLE), ("1. Dec", "chat", UNREADABLE),
-])
+@pytest.mark.parametrize(
+    ("raw", "style", "read"),
+    [
+        (" Yes", "completion", "yes"),
+        ("NO\n", "completion", "no"),
+        ("Yes.", "completion", UNREADABLE),  # the paper's rule: not "Yes", so not a yes
+        ("Decision:", "completion", UNREADABLE),
+        (" 1. Dec", "completion", UNREADABLE),
+        ("Task: Determine", "completion", UNREADABLE),
+        ("", "completion", UNREADABLE),
+        ("**Yes.**", "chat", "yes"),
+        ("no, it is not", "chat", "no"),
+        ("Decision: yes", "chat", UNREADABLE),
+        ("1. Dec", "chat", UNREADABLE),
+    ],
+)
 def test_read_label(raw: str, style: str, read: str) -> None:
     assert read_label(raw, style) == read
 
 
 def test_label_counts() -> None:
     assert label_counts(HOSTILE, "completion") == {
-        "classification": 1, "not_classification": 2, UNREADABLE: 3}
+        "classification": 1,
+        "not_classification": 2,
+        UNREADABLE: 3,
+    }
 
 
 def test_unreadable_classify_answers_are_counted_not_hidden(tmp_path: Path) -> None:
@@ -54,7 +65,8 @@ def test_unreadable_classify_answers_are_counted_not_hidden(tmp_path: Path) -> N
     assert detail.startswith(
         f"  labels: classification {expected['classification']}, not_classification "
         f"{expected['not_classification']}, unreadable_label {expected[UNREADABLE]} "
-        "(unreadable answers count as not classification, the paper's rule; most common: ")
+        "(unreadable answers count as not classification, the paper's rule; most common: "
+    )
     assert "'Decision:'" in detail or "'1. Dec'" in detail or "'Task: Determine'" in detail
     info = json.loads((run / "run.json").read_text())
     assert info["labels"] == expected

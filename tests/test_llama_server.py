@@ -47,17 +47,34 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-             "--model_alias", ALIAS],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "4096",
+                "--model_alias",
+                ALIAS,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             if process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n"
-                            f"{log_path.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"llama_cpp.server exited with {process.returncode}:\n"
+                    f"{log_path.read_text(errors='replace')[-3000:]}"
+                )
             try:
                 response = httpx.get(f"{base_url}/models", timeout=2)
                 if response.status_code == 200:
@@ -67,8 +84,10 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server not ready after {STARTUP_SECONDS} s:\n"
-                            f"{log_path.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"llama_cpp.server not ready after {STARTUP_SECONDS} s:\n"
+                    f"{log_path.read_text(errors='replace')[-3000:]}"
+                )
             time.sleep(0.25)
         yield base_url
     finally:
@@ -81,12 +100,24 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("style", ["completion", "chat"])
-def test_pipeline_over_a_llama_cpp_server(style: str, llama_server: str,
-                                          tmp_path: Path) -> None:
+def test_pipeline_over_a_llama_cpp_server(style: str, llama_server: str, tmp_path: Path) -> None:
     out = tmp_path / style
-    result = cli("run", "--out", str(out), "--backend", "openai", "--base-url", llama_server,
-                 "--model", ALIAS, "--num-instructions", "3", "--prompt-style", style,
-                 timeout=300)
+    result = cli(
+        "run",
+        "--out",
+        str(out),
+        "--backend",
+        "openai",
+        "--base-url",
+        llama_server,
+        "--model",
+        ALIAS,
+        "--num-instructions",
+        "3",
+        "--prompt-style",
+        style,
+        timeout=300,
+    )
     assert result.returncode == 0
 
     summaries = {}
@@ -121,6 +152,9 @@ def test_pipeline_over_a_llama_cpp_server(style: str, llama_server: str,
     completions = read_jsonl(out / "exports/prompt_completion.jsonl")
     assert len(chat) == len(alpaca)
     assert all(set(r) >= {"prompt", "completion"} for r in completions)
-    for name in ("exports/alpaca.json", "exports/openai_chat.jsonl",
-                 "exports/prompt_completion.jsonl"):
+    for name in (
+        "exports/alpaca.json",
+        "exports/openai_chat.jsonl",
+        "exports/prompt_completion.jsonl",
+    ):
         assert name in result.stdout

@@ -27,14 +27,13 @@ from typing import Any
 import pytest
 from conftest import cli, read_jsonl, store_snapshot
 
-from selfinstruct.config import OpenAISettings
 from selfinstruct.errors import BackendError
 from selfinstruct.exporters import FORMATS
 from selfinstruct.llm import rate_limit
 from selfinstruct.llm.base import Completion, Failure, Request, Result
-from selfinstruct.llm.fake import FakeLLM
-from selfinstruct.llm.openai_backend import OpenAIBackend
+from selfinstruct.llm.openai_backend import OpenAIBackend, OpenAISettings
 from selfinstruct.llm.rate_limit import RateLimiter
+from selfinstruct.testing.fake_backend import FakeLLM
 from selfinstruct.testing.openai_server import FAULT_KINDS, MockOpenAIServer, completion_reply
 
 KEY_ENV = "SELFINSTRUCT_TEST_OPENAI_KEY"
@@ -62,12 +61,33 @@ def settings_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def openai_cli(command: str, out: Path, base_url: str, settings: Path, *args: str,
-               model: str = "m1", check: bool = True, timeout: float = 300
-               ) -> subprocess.CompletedProcess:
+def openai_cli(
+    command: str,
+    out: Path,
+    base_url: str,
+    settings: Path,
+    *args: str,
+    model: str = "m1",
+    check: bool = True,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
     """`selfinstruct COMMAND --out OUT` on the openai backend with fast retry settings."""
-    return cli(command, "--out", str(out), "--config", str(settings), "--backend", "openai",
-               "--base-url", base_url, "--model", model, *args, check=check, timeout=timeout)
+    return cli(
+        command,
+        "--out",
+        str(out),
+        "--config",
+        str(settings),
+        "--backend",
+        "openai",
+        "--base-url",
+        base_url,
+        "--model",
+        model,
+        *args,
+        check=check,
+        timeout=timeout,
+    )
 
 
 def summary_lines(stderr: str) -> dict[str, str]:
@@ -110,12 +130,21 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("style", ["completion", "chat"])
-def test_fault_free_run_then_rerun_from_the_request_cache(style: str, tmp_path: Path,
-                                                          settings_file: Path) -> None:
+def test_fault_free_run_then_rerun_from_the_request_cache(
+    style: str, tmp_path: Path, settings_file: Path
+) -> None:
     out = tmp_path / style
     with MockOpenAIServer() as server:
-        first = openai_cli("run", out, server.base_url, settings_file,
-                           "--num-instructions", "60", "--prompt-style", style)
+        first = openai_cli(
+            "run",
+            out,
+            server.base_url,
+            settings_file,
+            "--num-instructions",
+            "60",
+            "--prompt-style",
+            style,
+        )
         served = server.stats
 
         assert set(served["status"]) == {200}
@@ -145,8 +174,7 @@ def test_fault_free_run_then_rerun_from_the_request_cache(style: str, tmp_path: 
 
         info = json.loads((out / "run.json").read_text(encoding="utf-8"))
         assert info["format"] == "selfinstruct-run"
-        assert info["model"] == {"backend": "openai", "model": "m1",
-                                 "base_url": server.base_url}
+        assert info["model"] == {"backend": "openai", "model": "m1", "base_url": server.base_url}
         assert info["counts"] == {"instructions": 60, "labels": 60, "instances": 60}
         assert info["config"]["prompt_style"] == style
         assert info["config"]["openai"]["base_url"] == server.base_url
@@ -163,8 +191,16 @@ def test_fault_free_run_then_rerun_from_the_request_cache(style: str, tmp_path: 
         assert read_jsonl(out / "exports/prompt_completion.jsonl")
 
         # A rerun has nothing to do: no request at all reaches the server.
-        rerun = openai_cli("run", out, server.base_url, settings_file,
-                           "--num-instructions", "60", "--prompt-style", style)
+        rerun = openai_cli(
+            "run",
+            out,
+            server.base_url,
+            settings_file,
+            "--num-instructions",
+            "60",
+            "--prompt-style",
+            style,
+        )
         for stage, line in summary_lines(rerun.stderr).items():
             assert "requests 0 " in line, (stage, line)
         assert server.stats["requests"] == served["requests"]
@@ -175,8 +211,16 @@ def test_fault_free_run_then_rerun_from_the_request_cache(style: str, tmp_path: 
         with sqlite3.connect(out / "selfinstruct.db") as db:
             db.execute("DELETE FROM labels")
             db.execute("DELETE FROM instances")
-        rebuilt = openai_cli("run", out, server.base_url, settings_file,
-                             "--num-instructions", "60", "--prompt-style", style)
+        rebuilt = openai_cli(
+            "run",
+            out,
+            server.base_url,
+            settings_file,
+            "--num-instructions",
+            "60",
+            "--prompt-style",
+            style,
+        )
         lines = summary_lines(rebuilt.stderr)
         assert "requests 0 (+60 from cache)" in lines["classify"], lines["classify"]
         assert "requests 0 (+60 from cache)" in lines["instances"], lines["instances"]
@@ -187,8 +231,8 @@ def test_fault_free_run_then_rerun_from_the_request_cache(style: str, tmp_path: 
 # --- transient faults -----------------------------------------------------------------------
 
 
-def test_transient_faults_change_nothing_in_the_result(tmp_path: Path,
-                                                       settings_file: Path) -> None:
+@pytest.mark.slow  # 150 instructions through injected faults, timeouts and retry waits
+def test_transient_faults_change_nothing_in_the_result(tmp_path: Path, settings_file: Path) -> None:
     args = ("--num-instructions", "150", "--concurrency", "32")
     with MockOpenAIServer(fault_rate=0.3, retry_after=0.1, slow_seconds=2) as faulty:
         started = time.monotonic()
@@ -220,29 +264,53 @@ def test_transient_faults_change_nothing_in_the_result(tmp_path: Path,
     clean_store = store_snapshot(tmp_path / "clean")
     assert served["prompts_ok"] >= len(faulty_store["responses"])
     assert faulty_store == clean_store
-    for name in ("finetuning_data/all_generated_instances.jsonl", "exports/alpaca.json",
-                 "exports/prompt_completion.jsonl", "exports/openai_chat.jsonl"):
+    for name in (
+        "finetuning_data/all_generated_instances.jsonl",
+        "exports/alpaca.json",
+        "exports/prompt_completion.jsonl",
+        "exports/openai_chat.jsonl",
+    ):
         assert (run / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
 
 
 # --- fatal answers --------------------------------------------------------------------------
 
 
-def test_wrong_key_stops_with_401_and_loses_nothing(tmp_path: Path, settings_file: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_key_stops_with_401_and_loses_nothing(
+    tmp_path: Path, settings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "run"
     good, bad = "sk-good-" + secrets.token_hex(8), "sk-bad-" + secrets.token_hex(8)
     with MockOpenAIServer(api_key=good) as server:
         monkeypatch.setenv(KEY_ENV, good)
-        openai_cli("run", out, server.base_url, settings_file, "--api-key-env", KEY_ENV,
-                   "--num-instructions", "20", "-q")
+        openai_cli(
+            "run",
+            out,
+            server.base_url,
+            settings_file,
+            "--api-key-env",
+            KEY_ENV,
+            "--num-instructions",
+            "20",
+            "-q",
+        )
         before = store_snapshot(out)
         assert len(before["instructions"]) == 20
 
         monkeypatch.setenv(KEY_ENV, bad)
         started = time.monotonic()
-        failed = openai_cli("run", out, server.base_url, settings_file, "--api-key-env",
-                            KEY_ENV, "--num-instructions", "40", "-q", check=False)
+        failed = openai_cli(
+            "run",
+            out,
+            server.base_url,
+            settings_file,
+            "--api-key-env",
+            KEY_ENV,
+            "--num-instructions",
+            "40",
+            "-q",
+            check=False,
+        )
         assert time.monotonic() - started < 30
         line = error_line(failed)
         assert "401" in line and KEY_ENV in line
@@ -259,8 +327,17 @@ def test_wrong_key_stops_with_401_and_loses_nothing(tmp_path: Path, settings_fil
 
         # With the right key again the run continues where it stopped.
         monkeypatch.setenv(KEY_ENV, good)
-        openai_cli("run", out, server.base_url, settings_file, "--api-key-env", KEY_ENV,
-                   "--num-instructions", "40", "-q")
+        openai_cli(
+            "run",
+            out,
+            server.base_url,
+            settings_file,
+            "--api-key-env",
+            KEY_ENV,
+            "--num-instructions",
+            "40",
+            "-q",
+        )
         resumed = store_snapshot(out)
         assert len(resumed["instructions"]) == 40
         assert resumed["instructions"][:20] == before["instructions"]
@@ -269,18 +346,35 @@ def test_wrong_key_stops_with_401_and_loses_nothing(tmp_path: Path, settings_fil
 
 def test_missing_key_is_a_401_naming_the_variable(tmp_path: Path, settings_file: Path) -> None:
     with MockOpenAIServer(api_key="sk-" + secrets.token_hex(8)) as server:
-        failed = openai_cli("run", tmp_path / "run", server.base_url, settings_file,
-                            "--api-key-env", KEY_ENV, "--num-instructions", "5", "-q",
-                            check=False)
+        failed = openai_cli(
+            "run",
+            tmp_path / "run",
+            server.base_url,
+            settings_file,
+            "--api-key-env",
+            KEY_ENV,
+            "--num-instructions",
+            "5",
+            "-q",
+            check=False,
+        )
     line = error_line(failed)
     assert "401" in line and KEY_ENV in line
 
 
 def test_unknown_model_is_a_404_naming_the_model(tmp_path: Path, settings_file: Path) -> None:
     with MockOpenAIServer(models=("m1",)) as server:
-        failed = openai_cli("run", tmp_path / "run", server.base_url, settings_file,
-                            "--num-instructions", "5", "-q", model="no-such-model",
-                            check=False)
+        failed = openai_cli(
+            "run",
+            tmp_path / "run",
+            server.base_url,
+            settings_file,
+            "--num-instructions",
+            "5",
+            "-q",
+            model="no-such-model",
+            check=False,
+        )
         assert server.stats["status"] == {404: server.stats["requests"]}
     line = error_line(failed)
     assert "404" in line and "no-such-model" in line
@@ -289,8 +383,17 @@ def test_unknown_model_is_a_404_naming_the_model(tmp_path: Path, settings_file: 
 def test_unreachable_server_fails_fast(tmp_path: Path, settings_file: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     started = time.monotonic()
-    failed = openai_cli("run", tmp_path / "run", url, settings_file, "--num-instructions", "5",
-                        "-q", check=False, timeout=60)
+    failed = openai_cli(
+        "run",
+        tmp_path / "run",
+        url,
+        settings_file,
+        "--num-instructions",
+        "5",
+        "-q",
+        check=False,
+        timeout=60,
+    )
     assert time.monotonic() - started < 10
     line = error_line(failed)
     assert "cannot connect" in line and url in line
@@ -299,16 +402,27 @@ def test_unreachable_server_fails_fast(tmp_path: Path, settings_file: Path) -> N
 # --- the API key stays in memory --------------------------------------------------------------
 
 
-def test_api_key_never_lands_on_disk_or_in_output(tmp_path: Path, settings_file: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.slow  # a faulty server (2 s stalls) and seven CLI runs
+def test_api_key_never_lands_on_disk_or_in_output(
+    tmp_path: Path, settings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = "sk-test-" + secrets.token_hex(16)
     monkeypatch.setenv(KEY_ENV, key)
     out = tmp_path / "run"
     outputs: list[subprocess.CompletedProcess] = []
-    with MockOpenAIServer(api_key=key, fault_rate=0.2, retry_after=0.05,
-                          slow_seconds=2) as server:
-        outputs.append(openai_cli("bootstrap", out, server.base_url, settings_file,
-                                  "--api-key-env", KEY_ENV, "--num-instructions", "20"))
+    with MockOpenAIServer(api_key=key, fault_rate=0.2, retry_after=0.05, slow_seconds=2) as server:
+        outputs.append(
+            openai_cli(
+                "bootstrap",
+                out,
+                server.base_url,
+                settings_file,
+                "--api-key-env",
+                KEY_ENV,
+                "--num-instructions",
+                "20",
+            )
+        )
         for stage in ("classify", "instances", "prepare"):
             outputs.append(cli(stage, "--out", str(out)))
         assert server.stats["status"].get(200, 0) > 0
@@ -319,8 +433,17 @@ def test_api_key_never_lands_on_disk_or_in_output(tmp_path: Path, settings_file:
         outputs.append(cli("export", "--run", str(out), "--format", fmt, "--out", str(target)))
         assert target.stat().st_size > 0
     with MockOpenAIServer(api_key="sk-other-" + secrets.token_hex(8)) as refusing:
-        failed = openai_cli("run", tmp_path / "refused", refusing.base_url, settings_file,
-                            "--api-key-env", KEY_ENV, "--num-instructions", "5", check=False)
+        failed = openai_cli(
+            "run",
+            tmp_path / "refused",
+            refusing.base_url,
+            settings_file,
+            "--api-key-env",
+            KEY_ENV,
+            "--num-instructions",
+            "5",
+            check=False,
+        )
     assert failed.returncode != 0 and "401" in failed.stderr
     outputs.append(failed)
 
@@ -337,8 +460,14 @@ def test_api_key_never_lands_on_disk_or_in_output(tmp_path: Path, settings_file:
 
 
 def settings(base_url: str, **changes: Any) -> OpenAISettings:
-    values: dict[str, Any] = {"base_url": base_url, "max_concurrency": 8, "timeout": 5.0,
-                              "max_attempts": 3, "backoff_base": 0.001, "backoff_max": 0.001}
+    values: dict[str, Any] = {
+        "base_url": base_url,
+        "max_concurrency": 8,
+        "timeout": 5.0,
+        "max_attempts": 3,
+        "backoff_base": 0.001,
+        "backoff_max": 0.001,
+    }
     values.update(changes)
     return OpenAISettings(**values)
 
@@ -351,8 +480,9 @@ def collect(backend: OpenAIBackend, requests: Sequence[Request]) -> list[Result]
 
 
 def prompt(index: int = 0, max_tokens: int = 32) -> Request:
-    return Request(prompt=f"Come up with a series of tasks:\n{index}.", max_tokens=max_tokens,
-                   seed=index)
+    return Request(
+        prompt=f"Come up with a series of tasks:\n{index}.", max_tokens=max_tokens, seed=index
+    )
 
 
 @pytest.fixture
@@ -364,16 +494,18 @@ def backends() -> Iterator[list[OpenAIBackend]]:
         backend.close()
 
 
-def make(backends: list[OpenAIBackend], config: OpenAISettings, key: str | None = None
-         ) -> OpenAIBackend:
+def make(
+    backends: list[OpenAIBackend], config: OpenAISettings, key: str | None = None
+) -> OpenAIBackend:
     backend = OpenAIBackend(config, "m1", key)
     backends.append(backend)
     return backend
 
 
 def test_answers_carry_text_finish_reason_and_usage(backends: list[OpenAIBackend]) -> None:
-    chat = Request(messages=(("system", "You write tasks."), ("user", "Write a task.")),
-                   max_tokens=48, seed=3)
+    chat = Request(
+        messages=(("system", "You write tasks."), ("user", "Write a task.")), max_tokens=48, seed=3
+    )
     requests = [prompt(0), chat]
     with MockOpenAIServer() as server:
         results = collect(make(backends, settings(server.base_url)), requests)
@@ -402,16 +534,19 @@ def test_retry_after_is_honoured_until_attempts_run_out(backends: list[OpenAIBac
     assert backend.counters["http_429"] == 3 and backend.counters["retries"] == 2
 
 
-def test_a_retried_request_succeeds_once_the_server_recovers(
-        backends: list[OpenAIBackend]) -> None:
-    with MockOpenAIServer(fault_rate=0.5, faults=("500", "503", "drop", "truncated"),
-                          seed=7) as server:
-        results = collect(make(backends, settings(server.base_url, max_attempts=20)),
-                          [prompt(i) for i in range(30)])
+def test_a_retried_request_succeeds_once_the_server_recovers(backends: list[OpenAIBackend]) -> None:
+    with MockOpenAIServer(
+        fault_rate=0.5, faults=("500", "503", "drop", "truncated"), seed=7
+    ) as server:
+        results = collect(
+            make(backends, settings(server.base_url, max_attempts=20)),
+            [prompt(i) for i in range(30)],
+        )
         assert sum(server.stats["faults"].values()) > 5
     assert all(isinstance(r, Completion) for r in results)
     assert [r.text for r in results] == [  # type: ignore[union-attr]
-        c.text for c in FakeLLM().generate([prompt(i) for i in range(30)])]
+        c.text for c in FakeLLM().generate([prompt(i) for i in range(30)])
+    ]
 
 
 def test_a_request_the_server_refuses_is_not_retried(backends: list[OpenAIBackend]) -> None:
@@ -504,6 +639,7 @@ class ScriptedServer:
         self.httpd.server_close()
 
 
+@pytest.mark.slow  # waits 1-2 s by design
 def test_retry_after_as_an_http_date_is_honoured(backends: list[OpenAIBackend]) -> None:
     when = email.utils.formatdate(time.time() + 2, usegmt=True)  # whole seconds: waits 1-2 s
     with ScriptedServer([(429, {"Retry-After": when})]) as server:
@@ -516,7 +652,8 @@ def test_retry_after_as_an_http_date_is_honoured(backends: list[OpenAIBackend]) 
 
 @pytest.mark.parametrize("value", ["soon", "in a minute"])
 def test_an_unusable_retry_after_falls_back_to_the_backoff(
-        value: str, backends: list[OpenAIBackend]) -> None:
+    value: str, backends: list[OpenAIBackend]
+) -> None:
     with ScriptedServer([(429, {"Retry-After": value})]) as server:
         [result] = collect(make(backends, settings(server.base_url)), [prompt()])
         assert len(server.times) == 2
@@ -526,12 +663,13 @@ def test_an_unusable_retry_after_falls_back_to_the_backoff(
 # --- client-side rate limits ------------------------------------------------------------------
 
 
-def test_request_rate_limit_holds_after_a_one_second_burst(
-        backends: list[OpenAIBackend]) -> None:
+@pytest.mark.slow  # waits 3 s by design
+def test_request_rate_limit_holds_after_a_one_second_burst(backends: list[OpenAIBackend]) -> None:
     """600/min: a burst of 10 goes at once, the rest at 590 per minute."""
     with MockOpenAIServer() as server:
-        backend = make(backends, settings(server.base_url, max_concurrency=64,
-                                          requests_per_minute=600))
+        backend = make(
+            backends, settings(server.base_url, max_concurrency=64, requests_per_minute=600)
+        )
         started = time.monotonic()
         results = collect(backend, [prompt(i, max_tokens=4) for i in range(40)])
         seconds = time.monotonic() - started
@@ -561,13 +699,13 @@ class FakeClock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(rate_limit, "time", SimpleNamespace(monotonic=fake.monotonic))
-    monkeypatch.setattr(rate_limit, "asyncio", SimpleNamespace(Lock=asyncio.Lock,
-                                                               sleep=fake.sleep))
+    monkeypatch.setattr(rate_limit, "asyncio", SimpleNamespace(Lock=asyncio.Lock, sleep=fake.sleep))
     return fake
 
 
-def acquisition_times(clock: FakeClock, limiter_args: tuple[float, float], count: int,
-                      cost: float) -> list[float]:
+def acquisition_times(
+    clock: FakeClock, limiter_args: tuple[float, float], count: int, cost: float
+) -> list[float]:
     async def run() -> list[float]:
         limiter = RateLimiter(*limiter_args)
         times = []
@@ -589,12 +727,16 @@ def most_in_window(times: list[float], window: float, weight: float = 1.0) -> fl
     return best * weight
 
 
-@pytest.mark.parametrize(("limits", "cost", "per_minute"), [
-    ((600, 0), 1.0, 600),       # requests per minute
-    ((0, 6000), 100.0, 6000),   # tokens per minute, 100 per request
-])
-def test_rate_limiter_guarantees_burst_plus_rate(clock: FakeClock, limits: tuple[float, float],
-                                                 cost: float, per_minute: float) -> None:
+@pytest.mark.parametrize(
+    ("limits", "cost", "per_minute"),
+    [
+        ((600, 0), 1.0, 600),  # requests per minute
+        ((0, 6000), 100.0, 6000),  # tokens per minute, 100 per request
+    ],
+)
+def test_rate_limiter_guarantees_burst_plus_rate(
+    clock: FakeClock, limits: tuple[float, float], cost: float, per_minute: float
+) -> None:
     """What the token bucket does guarantee: at most capacity + rate * T in any T seconds."""
     count = int(2.2 * per_minute / cost)
     times = acquisition_times(clock, limits, count, cost)
@@ -602,15 +744,19 @@ def test_rate_limiter_guarantees_burst_plus_rate(clock: FakeClock, limits: tuple
     for window in (1.0, 10.0, 60.0):
         assert most_in_window(times, window, cost) <= per_minute + rate * window + cost
     # and the sustained rate: the last grants come no faster than the limit
-    tail = times[-int(per_minute / cost / 2):]
+    tail = times[-int(per_minute / cost / 2) :]
     assert (tail[-1] - tail[0]) >= (len(tail) - 1) * cost / rate - 1e-3
 
 
-@pytest.mark.parametrize(("limits", "cost", "per_minute"), [
-    ((600, 0), 1.0, 600),
-    ((0, 6000), 100.0, 6000),
-])
+@pytest.mark.parametrize(
+    ("limits", "cost", "per_minute"),
+    [
+        ((600, 0), 1.0, 600),
+        ((0, 6000), 100.0, 6000),
+    ],
+)
 def test_no_minute_carries_more_than_the_per_minute_limit(
-        clock: FakeClock, limits: tuple[float, float], cost: float, per_minute: float) -> None:
+    clock: FakeClock, limits: tuple[float, float], cost: float, per_minute: float
+) -> None:
     times = acquisition_times(clock, limits, int(2.2 * per_minute / cost), cost)
     assert most_in_window(times, 60.0, cost) <= per_minute

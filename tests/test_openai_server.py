@@ -19,8 +19,11 @@ import pytest
 from selfinstruct.testing.openai_server import MockOpenAIServer, format_seconds
 
 COMPLETION = {"model": "fake", "prompt": "List three tasks:\n1.", "max_tokens": 64}
-CHAT = {"model": "fake", "messages": [{"role": "user", "content": "Write a task."}],
-        "max_tokens": 64}
+CHAT = {
+    "model": "fake",
+    "messages": [{"role": "user", "content": "Write a task."}],
+    "max_tokens": 64,
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +38,9 @@ def client(server: MockOpenAIServer) -> Iterator[httpx.Client]:
         yield http
 
 
-def post(server: MockOpenAIServer, path: str, body: dict[str, Any], **kwargs: Any
-         ) -> httpx.Response:
+def post(
+    server: MockOpenAIServer, path: str, body: dict[str, Any], **kwargs: Any
+) -> httpx.Response:
     """One request on a fresh connection."""
     timeout = kwargs.pop("timeout", 5)
     return httpx.post(server.base_url + path, json=body, timeout=timeout, **kwargs)
@@ -69,9 +73,7 @@ def test_completion_with_a_string_prompt(client: httpx.Client) -> None:
 
 def test_completion_with_a_list_prompt(client: httpx.Client) -> None:
     prompts = ["Task one:", "Task two is longer:", "Three"]
-    single = [
-        client.post("/completions", json={**COMPLETION, "prompt": p}).json() for p in prompts
-    ]
+    single = [client.post("/completions", json={**COMPLETION, "prompt": p}).json() for p in prompts]
     body = client.post("/completions", json={**COMPLETION, "prompt": prompts}).json()
     assert [c["index"] for c in body["choices"]] == [0, 1, 2]
     assert [c["text"] for c in body["choices"]] == [s["choices"][0]["text"] for s in single]
@@ -130,10 +132,14 @@ def test_models_endpoint() -> None:
 def test_keep_alive_on_one_connection(server: MockOpenAIServer) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     try:
-        for path, body in (("/v1/completions", b"{bad"), ("/v1/nope", b""),
-                           ("/v1/completions", json.dumps(COMPLETION).encode())):
-            connection.request("POST", path, body=body,
-                               headers={"Content-Type": "application/json"})
+        for path, body in (
+            ("/v1/completions", b"{bad"),
+            ("/v1/nope", b""),
+            ("/v1/completions", json.dumps(COMPLETION).encode()),
+        ):
+            connection.request(
+                "POST", path, body=body, headers={"Content-Type": "application/json"}
+            )
             response = connection.getresponse()
             payload = response.read()
             assert len(payload) == int(response.getheader("Content-Length"))
@@ -149,12 +155,14 @@ def test_keep_alive_on_one_connection(server: MockOpenAIServer) -> None:
 def test_api_key_is_required_and_checked() -> None:
     with MockOpenAIServer(api_key="sk-right") as server:
         missing = post(server, "/completions", COMPLETION)
-        wrong = post(server, "/completions", COMPLETION,
-                     headers={"Authorization": "Bearer sk-wrong"})
+        wrong = post(
+            server, "/completions", COMPLETION, headers={"Authorization": "Bearer sk-wrong"}
+        )
         bare = post(server, "/completions", COMPLETION, headers={"Authorization": "sk-right"})
         models = httpx.get(server.base_url + "/models")
-        right = post(server, "/completions", COMPLETION,
-                     headers={"Authorization": "Bearer sk-right"})
+        right = post(
+            server, "/completions", COMPLETION, headers={"Authorization": "Bearer sk-right"}
+        )
         stats = server.stats
     for response in (missing, wrong, bare, models):
         assert response.status_code == 401
@@ -172,26 +180,32 @@ def test_unknown_model_is_404() -> None:
         known = post(server, "/completions", {**COMPLETION, "model": "m1"})
     assert response.status_code == 404 and chat.status_code == 404
     assert response.json()["error"] == {
-        "message": "The model 'x' does not exist", "type": "invalid_request_error",
-        "param": "model", "code": "model_not_found",
+        "message": "The model 'x' does not exist",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_found",
     }
     assert known.status_code == 200
 
 
 def test_malformed_json_is_400(client: httpx.Client) -> None:
-    response = client.post("/completions", content=b"{not json",
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/completions", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert "message" in response.json()["error"]
 
 
-@pytest.mark.parametrize("body", [
-    {"prompt": "x"},
-    {**COMPLETION, "n": 2},
-    {**COMPLETION, "prompt": []},
-    {**COMPLETION, "max_tokens": "many"},
-    {**COMPLETION, "stop": 3},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"prompt": "x"},
+        {**COMPLETION, "n": 2},
+        {**COMPLETION, "prompt": []},
+        {**COMPLETION, "max_tokens": "many"},
+        {**COMPLETION, "stop": 3},
+    ],
+)
 def test_invalid_fields_are_400(client: httpx.Client, body: dict[str, Any]) -> None:
     response = client.post("/completions", json=body)
     assert response.status_code == 400
@@ -259,8 +273,12 @@ def test_fault_slow_exceeds_a_short_timeout_then_answers() -> None:
 def test_faults_come_after_auth_and_model_checks() -> None:
     with faulty("500", api_key="k", models=["m1"]) as server:
         unauthorized = post(server, "/completions", {**COMPLETION, "model": "m1"})
-        unknown = post(server, "/completions", {**COMPLETION, "model": "x"},
-                       headers={"Authorization": "Bearer k"})
+        unknown = post(
+            server,
+            "/completions",
+            {**COMPLETION, "model": "x"},
+            headers={"Authorization": "Bearer k"},
+        )
         assert server.stats["faults"] == {}
     assert (unauthorized.status_code, unknown.status_code) == (401, 404)
 
@@ -299,8 +317,11 @@ def test_latency_is_respected() -> None:
 def test_concurrent_requests_run_in_parallel() -> None:
     count, latency = 64, 0.2
     limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
-    with MockOpenAIServer(latency=latency) as server, \
-            httpx.Client(base_url=server.base_url, timeout=10, limits=limits) as http:
+    with (
+        MockOpenAIServer(latency=latency) as server,
+        httpx.Client(base_url=server.base_url, timeout=10, limits=limits) as http,
+    ):
+
         def one(i: int) -> int:
             body = {**COMPLETION, "prompt": f"Prompt number {i}"}
             return http.post("/completions", json=body).status_code
@@ -370,18 +391,37 @@ def test_stop_does_not_wait_for_a_slow_answer() -> None:
 
 def test_command_line_serves_until_interrupted() -> None:
     env = {**os.environ, "MOCK_KEY": "sk-env"}
-    command = [sys.executable, "-m", "selfinstruct.testing.openai_server", "--port", "0",
-               "--api-key-env", "MOCK_KEY", "--models", "m1,m2", "--faults", "429,500",
-               "--fault-rate", "0", "--retry-after", "0.5"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "selfinstruct.testing.openai_server",
+        "--port",
+        "0",
+        "--api-key-env",
+        "MOCK_KEY",
+        "--models",
+        "m1,m2",
+        "--faults",
+        "429,500",
+        "--fault-rate",
+        "0",
+        "--retry-after",
+        "0.5",
+    ]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout is not None
         base_url = process.stdout.readline().strip()
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
         headers = {"Authorization": "Bearer sk-env"}
-        response = httpx.post(base_url + "/completions", json={**COMPLETION, "model": "m2"},
-                              headers=headers, timeout=5)
+        response = httpx.post(
+            base_url + "/completions",
+            json={**COMPLETION, "model": "m2"},
+            headers=headers,
+            timeout=5,
+        )
         assert response.status_code == 200
         assert httpx.get(base_url + "/models", timeout=5).status_code == 401
     finally:

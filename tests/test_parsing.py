@@ -170,9 +170,7 @@ def test_chat_split_keeps_decimals_inside_items():
 
 
 def test_chat_split_removes_emphasis_inside_items():
-    assert split_chat("9. Explain **why** the sky is __blue__.") == [
-        "Explain why the sky is blue."
-    ]
+    assert split_chat("9. Explain **why** the sky is __blue__.") == ["Explain why the sky is blue."]
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,10 +429,12 @@ def test_output_comment_inside_generated_code_does_not_split_it():
         "Example 1\nCode:\ndef is_even(n):\n    return n % 2 == 0\n\nprint(is_even(4))"
         "  # Output: True\nOutput: The function prints True because 4 is even."
     )
-    assert parse_generation(text, truncated=False) == [(
-        "Code:\ndef is_even(n):\n    return n % 2 == 0\n\nprint(is_even(4))  # Output: True",
-        "The function prints True because 4 is even.",
-    )]
+    assert parse_generation(text, truncated=False) == [
+        (
+            "Code:\ndef is_even(n):\n    return n % 2 == 0\n\nprint(is_even(4))  # Output: True",
+            "The function prints True because 4 is even.",
+        )
+    ]
 
 
 def test_output_comment_inside_a_code_output_stays_in_the_output():
@@ -442,10 +442,13 @@ def test_output_comment_inside_a_code_output_stays_in_the_output():
         "Output:\ndef square(x):\n    return x * x\n\nprint(square(3))  # Output: 9\n"
         "print(square(4))  # Output: 16"
     )
-    assert parse_generation(text, truncated=False) == [(
-        "", "def square(x):\n    return x * x\n\nprint(square(3))  # Output: 9\n"
+    assert parse_generation(text, truncated=False) == [
+        (
+            "",
+            "def square(x):\n    return x * x\n\nprint(square(3))  # Output: 9\n"
             "print(square(4))  # Output: 16",
-    )]
+        )
+    ]
 
 
 def test_comment_line_with_input_marker_does_not_cut_the_output():
@@ -462,8 +465,10 @@ def test_quoted_markers_in_inputs_and_outputs_are_text():
         "Example 2\nSentence: See Example 3 below for details.\nOutput: A cross-reference."
     )
     assert parse_generation(text, truncated=False) == [
-        ('Sentence: He wrote "Output: none" on the form.',
-         'The form says "Output: none" and "Input: 3".'),
+        (
+            'Sentence: He wrote "Output: none" on the form.',
+            'The form says "Output: none" and "Input: 3".',
+        ),
         ("Sentence: See Example 3 below for details.", "A cross-reference."),
     ]
 
@@ -485,17 +490,21 @@ def test_markdown_output_with_a_fenced_block_is_kept_whole():
         "Example 1\nLanguage: Python\nOutput:\n```python\nfor i in range(3):\n"
         "    print(f'Output: {i}')\n```\nThis prints three lines."
     )
-    assert parse_generation(text, truncated=False) == [(
-        "Language: Python",
-        "```python\nfor i in range(3):\n    print(f'Output: {i}')\n```\n"
-        "This prints three lines.",
-    )]
+    assert parse_generation(text, truncated=False) == [
+        (
+            "Language: Python",
+            "```python\nfor i in range(3):\n    print(f'Output: {i}')\n```\n"
+            "This prints three lines.",
+        )
+    ]
 
 
 def test_indented_markers_at_the_start_of_a_line_still_count():
     text = "  Example 1\n  Word: cat\n  Output: animal\n  Example 2\n  Word: oak\n\tOutput: tree"
-    assert parse_generation(text, truncated=False) == [("Word: cat", "animal"),
-                                                       ("Word: oak", "tree")]
+    assert parse_generation(text, truncated=False) == [
+        ("Word: cat", "animal"),
+        ("Word: oak", "tree"),
+    ]
 
 
 def test_class_label_inside_an_input_line_is_text():
@@ -511,8 +520,7 @@ def test_class_label_inside_an_input_line_is_text():
 
 def test_chat_style_code_with_marker_comments():
     text = (
-        "**Example 1**\nCode:\n```js\nconsole.log(1 + 1); // Output: 2\n```\n"
-        "**Output:** It logs 2."
+        "**Example 1**\nCode:\n```js\nconsole.log(1 + 1); // Output: 2\n```\n**Output:** It logs 2."
     )
     assert parse_instances(text, False, False, "chat") == [
         ("Code:\n```js\nconsole.log(1 + 1); // Output: 2\n```", "It logs 2.")

@@ -33,13 +33,17 @@ def test_instruction_file_fields_and_similarity_records(fake_run: Path) -> None:
     assert len(records) == 150
     pool = [t.instruction for t in load_seeds()]
     for record in records:
-        assert set(record) == {"instruction", "most_similar", "avg_similarity_score",
-                               "metadata", "request_idx"}
+        assert set(record) == {
+            "instruction",
+            "most_similar",
+            "avg_similarity_score",
+            "metadata",
+            "request_idx",
+        }
         text = record["instruction"]
         scores = [rouge(text, other) for other in pool]
         assert max(scores) <= 0.7
-        assert record["avg_similarity_score"] == pytest.approx(sum(scores) / len(scores),
-                                                               abs=1e-9)
+        assert record["avg_similarity_score"] == pytest.approx(sum(scores) / len(scores), abs=1e-9)
         top = sorted(scores, reverse=True)[:10]
         assert len(record["most_similar"]) == 10
         for other, score in record["most_similar"].items():
@@ -53,8 +57,10 @@ def test_instruction_file_fields_and_similarity_records(fake_run: Path) -> None:
 def test_rouge_drops_really_exceed_the_threshold(fake_run: Path) -> None:
     seeds = [t.instruction for t in load_seeds()]
     with sqlite3.connect(fake_run / "selfinstruct.db") as db:
-        rows = db.execute("SELECT c.request_idx, c.piece_idx, c.instruction, c.decision "
-                          "FROM candidates c ORDER BY c.request_idx, c.piece_idx").fetchall()
+        rows = db.execute(
+            "SELECT c.request_idx, c.piece_idx, c.instruction, c.decision "
+            "FROM candidates c ORDER BY c.request_idx, c.piece_idx"
+        ).fetchall()
     accepted: list[str] = []
     checked = 0
     for _, _, text, decision in rows:
@@ -85,8 +91,14 @@ def test_label_and_instance_files(fake_run: Path) -> None:
     instances = read_jsonl(fake_run / "machine_generated_instances.jsonl")
     assert len(instances) == 150
     for record in instances:
-        assert set(record) == {"instruction", "raw_instances", "instance_metadata",
-                               "instruction_metadata", "most_similar", "avg_similarity_score"}
+        assert set(record) == {
+            "instruction",
+            "raw_instances",
+            "instance_metadata",
+            "instruction_metadata",
+            "most_similar",
+            "avg_similarity_score",
+        }
         assert record["instance_metadata"]["response"]["text"] == record["raw_instances"]
 
 
@@ -125,25 +137,42 @@ def test_run_json_describes_the_run(fake_run: Path) -> None:
 
 
 def test_export_command_writes_each_format(fake_run: Path, tmp_path: Path) -> None:
-    for fmt, name in (("alpaca", "a.json"), ("openai-chat", "c.jsonl"),
-                      ("prompt-completion", "p.jsonl")):
-        result = cli("export", "--run", str(fake_run), "--format", fmt, "--out",
-                     str(tmp_path / name))
+    for fmt, name in (
+        ("alpaca", "a.json"),
+        ("openai-chat", "c.jsonl"),
+        ("prompt-completion", "p.jsonl"),
+    ):
+        result = cli(
+            "export", "--run", str(fake_run), "--format", fmt, "--out", str(tmp_path / name)
+        )
         assert "wrote" in result.stdout
     assert json.loads((tmp_path / "a.json").read_text()) == json.loads(
-        (fake_run / "exports/alpaca.json").read_text())
+        (fake_run / "exports/alpaca.json").read_text()
+    )
     assert (tmp_path / "p.jsonl").read_text() == (
-        fake_run / "exports/prompt_completion.jsonl").read_text()
+        fake_run / "exports/prompt_completion.jsonl"
+    ).read_text()
 
 
-def test_import_of_paper_files_gives_the_same_stage4_outputs(fake_run: Path,
-                                                             tmp_path: Path) -> None:
+def test_import_of_paper_files_gives_the_same_stage4_outputs(
+    fake_run: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "imported"
-    cli("prepare", "--out", str(out), "--import-instances",
-        str(fake_run / "machine_generated_instances.jsonl"), "--import-labels",
-        str(fake_run / "is_clf_or_not_fake-1_completion.jsonl"), "-q")
-    for name in ("finetuning_data/all_generated_instances.jsonl", "exports/alpaca.json",
-                 "exports/prompt_completion.jsonl"):
+    cli(
+        "prepare",
+        "--out",
+        str(out),
+        "--import-instances",
+        str(fake_run / "machine_generated_instances.jsonl"),
+        "--import-labels",
+        str(fake_run / "is_clf_or_not_fake-1_completion.jsonl"),
+        "-q",
+    )
+    for name in (
+        "finetuning_data/all_generated_instances.jsonl",
+        "exports/alpaca.json",
+        "exports/prompt_completion.jsonl",
+    ):
         assert (out / name).read_text() == (fake_run / name).read_text(), name
 
 
@@ -152,32 +181,64 @@ def test_import_reads_the_papers_response_shape(tmp_path: Path) -> None:
     instances = tmp_path / "machine_generated_instances.jsonl"
     labels = tmp_path / "is_clf_or_not_davinci_template_1.jsonl"
     raw = "Example 1\nSentence: a\nOutput: b\nExample 2\nSentence: c\nOutput: d"
-    rows = [{"instruction": "Rewrite the sentence formally.", "raw_instances": raw,
-             "instance_metadata": {"response": {"choices": [{"finish_reason": "length"}]}}},
-            {"instruction": "Is the sentence polite? Answer yes or no.",
-             "raw_instances": "Class label: yes\nSentence: Thank you kindly.",
-             "instance_metadata": {"response": {"finish_reason": "stop"}}}]
+    rows = [
+        {
+            "instruction": "Rewrite the sentence formally.",
+            "raw_instances": raw,
+            "instance_metadata": {"response": {"choices": [{"finish_reason": "length"}]}},
+        },
+        {
+            "instruction": "Is the sentence polite? Answer yes or no.",
+            "raw_instances": "Class label: yes\nSentence: Thank you kindly.",
+            "instance_metadata": {"response": {"finish_reason": "stop"}},
+        },
+    ]
     instances.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    labels.write_text(json.dumps({"instruction": rows[0]["instruction"],
-                                  "is_classification": " No"}) + "\n"
-                      + json.dumps({"instruction": rows[1]["instruction"],
-                                    "is_classification": " Yes"}) + "\n")
+    labels.write_text(
+        json.dumps({"instruction": rows[0]["instruction"], "is_classification": " No"})
+        + "\n"
+        + json.dumps({"instruction": rows[1]["instruction"], "is_classification": " Yes"})
+        + "\n"
+    )
     out = tmp_path / "out"
-    cli("prepare", "--out", str(out), "--import-instances", str(instances),
-        "--import-labels", str(labels), "-q")
+    cli(
+        "prepare",
+        "--out",
+        str(out),
+        "--import-instances",
+        str(instances),
+        "--import-labels",
+        str(labels),
+        "-q",
+    )
     generated = read_jsonl(out / "finetuning_data/all_generated_instances.jsonl")
     assert generated == [
         {"instruction": rows[0]["instruction"], "input": "Sentence: a", "output": "b"},
-        {"instruction": rows[1]["instruction"], "input": "Sentence: Thank you kindly.",
-         "output": "yes"},
+        {
+            "instruction": rows[1]["instruction"],
+            "input": "Sentence: Thank you kindly.",
+            "output": "yes",
+        },
     ]
 
 
 def test_paper_seed_file_runs_in_both_prompt_styles(paper_seeds: Path, tmp_path: Path) -> None:
     for style in ("completion", "chat"):
         out = tmp_path / style
-        cli("run", "--out", str(out), "--seeds", str(paper_seeds), "--backend", "fake",
-            "--num-instructions", "60", "--prompt-style", style, "-q")
+        cli(
+            "run",
+            "--out",
+            str(out),
+            "--seeds",
+            str(paper_seeds),
+            "--backend",
+            "fake",
+            "--num-instructions",
+            "60",
+            "--prompt-style",
+            style,
+            "-q",
+        )
         info = json.loads((out / "run.json").read_text())
         assert info["seeds"]["count"] == 175
         assert info["counts"]["instructions"] == 60
@@ -190,8 +251,18 @@ def test_paper_seed_file_runs_in_both_prompt_styles(paper_seeds: Path, tmp_path:
 
 def test_chat_style_sends_messages(tmp_path: Path) -> None:
     out = tmp_path / "chat"
-    cli("run", "--out", str(out), "--backend", "fake", "--num-instructions", "20",
-        "--prompt-style", "chat", "-q")
+    cli(
+        "run",
+        "--out",
+        str(out),
+        "--backend",
+        "fake",
+        "--num-instructions",
+        "20",
+        "--prompt-style",
+        "chat",
+        "-q",
+    )
     record = read_jsonl(out / "machine_generated_instructions.jsonl")[0]
     messages = record["metadata"]["prompt"]
     assert [m[0] for m in messages] == ["system", "user"]
@@ -200,22 +271,45 @@ def test_chat_style_sends_messages(tmp_path: Path) -> None:
 
 def test_classification_only_uses_classification_seeds(tmp_path: Path) -> None:
     out = tmp_path / "clf"
-    cli("run", "--out", str(out), "--backend", "fake", "--num-instructions", "10",
-        "--classification-only", "-q")
-    clf = {re.sub(r"\s+", " ", t.instruction).strip().rstrip(":")
-           for t in load_seeds() if t.is_classification}
+    cli(
+        "run",
+        "--out",
+        str(out),
+        "--backend",
+        "fake",
+        "--num-instructions",
+        "10",
+        "--classification-only",
+        "-q",
+    )
+    clf = {
+        re.sub(r"\s+", " ", t.instruction).strip().rstrip(":")
+        for t in load_seeds()
+        if t.is_classification
+    }
     record = read_jsonl(out / "machine_generated_instructions.jsonl")[0]
     shown = re.findall(r"^\d+\. (.+)$", record["metadata"]["prompt"], flags=re.M)
-    assert set(shown[:8]) <= clf | {r["instruction"] for r in
-                                   read_jsonl(out / "machine_generated_instructions.jsonl")}
+    assert set(shown[:8]) <= clf | {
+        r["instruction"] for r in read_jsonl(out / "machine_generated_instructions.jsonl")
+    }
 
 
 def test_same_seed_same_records_other_seed_other_records(tmp_path: Path) -> None:
     runs = {}
     for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
         out = tmp_path / name
-        cli("run", "--out", str(out), "--backend", "fake", "--num-instructions", "25",
-            "--random-seed", seed, "-q")
+        cli(
+            "run",
+            "--out",
+            str(out),
+            "--backend",
+            "fake",
+            "--num-instructions",
+            "25",
+            "--random-seed",
+            seed,
+            "-q",
+        )
         runs[name] = store_snapshot(out)["instructions"]
     assert runs["a"] == runs["b"]
     assert runs["a"] != runs["c"]

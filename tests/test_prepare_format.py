@@ -13,11 +13,14 @@ from selfinstruct.config import Config
 from selfinstruct.errors import InputError
 from selfinstruct.exporters.jsonl import json_line, write_jsonl
 from selfinstruct.exporters.records import Example, PromptCompletion
-from selfinstruct.prompts import STAGE_TEMPLATES, FinetuneLayout, TemplateSet
+from selfinstruct.prompts import FinetuneLayout, TemplateSet
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.seeds.task import Instance, SeedTask
+from selfinstruct.settings import defaults
 from selfinstruct.stages.finetune_format import augment_input, encode
-from selfinstruct.stages.prepare import GeneratedTask, build
+from selfinstruct.stages.parse import GeneratedTask, parse_task
+from selfinstruct.stages.prepare import build
+from selfinstruct.stages.registry import template_spec, template_specs
 
 EOT = "<|endoftext|>"
 
@@ -53,8 +56,10 @@ class AlwaysLow(random.Random):
         ("Paragraph: First part.\n\nSecond part.", "First part.\nSecond part."),
         ("Sentence: a\nWord: b", "Sentence: a\nWord: b"),
         ("Sentence: a\n\nWord: b", "Sentence: a\nWord: b"),
-        ("Question: what?\n\nAnswer: that\n\nQuestion: why?", "Question: what?\nAnswer: that\n"
-                                                           "Question: why?"),
+        (
+            "Question: what?\n\nAnswer: that\n\nQuestion: why?",
+            "Question: what?\nAnswer: that\nQuestion: why?",
+        ),
         ("no field here\n\nat all", "no field here\nat all"),
         ("Time: 10:30", "Time: 10:30"),  # two distinct "word:" names (Time, 10)
         ("", ""),
@@ -133,8 +138,9 @@ def test_encode_exact_layout_and_custom_marker():
 
 def test_encode_does_not_interpret_dollar_signs_in_values():
     layouts = single_layouts("${instruction} ${input}", "${instruction}")
-    record = encode(Example("Price in $USD", "${output}", "$5 and $$"), layouts,
-                    random.Random(0), EOT)
+    record = encode(
+        Example("Price in $USD", "${output}", "$5 and $$"), layouts, random.Random(0), EOT
+    )
     assert record == PromptCompletion("Price in $USD ${output}", "$5 and $$" + EOT)
 
 
@@ -144,10 +150,12 @@ def test_encode_does_not_interpret_dollar_signs_in_values():
 
 
 VALUES = {
-    "bootstrap": {"tasks": "1. Alpha task.\n2. Beta task.\n3.", "next_number": 3,
-                  "last_number": 4},
-    "bootstrap_classification": {"tasks": "1. Alpha task.\n2. Beta task.\n3.",
-                                 "next_number": 3, "last_number": 4},
+    "bootstrap": {"tasks": "1. Alpha task.\n2. Beta task.\n3.", "next_number": 3, "last_number": 4},
+    "bootstrap_classification": {
+        "tasks": "1. Alpha task.\n2. Beta task.\n3.",
+        "next_number": 3,
+        "last_number": 4,
+    },
     "classify": {"instruction": "Is this email spam?"},
     "instances_classification": {"instruction": "Is this email spam?", "max_instances": 5},
     "instances_generation": {"instruction": "Summarize the text.", "max_instances": 5},
@@ -159,9 +167,9 @@ FEWSHOT_MARK = {
 }
 
 
-@pytest.mark.parametrize("name", STAGE_TEMPLATES)
+@pytest.mark.parametrize("name", [spec.name for spec in template_specs()])
 def test_render_completion_templates(name):
-    prompt = TemplateSet().render("completion", name, **VALUES[name])
+    prompt = TemplateSet().render("completion", template_spec(name), **VALUES[name])
     assert prompt.messages is None
     text = prompt.text
     assert "${" not in text
@@ -174,9 +182,9 @@ def test_render_completion_templates(name):
         assert text.rindex(VALUES[name]["instruction"]) > text.index(FEWSHOT_MARK[name])
 
 
-@pytest.mark.parametrize("name", STAGE_TEMPLATES)
+@pytest.mark.parametrize("name", [spec.name for spec in template_specs()])
 def test_render_chat_templates(name):
-    prompt = TemplateSet().render("chat", name, **VALUES[name])
+    prompt = TemplateSet().render("chat", template_spec(name), **VALUES[name])
     assert prompt.text is None
     roles = [role for role, _ in prompt.messages]
     assert roles[-1] == "user"
@@ -193,15 +201,18 @@ def test_render_chat_templates(name):
 
 @pytest.mark.parametrize("style", ["completion", "chat"])
 def test_check_all_accepts_packaged_templates(style):
-    TemplateSet().check_all(style)
+    TemplateSet().check_all(style, template_specs())
 
 
 @pytest.mark.parametrize("name", ["bootstrap", "bootstrap_classification"])
 def test_completion_bootstrap_prompt_ends_with_nine(name):
     lines = [f"Task number {i} goes here." for i in range(1, 9)]
     tasks = "\n".join(f"{i}. {line}" for i, line in enumerate(lines, start=1)) + "\n9."
-    text = TemplateSet().render("completion", name, tasks=tasks, next_number=9,
-                                last_number=16).text
+    text = (
+        TemplateSet()
+        .render("completion", template_spec(name), tasks=tasks, next_number=9, last_number=16)
+        .text
+    )
     assert text.endswith("\n8. Task number 8 goes here.\n9.")
     assert text.index("1. Task number 1") < text.index("8. Task number 8")
     # A one-line header precedes the list.
@@ -210,7 +221,7 @@ def test_completion_bootstrap_prompt_ends_with_nine(name):
 
 def test_missing_values_raise():
     with pytest.raises(KeyError):
-        TemplateSet().render("completion", "classify")
+        TemplateSet().render("completion", template_spec("classify"))
 
 
 def test_user_template_dir_overrides_one_file(tmp_path):
@@ -219,25 +230,25 @@ def test_user_template_dir_overrides_one_file(tmp_path):
         "MY HEADER\n${examples}\n\nTask: ${instruction}\nAnswer:", encoding="utf-8"
     )
     user, packaged = TemplateSet(tmp_path), TemplateSet()
-    text = user.render("completion", "classify", instruction="Is it red?").text
+    text = user.render("completion", template_spec("classify"), instruction="Is it red?").text
     assert text.startswith("MY HEADER\n")
     assert text.endswith("Task: Is it red?\nAnswer:")
     # The few-shot examples still come from the package.
     assert "Is it classification?" in text
     for name in ("bootstrap", "instances_generation"):
-        assert user.render("completion", name, **VALUES[name]) == packaged.render(
-            "completion", name, **VALUES[name]
+        assert user.render("completion", template_spec(name), **VALUES[name]) == packaged.render(
+            "completion", template_spec(name), **VALUES[name]
         )
-    assert user.render("chat", "classify", **VALUES["classify"]) == packaged.render(
-        "chat", "classify", **VALUES["classify"]
+    assert user.render("chat", template_spec("classify"), **VALUES["classify"]) == packaged.render(
+        "chat", template_spec("classify"), **VALUES["classify"]
     )
-    assert user.fingerprint("completion", ("classify",)) != packaged.fingerprint(
-        "completion", ("classify",)
+    assert user.fingerprint("completion", [template_spec("classify")]) != packaged.fingerprint(
+        "completion", [template_spec("classify")]
     )
-    assert user.fingerprint("completion", ("bootstrap",)) == packaged.fingerprint(
-        "completion", ("bootstrap",)
+    assert user.fingerprint("completion", [template_spec("bootstrap")]) == packaged.fingerprint(
+        "completion", [template_spec("bootstrap")]
     )
-    user.check_all("completion")
+    user.check_all("completion", template_specs())
 
 
 def test_user_fewshot_file_overrides_examples(tmp_path):
@@ -245,7 +256,11 @@ def test_user_fewshot_file_overrides_examples(tmp_path):
     (tmp_path / "fewshot" / "classify.txt").write_text(
         "Task: Pick a colour.\nIs it classification? Yes\n", encoding="utf-8"
     )
-    text = TemplateSet(tmp_path).render("completion", "classify", instruction="Go.").text
+    text = (
+        TemplateSet(tmp_path)
+        .render("completion", template_spec("classify"), instruction="Go.")
+        .text
+    )
     assert "Task: Pick a colour.\nIs it classification? Yes\n\nTask: Go." in text
 
 
@@ -259,46 +274,59 @@ def _write(tmp_path: Path, relative: str, text: str) -> Path:
 @pytest.mark.parametrize(
     ("relative", "text", "message"),
     [
-        ("completion/classify.txt", "Header\n${examples}\nTask: ${instruction} ${bogus}",
-         "unknown placeholder ${bogus}"),
+        (
+            "completion/classify.txt",
+            "Header\n${examples}\nTask: ${instruction} ${bogus}",
+            "unknown placeholder ${bogus}",
+        ),
         ("completion/classify.txt", "Costs $ 5\n${instruction}", "invalid placeholder"),
-        ("completion/instances_generation.txt", "Pay $5 for ${instruction}",
-         "invalid placeholder"),
-        ("completion/instances_generation.txt", "Hi $name, ${instruction}",
-         "unknown placeholder ${name}"),
+        ("completion/instances_generation.txt", "Pay $5 for ${instruction}", "invalid placeholder"),
+        (
+            "completion/instances_generation.txt",
+            "Hi $name, ${instruction}",
+            "unknown placeholder ${name}",
+        ),
         ("completion/bootstrap.txt", "Header only\n", "missing required placeholder ${tasks}"),
-        ("chat/classify.txt", "[system]\nYou judge.\n\nTask: ${instruction}",
-         "must end with a [user] message"),
+        (
+            "chat/classify.txt",
+            "[system]\nYou judge.\n\nTask: ${instruction}",
+            "must end with a [user] message",
+        ),
         ("chat/classify.txt", "Hello\n[user]\n${instruction}", "text before the first"),
         ("chat/classify.txt", "[bot]\nHi\n[user]\n${instruction}", "unknown role [bot]"),
     ],
 )
-def test_bad_user_template_raises_input_error_naming_the_file(tmp_path, relative, text,
-                                                               message):
+def test_bad_user_template_raises_input_error_naming_the_file(tmp_path, relative, text, message):
     path = _write(tmp_path, relative, text)
     style, name = relative.split("/")[0], Path(relative).stem
     with pytest.raises(InputError) as excinfo:
-        TemplateSet(tmp_path).check_all(style)
+        TemplateSet(tmp_path).check_all(style, template_specs())
     assert excinfo.value.path == str(path)
     assert message in str(excinfo.value)
     assert str(path) in str(excinfo.value)
     with pytest.raises(InputError):
-        TemplateSet(tmp_path).render(style, name, **VALUES[name])
+        TemplateSet(tmp_path).render(style, template_spec(name), **VALUES[name])
 
 
 def test_bad_placeholder_error_reports_the_line(tmp_path):
-    _write(tmp_path, "completion/classify.txt", "Line one\n${examples}\nTask: ${instruction}\n"
-                                                "Cost: $\n")
+    _write(
+        tmp_path,
+        "completion/classify.txt",
+        "Line one\n${examples}\nTask: ${instruction}\nCost: $\n",
+    )
     with pytest.raises(InputError) as excinfo:
-        TemplateSet(tmp_path).check_all("completion")
+        TemplateSet(tmp_path).check_all("completion", template_specs())
     assert excinfo.value.line == 4
 
 
 def test_bad_placeholder_line_skips_escaped_dollars(tmp_path):
-    _write(tmp_path, "completion/classify.txt",
-           "Price: $$ 5\n${examples}\nTask: ${instruction}\nBad: $ here\n")
+    _write(
+        tmp_path,
+        "completion/classify.txt",
+        "Price: $$ 5\n${examples}\nTask: ${instruction}\nBad: $ here\n",
+    )
     with pytest.raises(InputError) as excinfo:
-        TemplateSet(tmp_path).check_all("completion")
+        TemplateSet(tmp_path).check_all("completion", template_specs())
     assert excinfo.value.line == 4
 
 
@@ -329,17 +357,25 @@ def test_packaged_finetune_layouts():
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ('[[with_input]]\nprompt = "${instruction} ${oops}"\ncompletion = "${output}"\n'
-         '[[without_input]]\nprompt = "${instruction}"\ncompletion = "${output}"\n',
-         "unknown placeholder ${oops}"),
-        ('[[with_input]]\nprompt = "${instruction} ${input}"\ncompletion = "${output}"\n'
-         '[[without_input]]\nprompt = "${instruction} ${input}"\ncompletion = "${output}"\n',
-         "unknown placeholder ${input}"),
-        ('[[with_input]]\nprompt = "${instruction}"\ncompletion = "${output}"\n',
-         "needs at least one [[without_input]] entry"),
-        ('[[with_input]]\nprompt = "Costs $ 1"\ncompletion = "${output}"\n'
-         '[[without_input]]\nprompt = "${instruction}"\ncompletion = "${output}"\n',
-         "invalid placeholder"),
+        (
+            '[[with_input]]\nprompt = "${instruction} ${oops}"\ncompletion = "${output}"\n'
+            '[[without_input]]\nprompt = "${instruction}"\ncompletion = "${output}"\n',
+            "unknown placeholder ${oops}",
+        ),
+        (
+            '[[with_input]]\nprompt = "${instruction} ${input}"\ncompletion = "${output}"\n'
+            '[[without_input]]\nprompt = "${instruction} ${input}"\ncompletion = "${output}"\n',
+            "unknown placeholder ${input}",
+        ),
+        (
+            '[[with_input]]\nprompt = "${instruction}"\ncompletion = "${output}"\n',
+            "needs at least one [[without_input]] entry",
+        ),
+        (
+            '[[with_input]]\nprompt = "Costs $ 1"\ncompletion = "${output}"\n'
+            '[[without_input]]\nprompt = "${instruction}"\ncompletion = "${output}"\n',
+            "invalid placeholder",
+        ),
         ('[[with_input]]\nprompt = 3\ncompletion = "${output}"\n', "expected a string"),
         ("this is = = not toml", "invalid TOML"),
     ],
@@ -364,7 +400,7 @@ def generation_text(n: int, prefix: str = "item") -> str:
 
 
 def make_config(**prepare) -> Config:
-    config = Config()
+    config = defaults()
     for key, value in prepare.items():
         setattr(config.prepare, key, value)
     return config
@@ -372,30 +408,41 @@ def make_config(**prepare) -> Config:
 
 def run_build(tasks, seeds=(), config=None, templates=None, style="completion"):
     stats = StageStats("prepare")
-    data = build(tasks, list(seeds), config or make_config(), templates or TemplateSet(), style,
-                 stats)
+    parsed = [parse_task(task, style) for task in tasks]
+    data = build(parsed, list(seeds), config or make_config(), templates or TemplateSet(), stats)
     return data, stats
 
 
 @pytest.fixture
 def single_layout_dir(tmp_path):
-    _write(tmp_path, "finetune.toml",
-           '[[with_input]]\nprompt = "${instruction}\\n${input}\\n"\n'
-           'completion = "${output}${end_of_text}"\n'
-           '[[without_input]]\nprompt = "${instruction}\\n"\n'
-           'completion = "${output}${end_of_text}"\n')
+    _write(
+        tmp_path,
+        "finetune.toml",
+        '[[with_input]]\nprompt = "${instruction}\\n${input}\\n"\n'
+        'completion = "${output}${end_of_text}"\n'
+        '[[without_input]]\nprompt = "${instruction}\\n"\n'
+        'completion = "${output}${end_of_text}"\n',
+    )
     return tmp_path
 
 
 def test_build_parses_and_filters_each_task():
     tasks = [
         GeneratedTask("Summarize.", False, generation_text(2), truncated=False),
-        GeneratedTask("Is it odd?", True, "Class label: Odd\nNumber: 3\nClass label: Even\n"
-                                          "Number: 4", truncated=False),
+        GeneratedTask(
+            "Is it odd?",
+            True,
+            "Class label: Odd\nNumber: 3\nClass label: Even\nNumber: 4",
+            truncated=False,
+        ),
         GeneratedTask("Nothing here.", False, "no markers at all", truncated=False),
         GeneratedTask("Cut off.", False, generation_text(3), truncated=True),
-        GeneratedTask("Bad.", False, "Example 1\nText: same\nOutput: a\n"
-                                     "Example 2\nText: same\nOutput: b", truncated=False),
+        GeneratedTask(
+            "Bad.",
+            False,
+            "Example 1\nText: same\nOutput: a\nExample 2\nText: same\nOutput: b",
+            truncated=False,
+        ),
     ]
     data, stats = run_build(tasks)
     assert data.generated == [
@@ -435,8 +482,10 @@ def test_build_caps_instances_per_task_with_reproducible_sampling():
 
 
 def test_build_is_reproducible_end_to_end():
-    tasks = [GeneratedTask(f"Task {k}.", False, generation_text(7, f"t{k}"), truncated=False)
-             for k in range(4)]
+    tasks = [
+        GeneratedTask(f"Task {k}.", False, generation_text(7, f"t{k}"), truncated=False)
+        for k in range(4)
+    ]
     first, _ = run_build(tasks)
     second, _ = run_build(tasks)
     assert first.generated == second.generated
@@ -460,8 +509,13 @@ def test_build_cap_setting_is_respected():
 def test_build_include_seed_tasks():
     seeds = [
         SeedTask("s1", "one", "Seed instruction one.", (Instance("", "seed out"),)),
-        SeedTask("s2", "two", "Seed instruction two.",
-                 (Instance("In A", "Out A"), Instance("In B", "Out B")), True),
+        SeedTask(
+            "s2",
+            "two",
+            "Seed instruction two.",
+            (Instance("In A", "Out A"), Instance("In B", "Out B")),
+            True,
+        ),
     ]
     tasks = [GeneratedTask("Generated.", False, generation_text(1), truncated=False)]
     data, stats = run_build(tasks, seeds, config=make_config(include_seed_tasks=True))
@@ -484,8 +538,9 @@ def test_build_include_seed_tasks():
 def test_build_classification_tasks_only():
     tasks = [
         GeneratedTask("Generate.", False, generation_text(2), truncated=False),
-        GeneratedTask("Classify.", True, "Class label: A\nX: 1\nClass label: B\nX: 2",
-                      truncated=False),
+        GeneratedTask(
+            "Classify.", True, "Class label: A\nX: 1\nClass label: B\nX: 2", truncated=False
+        ),
         GeneratedTask("Generate more.", False, generation_text(1), truncated=False),
     ]
     data, stats = run_build(tasks, config=make_config(classification_tasks_only=True))
@@ -511,8 +566,9 @@ def test_build_drops_duplicate_prompt_completion(single_layout_dir):
 
 
 def test_build_augments_inputs_only_in_encoded_data(single_layout_dir):
-    tasks = [GeneratedTask("Rewrite.", False, "Example 1\nSentence: a\n\nb\nOutput: c",
-                           truncated=False)]
+    tasks = [
+        GeneratedTask("Rewrite.", False, "Example 1\nSentence: a\n\nb\nOutput: c", truncated=False)
+    ]
     config = make_config(field_removal_probability=1.0, end_of_text="</s>")
     data, _ = run_build(tasks, config=config, templates=TemplateSet(single_layout_dir))
     assert data.generated == [Example("Rewrite.", "Sentence: a\n\nb", "c")]
@@ -520,8 +576,11 @@ def test_build_augments_inputs_only_in_encoded_data(single_layout_dir):
 
 
 def test_build_chat_style_strips_markdown():
-    tasks = [GeneratedTask("Greet.", False, "**Example 1**\nName: Ann\n**Output:** Hi Ann",
-                           truncated=False)]
+    tasks = [
+        GeneratedTask(
+            "Greet.", False, "**Example 1**\nName: Ann\n**Output:** Hi Ann", truncated=False
+        )
+    ]
     data, _ = run_build(tasks, style="chat")
     assert data.generated == [Example("Greet.", "Name: Ann", "Hi Ann")]
 

@@ -74,7 +74,8 @@ def test_counts_refresh_a_few_times_a_second_at_most(clock: Clock, capsys) -> No
     assert capsys.readouterr().err.count("requests=") <= 2
 
 
-@pytest.mark.parametrize(("n", "text"), [(0, "0"), (999, "999"), (1000, "1.0k"),
-                                         (12345, "12.3k"), (2_500_000, "2.5M")])
+@pytest.mark.parametrize(
+    ("n", "text"), [(0, "0"), (999, "999"), (1000, "1.0k"), (12345, "12.3k"), (2_500_000, "2.5M")]
+)
 def test_short_count(n: int, text: str) -> None:
     assert short_count(n) == text

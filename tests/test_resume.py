@@ -20,8 +20,11 @@ def _run_with_kills(out: Path, rng: random.Random, duration: float) -> int:
     """Start the run, SIGKILL it after a random delay, repeat until a start completes."""
     kills = 0
     while True:
-        proc = subprocess.Popen([sys.executable, "-m", "selfinstruct", "run", "--out", str(out),
-                                 *ARGS], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "selfinstruct", "run", "--out", str(out), *ARGS],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             proc.wait(timeout=0.3 + rng.uniform(0, 0.6 * duration))
         except subprocess.TimeoutExpired:

@@ -21,9 +21,24 @@ def test_bootstrap_stops_when_every_request_of_a_batch_fails(tmp_path: Path) -> 
     config = tmp_path / "fast.toml"
     config.write_text(FAST)
     with MockOpenAIServer(fault_rate=1.0, faults=("500",)) as server:
-        result = cli("bootstrap", "--out", str(tmp_path / "run"), "--backend", "openai",
-                     "--base-url", server.base_url, "--model", "m1", "--config", str(config),
-                     "--num-instructions", "5", "-q", check=False, timeout=60)
+        result = cli(
+            "bootstrap",
+            "--out",
+            str(tmp_path / "run"),
+            "--backend",
+            "openai",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "m1",
+            "--config",
+            str(config),
+            "--num-instructions",
+            "5",
+            "-q",
+            check=False,
+            timeout=60,
+        )
     assert result.returncode == 2
     assert "every request of a bootstrap batch failed" in result.stderr
 
@@ -31,8 +46,20 @@ def test_bootstrap_stops_when_every_request_of_a_batch_fails(tmp_path: Path) -> 
 def test_bootstrap_stops_when_every_response_is_cut_off(tmp_path: Path) -> None:
     config = tmp_path / "short.toml"
     config.write_text("[bootstrap]\nmax_tokens = 5\n")
-    result = cli("bootstrap", "--out", str(tmp_path / "run"), "--backend", "fake", "--config",
-                 str(config), "--num-instructions", "5", "-q", check=False, timeout=60)
+    result = cli(
+        "bootstrap",
+        "--out",
+        str(tmp_path / "run"),
+        "--backend",
+        "fake",
+        "--config",
+        str(config),
+        "--num-instructions",
+        "5",
+        "-q",
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "cut off at max_tokens (5 tokens)" in result.stderr
     assert "What can help" in result.stderr
@@ -43,25 +70,68 @@ def test_a_key_with_control_characters_is_refused_and_not_echoed(tmp_path: Path)
     env = dict(os.environ, SI_KEY=secret + "\x07")
     with MockOpenAIServer() as server:
         result = subprocess.run(
-            [sys.executable, "-m", "selfinstruct", "run", "--out", str(tmp_path / "run"),
-             "--backend", "openai", "--base-url", server.base_url, "--model", "m1",
-             "--api-key-env", "SI_KEY", "--num-instructions", "3", "-q"],
-            capture_output=True, text=True, env=env, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "selfinstruct",
+                "run",
+                "--out",
+                str(tmp_path / "run"),
+                "--backend",
+                "openai",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m1",
+                "--api-key-env",
+                "SI_KEY",
+                "--num-instructions",
+                "3",
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
     assert result.returncode == 2
     assert "contains spaces, control or non-ASCII characters" in result.stderr
     assert secret not in result.stderr + result.stdout
-    assert all(secret not in p.read_text(errors="replace")
-               for p in (tmp_path / "run").rglob("*") if p.is_file())
+    assert all(
+        secret not in p.read_text(errors="replace")
+        for p in (tmp_path / "run").rglob("*")
+        if p.is_file()
+    )
 
 
 def test_a_trailing_newline_in_the_key_is_ignored(tmp_path: Path) -> None:
     env = dict(os.environ, SI_KEY="sk-good\n")
     with MockOpenAIServer(api_key="sk-good") as server:
         result = subprocess.run(
-            [sys.executable, "-m", "selfinstruct", "run", "--out", str(tmp_path / "run"),
-             "--backend", "openai", "--base-url", server.base_url, "--model", "m1",
-             "--api-key-env", "SI_KEY", "--num-instructions", "3", "-q"],
-            capture_output=True, text=True, env=env, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "selfinstruct",
+                "run",
+                "--out",
+                str(tmp_path / "run"),
+                "--backend",
+                "openai",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m1",
+                "--api-key-env",
+                "SI_KEY",
+                "--num-instructions",
+                "3",
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
     assert result.returncode == 0, result.stderr
 
 
@@ -73,8 +143,15 @@ def test_batch_files_and_cache_keys_use_the_full_model_name(tmp_path: Path) -> N
         batch = tmp_path / "batch.jsonl"
         cli("classify", *common, "--model", "org/model-7b", "--batch-out", str(batch))
         assert {line["body"]["model"] for line in read_jsonl(batch)} == {"org/model-7b"}
-        other = cli("bootstrap", *common, "--model", "other/model-7b", "--num-instructions",
-                    "8", check=False)
+        other = cli(
+            "bootstrap",
+            *common,
+            "--model",
+            "other/model-7b",
+            "--num-instructions",
+            "8",
+            check=False,
+        )
     assert other.returncode == 2
     assert "org/model-7b" in other.stderr and "other/model-7b" in other.stderr
     info = json.loads((out / "run.json").read_text())
@@ -89,14 +166,39 @@ def test_instances_wait_for_every_label_of_their_batch(tmp_path: Path) -> None:
     args = ["--model", "m1", "--num-instructions", "40", "-q", "--config", str(config)]
     with MockOpenAIServer() as good:
         for out in (reference, faulty):
-            cli("bootstrap", "--out", str(out), "--backend", "openai", "--base-url",
-                good.base_url, *args)
-        cli("run", "--out", str(reference), "--backend", "openai", "--base-url",
-            good.base_url, *args)
+            cli(
+                "bootstrap",
+                "--out",
+                str(out),
+                "--backend",
+                "openai",
+                "--base-url",
+                good.base_url,
+                *args,
+            )
+        cli(
+            "run",
+            "--out",
+            str(reference),
+            "--backend",
+            "openai",
+            "--base-url",
+            good.base_url,
+            *args,
+        )
     with MockOpenAIServer(fault_rate=0.4, faults=("500",), seed=5) as flaky:
         for _ in range(20):
-            result = cli("run", "--out", str(faulty), "--backend", "openai", "--base-url",
-                         flaky.base_url, *args, check=False)
+            result = cli(
+                "run",
+                "--out",
+                str(faulty),
+                "--backend",
+                "openai",
+                "--base-url",
+                flaky.base_url,
+                *args,
+                check=False,
+            )
             counts = json.loads((faulty / "run.json").read_text())["counts"]
             if result.returncode == 0 and counts["instances"] == 40:
                 break

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 from rouge_score import tokenize as rs_tokenize
 
-from selfinstruct.config import BootstrapSettings
 from selfinstruct.seeds import default_seed_path
 from selfinstruct.similarity.bounds import need_table, probe_tokens
 from selfinstruct.similarity.rouge import RougePool, Similarity, f_measure, rouge_l
@@ -23,6 +22,7 @@ from selfinstruct.similarity.tokenize import (
     rouge_tokens,
     unicode_tokens,
 )
+from selfinstruct.stages.bootstrap import BootstrapSettings
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 SHARED_SEEDS = Path("/work/shared/data/seed_tasks.jsonl")
@@ -57,10 +57,52 @@ def pure_f(target: str, prediction: str) -> float:
 # --------------------------------------------------------------------------------------------
 
 VOCAB = [
-    "the", "The", "THE", "cat", "Cat", "sat", "on", "mat", "a", "an", "42", "3x", "x3",
-    "don't", "e-mail", "U.S.A.", "naïve", "café", "İstanbul", "İ", "é", "ß", "Straße", "Ω",
-    "日本", "語", "北京", "中文字", "emoji🙂", "K", "ﬁle", "Ｆｕｌｌ", "a_b", "foo.bar",
-    "!", "?", "...", ",", "--", "(x)", "", " ", "1", "0", "99", "ab12cd",
+    "the",
+    "The",
+    "THE",
+    "cat",
+    "Cat",
+    "sat",
+    "on",
+    "mat",
+    "a",
+    "an",
+    "42",
+    "3x",
+    "x3",
+    "don't",
+    "e-mail",
+    "U.S.A.",
+    "naïve",
+    "café",
+    "İstanbul",
+    "İ",
+    "é",
+    "ß",
+    "Straße",
+    "Ω",
+    "日本",
+    "語",
+    "北京",
+    "中文字",
+    "emoji🙂",
+    "K",
+    "ﬁle",
+    "Ｆｕｌｌ",
+    "a_b",
+    "foo.bar",
+    "!",
+    "?",
+    "...",
+    ",",
+    "--",
+    "(x)",
+    "",
+    " ",
+    "1",
+    "0",
+    "99",
+    "ab12cd",
 ]
 SEPARATORS = [" ", "  ", "\n", "\t", ", ", "-", "", "/", "\u00a0"]
 
@@ -316,9 +358,11 @@ def test_need_table_is_the_least_lcs_above_threshold(threshold):
     for m in range(0, 40):
         table = need_table(m, 60, threshold, f_measure)
         for n in range(61):
-            exact = [k for k in range(min(m, n) + 1)
-                     if f_measure(np.array([float(k)]), np.array([float(n)]), float(m))[0]
-                     > threshold]
+            exact = [
+                k
+                for k in range(min(m, n) + 1)
+                if f_measure(np.array([float(k)]), np.array([float(n)]), float(m))[0] > threshold
+            ]
             assert table[n] == (exact[0] if exact else m + 1), (m, n)
 
 
@@ -344,8 +388,12 @@ pool_text = st.lists(small_vocab, max_size=14).map(" ".join)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(pool_text, max_size=60), pool_text,
-       st.sampled_from([0.3, 0.5, 0.7, 0.8]), st.booleans())
+@given(
+    st.lists(pool_text, max_size=60),
+    pool_text,
+    st.sampled_from([0.3, 0.5, 0.7, 0.8]),
+    st.booleans(),
+)
 def test_above_agrees_with_the_full_scores(pool_texts, candidate, threshold, skewed):
     if skewed:  # a common token in every item, so the search has posting lists to skip
         pool_texts = [f"the {t} of" for t in pool_texts]

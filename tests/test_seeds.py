@@ -44,11 +44,11 @@ def expect_error(path: Path, **expected: Any) -> InputError:
 VALID = {
     ".jsonl": jsonl(task_line(0), task_line(1), task_line(2), task_line(3)),
     ".txt": "Write a haiku about rain.\nName three primary colors.\n"
-            "Translate 'hello' into French.\nSummarize the plot of Hamlet.\n",
+    "Translate 'hello' into French.\nSummarize the plot of Hamlet.\n",
     ".csv": "instruction,input,output\nWrite a haiku about rain.,,Rain taps the roof.\n"
-            "Name a primary color.,,Blue\nTranslate into French.,hello,bonjour\n",
+    "Name a primary color.,,Blue\nTranslate into French.,hello,bonjour\n",
     ".yaml": "- instruction: Write a haiku about rain.\n  output: Rain taps the roof.\n"
-             "- instruction: Name a primary color.\n  output: Blue\n",
+    "- instruction: Name a primary color.\n  output: Blue\n",
 }
 FORMATS = sorted(VALID)
 
@@ -88,21 +88,42 @@ def test_packaged_seed_set() -> None:
 
 
 def test_jsonl_parses_every_field(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.jsonl", jsonl(
-        task_line(0),
-        "",
-        task_line(1, id="clf", name="sentiment", instruction="Is this review positive?",
-                  instances=[{"input": "Great!", "output": "Yes"},
-                             {"input": "Awful.", "output": "No"}],
-                  is_classification=True),
-        "   ",
-    ))
+    path = write(
+        tmp_path,
+        "s.jsonl",
+        jsonl(
+            task_line(0),
+            "",
+            task_line(
+                1,
+                id="clf",
+                name="sentiment",
+                instruction="Is this review positive?",
+                instances=[
+                    {"input": "Great!", "output": "Yes"},
+                    {"input": "Awful.", "output": "No"},
+                ],
+                is_classification=True,
+            ),
+            "   ",
+        ),
+    )
     tasks = load_seeds(path)
     assert tasks == [
-        SeedTask("seed_task_0", "task_0", "Write a short poem about the number 0.",
-                 (Instance("", "Poem number 0."),), False),
-        SeedTask("clf", "sentiment", "Is this review positive?",
-                 (Instance("Great!", "Yes"), Instance("Awful.", "No")), True),
+        SeedTask(
+            "seed_task_0",
+            "task_0",
+            "Write a short poem about the number 0.",
+            (Instance("", "Poem number 0."),),
+            False,
+        ),
+        SeedTask(
+            "clf",
+            "sentiment",
+            "Is this review positive?",
+            (Instance("Great!", "Yes"), Instance("Awful.", "No")),
+            True,
+        ),
     ]
 
 
@@ -113,36 +134,53 @@ def test_jsonl_other_extensions(tmp_path: Path, name: str) -> None:
 
 
 def test_jsonl_utf8_bom_and_crlf(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.jsonl",
-                 b"\xef\xbb\xbf" + (task_line(0) + "\r\n" + task_line(1) + "\r\n").encode())
+    path = write(
+        tmp_path,
+        "s.jsonl",
+        b"\xef\xbb\xbf" + (task_line(0) + "\r\n" + task_line(1) + "\r\n").encode(),
+    )
     assert [t.id for t in load_seeds(path)] == ["seed_task_0", "seed_task_1"]
 
 
 def test_txt_one_instruction_per_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.txt", "# my seeds\n\nWrite a haiku about rain.\n   \n"
-                 "  Name three primary colors.  \n# Translate this.\n\tSummarize Hamlet.\n")
+    path = write(
+        tmp_path,
+        "s.txt",
+        "# my seeds\n\nWrite a haiku about rain.\n   \n"
+        "  Name three primary colors.  \n# Translate this.\n\tSummarize Hamlet.\n",
+    )
     tasks = load_seeds(path)
     assert [t.instruction for t in tasks] == [
-        "Write a haiku about rain.", "Name three primary colors.", "Summarize Hamlet."]
+        "Write a haiku about rain.",
+        "Name three primary colors.",
+        "Summarize Hamlet.",
+    ]
     assert [t.id for t in tasks] == ["seed_task_0", "seed_task_1", "seed_task_2"]
     assert len({t.name for t in tasks}) == 3
     assert all(t.instances == () and not t.is_classification for t in tasks)
 
 
 def test_csv_groups_rows_and_reads_quoted_multiline_cells(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.csv", (
-        "instruction,input,output\n"
-        "Add the numbers.,2 3,5\n"
-        "Write a limerick about a cat.,,\"There once was a cat\nwho sat on a mat,\n"
-        "and that, \"\"she\"\" said, was that.\"\n"
-        "Add the numbers.,10 20,30\n"
-        "\n"
-        "Add the numbers.,\"1, 1\",2\n"
-    ))
+    path = write(
+        tmp_path,
+        "s.csv",
+        (
+            "instruction,input,output\n"
+            "Add the numbers.,2 3,5\n"
+            'Write a limerick about a cat.,,"There once was a cat\nwho sat on a mat,\n'
+            'and that, ""she"" said, was that."\n'
+            "Add the numbers.,10 20,30\n"
+            "\n"
+            'Add the numbers.,"1, 1",2\n'
+        ),
+    )
     tasks = load_seeds(path)
     assert [t.instruction for t in tasks] == ["Add the numbers.", "Write a limerick about a cat."]
-    assert tasks[0].instances == (Instance("2 3", "5"), Instance("10 20", "30"),
-                                  Instance("1, 1", "2"))
+    assert tasks[0].instances == (
+        Instance("2 3", "5"),
+        Instance("10 20", "30"),
+        Instance("1, 1", "2"),
+    )
     assert tasks[1].instances == (
         Instance("", 'There once was a cat\nwho sat on a mat,\nand that, "she" said, was that.'),
     )
@@ -150,16 +188,25 @@ def test_csv_groups_rows_and_reads_quoted_multiline_cells(tmp_path: Path) -> Non
 
 
 def test_csv_optional_columns_in_any_order(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.csv", (
-        "id, is_classification ,output,instruction,name,input\r\n"
-        "sent,yes,Positive,Classify the sentiment.,sentiment,I love it\r\n"
-        ",no,Blue,Name a color.,,\r\n"
-        ",TRUE,Negative,Classify the sentiment.,,I hate it\r\n"
-    ))
+    path = write(
+        tmp_path,
+        "s.csv",
+        (
+            "id, is_classification ,output,instruction,name,input\r\n"
+            "sent,yes,Positive,Classify the sentiment.,sentiment,I love it\r\n"
+            ",no,Blue,Name a color.,,\r\n"
+            ",TRUE,Negative,Classify the sentiment.,,I hate it\r\n"
+        ),
+    )
     tasks = load_seeds(path)
     assert tasks == [
-        SeedTask("sent", "sentiment", "Classify the sentiment.",
-                 (Instance("I love it", "Positive"), Instance("I hate it", "Negative")), True),
+        SeedTask(
+            "sent",
+            "sentiment",
+            "Classify the sentiment.",
+            (Instance("I love it", "Positive"), Instance("I hate it", "Negative")),
+            True,
+        ),
         SeedTask("seed_task_1", "task_1", "Name a color.", (Instance("", "Blue"),), False),
     ]
 
@@ -168,11 +215,16 @@ def test_csv_instruction_only_column(tmp_path: Path) -> None:
     path = write(tmp_path, "s.csv", "instruction\nWrite a haiku.\nName a color.\n")
     tasks = load_seeds(path)
     assert [(t.instruction, t.instances) for t in tasks] == [
-        ("Write a haiku.", ()), ("Name a color.", ())]
+        ("Write a haiku.", ()),
+        ("Name a color.", ()),
+    ]
 
 
 def test_yaml_list_with_instances(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.yaml", """\
+    path = write(
+        tmp_path,
+        "s.yaml",
+        """\
 # seed tasks
 - instruction: Classify the sentiment of the review.
   id: sentiment
@@ -191,14 +243,27 @@ def test_yaml_list_with_instances(tmp_path: Path) -> None:
 - instruction: Name a primary color.
   input: ""
   output: Red
-""")
+""",
+    )
     tasks = load_seeds(path)
     assert tasks == [
-        SeedTask("sentiment", "review_sentiment", "Classify the sentiment of the review.",
-                 (Instance("I love it.", "Positive"),
-                  Instance("Broke after a day.\nNever again.\n", "Negative")), True),
-        SeedTask("seed_task_1", "task_1", "Name a primary color.",
-                 (Instance("", "Blue"), Instance("", "Red")), False),
+        SeedTask(
+            "sentiment",
+            "review_sentiment",
+            "Classify the sentiment of the review.",
+            (
+                Instance("I love it.", "Positive"),
+                Instance("Broke after a day.\nNever again.\n", "Negative"),
+            ),
+            True,
+        ),
+        SeedTask(
+            "seed_task_1",
+            "task_1",
+            "Name a primary color.",
+            (Instance("", "Blue"), Instance("", "Red")),
+            False,
+        ),
         SeedTask("seed_task_2", "task_2", "Write a haiku about rain.", (), False),
     ]
 
@@ -209,12 +274,21 @@ def test_yml_extension(tmp_path: Path) -> None:
 
 
 def test_seed_hash_is_format_independent(tmp_path: Path) -> None:
-    as_jsonl = write(tmp_path, "s.jsonl", jsonl(
-        task_line(0, instruction="Name a color.", instances=[{"input": "", "output": "Blue"}])))
-    as_csv = write(tmp_path, "s.csv", "id,name,instruction,output\n"
-                   "seed_task_0,task_0,Name a color.,Blue\n")
-    as_yaml = write(tmp_path, "s.yaml", "- {id: seed_task_0, name: task_0, "
-                    "instruction: Name a color., output: Blue}\n")
+    as_jsonl = write(
+        tmp_path,
+        "s.jsonl",
+        jsonl(
+            task_line(0, instruction="Name a color.", instances=[{"input": "", "output": "Blue"}])
+        ),
+    )
+    as_csv = write(
+        tmp_path, "s.csv", "id,name,instruction,output\nseed_task_0,task_0,Name a color.,Blue\n"
+    )
+    as_yaml = write(
+        tmp_path,
+        "s.yaml",
+        "- {id: seed_task_0, name: task_0, instruction: Name a color., output: Blue}\n",
+    )
     hashes = {seed_hash(load_seeds(p)) for p in (as_jsonl, as_csv, as_yaml)}
     assert len(hashes) == 1
 
@@ -300,8 +374,9 @@ def test_no_tasks_only_comments_or_header(tmp_path: Path, ext: str) -> None:
 
 
 def test_jsonl_bad_json_on_line_3(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.jsonl", jsonl(task_line(0), task_line(1), '{"id": "x", oops',
-                                            task_line(3)))
+    path = write(
+        tmp_path, "s.jsonl", jsonl(task_line(0), task_line(1), '{"id": "x", oops', task_line(3))
+    )
     expect_error(path, line=3, field=None, detail="invalid JSON")
 
 
@@ -310,31 +385,36 @@ def test_jsonl_blank_lines_count_for_line_numbers(tmp_path: Path) -> None:
     expect_error(path, line=5, field="id")
 
 
-@pytest.mark.parametrize("missing", ["id", "name", "instruction", "instances",
-                                     "is_classification"])
+@pytest.mark.parametrize("missing", ["id", "name", "instruction", "instances", "is_classification"])
 def test_jsonl_missing_field(tmp_path: Path, missing: str) -> None:
     path = write(tmp_path, "s.jsonl", jsonl(task_line(0), task_line(1, **{missing: ...})))
     expect_error(path, line=2, field=missing, detail="missing")
 
 
-@pytest.mark.parametrize(("changes", "field", "detail"), [
-    ({"is_classification": "yes"}, "is_classification", "expected true or false"),
-    ({"is_classification": 1}, "is_classification", "expected true or false"),
-    ({"is_classification": None}, "is_classification", "null"),
-    ({"instances": "input: x, output: y"}, "instances", "list"),
-    ({"instances": {"input": "", "output": "y"}}, "instances", "list"),
-    ({"instances": [{"input": "", "output": 5}]}, "instances[0].output", "string"),
-    ({"instances": [{"input": "", "output": "ok"}, {"input": ["a"], "output": "b"}]},
-     "instances[1].input", "string"),
-    ({"instances": [{"input": ""}]}, "instances[0].output", "missing"),
-    ({"instances": [{"output": "x"}]}, "instances[0].input", "missing"),
-    ({"instances": ["just text"]}, "instances[0]", "object"),
-    ({"id": 12}, "id", "string"),
-    ({"id": ""}, "id", "empty"),
-    ({"name": None}, "name", "string"),
-    ({"instruction": "   "}, "instruction", "empty"),
-    ({"instruction": ["Write", "a poem"]}, "instruction", "string"),
-])
+@pytest.mark.parametrize(
+    ("changes", "field", "detail"),
+    [
+        ({"is_classification": "yes"}, "is_classification", "expected true or false"),
+        ({"is_classification": 1}, "is_classification", "expected true or false"),
+        ({"is_classification": None}, "is_classification", "null"),
+        ({"instances": "input: x, output: y"}, "instances", "list"),
+        ({"instances": {"input": "", "output": "y"}}, "instances", "list"),
+        ({"instances": [{"input": "", "output": 5}]}, "instances[0].output", "string"),
+        (
+            {"instances": [{"input": "", "output": "ok"}, {"input": ["a"], "output": "b"}]},
+            "instances[1].input",
+            "string",
+        ),
+        ({"instances": [{"input": ""}]}, "instances[0].output", "missing"),
+        ({"instances": [{"output": "x"}]}, "instances[0].input", "missing"),
+        ({"instances": ["just text"]}, "instances[0]", "object"),
+        ({"id": 12}, "id", "string"),
+        ({"id": ""}, "id", "empty"),
+        ({"name": None}, "name", "string"),
+        ({"instruction": "   "}, "instruction", "empty"),
+        ({"instruction": ["Write", "a poem"]}, "instruction", "string"),
+    ],
+)
 def test_jsonl_mistyped_field(tmp_path: Path, changes: dict, field: str, detail: str) -> None:
     path = write(tmp_path, "s.jsonl", jsonl(task_line(0), task_line(1), task_line(2, **changes)))
     expect_error(path, line=3, field=field, detail=detail)
@@ -352,8 +432,9 @@ def test_jsonl_whole_file_json_array(tmp_path: Path) -> None:
 
 
 def test_jsonl_duplicate_id_names_second_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.jsonl", jsonl(task_line(0), task_line(1), "",
-                                            task_line(2, id="seed_task_0")))
+    path = write(
+        tmp_path, "s.jsonl", jsonl(task_line(0), task_line(1), "", task_line(2, id="seed_task_0"))
+    )
     err = expect_error(path, line=4, field="id", detail="duplicate id 'seed_task_0'")
     assert "line 1" in err.detail
 
@@ -367,8 +448,11 @@ def test_jsonl_utf8_bom_mid_file(tmp_path: Path) -> None:
 def test_jsonl_line_separator_characters_inside_strings(tmp_path: Path, char: str) -> None:
     """JSON allows these raw inside strings (json.dumps(ensure_ascii=False) writes them);
     only "\\n" ends a JSON Lines record."""
-    path = write(tmp_path, "s.jsonl", jsonl(task_line(0, instruction=f"Split here{char}please."),
-                                            task_line(1)))
+    path = write(
+        tmp_path,
+        "s.jsonl",
+        jsonl(task_line(0, instruction=f"Split here{char}please."), task_line(1)),
+    )
     assert "\\u" not in path.read_text(encoding="utf-8")  # written raw, as json.dumps does
     tasks = load_seeds(path)
     assert tasks[0].instruction == f"Split here{char}please."
@@ -391,35 +475,46 @@ def test_jsonl_deeply_nested(tmp_path: Path) -> None:
 # CSV
 
 
-@pytest.mark.parametrize("header", ["prompt,input,output", "Instruction,input,output",
-                                    "instructions,input,output"])
+@pytest.mark.parametrize(
+    "header", ["prompt,input,output", "Instruction,input,output", "instructions,input,output"]
+)
 def test_csv_without_instruction_column(tmp_path: Path, header: str) -> None:
     path = write(tmp_path, "s.csv", f"{header}\nWrite a haiku.,,Rain.\n")
     expect_error(path, line=1, field="instruction", detail="no 'instruction' column")
 
 
-@pytest.mark.parametrize(("row", "found"), [("Name a color.,", 2), ("Name a color.,,Blue,x", 4),
-                                            ("Name a color.", 1)])
+@pytest.mark.parametrize(
+    ("row", "found"), [("Name a color.,", 2), ("Name a color.,,Blue,x", 4), ("Name a color.", 1)]
+)
 def test_csv_row_with_wrong_column_count(tmp_path: Path, row: str, found: int) -> None:
     path = write(tmp_path, "s.csv", f"instruction,input,output\nWrite a haiku.,,Rain.\n{row}\n")
     expect_error(path, line=3, field=None, detail=f"expected 3 columns, found {found}")
 
 
 def test_csv_wrong_column_count_after_multiline_record(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.csv", 'instruction,input,output\n"Write\na haiku.",,Rain.\n'
-                 "Name a color.,Blue\n")
+    path = write(
+        tmp_path,
+        "s.csv",
+        'instruction,input,output\n"Write\na haiku.",,Rain.\nName a color.,Blue\n',
+    )
     expect_error(path, line=4, detail="expected 3 columns")
 
 
 def test_csv_error_in_multiline_record_names_its_first_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.csv", "is_classification,instruction,output\n"
-                 'maybe,Write a poem.,"Roses\nare\nred."\n')
+    path = write(
+        tmp_path,
+        "s.csv",
+        'is_classification,instruction,output\nmaybe,Write a poem.,"Roses\nare\nred."\n',
+    )
     expect_error(path, line=2, field="is_classification")
 
 
 def test_csv_unknown_column(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.csv",
-                 "instruction,input,output,notes\nWrite a haiku.,,Rain.,x\nName a color.,,Blue,x\n")
+    path = write(
+        tmp_path,
+        "s.csv",
+        "instruction,input,output,notes\nWrite a haiku.,,Rain.,x\nName a color.,,Blue,x\n",
+    )
     expect_error(path, line=2, field="notes", detail="unknown column")
 
 
@@ -433,41 +528,59 @@ def test_csv_duplicate_column(tmp_path: Path) -> None:
     expect_error(path, line=1, field="output")
 
 
-@pytest.mark.parametrize(("content", "line"), [
-    ('instruction,input,output\nWrite a haiku.,"unterminated,Rain.\n', 2),
-    ('instruction,input,output\nWrite a haiku.,"a"b,Rain.\n', 2),
-    ('instruction,input,output\nName a color.,,Blue\nWrite a haiku.,"a"b,Rain.\n', 3),
-])
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ('instruction,input,output\nWrite a haiku.,"unterminated,Rain.\n', 2),
+        ('instruction,input,output\nWrite a haiku.,"a"b,Rain.\n', 2),
+        ('instruction,input,output\nName a color.,,Blue\nWrite a haiku.,"a"b,Rain.\n', 3),
+    ],
+)
 def test_csv_malformed_quoting(tmp_path: Path, content: str, line: int) -> None:
     expect_error(write(tmp_path, "s.csv", content), line=line, detail="malformed CSV")
 
 
-def test_csv_bad_is_classification_value(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.csv", "instruction,output,is_classification\n"
-                 "Name a color.,Blue,no\nIs it spam?,Yes,maybe\n")
-    expect_error(path, line=3, field="is_classification", detail="'maybe'")
-
-
-def test_csv_input_without_output(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.csv", "instruction,input,output\nName a color.,,Blue\n"
-                 "Translate into French.,hello,\n")
-    expect_error(path, line=3, field="output", detail="output")
-
-
-def test_csv_blank_instruction(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.csv", "instruction,input,output\nName a color.,,Blue\n  ,x,y\n")
-    expect_error(path, line=3, field="instruction", detail="empty")
-
-
-def test_csv_duplicate_id_names_second_row(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.csv", "id,instruction,output\na,Name a color.,Blue\n"
-                 "b,Write a haiku.,Rain.\na,Add 2 and 2.,4\n")
-    expect_error(path, line=4, field="id", detail="duplicate id 'a'")
+@pytest.mark.parametrize(
+    ("text", "line", "field", "detail"),
+    [
+        (
+            "instruction,output,is_classification\nName a color.,Blue,no\nIs it spam?,Yes,maybe\n",
+            3,
+            "is_classification",
+            "'maybe'",
+        ),
+        (
+            "instruction,input,output\nName a color.,,Blue\nTranslate into French.,hello,\n",
+            3,
+            "output",
+            "output",
+        ),
+        ("instruction,input,output\nName a color.,,Blue\n  ,x,y\n", 3, "instruction", "empty"),
+        (
+            "id,instruction,output\na,Name a color.,Blue\nb,Write a haiku.,Rain.\n"
+            "a,Add 2 and 2.,4\n",
+            4,
+            "id",
+            "duplicate id 'a'",
+        ),
+    ],
+    ids=[
+        "bad_is_classification",
+        "input_without_output",
+        "blank_instruction",
+        "duplicate_id_names_second_row",
+    ],
+)
+def test_csv_bad_row(tmp_path: Path, text: str, line: int, field: str, detail: str) -> None:
+    expect_error(write(tmp_path, "s.csv", text), line=line, field=field, detail=detail)
 
 
 def test_csv_field_too_large(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.csv", "instruction,input,output\nName a color.,,Blue\n"
-                 "Summarize.," + "x" * 200_000 + ",y\n")
+    path = write(
+        tmp_path,
+        "s.csv",
+        "instruction,input,output\nName a color.,,Blue\nSummarize.," + "x" * 200_000 + ",y\n",
+    )
     expect_error(path, line=3, detail="malformed CSV")
 
 
@@ -475,23 +588,32 @@ def test_csv_field_too_large(tmp_path: Path) -> None:
 # YAML
 
 
-@pytest.mark.parametrize(("content", "line"), [
-    ("- instruction: Name a color.\n  output: Blue\n- instruction: [unclosed\n  output: x\n", 4),
-    ("- instruction: Name a color.\n  output: Blue\n - instruction: bad indent\n", 3),
-    ("- instruction: Name a color.\n  output: 'unterminated\n", 3),
-    ("- instruction: Name a color.\n\toutput: tab\n", 2),
-    ("- instruction: A\n---\n- instruction: B\n", 2),
-])
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (
+            "- instruction: Name a color.\n  output: Blue\n- instruction: [unclosed\n  output: x\n",
+            4,
+        ),
+        ("- instruction: Name a color.\n  output: Blue\n - instruction: bad indent\n", 3),
+        ("- instruction: Name a color.\n  output: 'unterminated\n", 3),
+        ("- instruction: Name a color.\n\toutput: tab\n", 2),
+        ("- instruction: A\n---\n- instruction: B\n", 2),
+    ],
+)
 def test_yaml_syntax_error_names_line(tmp_path: Path, content: str, line: int) -> None:
     expect_error(write(tmp_path, "s.yaml", content), line=line, detail="invalid YAML")
 
 
-@pytest.mark.parametrize("content", [
-    "instruction: Name a color.\noutput: Blue\n",
-    "just a sentence\n",
-    "42\n",
-    "tasks:\n  - instruction: Name a color.\n",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "instruction: Name a color.\noutput: Blue\n",
+        "just a sentence\n",
+        "42\n",
+        "tasks:\n  - instruction: Name a color.\n",
+    ],
+)
 def test_yaml_top_level_not_a_list(tmp_path: Path, content: str) -> None:
     expect_error(write(tmp_path, "s.yaml", content), line=1, detail="list")
 
@@ -500,59 +622,80 @@ def test_yaml_empty_document(tmp_path: Path) -> None:
     expect_error(write(tmp_path, "s.yaml", "# just a comment\n"), line=None, detail="empty")
 
 
-@pytest.mark.parametrize(("item", "detail"), [
-    ("- Write a haiku about rain.", "mapping"),
-    ("- [Write a haiku, Rain]", "mapping"),
-    ("- ~", "mapping"),
-])
+@pytest.mark.parametrize(
+    ("item", "detail"),
+    [
+        ("- Write a haiku about rain.", "mapping"),
+        ("- [Write a haiku, Rain]", "mapping"),
+        ("- ~", "mapping"),
+    ],
+)
 def test_yaml_item_not_a_mapping(tmp_path: Path, item: str, detail: str) -> None:
     content = "- instruction: Name a color.\n  output: Blue\n\n" + item + "\n"
     expect_error(write(tmp_path, "s.yaml", content), line=4, field=None, detail=detail)
 
 
 def test_yaml_unknown_key(tmp_path: Path) -> None:
-    content = ("- instruction: Name a color.\n  output: Blue\n"
-               "- instruction: Write a haiku.\n  outputs: Rain.\n")
-    expect_error(write(tmp_path, "s.yaml", content), line=3, field="outputs",
-                 detail="unknown column")
+    content = (
+        "- instruction: Name a color.\n  output: Blue\n"
+        "- instruction: Write a haiku.\n  outputs: Rain.\n"
+    )
+    expect_error(
+        write(tmp_path, "s.yaml", content), line=3, field="outputs", detail="unknown column"
+    )
 
 
 def test_yaml_missing_instruction(tmp_path: Path) -> None:
     content = "- instruction: Name a color.\n  output: Blue\n- input: x\n  output: y\n"
-    expect_error(write(tmp_path, "s.yaml", content), line=3, field="instruction",
-                 detail="missing")
+    expect_error(write(tmp_path, "s.yaml", content), line=3, field="instruction", detail="missing")
 
 
-@pytest.mark.parametrize(("item", "field", "detail"), [
-    ("instruction: 42", "instruction", "string"),
-    ("instruction: Name a color.\n  output: 5", "output", "string"),
-    ("instruction: Name a color.\n  output: [Blue, Red]", "output", "string"),
-    ("instruction: Name a color.\n  input: {a: 1}\n  output: Blue", "input", "string"),
-    ("instruction: Name a color.\n  instances: Blue", "instances", "list"),
-    ("instruction: Name a color.\n  instances: {input: '', output: Blue}", "instances", "list"),
-    ("instruction: Name a color.\n  instances:\n    - output: 7", "instances[0].output",
-     "string"),
-    ("instruction: Name a color.\n  instances:\n    - output: ok\n    - Blue", "instances[1]",
-     "object"),
-    ("instruction: Name a color.\n  instances:\n    - input: x", "instances[0].output",
-     "output"),
-    ("instruction: Is it spam?\n  is_classification: perhaps", "is_classification",
-     "true or false"),
-    ("instruction: Is it spam?\n  is_classification: 3", "is_classification", "true or false"),
-    ("instruction: Name a color.\n  id: [1, 2]", "id", "string"),
-    ("instruction: 2023-02-01", "instruction", "string"),
-])
+@pytest.mark.parametrize(
+    ("item", "field", "detail"),
+    [
+        ("instruction: 42", "instruction", "string"),
+        ("instruction: Name a color.\n  output: 5", "output", "string"),
+        ("instruction: Name a color.\n  output: [Blue, Red]", "output", "string"),
+        ("instruction: Name a color.\n  input: {a: 1}\n  output: Blue", "input", "string"),
+        ("instruction: Name a color.\n  instances: Blue", "instances", "list"),
+        ("instruction: Name a color.\n  instances: {input: '', output: Blue}", "instances", "list"),
+        (
+            "instruction: Name a color.\n  instances:\n    - output: 7",
+            "instances[0].output",
+            "string",
+        ),
+        (
+            "instruction: Name a color.\n  instances:\n    - output: ok\n    - Blue",
+            "instances[1]",
+            "object",
+        ),
+        (
+            "instruction: Name a color.\n  instances:\n    - input: x",
+            "instances[0].output",
+            "output",
+        ),
+        (
+            "instruction: Is it spam?\n  is_classification: perhaps",
+            "is_classification",
+            "true or false",
+        ),
+        ("instruction: Is it spam?\n  is_classification: 3", "is_classification", "true or false"),
+        ("instruction: Name a color.\n  id: [1, 2]", "id", "string"),
+        ("instruction: 2023-02-01", "instruction", "string"),
+    ],
+)
 def test_yaml_mistyped_field(tmp_path: Path, item: str, field: str, detail: str) -> None:
     content = "- instruction: Write a haiku.\n  output: Rain.\n- " + item + "\n"
     expect_error(write(tmp_path, "s.yaml", content), line=3, field=field, detail=detail)
 
 
 def test_yaml_duplicate_id_names_second_item(tmp_path: Path) -> None:
-    content = ("- {id: a, instruction: Name a color., output: Blue}\n"
-               "- {id: b, instruction: Write a haiku., output: Rain.}\n"
-               "- id: a\n  instruction: Add 2 and 2.\n  output: '4'\n")
-    expect_error(write(tmp_path, "s.yaml", content), line=3, field="id",
-                 detail="duplicate id 'a'")
+    content = (
+        "- {id: a, instruction: Name a color., output: Blue}\n"
+        "- {id: b, instruction: Write a haiku., output: Rain.}\n"
+        "- id: a\n  instruction: Add 2 and 2.\n  output: '4'\n"
+    )
+    expect_error(write(tmp_path, "s.yaml", content), line=3, field="id", detail="duplicate id 'a'")
 
 
 def test_yaml_python_tags_are_not_constructed(tmp_path: Path) -> None:
@@ -567,8 +710,10 @@ def test_yaml_falsy_non_string_input(tmp_path: Path, value: str) -> None:
 
 
 def test_yaml_unknown_key_inside_instance(tmp_path: Path) -> None:
-    content = ("- instruction: Translate into French.\n  instances:\n"
-               "    - inptu: hello\n      output: bonjour\n")
+    content = (
+        "- instruction: Translate into French.\n  instances:\n"
+        "    - inptu: hello\n      output: bonjour\n"
+    )
     expect_error(write(tmp_path, "s.yaml", content), line=1, field="instances[0].inptu")
 
 
@@ -595,11 +740,53 @@ def test_yaml_deeply_nested(tmp_path: Path) -> None:
 # Property: any content either loads or raises InputError
 
 
-SYNTAX = ["{", "}", "[", "]", '"', "'", ":", ",", "-", " ", "  ", "\n", "\r\n", "\t", "#", "&a",
-          "*a", "!!str", "?", "|", ">", "---", "null", "true", "yes", "1", "1.5", "\\", "\\u0000",
-          "\\ud800", "id", "name", "instruction", "input", "output", "instances",
-          "is_classification", '"id"', '"instruction"', '"instances"', "\u2028", "\x85", "\ufeff",
-          "é", "日本"]
+SYNTAX = [
+    "{",
+    "}",
+    "[",
+    "]",
+    '"',
+    "'",
+    ":",
+    ",",
+    "-",
+    " ",
+    "  ",
+    "\n",
+    "\r\n",
+    "\t",
+    "#",
+    "&a",
+    "*a",
+    "!!str",
+    "?",
+    "|",
+    ">",
+    "---",
+    "null",
+    "true",
+    "yes",
+    "1",
+    "1.5",
+    "\\",
+    "\\u0000",
+    "\\ud800",
+    "id",
+    "name",
+    "instruction",
+    "input",
+    "output",
+    "instances",
+    "is_classification",
+    '"id"',
+    '"instruction"',
+    '"instances"',
+    "\u2028",
+    "\x85",
+    "\ufeff",
+    "é",
+    "日本",
+]
 
 contents = st.one_of(
     st.binary(max_size=200),
@@ -621,8 +808,13 @@ def check_loads_or_input_error(path: Path, data: bytes) -> None:
         assert len({t.id for t in tasks}) == len(tasks)
 
 
-PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                             suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY_SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 @PROPERTY_SETTINGS
@@ -646,6 +838,7 @@ def test_yaml_control_character(tmp_path: Path, char: str) -> None:
 @pytest.mark.parametrize("char", ["\x1b", "\x7f", "\x0c", "\x01"])
 @pytest.mark.parametrize("ext", [".jsonl", ".csv", ".txt"])
 def test_control_characters_elsewhere_load_or_raise_input_error(
-        tmp_path: Path, ext: str, char: str) -> None:
+    tmp_path: Path, ext: str, char: str
+) -> None:
     text = VALID[ext].replace("Name", f"Na{char}me", 1).replace("poem", f"po{char}em", 1)
     check_loads_or_input_error(tmp_path / f"seeds{ext}", text.encode("utf-8"))

@@ -21,10 +21,12 @@ EOT = "<|endoftext|>"
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("data") / "run"
     cli("run", "--out", str(out), "--backend", "fake", "--num-instructions", "15", "-q")
-    for fmt, name in (("alpaca", "alpaca.json"), ("openai-chat", "chat.jsonl"),
-                      ("prompt-completion", "pc.jsonl")):
-        cli("export", "--run", str(out), "--format", fmt, "--out", str(out.parent / name),
-            "-q")
+    for fmt, name in (
+        ("alpaca", "alpaca.json"),
+        ("openai-chat", "chat.jsonl"),
+        ("prompt-completion", "pc.jsonl"),
+    ):
+        cli("export", "--run", str(out), "--format", fmt, "--out", str(out.parent / name), "-q")
     return out
 
 
@@ -38,26 +40,43 @@ def test_every_source_gives_prompt_completion_rows(run_dir: Path) -> None:
     assert all(isinstance(r["prompt"], str) and r["completion"].endswith(EOT) for r in alpaca)
     chat = load_rows(run_dir.parent / "chat.jsonl", templates, EOT)
     assert len(chat) == len(alpaca)
-    assert all(r["prompt"][-1]["role"] == "user" and r["completion"][0]["role"] == "assistant"
-               for r in chat)
+    assert all(
+        r["prompt"][-1]["role"] == "user" and r["completion"][0]["role"] == "assistant"
+        for r in chat
+    )
 
 
-@pytest.mark.parametrize(("content", "line", "field"), [
-    ('{"prompt": "a"}\n', 1, "completion"),
-    ('{"prompt": "a", "completion": "b"}\n{"prompt": 1, "completion": "b"}\n', 2, "prompt"),
-    ('{"messages": [{"role": "user", "content": "x"}]}\n', 1, "messages"),
-    ('{"messages": [{"role": "user", "content": "x"}, {"role": "user", "content": "y"}]}\n',
-     1, "messages"),
-    ('{"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "y"}]}\n',
-     1, "messages[0]"),
-    ('{"instruction": "x", "input": 3, "output": "y"}\n', 1, "input"),
-    ('{"text": "x"}\n', 1, None),
-    ('{"prompt": "a", "completion": "b"}\n{"messages": [{"role": "user", "content": "x"}, '
-     '{"role": "assistant", "content": "y"}]}\n', 2, None),
-    ("not json\n", 1, None),
-])
-def test_bad_files_name_file_line_and_field(tmp_path: Path, content: str, line: int,
-                                            field: str | None) -> None:
+@pytest.mark.parametrize(
+    ("content", "line", "field"),
+    [
+        ('{"prompt": "a"}\n', 1, "completion"),
+        ('{"prompt": "a", "completion": "b"}\n{"prompt": 1, "completion": "b"}\n', 2, "prompt"),
+        ('{"messages": [{"role": "user", "content": "x"}]}\n', 1, "messages"),
+        (
+            '{"messages": [{"role": "user", "content": "x"}, {"role": "user", "content": "y"}]}\n',
+            1,
+            "messages",
+        ),
+        (
+            '{"messages": [{"role": "bot", "content": "x"}, '
+            '{"role": "assistant", "content": "y"}]}\n',
+            1,
+            "messages[0]",
+        ),
+        ('{"instruction": "x", "input": 3, "output": "y"}\n', 1, "input"),
+        ('{"text": "x"}\n', 1, None),
+        (
+            '{"prompt": "a", "completion": "b"}\n{"messages": [{"role": "user", "content": "x"}, '
+            '{"role": "assistant", "content": "y"}]}\n',
+            2,
+            None,
+        ),
+        ("not json\n", 1, None),
+    ],
+)
+def test_bad_files_name_file_line_and_field(
+    tmp_path: Path, content: str, line: int, field: str | None
+) -> None:
     path = tmp_path / "data.jsonl"
     path.write_text(content)
     with pytest.raises(InputError) as info:
@@ -80,8 +99,9 @@ def test_run_without_prepared_data(tmp_path: Path) -> None:
         load_rows(out, TemplateSet(), EOT)
 
 
-def test_finetune_refuses_a_non_empty_out_before_loading_anything(tmp_path: Path,
-                                                                  run_dir: Path) -> None:
+def test_finetune_refuses_a_non_empty_out_before_loading_anything(
+    tmp_path: Path, run_dir: Path
+) -> None:
     out = tmp_path / "tuned"
     out.mkdir()
     (out / "keep.txt").write_text("mine")

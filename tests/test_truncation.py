@@ -9,17 +9,18 @@ from pathlib import Path
 
 from scripted import ScriptedLLM, answer, run_against
 
-from selfinstruct.config import BootstrapSettings
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.llm.fake import instruction
 from selfinstruct.reporting.truncation import truncation_advice
+from selfinstruct.stages.bootstrap import BootstrapSettings
+from selfinstruct.testing.fake_text import instruction
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
 
 def rambling(request: Request) -> Completion:
     """One item that never ends."""
-    return answer(" Write a story about a dragon and then " + "and then " * 600, "length",
-                  request.max_tokens)
+    return answer(
+        " Write a story about a dragon and then " + "and then " * 600, "length", request.max_tokens
+    )
 
 
 def listing(request: Request) -> Completion:
@@ -39,14 +40,17 @@ def cut_in_third_item(request: Request) -> Completion:
 
 
 def bootstrap(server: MockOpenAIServer, out: Path, config: str = "", n: int = 10):
-    return run_against(server.base_url, out, "--num-instructions", str(n), config=config,
-                       command="bootstrap")
+    return run_against(
+        server.base_url, out, "--num-instructions", str(n), config=config, command="bootstrap"
+    )
 
 
 def decisions(run: Path) -> list[tuple[int, int, str, str]]:
     with sqlite3.connect(run / "selfinstruct.db") as db:
-        return db.execute("SELECT request_idx, piece_idx, instruction, decision FROM candidates "
-                          "ORDER BY request_idx, piece_idx").fetchall()
+        return db.execute(
+            "SELECT request_idx, piece_idx, instruction, decision FROM candidates "
+            "ORDER BY request_idx, piece_idx"
+        ).fetchall()
 
 
 def test_a_model_that_rambles_in_one_item_gets_advice_that_fits(tmp_path: Path) -> None:
@@ -54,8 +58,9 @@ def test_a_model_that_rambles_in_one_item_gets_advice_that_fits(tmp_path: Path) 
         result = bootstrap(server, tmp_path / "run")
     assert result.returncode == 2, result.stderr
     error = result.stderr
-    assert "every response of a bootstrap batch (5) was cut off at max_tokens (1024 tokens)" \
-        in error
+    assert (
+        "every response of a bootstrap batch (5) was cut off at max_tokens (1024 tokens)" in error
+    )
     assert "They held 1, 1, 1, 1, 1 list items when cut" in error
     assert "one long item instead of a list" in error
     assert "bootstrap.stop" in error and "--prompt-style chat" in error
@@ -64,8 +69,7 @@ def test_a_model_that_rambles_in_one_item_gets_advice_that_fits(tmp_path: Path) 
     assert "raise bootstrap.max_tokens" not in error
 
 
-def test_a_model_that_keeps_listing_is_told_its_numbering_misses_the_stops(
-        tmp_path: Path) -> None:
+def test_a_model_that_keeps_listing_is_told_its_numbering_misses_the_stops(tmp_path: Path) -> None:
     with MockOpenAIServer(llm=ScriptedLLM(bootstrap=listing)) as server:
         result = bootstrap(server, tmp_path / "run", "[bootstrap]\nmax_tokens = 600\n")
     assert result.returncode == 2, result.stderr
@@ -87,8 +91,10 @@ def test_keep_complete_items_keeps_all_but_the_cut_item(tmp_path: Path) -> None:
     assert len(kept) == 10 and all(row[1] in (0, 1) for row in kept)
     assert "dropped" in result.stderr and "truncated_item" in result.stderr
     # Every response was cut, so the warning says so, and what was done with them.
-    assert "5 of 5 bootstrap responses were cut off at max_tokens (1024 tokens); their " \
+    assert (
+        "5 of 5 bootstrap responses were cut off at max_tokens (1024 tokens); their "
         "last, cut item was dropped" in result.stderr
+    )
 
 
 def test_the_paper_rule_discards_cut_responses_whole(tmp_path: Path) -> None:
@@ -101,8 +107,15 @@ def test_the_paper_rule_discards_cut_responses_whole(tmp_path: Path) -> None:
 
 
 def test_a_run_with_records_is_told_to_use_a_new_directory() -> None:
-    advice = truncation_advice([2, 14, 3], 12, settings=BootstrapSettings(), style="chat",
-                               has_records=True, whole_batch=False)
+    advice = truncation_advice(
+        [2, 14, 3],
+        12,
+        settings=BootstrapSettings(),
+        style="chat",
+        stops=["16."],
+        has_records=True,
+        whole_batch=False,
+    )
     assert advice.startswith("3 of 12 bootstrap responses were cut off at max_tokens")
     assert "They held 2, 14, 3 list items when cut" in advice
     assert "--prompt-style completion" in advice

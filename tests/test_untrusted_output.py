@@ -13,7 +13,7 @@ import pytest
 from conftest import cli, read_jsonl
 
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.llm.fake import FakeLLM
+from selfinstruct.testing.fake_backend import FakeLLM
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
 HOSTILE = [
@@ -48,8 +48,9 @@ class HostileLLM(FakeLLM):
         text = "\n".join(lines)
         if digest % 7 == 0:
             text += "\n" + HUGE
-        return Completion(text, answer.finish_reason, answer.prompt_tokens,
-                          answer.completion_tokens)
+        return Completion(
+            text, answer.finish_reason, answer.prompt_tokens, answer.completion_tokens
+        )
 
 
 def jsonl_files(run_dir: Path) -> list[Path]:
@@ -60,9 +61,23 @@ def jsonl_files(run_dir: Path) -> list[Path]:
 def test_hostile_answers_are_stored_and_exported_intact(tmp_path: Path, style: str) -> None:
     out = tmp_path / "run"
     with MockOpenAIServer(llm=HostileLLM(model="m1"), models=["m1"]) as server:
-        result = cli("run", "--out", str(out), "--backend", "openai", "--base-url",
-                     server.base_url, "--model", "m1", "--prompt-style", style,
-                     "--num-instructions", "40", "-q", check=False)
+        result = cli(
+            "run",
+            "--out",
+            str(out),
+            "--backend",
+            "openai",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "m1",
+            "--prompt-style",
+            style,
+            "--num-instructions",
+            "40",
+            "-q",
+            check=False,
+        )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -80,16 +95,27 @@ def test_hostile_answers_are_stored_and_exported_intact(tmp_path: Path, style: s
     with sqlite3.connect(out / "selfinstruct.db") as db:
         texts = [row[0] for row in db.execute("SELECT text FROM responses")]
     stored = "\n".join(texts)
-    for marker in ("\x1b[31m", "\x00", "\u2028", "<|endoftext|>", "Ignore all previous",
-                   "\U0001f600", "\ufffd", HUGE):
+    for marker in (
+        "\x1b[31m",
+        "\x00",
+        "\u2028",
+        "<|endoftext|>",
+        "Ignore all previous",
+        "\U0001f600",
+        "\ufffd",
+        HUGE,
+    ):
         assert marker in stored, repr(marker)
     assert not any("\ud800" <= c <= "\udfff" for c in stored)
 
-    instructions = [r["instruction"] for r in read_jsonl(
-        out / "machine_generated_instructions.jsonl")]
+    instructions = [
+        r["instruction"] for r in read_jsonl(out / "machine_generated_instructions.jsonl")
+    ]
     assert len(instructions) == 40
-    written = "\n".join(json.dumps(r, ensure_ascii=False)
-                        for r in read_jsonl(out / "finetuning_data/all_generated_instances.jsonl"))
+    written = "\n".join(
+        json.dumps(r, ensure_ascii=False)
+        for r in read_jsonl(out / "finetuning_data/all_generated_instances.jsonl")
+    )
     kept = "\n".join(instructions) + written
     assert any(m.split()[0] in kept for m in HOSTILE[:5]), "the hostile text was not kept"
     for record in read_jsonl(out / "exports/openai_chat.jsonl"):

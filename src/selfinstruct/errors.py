@@ -40,3 +40,9 @@ class RunError(SelfInstructError):
 
 class BackendError(SelfInstructError):
     """The language model backend cannot serve requests (missing package, bad model...)."""
+
+
+class EmptyDatasetError(SelfInstructError):
+    """A run (or prepare) that produced no instance: not a success."""
+
+    exit_code = 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,42 +21,6 @@ from selfinstruct.errors import InputError
 from selfinstruct.inputs.text import read_text
 from selfinstruct.inputs.toml import parse_toml
 
-STAGE_TEMPLATES = (
-    "bootstrap",
-    "bootstrap_classification",
-    "classify",
-    "instances_classification",
-    "instances_generation",
-)
-# Templates of `selfinstruct evaluate` (not part of a generation run's fingerprint). In the
-# completion style the answer prompt is the first layout of finetune.toml, the format a
-# fine-tuned model was trained on, so only chat/evaluate_answer.txt exists.
-EVALUATION_TEMPLATES = ("judge_rating", "judge_pairwise")
-REQUIRED = {
-    "bootstrap": {"tasks"},
-    "bootstrap_classification": {"tasks"},
-    "classify": {"instruction"},
-    "instances_classification": {"instruction"},
-    "instances_generation": {"instruction"},
-    "judge_rating": {"instruction", "input", "reference", "response"},
-    "judge_pairwise": {"instruction", "input", "reference", "response_a", "response_b"},
-    "evaluate_answer": {"instruction"},
-}
-ALLOWED = {
-    "bootstrap": {"tasks", "next_number", "last_number"},
-    "bootstrap_classification": {"tasks", "next_number", "last_number"},
-    "classify": {"instruction", "examples"},
-    "instances_classification": {"instruction", "examples", "max_instances"},
-    "instances_generation": {"instruction", "examples", "max_instances"},
-    "judge_rating": {"instruction", "input", "reference", "response"},
-    "judge_pairwise": {"instruction", "input", "reference", "response_a", "response_b"},
-    "evaluate_answer": {"instruction", "input"},
-}
-FEWSHOT = {
-    "classify": "classify",
-    "instances_classification": "instances_classification",
-    "instances_generation": "instances_generation",
-}
 ROLES = ("system", "user", "assistant")
 FINETUNE_KEYS = {
     "with_input": {"instruction", "input", "output", "end_of_text"},
@@ -63,6 +28,22 @@ FINETUNE_KEYS = {
 }
 
 Messages = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """A prompt template, declared by the stage (or command) that renders it: its file name
+    (under completion/ and chat/), the placeholders it must and may hold, and whether
+    ${examples} comes from fewshot/<name>.txt."""
+
+    name: str
+    required: frozenset[str]
+    optional: frozenset[str] = frozenset()
+    fewshot: bool = False
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        return self.required | self.optional | ({"examples"} if self.fewshot else set())
 
 
 @dataclass(frozen=True)
@@ -88,32 +69,33 @@ class TemplateSet:
             raise InputError(self.user_dir, "template directory not found")
         self._texts: dict[str, tuple[Path, str]] = {}
 
-    def render(self, style: str, name: str, **values: object) -> Prompt:
-        """Fill template `style/name` with values (and ${examples} from the few-shot file)."""
-        path, text = self._load(f"{style}/{name}.txt")
-        self._check(path, text, name)
-        if name in FEWSHOT and "examples" not in values:
-            values["examples"] = self._load(f"fewshot/{FEWSHOT[name]}.txt")[1].rstrip("\n")
+    def render(self, style: str, spec: TemplateSpec, **values: object) -> Prompt:
+        """Fill template `style/<name>` with values (and ${examples} from the few-shot file)."""
+        path, text = self._load(f"{style}/{spec.name}.txt")
+        self._check(path, text, spec)
+        if spec.fewshot and "examples" not in values:
+            values["examples"] = self._load(f"fewshot/{spec.name}.txt")[1].rstrip("\n")
         if style == "chat":
             return Prompt(messages=self._messages(path, text, values))
         return Prompt(text=string.Template(text).substitute(values))
 
-    def check_all(self, style: str) -> None:
-        """Load and check every stage template of a style (bad templates fail before a run)."""
-        for name in STAGE_TEMPLATES:
-            path, text = self._load(f"{style}/{name}.txt")
-            self._check(path, text, name)
+    def check_all(self, style: str, specs: Iterable[TemplateSpec]) -> None:
+        """Load and check templates of a style, and the fine-tuning layouts (bad templates
+        fail before a run)."""
+        for spec in specs:
+            path, text = self._load(f"{style}/{spec.name}.txt")
+            self._check(path, text, spec)
             if style == "chat":
                 self._messages(path, text, None)
         self.finetune_layouts()
 
-    def fingerprint(self, style: str, names: tuple[str, ...]) -> str:
+    def fingerprint(self, style: str, specs: Iterable[TemplateSpec]) -> str:
         """Hash of the templates (and their few-shot files) that shape a stage's requests."""
         digest = hashlib.sha256()
-        for name in names:
-            digest.update(self._load(f"{style}/{name}.txt")[1].encode())
-            if name in FEWSHOT:
-                digest.update(self._load(f"fewshot/{FEWSHOT[name]}.txt")[1].encode())
+        for spec in specs:
+            digest.update(self._load(f"{style}/{spec.name}.txt")[1].encode())
+            if spec.fewshot:
+                digest.update(self._load(f"fewshot/{spec.name}.txt")[1].encode())
         return digest.hexdigest()[:16]
 
     def finetune_layouts(self) -> dict[str, list[FinetuneLayout]]:
@@ -157,19 +139,24 @@ class TemplateSet:
             return self.user_dir / relative
         return Path(str(resources.files("selfinstruct") / "templates" / relative))
 
-    def _check(self, path: Path, text: str, name: str) -> None:
+    def _check(self, path: Path, text: str, spec: TemplateSpec) -> None:
         template = string.Template(text)
         if not template.is_valid():
-            raise InputError(path, "invalid placeholder (write $$ for a dollar sign)",
-                             line=_invalid_placeholder_line(text))
+            raise InputError(
+                path,
+                "invalid placeholder (write $$ for a dollar sign)",
+                line=_invalid_placeholder_line(text),
+            )
         found = set(template.get_identifiers())
-        unknown = found - ALLOWED[name]
+        unknown = found - spec.allowed
         if unknown:
             key = sorted(unknown)[0]
-            raise InputError(path, f"unknown placeholder ${{{key}}} (allowed: "
-                             f"{', '.join(sorted(ALLOWED[name]))})",
-                             line=_first_line(text, r"\$\{?" + re.escape(key)))
-        missing = REQUIRED[name] - found
+            raise InputError(
+                path,
+                f"unknown placeholder ${{{key}}} (allowed: {', '.join(sorted(spec.allowed))})",
+                line=_first_line(text, r"\$\{?" + re.escape(key)),
+            )
+        missing = spec.required - found
         if missing:
             raise InputError(path, f"missing required placeholder ${{{sorted(missing)[0]}}}")
 
@@ -180,14 +167,14 @@ class TemplateSet:
             if header:
                 role = header.group(1)
                 if role not in ROLES:
-                    raise InputError(path, f"unknown role [{role}] (use {', '.join(ROLES)})",
-                                     line=number)
+                    raise InputError(
+                        path, f"unknown role [{role}] (use {', '.join(ROLES)})", line=number
+                    )
                 messages.append((role, []))
             elif messages:
                 messages[-1][1].append(line)
             elif line.strip():
-                raise InputError(path, "text before the first [system] or [user] line",
-                                 line=number)
+                raise InputError(path, "text before the first [system] or [user] line", line=number)
         if not messages or messages[-1][0] != "user":
             raise InputError(path, "a chat template must end with a [user] message")
         rendered = []

@@ -14,12 +14,20 @@ import click
 from selfinstruct.errors import SelfInstructError
 
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
-RESUMABLE = {"run", "bootstrap", "classify", "instances", "prepare"}  # commands on a run store
-RESUME_HINT = ("everything committed before this point is intact; fix the cause (free space, "
-               "permissions, a read-only filesystem) and rerun the same command")
+RESUME_HINT = (
+    "everything committed before this point is intact; fix the cause (free space, "
+    "permissions, a read-only filesystem) and rerun the same command"
+)
+
+Command = Callable[..., Any]
 
 
-def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+def handle_errors(func: Command | None = None, *, resumable: bool = False) -> Any:
+    """Decorate a command: errors become one line and an exit code. `resumable`: the command
+    works on a run store, so an interruption keeps what was committed (and says so)."""
+    if func is None:
+        return functools.partial(handle_errors, resumable=resumable)
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         out = kwargs.get("out") or kwargs.get("run_dir")
@@ -29,8 +37,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except sqlite3.DatabaseError as exc:
-            click.echo(f"error: {out}: the run store could not be written ({exc}); "
-                       f"{RESUME_HINT}", err=True)
+            click.echo(
+                f"error: {out}: the run store could not be written ({exc}); {RESUME_HINT}", err=True
+            )
             sys.exit(1)
         except OSError as exc:
             hint = f"; {RESUME_HINT}" if exc.errno in STORAGE_ERRNOS else ""
@@ -39,11 +48,17 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {where}{exc.strerror or exc}{hint}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            if func.__name__ in RESUMABLE:
-                click.echo(f"\ninterrupted: everything accepted so far is saved in {out}; "
-                           "rerun the same command to continue.", err=True)
+            if resumable:
+                click.echo(
+                    f"\ninterrupted: everything accepted so far is saved in {out}; "
+                    "rerun the same command to continue.",
+                    err=True,
+                )
             else:
-                click.echo("\ninterrupted: nothing was written; rerun the command to start "
-                           "again.", err=True)
+                click.echo(
+                    "\ninterrupted: nothing was written; rerun the command to start again.",
+                    err=True,
+                )
             sys.exit(130)
+
     return wrapper

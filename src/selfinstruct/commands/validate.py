@@ -13,10 +13,15 @@ from selfinstruct.training.hosted import DEFAULT_TOKEN_LIMIT, check_chat_file, f
 
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--token-limit", type=click.IntRange(min=1), default=DEFAULT_TOKEN_LIMIT,
-              help="Longest example the target model trains on, in tokens.")
-@click.option("--epochs", type=click.IntRange(min=1), default=3,
-              help="Epochs, for the billed-token estimate.")
+@click.option(
+    "--token-limit",
+    type=click.IntRange(min=1),
+    default=DEFAULT_TOKEN_LIMIT,
+    help="Longest example the target model trains on, in tokens.",
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=3, help="Epochs, for the billed-token estimate."
+)
 @handle_errors
 def validate(file: Path, token_limit: int, epochs: int) -> None:
     """Check an OpenAI chat fine-tuning JSONL file (e.g. exports/openai_chat.jsonl) the way

@@ -8,10 +8,14 @@ from dataclasses import dataclass
 
 from selfinstruct.evaluation.tasks import EvalTask
 from selfinstruct.llm.base import Request
-from selfinstruct.prompts import TemplateSet
+from selfinstruct.llm.fake_answers import FakeAnswer, FakeText
+from selfinstruct.prompts import TemplateSet, TemplateSpec
 
 RATINGS = ("A", "B", "C", "D")
 JUDGE_MAX_TOKENS = 96
+_ASKED = frozenset({"instruction", "input", "reference"})
+RATING_TEMPLATE = TemplateSpec("judge_rating", _ASKED | {"response"})
+PAIRWISE_TEMPLATE = TemplateSpec("judge_pairwise", _ASKED | {"response_a", "response_b"})
 
 
 @dataclass(frozen=True)
@@ -23,22 +27,35 @@ class Verdict:
 
 
 def rating_request(task: EvalTask, response: str, style: str, templates: TemplateSet) -> Request:
-    return _judge_request("judge_rating", task, style, templates, response=response)
+    return _judge_request(RATING_TEMPLATE, task, style, templates, response=response)
 
 
-def pairwise_request(task: EvalTask, first: str, second: str, style: str,
-                     templates: TemplateSet) -> Request:
-    return _judge_request("judge_pairwise", task, style, templates, response_a=first,
-                          response_b=second)
+def pairwise_request(
+    task: EvalTask, first: str, second: str, style: str, templates: TemplateSet
+) -> Request:
+    return _judge_request(
+        PAIRWISE_TEMPLATE, task, style, templates, response_a=first, response_b=second
+    )
 
 
-def _judge_request(name: str, task: EvalTask, style: str, templates: TemplateSet,
-                   **responses: str) -> Request:
-    prompt = templates.render(style, name, instruction=task.instruction,
-                              input=task.input or "(none)", reference=task.reference,
-                              **{k: v or "(empty)" for k, v in responses.items()})
-    return Request(prompt=prompt.text, messages=prompt.messages, max_tokens=JUDGE_MAX_TOKENS,
-                   stop=("\n\n",) if style == "completion" else (), task=name)
+def _judge_request(
+    spec: TemplateSpec, task: EvalTask, style: str, templates: TemplateSet, **responses: str
+) -> Request:
+    prompt = templates.render(
+        style,
+        spec,
+        instruction=task.instruction,
+        input=task.input or "(none)",
+        reference=task.reference,
+        **{k: v or "(empty)" for k, v in responses.items()},
+    )
+    return Request(
+        prompt=prompt.text,
+        messages=prompt.messages,
+        max_tokens=JUDGE_MAX_TOKENS,
+        stop=("\n\n",) if style == "completion" else (),
+        task=spec.name,
+    )
 
 
 def parse_rating(text: str) -> Verdict:
@@ -60,8 +77,9 @@ def _parse(text: str, label: str, choices: str) -> Verdict:
     labelled = re.search(rf"\**{label}\**\s*:\s*\**\s*({choices})\b", text, re.IGNORECASE)
     match = leading or labelled
     reason = re.search(r"Reason\s*:\s*(.+)", text)
-    return Verdict(match.group(1) if match else None,
-                   reason.group(1).strip() if reason else text.strip()[:300])
+    return Verdict(
+        match.group(1) if match else None, reason.group(1).strip() if reason else text.strip()[:300]
+    )
 
 
 def combine(forward: str | None, backward: str | None) -> str | None:
@@ -73,3 +91,20 @@ def combine(forward: str | None, backward: str | None) -> str | None:
     first = {"A": "1", "B": "2", "tie": "tie"}[forward]
     second = {"A": "2", "B": "1", "tie": "tie"}[backward]
     return first if first == second else "tie"
+
+
+def _fake_rating(text: FakeText, request: Request) -> str:
+    rating = text.rng.choice("AABBCD")  # completion prompts end in "Rating:" already
+    return f"{'' if request.prompt else 'Rating:'} {rating}\nReason: {text.sentence()}"
+
+
+def _fake_preference(text: FakeText, request: Request) -> str:
+    choice = text.rng.choice(["A", "B", "tie"])
+    return f"{'' if request.prompt else 'Preferred:'} {choice}\nReason: {text.sentence()}"
+
+
+# How the fake backend answers the judge (see llm/fake_answers.py).
+FAKE_ANSWERS = (
+    FakeAnswer(PAIRWISE_TEMPLATE.name, _fake_preference, marker="Preferred: <A, B or tie>"),
+    FakeAnswer(RATING_TEMPLATE.name, _fake_rating, marker="Rating: <A, B, C or D>"),
+)

@@ -5,20 +5,21 @@ variable, embedded threads...) come from the config file and flags, shared by al
 
 from __future__ import annotations
 
-import dataclasses
-
 from selfinstruct.config import Config
 from selfinstruct.errors import InputError
 from selfinstruct.llm.base import LLM
-from selfinstruct.llm.registry import create_backend, known_backends, preflight
+from selfinstruct.llm.choice import ModelChoice
+from selfinstruct.llm.registry import known_backends
 
 
 def parse_spec(spec: str, option: str) -> tuple[str, str]:
     """(backend, model) from BACKEND[:MODEL]."""
     backend, _, model = spec.partition(":")
     if backend not in known_backends():
-        raise InputError(option, f"unknown backend '{backend}' in '{spec}' (known: "
-                         f"{', '.join(known_backends())})")
+        raise InputError(
+            option,
+            f"unknown backend '{backend}' in '{spec}' (known: {', '.join(known_backends())})",
+        )
     return backend, model
 
 
@@ -36,6 +37,6 @@ def parse_candidate(text: str) -> tuple[str, str, str]:
 def build(config: Config, backend: str, model: str, style: str) -> LLM:
     """The backend for one model spec, checked first for the prompt style it will get (a
     GGUF without a chat template cannot take chat prompts)."""
-    config = dataclasses.replace(config, backend=backend, model=model, prompt_style=style)
-    preflight(config, None, identify=False)
-    return create_backend(config)
+    choice = ModelChoice.of(backend, model, config.sections)
+    choice.preflight(style, identify=False)
+    return choice.create()

@@ -36,25 +36,41 @@ class PairSummary:
     high: float
 
 
-def model_summary(label: str, rouge: Sequence[float | None],
-                  ratings: Sequence[str | None] | None) -> ModelSummary:
+def model_summary(
+    label: str, rouge: Sequence[float | None], ratings: Sequence[str | None] | None
+) -> ModelSummary:
     scores = [r for r in rouge if r is not None]
     counted: dict[str, int] = {}
     if ratings is not None:
         counts = Counter(r if r in RATINGS else "unparsed" for r in ratings)
         counted = {k: counts.get(k, 0) for k in (*RATINGS, "unparsed")}
-    return ModelSummary(label, len(scores), len(rouge) - len(scores),
-                        sum(scores) / len(scores) if scores else 0.0, counted)
+    return ModelSummary(
+        label,
+        len(scores),
+        len(rouge) - len(scores),
+        sum(scores) / len(scores) if scores else 0.0,
+        counted,
+    )
 
 
-def pair_summary(first: str, second: str, outcomes: Sequence[str | None],
-                 seed: int = 0) -> PairSummary:
+def pair_summary(
+    first: str, second: str, outcomes: Sequence[str | None], seed: int = 0
+) -> PairSummary:
     """outcomes per task: "1" (first wins), "2", "tie", or None (unparsed, left out)."""
     points = [{"1": 1.0, "2": 0.0, "tie": 0.5}[o] for o in outcomes if o is not None]
     rate = sum(points) / len(points) if points else 0.0
     low, high = bootstrap_interval(points, seed)
-    return PairSummary(first, second, outcomes.count("1"), outcomes.count("2"),
-                       outcomes.count("tie"), outcomes.count(None), rate, low, high)
+    return PairSummary(
+        first,
+        second,
+        outcomes.count("1"),
+        outcomes.count("2"),
+        outcomes.count("tie"),
+        outcomes.count(None),
+        rate,
+        low,
+        high,
+    )
 
 
 def bootstrap_interval(points: Sequence[float], seed: int = 0) -> tuple[float, float]:
@@ -84,11 +100,17 @@ def format_table(models: Sequence[ModelSummary], pairs: Sequence[PairSummary]) -
             row += f" {(m.ratings.get('A', 0) + m.ratings.get('B', 0)) / total:.0%} |"
         lines.append(row)
     if pairs:
-        lines += ["", "| pair | wins | losses | ties | unparsed | win rate (ties = 1/2) | "
-                      f"{CONFIDENCE:.0%} CI |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| pair | wins | losses | ties | unparsed | win rate (ties = 1/2) | "
+            f"{CONFIDENCE:.0%} CI |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for p in pairs:
             decided = p.wins + p.losses + p.ties
             rate = f"{p.win_rate:.1%} | {p.low:.1%} - {p.high:.1%}" if decided else "n/a | n/a"
-            lines.append(f"| {p.first} vs {p.second} | {p.wins} | {p.losses} | {p.ties} | "
-                         f"{p.unparsed} | {rate} |")
+            lines.append(
+                f"| {p.first} vs {p.second} | {p.wins} | {p.losses} | {p.ties} | "
+                f"{p.unparsed} | {rate} |"
+            )
     return "\n".join(lines)

@@ -44,19 +44,26 @@ def read_tasks(path: Path | None = None) -> list[EvalTask]:
             raise InputError(path, "empty instruction", line=line, field="instruction")
         instances = obj.get("instances")
         if not isinstance(instances, list) or not instances:
-            raise InputError(path, "expected a non-empty list of {input, output}", line=line,
-                             field="instances")
+            raise InputError(
+                path, "expected a non-empty list of {input, output}", line=line, field="instances"
+            )
         for index, instance in enumerate(instances):
             where = f"instances[{index}]"
             if not isinstance(instance, dict):
                 raise InputError(path, "expected an object", line=line, field=where)
-            tasks.append(EvalTask(
-                id=task_id if len(instances) == 1 else f"{task_id}#{index}",
-                motivation_app=app, instruction=instruction,
-                input=string_field(instance, "input", path, line=line,
-                                   field=f"{where}.input", default=""),
-                reference=string_field(instance, "output", path, line=line,
-                                       field=f"{where}.output")))
+            tasks.append(
+                EvalTask(
+                    id=task_id if len(instances) == 1 else f"{task_id}#{index}",
+                    motivation_app=app,
+                    instruction=instruction,
+                    input=string_field(
+                        instance, "input", path, line=line, field=f"{where}.input", default=""
+                    ),
+                    reference=string_field(
+                        instance, "output", path, line=line, field=f"{where}.output"
+                    ),
+                )
+            )
     if not tasks:
         raise InputError(path, "no evaluation tasks found")
     return tasks

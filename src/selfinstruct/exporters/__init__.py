@@ -15,8 +15,10 @@ Writer = Callable[[Path, Sequence[Example], Sequence[PromptCompletion]], None]
 FORMATS: dict[str, tuple[str, Writer]] = {
     "alpaca": ("alpaca.json", lambda p, ex, pc: write_alpaca(p, ex)),
     "openai-chat": ("openai_chat.jsonl", lambda p, ex, pc: write_openai_chat(p, ex)),
-    "prompt-completion": ("prompt_completion.jsonl",
-                          lambda p, ex, pc: write_prompt_completion(p, pc)),
+    "prompt-completion": (
+        "prompt_completion.jsonl",
+        lambda p, ex, pc: write_prompt_completion(p, pc),
+    ),
 }
 
 __all__ = ["FORMATS", "Example", "PromptCompletion"]

@@ -11,6 +11,5 @@ from selfinstruct.exporters.records import Example
 
 
 def write_alpaca(path: Path, examples: Sequence[Example]) -> None:
-    items = [{"instruction": e.instruction, "input": e.input, "output": e.output}
-             for e in examples]
+    items = [{"instruction": e.instruction, "input": e.input, "output": e.output} for e in examples]
     write_atomic(path, [json.dumps(items, ensure_ascii=True, indent=2) + "\n"])

@@ -54,16 +54,15 @@ def write_atomic(path: Path, chunks: Iterable[str]) -> None:
         raise
 
 
-def remove_stale_temporaries(directory: Path,
-                             subdirectories: tuple[str, ...] = ("finetuning_data",
-                                                                "exports")) -> int:
+def remove_stale_temporaries(
+    directory: Path, subdirectories: tuple[str, ...] = ("finetuning_data", "exports")
+) -> int:
     """Delete the temporary files that writers killed mid-write (SIGKILL, power loss) left in
     a run directory and the subdirectories our outputs go to; call it only while holding the
     run's lock (every writer there holds it)."""
     removed = 0
     places = [directory, *(directory / name for name in subdirectories)]
-    for path in (p for place in places if place.is_dir()
-                 for p in place.glob(f".*{TEMP_SUFFIX}")):
+    for path in (p for place in places if place.is_dir() for p in place.glob(f".*{TEMP_SUFFIX}")):
         if path.is_file() and _TEMP_NAME.fullmatch(path.name):
             path.unlink(missing_ok=True)
             removed += 1

@@ -11,8 +11,12 @@ from selfinstruct.exporters.records import Example
 
 def chat_record(example: Example) -> dict:
     user = example.instruction if not example.input else f"{example.instruction}\n\n{example.input}"
-    return {"messages": [{"role": "user", "content": user},
-                         {"role": "assistant", "content": example.output}]}
+    return {
+        "messages": [
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": example.output},
+        ]
+    }
 
 
 def write_openai_chat(path: Path, examples: Sequence[Example]) -> None:

@@ -6,10 +6,19 @@ import re
 import string
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Protocol
 
-from selfinstruct.config import BootstrapSettings
 
-Check = Callable[[str, BootstrapSettings], str | None]
+class InstructionRules(Protocol):
+    """The bootstrap settings the heuristics read."""
+
+    min_words: int
+    max_words: int
+    blocked_keywords: list[str]
+    blocked_prefixes: list[str]
+
+
+Check = Callable[[str, InstructionRules], str | None]
 
 
 def upper_first(text: str) -> str:
@@ -24,28 +33,28 @@ def _keyword_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
 
 
-def _empty(text: str, s: BootstrapSettings) -> str | None:
+def _empty(text: str, s: InstructionRules) -> str | None:
     return "empty" if not text else None
 
 
-def _length(text: str, s: BootstrapSettings) -> str | None:
+def _length(text: str, s: InstructionRules) -> str | None:
     words = len(text.split())
     if words < s.min_words:
         return "too_short"
     return "too_long" if words > s.max_words else None
 
 
-def _keyword(text: str, s: BootstrapSettings) -> str | None:
+def _keyword(text: str, s: InstructionRules) -> str | None:
     if not s.blocked_keywords:
         return None
     return "keyword" if _keyword_pattern(tuple(s.blocked_keywords)).search(text) else None
 
 
-def _prefix(text: str, s: BootstrapSettings) -> str | None:
+def _prefix(text: str, s: InstructionRules) -> str | None:
     return "blocked_prefix" if any(text.startswith(p) for p in s.blocked_prefixes) else None
 
 
-def _first_char(text: str, s: BootstrapSettings) -> str | None:
+def _first_char(text: str, s: InstructionRules) -> str | None:
     if text[0] in string.punctuation:
         return "starts_with_punctuation"
     return "starts_non_ascii" if not text[0].isascii() else None
@@ -54,7 +63,7 @@ def _first_char(text: str, s: BootstrapSettings) -> str | None:
 CHECKS: tuple[Check, ...] = (_empty, _length, _keyword, _prefix, _first_char)
 
 
-def heuristic_reason(text: str, settings: BootstrapSettings) -> str | None:
+def heuristic_reason(text: str, settings: InstructionRules) -> str | None:
     """The first reason to drop `text`, or None to keep it."""
     for check in CHECKS:
         reason = check(text, settings)

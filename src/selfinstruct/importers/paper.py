@@ -10,7 +10,7 @@ from selfinstruct.errors import InputError
 from selfinstruct.inputs.jsonl import json_objects, string_field
 from selfinstruct.inputs.text import read_text
 from selfinstruct.parsing.labels import is_yes
-from selfinstruct.stages.prepare import GeneratedTask
+from selfinstruct.stages.parse import GeneratedTask
 
 
 def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -21,7 +21,8 @@ def read_labels(path: Path) -> dict[str, bool]:
     labels = {}
     for line, obj in _records(path):
         labels[string_field(obj, "instruction", path, line=line)] = is_yes(
-            string_field(obj, "is_classification", path, line=line))
+            string_field(obj, "is_classification", path, line=line)
+        )
     return labels
 
 
@@ -44,14 +45,20 @@ def read_tasks(instances_path: Path, labels_path: Path) -> list[GeneratedTask]:
     for line, obj in _records(instances_path):
         instruction = string_field(obj, "instruction", instances_path, line=line)
         if instruction not in labels:
-            raise InputError(instances_path, f"no label for this instruction in {labels_path}",
-                             line=line, field="instruction")
-        tasks.append(GeneratedTask(
-            instruction=instruction,
-            is_classification=labels[instruction],
-            raw_instances=string_field(obj, "raw_instances", instances_path, line=line),
-            truncated=finish_reason(obj.get("instance_metadata")) == "length",
-        ))
+            raise InputError(
+                instances_path,
+                f"no label for this instruction in {labels_path}",
+                line=line,
+                field="instruction",
+            )
+        tasks.append(
+            GeneratedTask(
+                instruction=instruction,
+                is_classification=labels[instruction],
+                raw_instances=string_field(obj, "raw_instances", instances_path, line=line),
+                truncated=finish_reason(obj.get("instance_metadata")) == "length",
+            )
+        )
     if not tasks:
         raise InputError(instances_path, "no instances found")
     return tasks

@@ -19,8 +19,9 @@ def json_objects(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise InputError(path, f"invalid JSON: {exc.msg} (column {exc.colno})",
-                             line=number) from exc
+            raise InputError(
+                path, f"invalid JSON: {exc.msg} (column {exc.colno})", line=number
+            ) from exc
         except (ValueError, RecursionError) as exc:  # huge integers, absurd nesting
             raise InputError(path, f"invalid JSON: {str(exc)[:120]}", line=number) from exc
         if not isinstance(obj, dict):
@@ -28,8 +29,15 @@ def json_objects(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, obj
 
 
-def string_field(obj: dict[str, Any], key: str, path: Path, *, line: int | None = None,
-                 field: str | None = None, default: str | None = None) -> str:
+def string_field(
+    obj: dict[str, Any],
+    key: str,
+    path: Path,
+    *,
+    line: int | None = None,
+    field: str | None = None,
+    default: str | None = None,
+) -> str:
     """obj[key] as a string (`default` when absent, if given), or an InputError naming the
     file, line and field (`field`, default the key)."""
     value = obj.get(key, default)

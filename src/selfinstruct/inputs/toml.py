@@ -16,11 +16,15 @@ def parse_toml(text: str, path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, f"invalid TOML: {exc}", line=_error_line(str(exc), text)) from exc
     except ValueError as exc:  # an integer of thousands of digits
-        raise InputError(path, f"invalid TOML value: {str(exc)[:120]}",
-                         line=_first_match_line(text, r"\d{4000,}")) from exc
+        raise InputError(
+            path,
+            f"invalid TOML value: {str(exc)[:120]}",
+            line=_first_match_line(text, r"\d{4000,}"),
+        ) from exc
     except RecursionError as exc:
-        raise InputError(path, "invalid TOML: nested too deeply",
-                         line=_first_match_line(text, r"[\[{]{200,}")) from exc
+        raise InputError(
+            path, "invalid TOML: nested too deeply", line=_first_match_line(text, r"[\[{]{200,}")
+        ) from exc
 
 
 def _first_match_line(text: str, pattern: str) -> int | None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 Messages = tuple[tuple[str, str], ...]
 
@@ -61,7 +62,6 @@ class Completion:
     finish_reason: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def truncated(self) -> bool:
@@ -82,13 +82,71 @@ OnResult = Callable[[int, Result], None]
 
 
 class LLM:
-    """Base class of every backend: override `generate` or `agenerate` (or both)."""
+    """Base class of every backend: override `generate` or `agenerate` (or both).
 
-    name: str = ""
+    A backend is also its own description, read without creating it: its `name`, its
+    `Settings` dataclass (the `[name]` section of a config; None when it has none), what it
+    `supports` ("completion", "chat", "batch": requests as OpenAI batch files), the packages
+    whose versions shape its answers, and the class methods below, which work from the model
+    name and settings alone. Backends are found by name in `llm/registry.py`, third-party
+    ones through the `selfinstruct.backends` entry-point group.
+    """
+
+    name: ClassVar[str] = ""
+    Settings: ClassVar[type | None] = None
+    supports: ClassVar[frozenset[str]] = frozenset({"completion", "chat"})
+    packages: ClassVar[tuple[str, ...]] = ()
+    needs_model: ClassVar[bool] = False  # a run must name a model (--model)
     concurrency: int = 1
 
     def __init__(self, model: str = "") -> None:
         self.model = model
+        self.counters: Counter[str] = Counter()  # retries, errors by kind (in summaries)
+
+    @classmethod
+    def create(cls, model: str, settings: Any) -> LLM:
+        """The backend for a model, with its settings section."""
+        return cls(model)
+
+    @classmethod
+    def model_name(cls, model: str, settings: Any) -> str:
+        """The model a run asks for, known without loading it (part of cache keys)."""
+        return model
+
+    @classmethod
+    def model_label(cls, model: str, settings: Any) -> str:
+        """A short name of the model, for file names."""
+        return cls.model_name(model, settings)
+
+    @classmethod
+    def cache_identity(cls, model: str, settings: Any) -> str:
+        """Identifies who answers, in every cache key: backend and model, plus any setting
+        that changes the answers."""
+        return f"{cls.name}:{cls.model_name(model, settings)}"
+
+    @classmethod
+    def fingerprint(cls, model: str, settings: Any) -> dict[str, Any]:
+        """Settings beyond the model name that a run's records depend on."""
+        return {}
+
+    @classmethod
+    def describe(cls, model: str, settings: Any, style: str) -> dict[str, Any]:
+        """What run.json records about the model beyond backend and name (no secrets)."""
+        return {}
+
+    @classmethod
+    def preflight(
+        cls,
+        model: str,
+        settings: Any,
+        style: str,
+        known: dict[str, Any] | None,
+        identify: bool = True,
+    ) -> dict[str, Any] | None:
+        """Check, before anything is sent or written, that the backend can serve this model
+        in this prompt style; returns what it learnt about the model (e.g. a file's sha256),
+        given what the run recorded before. identify False: checks only."""
+        return None
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         return asyncio.run(self.agenerate(requests))
@@ -102,13 +160,6 @@ class LLM:
         """Call on_result(index, result) for each request as its result is ready."""
         for index, request in enumerate(requests):
             on_result(index, self.generate([request])[0])
-
-    def identity(self) -> dict[str, str]:
-        """What determines this backend's answers: recorded in the run and in cache keys."""
-        return {"backend": self.name, "model": self.model}
-
-    def identity_key(self) -> str:
-        return json.dumps(self.identity(), sort_keys=True)
 
     def close(self) -> None:
         """Release resources (engines, connections)."""

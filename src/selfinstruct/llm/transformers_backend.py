@@ -13,9 +13,15 @@ from selfinstruct.errors import BackendError
 from selfinstruct.llm.base import LLM, Completion, Request
 
 # No downloads, telemetry or experiment trackers: everything here runs offline.
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "HF_HUB_DISABLE_TELEMETRY": "1", "WANDB_DISABLED": "true", "WANDB_MODE": "disabled",
-           "TOKENIZERS_PARALLELISM": "false"}
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "WANDB_DISABLED": "true",
+    "WANDB_MODE": "disabled",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 def go_offline() -> None:
@@ -31,15 +37,17 @@ def load_model(path: str | Path) -> tuple[Any, Any]:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
-        raise BackendError("the transformers backend needs the train extra: "
-                           "pip install 'selfinstruct[train]'") from exc
+        raise BackendError(
+            "the transformers backend needs the train extra: pip install 'selfinstruct[train]'"
+        ) from exc
     path = Path(path)
     if not path.exists():
         raise BackendError(f"{path}: model not found")
     if path.is_file():
         tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
-                                                     dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, dtype=torch.float32
+        )
         # The weights are dequantized to dense float32 on load, but transformers keeps a GGUF
         # "quantizer" attached, which refuses training and saving: detach it.
         quantizer = getattr(model, "hf_quantizer", None)
@@ -70,19 +78,31 @@ def _load_adapter(path: Path) -> tuple[Any, Any]:
         base = json.loads(recorded.read_text(encoding="utf-8"))["base"]
     else:
         base = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))[
-            "base_model_name_or_path"]
+            "base_model_name_or_path"
+        ]
     model, _ = load_model(base)
     return PeftModel.from_pretrained(model, path), AutoTokenizer.from_pretrained(path)
 
 
 class TransformersLLM(LLM):
     name = "transformers"
+    packages = ("torch", "transformers", "peft")
+
+    @classmethod
+    def model_name(cls, model: str, settings: Any) -> str:
+        return str(Path(model).resolve()) if model else ""
+
+    @classmethod
+    def model_label(cls, model: str, settings: Any) -> str:
+        return Path(cls.model_name(model, settings)).name
 
     def __init__(self, model: str = "") -> None:
         super().__init__(model)
         if not model:
-            raise BackendError("the transformers backend needs --model PATH (a model or "
-                               "adapter directory, or a .gguf file)")
+            raise BackendError(
+                "the transformers backend needs --model PATH (a model or "
+                "adapter directory, or a .gguf file)"
+            )
         self._model, self._tokenizer = load_model(model)
         self._vocab = self._tokenizer.get_vocab()
 
@@ -98,26 +118,41 @@ class TransformersLLM(LLM):
                 raise BackendError(f"{self.model}: no chat template; use the completion style")
             ids = tokenizer.apply_chat_template(
                 [{"role": r, "content": c} for r, c in request.messages],
-                add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+                add_generation_prompt=True,
+                return_tensors="pt",
+                return_dict=True,
+            )["input_ids"]
         else:
             ids = tokenizer(request.prompt, return_tensors="pt")["input_ids"]
         sampling: dict[str, Any] = {"do_sample": False}
         if request.temperature > 0:
-            sampling = {"do_sample": True, "temperature": request.temperature,
-                        "top_p": request.top_p}
+            sampling = {
+                "do_sample": True,
+                "temperature": request.temperature,
+                "top_p": request.top_p,
+            }
             if request.seed is not None:
                 torch.manual_seed(request.seed)
-        enders = [t for t in (tokenizer.eos_token_id,
-                              *(self._vocab[s] for s in request.stop if s in self._vocab))
-                  if t is not None]
+        enders = [
+            t
+            for t in (
+                tokenizer.eos_token_id,
+                *(self._vocab[s] for s in request.stop if s in self._vocab),
+            )
+            if t is not None
+        ]
         if request.stop:  # stop as soon as a stop sequence appears, not only when cut later
             sampling |= {"stop_strings": [s for s in request.stop if s], "tokenizer": tokenizer}
         with torch.no_grad():
             output = self._model.generate(
-                input_ids=ids, attention_mask=torch.ones_like(ids),
-                max_new_tokens=request.max_tokens, eos_token_id=enders or None,
-                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **sampling)
-        new = output[0, ids.shape[1]:]
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=request.max_tokens,
+                eos_token_id=enders or None,
+                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                **sampling,
+            )
+        new = output[0, ids.shape[1] :]
         # Decode with special tokens so a stop sequence that is one (e.g. <|endoftext|>) is
         # found, cut there, then drop the special tokens that remain (end of sequence...).
         text = tokenizer.decode(new, skip_special_tokens=False)

@@ -31,7 +31,7 @@ def is_yes(raw: str, style: str = "completion") -> bool:
 
 
 def read_label(raw: str, style: str = "completion") -> str:
-    """"yes", "no" or UNREADABLE, read the way `is_yes` reads a yes."""
+    """ "yes", "no" or UNREADABLE, read the way `is_yes` reads a yes."""
     if style != "chat":
         stripped = raw.strip()
         return "yes" if stripped in YES else "no" if stripped in NO else UNREADABLE
@@ -42,8 +42,11 @@ def read_label(raw: str, style: str = "completion") -> str:
 def label_counts(raws: Iterable[str], style: str) -> dict[str, int]:
     """How many answers were read as classification, not classification, or unreadable."""
     read = Counter(read_label(raw, style) for raw in raws)
-    return {"classification": read["yes"], "not_classification": read["no"],
-            UNREADABLE: read[UNREADABLE]}
+    return {
+        "classification": read["yes"],
+        "not_classification": read["no"],
+        UNREADABLE: read[UNREADABLE],
+    }
 
 
 def unreadable_answers(raws: Iterable[str], style: str, top: int = 5) -> list[tuple[str, int]]:

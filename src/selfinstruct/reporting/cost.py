@@ -10,5 +10,6 @@ def priced(pricing: PricingSettings) -> bool:
 
 
 def cost(pricing: PricingSettings, prompt_tokens: float, completion_tokens: float) -> float:
-    return (prompt_tokens * pricing.input_per_million
-            + completion_tokens * pricing.output_per_million) / 1_000_000
+    return (
+        prompt_tokens * pricing.input_per_million + completion_tokens * pricing.output_per_million
+    ) / 1_000_000

@@ -6,19 +6,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from selfinstruct.errors import SelfInstructError
 from selfinstruct.parsing.labels import label_counts
 from selfinstruct.reporting.summary import counts
 from selfinstruct.store.run_store import RunStore
 
 # Below this share of the instructions asked for, a finished dataset gets a warning.
 SHORTFALL_SHARE = 0.5
-
-
-class EmptyDatasetError(SelfInstructError):
-    """A run (or prepare) that produced no instance: not a success."""
-
-    exit_code = 1
 
 
 @dataclass
@@ -65,8 +58,10 @@ def prepared_counts(stats: dict[str, Any]) -> dict[str, Any]:
 
 def empty_dataset_message(funnel: Funnel) -> str:
     """Which stage lost everything, and why (counts by reason)."""
-    return f"the dataset is empty: {_where_lost(funnel)}. Nothing was written to " \
-           "finetuning_data/ or exports/."
+    return (
+        f"the dataset is empty: {_where_lost(funnel)}. Nothing was written to "
+        "finetuning_data/ or exports/."
+    )
 
 
 def _where_lost(f: Funnel) -> str:
@@ -76,15 +71,21 @@ def _where_lost(f: Funnel) -> str:
         if f.responses:
             text += f" (responses: {counts(f.responses)})"
         if f.candidates_dropped:
-            text += (f"; candidates dropped {sum(f.candidates_dropped.values())} "
-                     f"({counts(f.candidates_dropped)})")
+            text += (
+                f"; candidates dropped {sum(f.candidates_dropped.values())} "
+                f"({counts(f.candidates_dropped)})"
+            )
         return text
     if sum(f.labels.values()) == 0:
-        return (f"classify labelled none of the {f.instructions} instructions (its requests "
-                "failed; see the classify summary above)")
+        return (
+            f"classify labelled none of the {f.instructions} instructions (its requests "
+            "failed; see the classify summary above)"
+        )
     if f.answered == 0:
-        return (f"instances got no answer for any of the {f.instructions} instructions (its "
-                "requests failed; see the instances summary above)")
+        return (
+            f"instances got no answer for any of the {f.instructions} instructions (its "
+            "requests failed; see the instances summary above)"
+        )
     return f"prepare kept no instance of the {f.answered} instance responses ({_prepare_losses(f)})"
 
 
@@ -96,7 +97,7 @@ def _prepare_losses(f: Funnel) -> str:
 
 
 def prepare_losses(prepared: dict[str, Any]) -> str:
-    """"tasks dropped 3: unparseable 3; instances dropped 2: duplicate 2" (one unit each)."""
+    """ "tasks dropped 3: unparseable 3; instances dropped 2: duplicate 2" (one unit each)."""
     parts = []
     for unit in ("tasks", "instances"):
         if dropped := prepared.get(f"{unit}_dropped"):
@@ -115,6 +116,5 @@ def shortfall_warning(f: Funnel) -> str | None:
         if f.candidates_dropped:
             text += f" (candidates dropped: {counts(f.candidates_dropped)})"
     if tasks < f.instructions:
-        text += (f"; {f.instructions - tasks} instructions gave no instance "
-                 f"({_prepare_losses(f)})")
+        text += f"; {f.instructions - tasks} instructions gave no instance ({_prepare_losses(f)})"
     return text

@@ -31,17 +31,26 @@ class Progress:
         self.stats = stats
         self._shown = 0.0
         self._bar = tqdm(
-            total=total, initial=initial, desc=f"{stats.stage:>9}", unit="rec",
-            file=sys.stderr, disable=quiet, dynamic_ncols=True, leave=True, smoothing=0,
+            total=total,
+            initial=initial,
+            desc=f"{stats.stage:>9}",
+            unit="rec",
+            file=sys.stderr,
+            disable=quiet,
+            dynamic_ncols=True,
+            leave=True,
+            smoothing=0,
             bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} "
-                       "[{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+            "[{elapsed}<{remaining}, {rate_fmt}{postfix}]",
         )
 
     def _postfix(self) -> str:
         s = self.stats
         requests = s.requests + s.cached
-        return (f"{s.verb}={s.kept} dropped={s.dropped_total} requests={requests} "
-                f"tokens={short_count(s.tokens)}")
+        return (
+            f"{s.verb}={s.kept} dropped={s.dropped_total} requests={requests} "
+            f"tokens={short_count(s.tokens)}"
+        )
 
     def show_counts(self) -> None:
         """Refresh the counts (an answer arrived) without advancing the bar; at most a few

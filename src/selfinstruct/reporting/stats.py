@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from selfinstruct.store.schema import now
 
@@ -30,6 +31,7 @@ class StageStats:
     details: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     last_failure: str = ""
+    outputs: list[Path] = field(default_factory=list)  # files the stage wrote
     started_at: str = field(default_factory=now)
     _t0: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
@@ -64,8 +66,11 @@ class StageStats:
             "completion_tokens": self.completion_tokens,
             "kept": self.kept,
             "dropped": {k: v for k, v in sorted(self.dropped.items()) if v},
-            "lost": {unit: {k: v for k, v in sorted(c.items()) if v}
-                     for unit, c in sorted(self.lost.items()) if sum(c.values())},
+            "lost": {
+                unit: {k: v for k, v in sorted(c.items()) if v}
+                for unit, c in sorted(self.lost.items())
+                if sum(c.values())
+            },
             "notes": dict(sorted(self.notes.items())),
             "failed": dict(sorted(self.failed.items())),
             "warnings": list(self.warnings),

@@ -11,7 +11,7 @@ from selfinstruct.reporting.stats import StageStats
 
 
 def counts(counter: dict[str, int]) -> str:
-    """"a 3, b 1": reasons by count, largest first."""
+    """ "a 3, b 1": reasons by count, largest first."""
     return ", ".join(f"{k} {n}" for k, n in sorted(counter.items(), key=lambda kv: -kv[1]) if n)
 
 
@@ -22,7 +22,7 @@ def _cost(pricing: PricingSettings | None, tokens_in: int, tokens_out: int) -> s
 
 
 def _outcome(stats: StageStats) -> str:
-    """"kept 20 instructions, dropped 45 candidates (rouge 30, ...)" and other units' losses."""
+    """ "kept 20 instructions, dropped 45 candidates (rouge 30, ...)" and other units' losses."""
     parts = [f"{stats.verb} {stats.kept} {stats.unit}"]
     if stats.dropped_total:
         parts.append(f"dropped {stats.dropped_total} ({counts(stats.dropped)})")
@@ -37,8 +37,10 @@ def format_summary(stats: StageStats, pricing: PricingSettings | None = None) ->
     notes = "".join(f"; {key} {n}" for key, n in sorted(stats.notes.items()))
     failed = ""
     if stats.failed:
-        failed = (f"; failed requests {sum(stats.failed.values())} ({counts(stats.failed)}), "
-                  "rerun to retry them")
+        failed = (
+            f"; failed requests {sum(stats.failed.values())} ({counts(stats.failed)}), "
+            "rerun to retry them"
+        )
     line = (
         f"[{stats.stage}] {_outcome(stats)}; "
         f"requests {stats.requests} (+{stats.cached} from cache), "
@@ -59,13 +61,16 @@ def format_total(stages: list[StageStats], pricing: PricingSettings | None = Non
     tokens_out = sum(s.completion_tokens for s in stages)
     seconds = sum(s.seconds for s in stages)
     kept = ", ".join(f"{s.stage} {s.verb} {s.kept} {s.unit}" for s in stages)
-    return (f"[total] {kept}; requests {requests} (+{cached} from cache), "
-            f"tokens {tokens_in} in / {tokens_out} out{_cost(pricing, tokens_in, tokens_out)}, "
-            f"{seconds:.1f}s")
+    return (
+        f"[total] {kept}; requests {requests} (+{cached} from cache), "
+        f"tokens {tokens_in} in / {tokens_out} out{_cost(pricing, tokens_in, tokens_out)}, "
+        f"{seconds:.1f}s"
+    )
 
 
-def print_summary(stats: StageStats, pricing: PricingSettings | None = None, *,
-                  quiet: bool = False) -> None:
+def print_summary(
+    stats: StageStats, pricing: PricingSettings | None = None, *, quiet: bool = False
+) -> None:
     """The summary on stderr; warnings are printed even when quiet."""
     if not quiet:
         print(format_summary(stats, pricing), file=sys.stderr)

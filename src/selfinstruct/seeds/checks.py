@@ -17,8 +17,9 @@ def require_str(value: object, path: Path, line: int, name: str, *, nonempty: bo
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InputError(path, "contains invalid Unicode (a lone surrogate escape)", line=line,
-                         field=name) from None
+        raise InputError(
+            path, "contains invalid Unicode (a lone surrogate escape)", line=line, field=name
+        ) from None
     return value
 
 
@@ -36,8 +37,10 @@ def check_unique(tasks: Sequence[SeedTask], lines: Sequence[int], path: Path) ->
     for task, line in zip(tasks, lines, strict=True):
         if task.id in seen:
             raise InputError(
-                path, f"duplicate id '{task.id}' (first used on line {seen[task.id]})",
-                line=line, field="id",
+                path,
+                f"duplicate id '{task.id}' (first used on line {seen[task.id]})",
+                line=line,
+                field="id",
             )
         seen[task.id] = line
 
@@ -45,5 +48,11 @@ def check_unique(tasks: Sequence[SeedTask], lines: Sequence[int], path: Path) ->
 def _kind(value: object) -> str:
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", list: "a list",
-            dict: "an object", str: "a string"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+        str: "a string",
+    }.get(type(value), type(value).__name__)

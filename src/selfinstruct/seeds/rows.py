@@ -43,8 +43,9 @@ def tasks_from_rows(rows: list[tuple[int, dict]], path: Path) -> list[SeedTask]:
 def _add_row(drafts: dict[str, _Draft], row: dict, path: Path, line: int) -> None:
     unknown = sorted(str(k) for k in row if k not in KNOWN)
     if unknown:
-        raise InputError(path, f"unknown column (expected {sorted(KNOWN)})", line=line,
-                         field=unknown[0])
+        raise InputError(
+            path, f"unknown column (expected {sorted(KNOWN)})", line=line, field=unknown[0]
+        )
     if "instruction" not in row:
         raise InputError(path, "missing required field", line=line, field="instruction")
     instruction = require_str(row["instruction"], path, line, "instruction", nonempty=True).strip()
@@ -66,8 +67,9 @@ def _instances(row: dict, path: Path, line: int) -> list[Instance]:
     if "instances" in row:
         items = row["instances"]
         if not isinstance(items, list):
-            raise InputError(path, "expected a list of {input, output}", line=line,
-                             field="instances")
+            raise InputError(
+                path, "expected a list of {input, output}", line=line, field="instances"
+            )
         return [_one(item, path, line, f"instances[{i}]") for i, item in enumerate(items)]
     if row.get("input") in (None, "") and row.get("output") in (None, ""):
         return []
@@ -81,13 +83,18 @@ def _one(item: object, path: Path, line: int, where: str) -> Instance:
     if where:
         unknown = sorted(str(k) for k in item if k not in ("input", "output"))
         if unknown:
-            raise InputError(path, "unknown key (expected input and output)", line=line,
-                             field=f"{prefix}{unknown[0]}")
+            raise InputError(
+                path,
+                "unknown key (expected input and output)",
+                line=line,
+                field=f"{prefix}{unknown[0]}",
+            )
     inp = "" if item.get("input") is None else item["input"]
     out = item.get("output")
     if out in (None, ""):
-        raise InputError(path, "an instance needs a non-empty output", line=line,
-                         field=f"{prefix}output")
+        raise InputError(
+            path, "an instance needs a non-empty output", line=line, field=f"{prefix}output"
+        )
     return Instance(
         input=require_str(inp, path, line, f"{prefix}input"),
         output=require_str(out, path, line, f"{prefix}output"),
@@ -110,6 +117,7 @@ def _flag(value: object, path: Path, line: int) -> bool:
             return True
         if word in FALSE_WORDS:
             return False
-        raise InputError(path, f"expected true or false, got '{value}'", line=line,
-                         field="is_classification")
+        raise InputError(
+            path, f"expected true or false, got '{value}'", line=line, field="is_classification"
+        )
     return require_bool(value, path, line, "is_classification")

@@ -26,8 +26,9 @@ def parse_csv(text: str, path: Path) -> list[SeedTask]:
         if header.index(name) != index:
             raise InputError(path, "column name repeated in the header row", line=1, field=name)
     if "instruction" not in header:
-        raise InputError(path, "the header row has no 'instruction' column", line=1,
-                         field="instruction")
+        raise InputError(
+            path, "the header row has no 'instruction' column", line=1, field="instruction"
+        )
     rows: list[tuple[int, dict]] = []
     try:
         start = reader.line_num + 1

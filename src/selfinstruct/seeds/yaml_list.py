@@ -28,8 +28,9 @@ class _StrictLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise _Located("key appears twice in one mapping", key_node.start_mark.line + 1,
-                               str(key))
+                raise _Located(
+                    "key appears twice in one mapping", key_node.start_mark.line + 1, str(key)
+                )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 

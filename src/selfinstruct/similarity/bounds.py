@@ -40,8 +40,7 @@ def need_table(m: int, max_n: int, threshold: float, f_measure: FMeasure) -> np.
     for shift in (2, 1, 0, -1, -2):  # smallest passing length wins: try larger ones first
         lcs = exact + shift
         possible = (lcs >= 0) & (lcs <= np.minimum(m, lengths))
-        above = possible & (f_measure(np.where(possible, lcs, 0.0), lengths, float(m))
-                            > threshold)
+        above = possible & (f_measure(np.where(possible, lcs, 0.0), lengths, float(m)) > threshold)
         table = np.where(above, lcs.astype(np.int64), table)
     table.setflags(write=False)
     return table

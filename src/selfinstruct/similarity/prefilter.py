@@ -73,5 +73,10 @@ class Prefilter:
 
     def _update(self, name: str, value: float) -> None:
         current = getattr(self, name)
-        setattr(self, name, value if not current and name != "reject_rate"
-                else current + SMOOTHING * (value - current))
+        setattr(
+            self,
+            name,
+            value
+            if not current and name != "reject_rate"
+            else current + SMOOTHING * (value - current),
+        )

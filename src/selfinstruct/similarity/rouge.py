@@ -110,7 +110,10 @@ class RougePool:
         if not encoded:
             return Similarity(np.zeros(size))
         lcs = process.cdist(
-            [encoded], self._encoded[start:], scorer=LCSseq.similarity, dtype=np.int32,
+            [encoded],
+            self._encoded[start:],
+            scorer=LCSseq.similarity,
+            dtype=np.int32,
             workers=1,
         )[0].astype(np.float64)
         self.pairs_scored += size
@@ -151,8 +154,13 @@ class RougePool:
         items = np.unique(items[bound >= need[self._lengths[items].astype(np.int64)]])
         if not items.size:
             return False
-        lcs = process.cdist([encoded], [self._encoded[i] for i in items.tolist()],
-                            scorer=LCSseq.similarity, dtype=np.int32, workers=1)[0]
+        lcs = process.cdist(
+            [encoded],
+            [self._encoded[i] for i in items.tolist()],
+            scorer=LCSseq.similarity,
+            dtype=np.int32,
+            workers=1,
+        )[0]
         self.pairs_scored += items.size
         scores = f_measure(lcs.astype(np.float64), self._lengths[items], float(m))
         return bool((scores > threshold).any())
@@ -170,8 +178,9 @@ class Block:
         self.encoded = encoded
         self.rows = np.zeros((len(encoded), self.start))
         if encoded and self.start:
-            lcs = process.cdist(encoded, pool._encoded, scorer=LCSseq.similarity,
-                                dtype=np.int32, workers=1).astype(np.float64)
+            lcs = process.cdist(
+                encoded, pool._encoded, scorer=LCSseq.similarity, dtype=np.int32, workers=1
+            ).astype(np.float64)
             pool.pairs_scored += lcs.size
             lengths = np.array([float(len(e)) for e in encoded])[:, None]
             self.rows = f_measure(lcs, pool._lengths[: self.start][None, :], lengths)
@@ -185,7 +194,9 @@ class Block:
         return Similarity(np.concatenate([self.rows[index], newer]))
 
 
-def f_measure(lcs: np.ndarray, pool_lengths: np.ndarray, target_length: float) -> np.ndarray:
+def f_measure(
+    lcs: np.ndarray, pool_lengths: np.ndarray, target_length: float | np.ndarray
+) -> np.ndarray:
     """rouge_score's F: precision = lcs/len(prediction), recall = lcs/len(target)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = lcs / pool_lengths

@@ -1,1 +1,1 @@
-"""The four Self-Instruct stages: bootstrap, classify, instances, prepare."""
+"""The stages of a run (`stage.py` says what a stage is; `registry.py` lists them in order)."""

@@ -7,31 +7,30 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from selfinstruct.errors import InputError
 from selfinstruct.exporters.jsonl import write_jsonl
 from selfinstruct.inputs.jsonl import json_objects
 from selfinstruct.inputs.text import read_text
-from selfinstruct.llm.openai_format import MalformedResponse, endpoint, parse_body, request_body
-from selfinstruct.llm.registry import model_name
+from selfinstruct.llm.openai_format import MalformedResponse, batch_line, parse_body
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.per_instruction import StagePlan
 
 
-def write_batch(ctx: RunContext, plan: StagePlan, path: Path) -> int:
+def write_batch(ctx: RunContext, plan: StagePlan[Any], path: Path) -> int:
     """Write every pending request of the stage; returns how many (cached ones skipped)."""
-    backend_id, model = ctx.backend_id(), model_name(ctx.config)
+    backend_id, model = ctx.backend_id(), ctx.model_name()
     lines = []
     for request in plan.pending_requests():
         key = request.key(backend_id)
         if ctx.store.cached(key) is None:
-            lines.append({"custom_id": key, "method": "POST", "url": endpoint(request),
-                          "body": request_body(request, model)})
+            lines.append(batch_line(key, request, model))
     write_jsonl(path, lines)
     return len(lines)
 
 
-def read_batch(ctx: RunContext, plan: StagePlan, path: Path) -> Counter[str]:
+def read_batch(ctx: RunContext, plan: StagePlan[Any], path: Path) -> Counter[str]:
     """Store the successful results of a batch output file; count what happened to each line."""
     backend_id = ctx.backend_id()
     pending = {request.key(backend_id): request for request in plan.pending_requests()}

@@ -10,15 +10,20 @@ already decided, so it ends exactly where an uninterrupted run would.
 
 from __future__ import annotations
 
+import math
 import random
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from selfinstruct.config import RequestSettings
 from selfinstruct.errors import RunError
 from selfinstruct.filters.instruction import heuristic_reason, upper_first
 from selfinstruct.llm.base import Completion, Request
+from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.parsing.instructions import split_instructions
-from selfinstruct.prompts import Prompt
+from selfinstruct.prompts import Prompt, TemplateSpec
 from selfinstruct.reporting.progress import Progress
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.reporting.truncation import truncation_advice
@@ -26,12 +31,89 @@ from selfinstruct.similarity.prefilter import Prefilter
 from selfinstruct.similarity.rouge import Block, RougePool
 from selfinstruct.similarity.tokenize import get_tokenizer
 from selfinstruct.stages.context import RunContext
-from selfinstruct.store.run_store import InstructionRow
+from selfinstruct.stages.stage import Estimate, Stage
+from selfinstruct.store import paper_files
+from selfinstruct.store.run_store import InstructionRow, RunStore
 
 STAGE = "bootstrap"
+# What bootstrap does with a response cut off at max_tokens: the paper discards it whole;
+# Alpaca keeps its complete items and drops only the last, cut one.
+TRUNCATED_RESPONSES = ("discard", "keep_complete_items")
+TOKENIZERS = ("rouge", "unicode")
+BLOCKED_KEYWORDS = [
+    "image",
+    "images",
+    "graph",
+    "graphs",
+    "picture",
+    "pictures",
+    "file",
+    "files",
+    "map",
+    "maps",
+    "draw",
+    "plot",
+    "go to",
+]
+ASSUMED_KEPT_PER_REQUEST = 3.0
+_LIST = frozenset({"tasks"})
+_NUMBERS = frozenset({"next_number", "last_number"})
+TEMPLATE = TemplateSpec("bootstrap", _LIST, _NUMBERS)
+CLASSIFICATION_TEMPLATE = TemplateSpec("bootstrap_classification", _LIST, _NUMBERS)
 MAX_BARREN_BATCHES = 50
 TRUNCATED_ITEM = "truncated_item"  # the last, cut item of a response kept in part
 TRUNCATION_WARNING_SHARE = 0.25
+
+
+@dataclass
+class BootstrapSettings(RequestSettings):
+    """Stage 1: new instructions from the task pool."""
+
+    num_prompt_instructions: int = 8
+    num_machine_instructions: int = 2
+    classification_only: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.5
+    presence_penalty: float = 2.0
+    max_tokens: int = 1024
+    truncated_responses: str = "discard"
+    min_words: int = 4
+    max_words: int = 150
+    blocked_keywords: list[str] = field(default_factory=lambda: list(BLOCKED_KEYWORDS))
+    blocked_prefixes: list[str] = field(default_factory=lambda: ["Write a program"])
+    rouge_threshold: float = 0.7
+    tokenizer: str = "rouge"
+    most_similar: int = 10
+    max_requests: int = 0
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from super().problems()
+        if self.tokenizer not in TOKENIZERS:
+            yield "tokenizer", f"must be one of {', '.join(TOKENIZERS)}"
+        if self.truncated_responses not in TRUNCATED_RESPONSES:
+            yield "truncated_responses", f"must be one of {', '.join(TRUNCATED_RESPONSES)}"
+        if not 1 <= self.num_prompt_instructions <= 64:
+            yield "num_prompt_instructions", "must be between 1 and 64"
+        if not 0 <= self.num_machine_instructions <= self.num_prompt_instructions:
+            yield "num_machine_instructions", "must be between 0 and num_prompt_instructions"
+        if not 0 <= self.min_words <= self.max_words:
+            yield "min_words", "must be between 0 and max_words"
+        if self.most_similar < 0:
+            yield "most_similar", "must be >= 0"
+        if not 0.0 <= self.rouge_threshold <= 1.0:
+            yield "rouge_threshold", "must be between 0 and 1"
+
+
+def default_stops(style: str) -> list[str]:
+    """The paper's stops for completion (a blank line, item 16); chat answers have no blank
+    line to stop at."""
+    item16 = ["\n16", "16.", "16 ."]
+    return ["\n\n", *item16] if style == "completion" else item16
+
+
+def request_stops(style: str, settings: BootstrapSettings) -> list[str]:
+    """The stops its requests use: the configured ones, else the default for the style."""
+    return settings.stop if settings.stop is not None else default_stops(style)
 
 
 @dataclass(frozen=True)
@@ -51,11 +133,11 @@ def prompt_line(text: str) -> str:
 
 
 class Bootstrap:
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: RunContext, stats: StageStats) -> None:
         self.ctx = ctx
-        self.settings = ctx.config.bootstrap
+        self.settings: BootstrapSettings = ctx.config.section(STAGE)
         self.style = ctx.config.prompt_style
-        self.stats = StageStats(STAGE, unit="instructions")
+        self.stats = stats
         seeds = ctx.seeds
         if self.settings.classification_only:
             seeds = [t for t in seeds if t.is_classification]
@@ -71,14 +153,17 @@ class Bootstrap:
         self.answers_seen = 0  # responses judged by this process
         self.truncated_items: list[int] = []  # items of each response cut at max_tokens
 
-    def run(self, target: int) -> StageStats:
+    def run(self, target: int) -> None:
         if not self.prompt_seeds:
-            raise RunError("no seed tasks to prompt with (classification_only needs "
-                           "seeds marked is_classification)")
+            raise RunError(
+                "no seed tasks to prompt with (classification_only needs "
+                "seeds marked is_classification)"
+            )
         size = self.settings.request_batch_size
         batch = self.ctx.store.completed_requests() // size
-        progress = Progress(self.stats, target, min(len(self.machine), target),
-                            quiet=self.ctx.quiet)
+        progress = Progress(
+            self.stats, target, min(len(self.machine), target), quiet=self.ctx.quiet
+        )
         try:
             barren = 0
             while len(self.machine) < target:
@@ -92,39 +177,48 @@ class Bootstrap:
                 batch += 1
         finally:
             progress.close()
-            self.stats.stop()
         self._warn_truncation()
-        return self.stats
 
     def _stopped_at_max_requests(self, target: int) -> None:
         self.stats.warnings.append(
             f"bootstrap stopped at bootstrap.max_requests ({self.settings.max_requests} "
             f"requests) with {len(self.machine)} of the {target} instructions asked for; "
-            "raise it (0: no limit) and rerun to continue")
+            "raise it (0: no limit) and rerun to continue"
+        )
 
     def _check_progress(self, outcomes: list[str], barren: int) -> None:
         """Stop instead of spending requests forever on a run that cannot get anywhere."""
         if outcomes and all(o == "failed" for o in outcomes):
-            raise RunError(f"every request of a bootstrap batch failed; last error: "
-                           f"{self.stats.last_failure}")
+            raise RunError(
+                f"every request of a bootstrap batch failed; last error: {self.stats.last_failure}"
+            )
         if outcomes and all(o == "truncated" for o in outcomes):
             raise RunError(self._truncation_advice(len(outcomes), whole_batch=True))
         if barren >= MAX_BARREN_BATCHES:
-            raise RunError(f"no new instruction in the last {barren} bootstrap batches: the "
-                           "model repeats the pool or its answers do not parse (see the "
-                           "drop reasons above); everything accepted so far is saved")
+            raise RunError(
+                f"no new instruction in the last {barren} bootstrap batches: the "
+                "model repeats the pool or its answers do not parse (see the "
+                "drop reasons above); everything accepted so far is saved"
+            )
 
     def _truncation_advice(self, responses: int, *, whole_batch: bool) -> str:
         return truncation_advice(
-            self.truncated_items, responses, settings=self.settings, style=self.style,
-            has_records=self.ctx.store.has_candidates(), whole_batch=whole_batch)
+            self.truncated_items,
+            responses,
+            settings=self.settings,
+            style=self.style,
+            stops=request_stops(self.style, self.settings),
+            has_records=self.ctx.store.has_candidates(),
+            whole_batch=whole_batch,
+        )
 
     def _warn_truncation(self) -> None:
         """A warning when a large share of this run's responses were cut off."""
         cut = len(self.truncated_items)
         if cut and cut >= TRUNCATION_WARNING_SHARE * self.answers_seen:
             self.stats.warnings.append(
-                self._truncation_advice(self.answers_seen, whole_batch=False))
+                self._truncation_advice(self.answers_seen, whole_batch=False)
+            )
 
     def _run_batch(self, batch: int, target: int, progress: Progress) -> list[str]:
         """Send one batch and judge its responses; the outcomes of the completed requests."""
@@ -149,21 +243,30 @@ class Bootstrap:
         n_seed = min(self.settings.num_prompt_instructions - n_machine, len(self.prompt_seeds))
         chosen = rng.sample(machine_before, n_machine) + rng.sample(self.prompt_seeds, n_seed)
         rng.shuffle(chosen)
-        name = "bootstrap_classification" if self.settings.classification_only else "bootstrap"
-        prompt = self._render(name, [prompt_line(t) for t in chosen])
-        return self.ctx.request(STAGE, request_idx, prompt)
+        spec = CLASSIFICATION_TEMPLATE if self.settings.classification_only else TEMPLATE
+        prompt = self._render(spec, [prompt_line(t) for t in chosen])
+        return self.ctx.request(
+            STAGE, request_idx, prompt, self.settings, request_stops(self.style, self.settings)
+        )
 
-    def _render(self, name: str, lines: list[str]) -> Prompt:
+    def _render(self, spec: TemplateSpec, lines: list[str]) -> Prompt:
         numbered = "\n".join(f"{i}. {line}" for i, line in enumerate(lines, start=1))
         nxt = len(lines) + 1
         if self.style == "completion":
             numbered += f"\n{nxt}."
-        return self.ctx.templates.render(self.style, name, tasks=numbered, next_number=nxt,
-                                         last_number=nxt + len(lines) - 1)
+        return self.ctx.templates.render(
+            self.style, spec, tasks=numbered, next_number=nxt, last_number=nxt + len(lines) - 1
+        )
 
-    def _judge_response(self, request_idx: int, batch: int, key: str,
-                        answer: Completion | None, target: int,
-                        progress: Progress) -> str | None:
+    def _judge_response(
+        self,
+        request_idx: int,
+        batch: int,
+        key: str,
+        answer: Completion | None,
+        target: int,
+        progress: Progress,
+    ) -> str | None:
         """Judge the pieces of one response; the outcome once all are decided, else None."""
         if answer is None:
             return self._outcome("failed")
@@ -180,10 +283,13 @@ class Bootstrap:
             cut = len(pieces) - 1
         decided = self.ctx.store.decided_pieces(request_idx)
         todo = [(i, upper_first(p)) for i, p in enumerate(pieces) if p and i not in decided]
-        reasons = [TRUNCATED_ITEM if i == cut else heuristic_reason(text, self.settings)
-                   for i, text in todo]
-        scoring = self._score_block([(i, t) for (i, t), r in zip(todo, reasons, strict=True)
-                                     if r is None])
+        reasons = [
+            TRUNCATED_ITEM if i == cut else heuristic_reason(text, self.settings)
+            for i, text in todo
+        ]
+        scoring = self._score_block(
+            [(i, t) for (i, t), r in zip(todo, reasons, strict=True) if r is None]
+        )
         for (piece_idx, text), reason in zip(todo, reasons, strict=True):
             if len(self.machine) >= target:
                 return None
@@ -239,10 +345,13 @@ class Bootstrap:
         if rejected:
             return None
         return InstructionRow(
-            id=0, instruction=c.text,
+            id=0,
+            instruction=c.text,
             most_similar=similarity.top(self.pool.texts, self.settings.most_similar),
-            avg_similarity_score=similarity.mean, request_idx=c.request_idx,
-            batch_idx=c.batch, response_key=c.key,
+            avg_similarity_score=similarity.mean,
+            request_idx=c.request_idx,
+            batch_idx=c.batch,
+            response_key=c.key,
         )
 
 
@@ -255,3 +364,65 @@ class BlockScoring:
     settled: set[int]
     rows: dict[int, int]
     block: Block
+
+
+def run(ctx: RunContext, stats: StageStats) -> None:
+    Bootstrap(ctx, stats).run(ctx.config.num_instructions)
+
+
+def estimate(store: RunStore | None, target: int) -> Estimate:
+    """Requests still needed at the yield seen so far (kept instructions per request)."""
+    have = store.instruction_count() if store else 0
+    done = store.completed_requests() if store else 0
+    if store and done and have:
+        rate, basis = have / done, f"{have / done:.1f} kept per request so far"
+    else:
+        rate = ASSUMED_KEPT_PER_REQUEST
+        basis = f"assumes {ASSUMED_KEPT_PER_REQUEST:.0f} kept per request"
+    return Estimate(math.ceil(max(0, target - have) / rate), basis)
+
+
+def write_files(ctx: RunContext) -> list[Path]:
+    return [paper_files.write_instructions(ctx.store)]
+
+
+def fake_answer(text: FakeText, request: Request) -> str:
+    """A numbered list continuing the prompt's, now and then with items the filters drop
+    (too short, blocked words, repeats of the prompt) and an item that never ends."""
+    rng = text.rng
+    shown = re.findall(r"^\s*\d+\.\s*(.+)$", prompt_text(request), flags=re.M)
+    items = [
+        text.instruction() if rng.random() < 0.85 else text.flawed_instruction(shown)
+        for _ in range(rng.randint(5, 9))
+    ]
+    if rng.random() < 0.04:
+        items.append(text.rambling(request.max_tokens + 5))
+    numbered = [f"{9 + i}. {item}" for i, item in enumerate(items)]
+    if request.is_chat:
+        preamble = rng.choice(("Here are some new tasks:\n\n", "Sure!\n", ""))
+        return preamble + "\n".join(numbered)
+    answer = " " + "\n".join(numbered)[len("9. ") :]
+    return answer + ("\n\n" if rng.random() < 0.5 else "\n")
+
+
+STAGE_DEF = Stage(
+    name=STAGE,
+    help="Stage 1: generate new instructions from the task pool (creates the run).",
+    run=run,
+    unit="instructions",
+    settings=BootstrapSettings,
+    templates=(TEMPLATE, CLASSIFICATION_TEMPLATE),
+    stops=request_stops,
+    runtime_only=frozenset({"max_requests"}),
+    depends_on_seeds=True,
+    records=lambda store: store.count("candidates"),
+    write_files=write_files,
+    estimate=estimate,
+    sample_template=TEMPLATE,
+    assumed_output_tokens=200.0,
+    fake_answers=(
+        FakeAnswer("bootstrap", fake_answer),
+        FakeAnswer("bootstrap_classification", fake_answer),
+    ),
+    creates_run=True,
+)

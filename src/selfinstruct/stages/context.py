@@ -7,9 +7,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from selfinstruct.config import Config, default_stops
+from selfinstruct.config import Config, RequestSettings
 from selfinstruct.llm.base import LLM, Completion, Failure, Request, Result
-from selfinstruct.llm.registry import create_backend, model_name
+from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.untrusted import storable_completion
 from selfinstruct.prompts import Prompt, TemplateSet
 from selfinstruct.reporting.progress import Progress
@@ -28,18 +28,34 @@ class RunContext:
     _llm: LLM | None = field(default=None, repr=False)
 
     @property
+    def choice(self) -> ModelChoice:
+        """The backend and model the run's settings name."""
+        return ModelChoice.of(self.config.backend, self.config.model, self.config.sections)
+
+    @property
     def llm(self) -> LLM:
         if self._llm is None:
-            self._llm = create_backend(self.config)
+            self._llm = self.choice.create()
         return self._llm
+
+    def model_name(self) -> str:
+        return self.choice.model_name()
+
+    def model_label(self) -> str:
+        return self.choice.label()
 
     def request_seed(self, stage: str, index: int) -> int:
         """A per-request sampling seed derived from the run's random seed."""
         blob = f"{self.config.random_seed}:{stage}:{index}".encode()
         return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") >> 1
 
-    def complete(self, stage: str, requests: Sequence[Request], stats: StageStats,
-                 progress: Progress | None = None) -> list[tuple[str, Completion | None]]:
+    def complete(
+        self,
+        stage: str,
+        requests: Sequence[Request],
+        stats: StageStats,
+        progress: Progress | None = None,
+    ) -> list[tuple[str, Completion | None]]:
         """Answer requests, from the run's cache where possible. Each new answer is stored
         the moment it arrives (and shown on the progress bar). Returns (cache key,
         completion) pairs in request order, with None for a request that failed for good
@@ -68,38 +84,43 @@ class RunContext:
                 progress.show_counts()
 
         if missing:
-            before = Counter(getattr(self.llm, "counters", {}))
+            before = Counter(self.llm.counters)
             self.llm.stream([r for _, r in missing], on_result)
-            after = Counter(getattr(self.llm, "counters", {}))
-            stats.notes.update({f"http_{k}" if k[0].isdigit() else k: v
-                                for k, v in (after - before).items()})
+            after = Counter(self.llm.counters)
+            stats.notes.update(
+                {f"http_{k}" if k[0].isdigit() else k: v for k, v in (after - before).items()}
+            )
         return [(key, found[key]) for key in keys]
 
-    def request(self, stage: str, index: int, prompt: Prompt, *, max_tokens: int | None = None,
-                stop: Sequence[str] | None = None, task: str = "") -> Request:
-        """A request with the stage's decoding settings, stop sequences (configured or the
-        default for the prompt style) and a per-request seed."""
-        settings = getattr(self.config, stage)
-        if stop is None:
-            stop = settings.stop if settings.stop is not None else default_stops(
-                stage, self.config.prompt_style)
+    def request(
+        self,
+        stage: str,
+        index: int,
+        prompt: Prompt,
+        settings: RequestSettings,
+        stop: Sequence[str],
+        *,
+        max_tokens: int | None = None,
+        task: str = "",
+    ) -> Request:
+        """A request with the stage's decoding settings, the given stop sequences and a
+        per-request seed."""
         return Request(
-            prompt=prompt.text, messages=prompt.messages,
+            prompt=prompt.text,
+            messages=prompt.messages,
             max_tokens=settings.max_tokens if max_tokens is None else max_tokens,
-            temperature=settings.temperature, top_p=settings.top_p,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
             presence_penalty=settings.presence_penalty,
-            frequency_penalty=settings.frequency_penalty, stop=tuple(stop),
-            seed=self.request_seed(stage, index), task=task or stage,
+            frequency_penalty=settings.frequency_penalty,
+            stop=tuple(stop),
+            seed=self.request_seed(stage, index),
+            task=task or stage,
         )
 
     def backend_id(self) -> str:
-        """Identifies the model answering (part of every cache key), without loading it. A
-        chat format named for the embedded backend changes its chat answers, so it is part
-        of the identity when set."""
-        identity = f"{self.config.backend}:{model_name(self.config)}"
-        if self.config.backend == "embedded" and self.config.embedded.chat_format:
-            identity += f"#chat_format={self.config.embedded.chat_format}"
-        return identity
+        """Identifies the model answering (part of every cache key), without loading it."""
+        return self.choice.cache_identity()
 
     def close(self) -> None:
         if self._llm is not None:

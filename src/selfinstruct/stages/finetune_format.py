@@ -21,10 +21,15 @@ def augment_input(text: str, rng: random.Random, probability: float) -> str:
     return text.replace("\n\n", "\n")
 
 
-def encode(example: Example, layouts: dict[str, list[FinetuneLayout]], rng: random.Random,
-           end_of_text: str) -> PromptCompletion:
+def encode(
+    example: Example, layouts: dict[str, list[FinetuneLayout]], rng: random.Random, end_of_text: str
+) -> PromptCompletion:
     kind = "with_input" if example.input.strip() else "without_input"
     layout = rng.choice(layouts[kind])
-    values = {"instruction": example.instruction.strip(), "input": example.input.strip(),
-              "output": example.output.strip(), "end_of_text": end_of_text}
+    values = {
+        "instruction": example.instruction.strip(),
+        "input": example.input.strip(),
+        "output": example.output.strip(),
+        "end_of_text": end_of_text,
+    }
     return PromptCompletion(layout.prompt.substitute(values), layout.completion.substitute(values))

@@ -8,35 +8,43 @@ Requests that failed for good are tried again in up to two more passes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.reporting.progress import Progress
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.stages.context import RunContext
-from selfinstruct.store.run_store import InstructionRow
 
-MakeRequests = Callable[[Sequence[InstructionRow], Sequence[InstructionRow]], list[Request]]
-Record = Callable[[InstructionRow, str, Completion], str | None]
 PASSES = 3
 
 
+class Keyed(Protocol):
+    """A record a stage makes one request for (an instruction, an instance record...)."""
+
+    @property
+    def id(self) -> Hashable: ...
+
+
+Row = TypeVar("Row", bound=Keyed)
+
+
 @dataclass
-class StagePlan:
+class StagePlan(Generic[Row]):
     """What a per-instruction stage has to do. `make_requests(window, pending)` builds the
     requests of a window's pending rows; `record` stores one result (inside a transaction)
     and returns a drop reason or None."""
 
     stats: StageStats
-    rows: Sequence[InstructionRow]
-    done: set[int]
+    rows: Sequence[Row]
+    done: set[Hashable]
     batch_size: int
-    make_requests: MakeRequests
-    record: Record
+    make_requests: Callable[[Sequence[Row], Sequence[Row]], list[Request]]
+    record: Callable[[Row, str, Completion], str | None]
 
-    def windows(self) -> list[Sequence[InstructionRow]]:
+    def windows(self) -> list[Sequence[Row]]:
         size = self.batch_size
         return [self.rows[i : i + size] for i in range(0, len(self.rows), size)]
 
@@ -50,23 +58,22 @@ class StagePlan:
         return requests
 
 
-def run_plan(ctx: RunContext, plan: StagePlan) -> StageStats:
-    stats, rows, make_requests, record = plan.stats, plan.rows, plan.make_requests, plan.record
-    batch_size = plan.batch_size
+def run_plan(ctx: RunContext, plan: StagePlan[Row]) -> StageStats:
+    stats, rows = plan.stats, plan.rows
     done = set(plan.done)
     windows = plan.windows()
-    per_wave = windows_per_wave(ctx.llm.concurrency, batch_size) if _pending(windows, done) else 1
+    pending = _pending(windows, done)
+    per_wave = windows_per_wave(ctx.llm.concurrency, plan.batch_size) if pending else 1
     progress = Progress(stats, len(rows), len(done & {r.id for r in rows}), quiet=ctx.quiet)
     try:
         for _ in range(PASSES):
             waves = [windows[i : i + per_wave] for i in range(0, len(windows), per_wave)]
             for wave in waves:
-                _run_wave(ctx, stats, wave, done, make_requests, record, progress)
+                _run_wave(ctx, plan, wave, done, progress)
             if not _pending(windows, done):
                 break
     finally:
         progress.close()
-        stats.stop()
     if stats.failed and not stats.kept and not stats.cached:
         raise RunError(f"every {stats.stage} request failed; last error: {stats.last_failure}")
     return stats
@@ -79,20 +86,25 @@ def windows_per_wave(concurrency: int, batch_size: int) -> int:
     return 1 if concurrency <= 1 else -(-(8 * concurrency) // batch_size)
 
 
-def _pending(windows: list[Sequence[InstructionRow]], done: set[int]) -> bool:
+def _pending(windows: list[Sequence[Row]], done: set[Hashable]) -> bool:
     return any(row.id not in done for window in windows for row in window)
 
 
-def _run_wave(ctx: RunContext, stats: StageStats, wave: list[Sequence[InstructionRow]],
-              done: set[int], make_requests: MakeRequests, record: Record,
-              progress: Progress) -> None:
-    rows: list[InstructionRow] = []
+def _run_wave(
+    ctx: RunContext,
+    plan: StagePlan[Row],
+    wave: list[Sequence[Row]],
+    done: set[Hashable],
+    progress: Progress,
+) -> None:
+    stats = plan.stats
+    rows: list[Row] = []
     requests: list[Request] = []
     for window in wave:
         batch = [row for row in window if row.id not in done]
         if batch:
             rows += batch
-            requests += make_requests(window, batch)
+            requests += plan.make_requests(window, batch)
     if not requests:
         return
     answers = ctx.complete(stats.stage, requests, stats, progress)
@@ -100,7 +112,7 @@ def _run_wave(ctx: RunContext, stats: StageStats, wave: list[Sequence[Instructio
         if answer is None:
             continue
         with ctx.store.transaction():
-            reason = record(row, key, answer)
+            reason = plan.record(row, key, answer)
         done.add(row.id)
         if reason:
             stats.drop(reason)

@@ -1,4 +1,4 @@
-"""Stage 4: parse the raw instances, filter them, and format the fine-tuning data."""
+"""Stage 4: filter the instance records and format the fine-tuning data."""
 
 from __future__ import annotations
 
@@ -6,30 +6,47 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from selfinstruct.config import Config
+from selfinstruct.errors import EmptyDatasetError
 from selfinstruct.exporters import FORMATS, Example, PromptCompletion
 from selfinstruct.exporters.jsonl import write_jsonl
 from selfinstruct.filters.instance import filter_instances
-from selfinstruct.parsing.instances import parse_instances
 from selfinstruct.prompts import TemplateSet
+from selfinstruct.reporting.funnel import (
+    empty_dataset_message,
+    prepared_counts,
+    run_funnel,
+    shortfall_warning,
+)
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.seeds.task import SeedTask
+from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.finetune_format import augment_input, encode
+from selfinstruct.stages.parse import ParsedTask, parsed_tasks
+from selfinstruct.stages.stage import Stage
 
 STAGE = "prepare"
 FINETUNE_DIR = "finetuning_data"
 EXPORT_DIR = "exports"
 
 
-@dataclass(frozen=True)
-class GeneratedTask:
-    """One instruction with its label and raw instances, from a run or from paper files."""
+@dataclass
+class PrepareSettings:
+    """Stage 4: filter and format for fine-tuning."""
 
-    instruction: str
-    is_classification: bool
-    raw_instances: str
-    truncated: bool
+    max_instances_per_task: int = 5
+    include_seed_tasks: bool = False
+    classification_tasks_only: bool = False
+    field_removal_probability: float = 0.5
+    end_of_text: str = "<|endoftext|>"
+
+    def problems(self) -> Any:
+        if self.max_instances_per_task < 1:
+            yield "max_instances_per_task", "must be >= 1"
+        if not 0.0 <= self.field_removal_probability <= 1.0:
+            yield "field_removal_probability", "must be between 0 and 1"
 
 
 @dataclass
@@ -44,20 +61,21 @@ class PreparedData:
         return len({example.instruction for example in self.generated})
 
 
-def prepare_stats() -> StageStats:
-    return StageStats(STAGE, unit="instances")
-
-
-def build(tasks: Sequence[GeneratedTask], seeds: Sequence[SeedTask], config: Config,
-          templates: TemplateSet, style: str, stats: StageStats) -> PreparedData:
-    settings = config.prepare
+def build(
+    tasks: Sequence[ParsedTask],
+    seeds: Sequence[SeedTask],
+    config: Config,
+    templates: TemplateSet,
+    stats: StageStats,
+) -> PreparedData:
+    settings: PrepareSettings = config.section(STAGE)
     rng = random.Random(f"{config.random_seed}:{STAGE}")
     data = PreparedData()
     for task in tasks:
         if settings.classification_tasks_only and not task.is_classification:
             stats.lose("tasks", "not_classification")
             continue
-        pairs = parse_instances(task.raw_instances, task.truncated, task.is_classification, style)
+        pairs = task.pairs
         if not pairs:
             stats.lose("tasks", "unparseable")
         pairs = filter_instances(pairs, stats.dropped)
@@ -67,14 +85,17 @@ def build(tasks: Sequence[GeneratedTask], seeds: Sequence[SeedTask], config: Con
         data.generated.extend(Example(task.instruction, i, o) for i, o in pairs)
     data.training = list(data.generated)
     if settings.include_seed_tasks:
-        data.training += [Example(t.instruction, x.input, x.output)
-                          for t in seeds for x in t.instances]
+        data.training += [
+            Example(t.instruction, x.input, x.output) for t in seeds for x in t.instances
+        ]
     layouts = templates.finetune_layouts()
     encoded: dict[PromptCompletion, None] = {}
     for example in data.training:
-        augmented = Example(example.instruction,
-                            augment_input(example.input, rng, settings.field_removal_probability),
-                            example.output)
+        augmented = Example(
+            example.instruction,
+            augment_input(example.input, rng, settings.field_removal_probability),
+            example.output,
+        )
         encoded.setdefault(encode(augmented, layouts, rng, settings.end_of_text))
     stats.lose("examples", "duplicate_prompt_completion", len(data.training) - len(encoded))
     data.encoded = list(encoded)
@@ -88,17 +109,53 @@ def build(tasks: Sequence[GeneratedTask], seeds: Sequence[SeedTask], config: Con
 def write_outputs(run_dir: Path, data: PreparedData) -> list[Path]:
     """The paper's fine-tuning files and every export format; returns the paths written."""
     ft = run_dir / FINETUNE_DIR
-    paths = [ft / "all_generated_instances.jsonl",
-             ft / f"gpt3_finetuning_data_{len(data.encoded)}.jsonl"]
-    write_jsonl(paths[0], ({"instruction": e.instruction, "input": e.input, "output": e.output}
-                           for e in data.generated))
+    paths = [
+        ft / "all_generated_instances.jsonl",
+        ft / f"gpt3_finetuning_data_{len(data.encoded)}.jsonl",
+    ]
+    write_jsonl(
+        paths[0],
+        (
+            {"instruction": e.instruction, "input": e.input, "output": e.output}
+            for e in data.generated
+        ),
+    )
     for old in ft.glob("gpt3_finetuning_data_*.jsonl"):
         if old != paths[1]:
             old.unlink()
-    write_jsonl(paths[1], ({"prompt": r.prompt, "completion": r.completion}
-                           for r in data.encoded))
+    write_jsonl(paths[1], ({"prompt": r.prompt, "completion": r.completion} for r in data.encoded))
     for filename, writer in FORMATS.values():
         path = run_dir / EXPORT_DIR / filename
         writer(path, data.training, data.encoded)
         paths.append(path)
     return paths
+
+
+def prepared_data(ctx: RunContext, stats: StageStats) -> PreparedData:
+    """The dataset of a run (open for writing or as a read-only view)."""
+    tasks = parsed_tasks(ctx.store, ctx.config.prompt_style)
+    return build(tasks, ctx.seeds, ctx.config, ctx.templates, stats)
+
+
+def run(ctx: RunContext, stats: StageStats) -> None:
+    """Stage 4 from the store. A dataset with no instance is an error (nothing is written);
+    one far smaller than asked for gets a warning."""
+    data = prepared_data(ctx, stats)
+    with ctx.store.transaction():
+        ctx.store.set_meta("prepared", prepared_counts(stats.as_dict()))
+    funnel = run_funnel(ctx.store, ctx.config.num_instructions, ctx.config.prompt_style)
+    if not data.generated:
+        raise EmptyDatasetError(empty_dataset_message(funnel))
+    stats.outputs += write_outputs(ctx.store.run_dir, data)
+    if warning := shortfall_warning(funnel):
+        stats.warnings.append(warning)
+
+
+STAGE_DEF = Stage(
+    name=STAGE,
+    help="Stage 4: filter the instances and write fine-tuning data and exports.",
+    run=run,
+    unit="instances",
+    settings=PrepareSettings,
+    generates=False,
+)

@@ -19,16 +19,19 @@ def labels_file_name(engine: str, template: str) -> str:
 
 def write_instructions(store: RunStore) -> Path:
     path = store.run_dir / INSTRUCTIONS_FILE
-    write_jsonl(path, (
-        {
-            "instruction": row.instruction,
-            "most_similar": row.most_similar,
-            "avg_similarity_score": row.avg_similarity_score,
-            "metadata": store.response_record(row.response_key),
-            "request_idx": row.request_idx,
-        }
-        for row in store.instructions()
-    ))
+    write_jsonl(
+        path,
+        (
+            {
+                "instruction": row.instruction,
+                "most_similar": row.most_similar,
+                "avg_similarity_score": row.avg_similarity_score,
+                "metadata": store.response_record(row.response_key),
+                "request_idx": row.request_idx,
+            }
+            for row in store.instructions()
+        ),
+    )
     return path
 
 
@@ -37,10 +40,14 @@ def write_labels(store: RunStore, engine: str, template: str, *, old_engine: str
     used the whole model name (a GGUF's full path): that copy is replaced by this one."""
     path = store.run_dir / labels_file_name(engine, template)
     labels = store.labels()
-    write_jsonl(path, (
-        {"instruction": row.instruction, "is_classification": labels[row.id][0]}
-        for row in store.instructions() if row.id in labels
-    ))
+    write_jsonl(
+        path,
+        (
+            {"instruction": row.instruction, "is_classification": labels[row.id][0]}
+            for row in store.instructions()
+            if row.id in labels
+        ),
+    )
     old = store.run_dir / labels_file_name(old_engine, template) if old_engine else path
     if old != path:
         old.unlink(missing_ok=True)

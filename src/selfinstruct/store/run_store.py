@@ -14,9 +14,23 @@ from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.seeds.task import Instance, SeedTask
 from selfinstruct.store.lock import RunLock
-from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, migrate, now
+from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, applied, migrate, now
 
 DB_NAME = "selfinstruct.db"
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """One parsed instance; `id` ("<instruction id>.<position>") is stable within the run."""
+
+    instruction_id: int
+    position: int
+    input: str
+    output: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.instruction_id}.{self.position}"
 
 
 @dataclass(frozen=True)
@@ -31,12 +45,19 @@ class InstructionRow:
 
 
 class RunStore:
-    """Open with `RunStore.open(dir)`; use as a context manager to release the lock."""
+    """Open with `RunStore.open(dir)` to write (it takes the run's lock, and brings the
+    schema up to date) or `RunStore.open_readonly(dir)` to read (no lock, nothing written,
+    safe beside a process that is writing); use as a context manager to close it."""
 
-    def __init__(self, run_dir: Path, db: sqlite3.Connection, lock: RunLock) -> None:
+    def __init__(self, run_dir: Path, db: sqlite3.Connection, lock: RunLock | None) -> None:
         self.run_dir = run_dir
         self.db = db
         self._lock = lock
+        self.migrations = applied(db)
+
+    @property
+    def readonly(self) -> bool:
+        return self._lock is None
 
     @classmethod
     def exists(cls, run_dir: Path) -> bool:
@@ -60,6 +81,29 @@ class RunStore:
         store._check_format()
         return store
 
+    @classmethod
+    def open_readonly(cls, run_dir: Path) -> RunStore:
+        """The store as it is, in SQLite's read-only mode: an older schema is read as it is
+        (callers check `has_parsed_instances`), and a writer may keep working meanwhile."""
+        path = run_dir / DB_NAME
+        if not path.is_file():
+            raise RunError(f"{run_dir} is not a run directory (no {DB_NAME})")
+        try:
+            db = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
+            )
+            db.execute("PRAGMA query_only=ON")
+            store = cls(run_dir, db, None)
+        except sqlite3.DatabaseError as exc:
+            raise RunError(f"{path}: not a usable run store ({exc})") from exc
+        found = store.get_meta("format")
+        if found is not None and (
+            found.get("name") != FORMAT or found.get("version", 0) > FORMAT_VERSION
+        ):
+            store.close()
+            raise RunError(f"{run_dir}: run store format {found} is not supported here")
+        return store
+
     def _check_format(self) -> None:
         found = self.get_meta("format")
         if found is None:
@@ -70,7 +114,8 @@ class RunStore:
 
     def close(self) -> None:
         self.db.close()
-        self._lock.release()
+        if self._lock is not None:
+            self._lock.release()
 
     def __enter__(self) -> RunStore:
         return self
@@ -107,16 +152,23 @@ class RunStore:
         self.db.executemany(
             "INSERT INTO seeds VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (i, t.id, t.name, t.instruction,
-                 json.dumps([[x.input, x.output] for x in t.instances]),
-                 int(t.is_classification))
+                (
+                    i,
+                    t.id,
+                    t.name,
+                    t.instruction,
+                    json.dumps([[x.input, x.output] for x in t.instances]),
+                    int(t.is_classification),
+                )
                 for i, t in enumerate(tasks)
             ],
         )
 
     def load_seeds(self) -> list[SeedTask]:
-        rows = self.db.execute("SELECT id, name, instruction, instances, is_classification "
-                               "FROM seeds ORDER BY position")
+        rows = self.db.execute(
+            "SELECT id, name, instruction, instances, is_classification "
+            "FROM seeds ORDER BY position"
+        )
         return [
             SeedTask(id_, name, inst, tuple(Instance(*p) for p in json.loads(insts)), bool(clf))
             for id_, name, inst, insts, clf in rows
@@ -126,20 +178,30 @@ class RunStore:
     def cached(self, key: str) -> Completion | None:
         row = self.db.execute(
             "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses "
-            "WHERE key = ?", (key,)).fetchone()
+            "WHERE key = ?",
+            (key,),
+        ).fetchone()
         return Completion(*row) if row else None
 
     def put_response(self, key: str, stage: str, request: Request, completion: Completion) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, stage, json.dumps(request.canonical(), ensure_ascii=False), completion.text,
-             completion.finish_reason, completion.prompt_tokens, completion.completion_tokens,
-             now()),
+            (
+                key,
+                stage,
+                json.dumps(request.canonical(), ensure_ascii=False),
+                completion.text,
+                completion.finish_reason,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                now(),
+            ),
         )
 
     def response_record(self, key: str) -> dict[str, Any]:
-        row = self.db.execute("SELECT request, text, finish_reason, created_at FROM responses "
-                              "WHERE key = ?", (key,)).fetchone()
+        row = self.db.execute(
+            "SELECT request, text, finish_reason, created_at FROM responses WHERE key = ?", (key,)
+        ).fetchone()
         if row is None:
             return {}
         request = json.loads(row[0])
@@ -155,26 +217,43 @@ class RunStore:
 
     def decided_pieces(self, request_idx: int) -> dict[int, str]:
         rows = self.db.execute(
-            "SELECT piece_idx, decision FROM candidates WHERE request_idx = ?", (request_idx,))
+            "SELECT piece_idx, decision FROM candidates WHERE request_idx = ?", (request_idx,)
+        )
         return dict(rows.fetchall())
 
-    def record_candidate(self, request_idx: int, piece_idx: int, text: str, decision: str,
-                         kept: InstructionRow | None) -> None:
+    def record_candidate(
+        self,
+        request_idx: int,
+        piece_idx: int,
+        text: str,
+        decision: str,
+        kept: InstructionRow | None,
+    ) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO candidates VALUES (?, ?, ?, ?)",
-                       (request_idx, piece_idx, text, decision))
+            db.execute(
+                "INSERT INTO candidates VALUES (?, ?, ?, ?)",
+                (request_idx, piece_idx, text, decision),
+            )
             if kept is not None:
                 db.execute(
                     "INSERT INTO instructions (instruction, most_similar, avg_similarity_score, "
                     "request_idx, batch_idx, response_key, created_at) VALUES (?,?,?,?,?,?,?)",
-                    (kept.instruction, json.dumps(kept.most_similar, ensure_ascii=False),
-                     kept.avg_similarity_score, kept.request_idx, kept.batch_idx,
-                     kept.response_key, now()),
+                    (
+                        kept.instruction,
+                        json.dumps(kept.most_similar, ensure_ascii=False),
+                        kept.avg_similarity_score,
+                        kept.request_idx,
+                        kept.batch_idx,
+                        kept.response_key,
+                        now(),
+                    ),
                 )
 
     def complete_request(self, request_idx: int, batch_idx: int, key: str, outcome: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO bootstrap_requests VALUES (?, ?, ?, ?)",
-                        (request_idx, batch_idx, key, outcome))
+        self.db.execute(
+            "INSERT OR REPLACE INTO bootstrap_requests VALUES (?, ?, ?, ?)",
+            (request_idx, batch_idx, key, outcome),
+        )
 
     def instruction_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM instructions").fetchone()[0]
@@ -186,9 +265,7 @@ class RunStore:
             sql += " WHERE batch_idx < ?"
             args = (before_batch,)
         rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
-        return [
-            InstructionRow(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6]) for r in rows
-        ]
+        return [InstructionRow(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
 
     def has_candidates(self) -> bool:
         return self.db.execute("SELECT 1 FROM candidates LIMIT 1").fetchone() is not None
@@ -199,27 +276,75 @@ class RunStore:
         return {i: (raw, bool(clf)) for i, raw, clf in rows}
 
     def put_label(self, instruction_id: int, raw: str, is_clf: bool, key: str) -> None:
-        self.db.execute("INSERT INTO labels VALUES (?, ?, ?, ?)",
-                        (instruction_id, raw, int(is_clf), key))
+        self.db.execute(
+            "INSERT INTO labels VALUES (?, ?, ?, ?)", (instruction_id, raw, int(is_clf), key)
+        )
 
     def raw_instances(self) -> dict[int, tuple[str, str, str]]:
         rows = self.db.execute(
-            "SELECT instruction_id, raw_instances, finish_reason, response_key FROM instances")
+            "SELECT instruction_id, raw_instances, finish_reason, response_key FROM instances"
+        )
         return {i: (raw, finish, key) for i, raw, finish, key in rows}
 
     def put_instances(self, instruction_id: int, raw: str, finish: str, key: str) -> None:
-        self.db.execute("INSERT INTO instances VALUES (?, ?, ?, ?)",
-                        (instruction_id, raw, finish, key))
+        self.db.execute(
+            "INSERT INTO instances (instruction_id, raw_instances, finish_reason, "
+            "response_key) VALUES (?, ?, ?, ?)",
+            (instruction_id, raw, finish, key),
+        )
+
+    # -- parsed instances -------------------------------------------------------------------
+    @property
+    def has_parsed_instances(self) -> bool:
+        """The schema has parsed instance records (a run made before them may not, when
+        it is opened read-only)."""
+        return "0002_parsed_instances" in self.migrations
+
+    def put_parsed(self, instruction_id: int, pairs: list[tuple[str, str]]) -> None:
+        """Store an answer's parsed instances and mark it parsed (inside the caller's
+        transaction)."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO parsed_instances VALUES (?, ?, ?, ?)",
+            [(instruction_id, i, inp, out) for i, (inp, out) in enumerate(pairs)],
+        )
+        self.db.execute(
+            "UPDATE instances SET parsed = 1 WHERE instruction_id = ?", (instruction_id,)
+        )
+
+    def unparsed_instances(self) -> list[int]:
+        """Instructions whose instances answer has not been parsed yet."""
+        if not self.has_parsed_instances:
+            return sorted(self.raw_instances())
+        rows = self.db.execute(
+            "SELECT instruction_id FROM instances WHERE parsed = 0 ORDER BY instruction_id"
+        )
+        return [row[0] for row in rows]
+
+    def parsed_instances(self) -> dict[int, list[InstanceRecord]]:
+        """The stored instance records by instruction, in position order (answers not parsed
+        yet are absent)."""
+        found: dict[int, list[InstanceRecord]] = {}
+        if not self.has_parsed_instances:
+            return found
+        for row in self.db.execute(
+            "SELECT p.instruction_id, p.position, p.input, p.output "
+            "FROM parsed_instances p ORDER BY p.instruction_id, "
+            "p.position"
+        ):
+            found.setdefault(row[0], []).append(InstanceRecord(*row))
+        return found
 
     def mean_usage(self, stage: str) -> tuple[float, float] | None:
         """Mean (prompt, completion) tokens of this stage's stored responses with usage."""
         row = self.db.execute(
             "SELECT AVG(prompt_tokens), AVG(completion_tokens) FROM responses "
-            "WHERE stage = ? AND prompt_tokens > 0", (stage,)).fetchone()
+            "WHERE stage = ? AND prompt_tokens > 0",
+            (stage,),
+        ).fetchone()
         return (row[0], row[1]) if row and row[0] is not None else None
 
     def count(self, table: str) -> int:
-        if table not in {"labels", "instances", "candidates", "responses"}:
+        if table not in {"labels", "instances", "candidates", "responses", "parsed_instances"}:
             raise ValueError(table)
         return self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
@@ -228,9 +353,17 @@ class RunStore:
         self.db.execute(
             "INSERT INTO stage_runs (stage, started_at, seconds, requests, cached, prompt_tokens,"
             " completion_tokens, kept, dropped) VALUES (?,?,?,?,?,?,?,?,?)",
-            (stage, started_at, seconds, stats["requests"], stats["cached"],
-             stats["prompt_tokens"], stats["completion_tokens"], stats["kept"],
-             json.dumps(stats["dropped"], sort_keys=True)),
+            (
+                stage,
+                started_at,
+                seconds,
+                stats["requests"],
+                stats["cached"],
+                stats["prompt_tokens"],
+                stats["completion_tokens"],
+                stats["kept"],
+                json.dumps(stats["dropped"], sort_keys=True),
+            ),
         )
 
     def candidate_decisions(self) -> dict[str, int]:
@@ -240,11 +373,11 @@ class RunStore:
 
     def request_outcomes(self) -> dict[str, int]:
         """Bootstrap requests by outcome (ok, truncated, unparseable, failed)."""
-        rows = self.db.execute("SELECT outcome, COUNT(*) FROM bootstrap_requests "
-                               "GROUP BY outcome")
+        rows = self.db.execute("SELECT outcome, COUNT(*) FROM bootstrap_requests GROUP BY outcome")
         return dict(rows.fetchall())
 
     def instance_finish_reasons(self) -> dict[str, int]:
-        rows = self.db.execute("SELECT finish_reason, COUNT(*) FROM instances "
-                               "GROUP BY finish_reason")
+        rows = self.db.execute(
+            "SELECT finish_reason, COUNT(*) FROM instances GROUP BY finish_reason"
+        )
         return dict(rows.fetchall())

@@ -49,15 +49,37 @@ INITIAL = """
         );
 """
 
+# Instances parsed from each stored instances answer, with stable ids (instruction id and
+# position), so later stages can record decisions about one instance. `parsed` marks the
+# answers already parsed (an answer may hold no instance); answers stored before this
+# migration are parsed when the run is next opened for writing.
+PARSED_INSTANCES = """
+        CREATE TABLE parsed_instances (
+            instruction_id INTEGER NOT NULL REFERENCES instructions(id),
+            position INTEGER NOT NULL, input TEXT NOT NULL, output TEXT NOT NULL,
+            PRIMARY KEY (instruction_id, position)
+        );
+        ALTER TABLE instances ADD COLUMN parsed INTEGER NOT NULL DEFAULT 0;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_initial", INITIAL),
+    ("0002_parsed_instances", PARSED_INSTANCES),
 ]
+
+
+def applied(db: sqlite3.Connection) -> set[str]:
+    """The migrations a store has (none for a database without the migrations table)."""
+    found = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+    ).fetchone()
+    return {row[0] for row in db.execute("SELECT name FROM migrations")} if found else set()
 
 
 def migrate(db: sqlite3.Connection) -> None:
     """Apply the migrations not yet recorded, each in its own transaction."""
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-    done = {row[0] for row in db.execute("SELECT name FROM migrations")}
+    done = applied(db)
     for name, sql in MIGRATIONS:
         if name not in done:
             db.executescript(

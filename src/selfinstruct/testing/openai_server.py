@@ -4,7 +4,8 @@ It answers POST /v1/completions and POST /v1/chat/completions with a shared `Fak
 answers are deterministic), lists models at GET /v1/models, and can inject latency and faults
 the way a busy provider does: 429 with Retry-After, 500, 503, a dropped connection, a body cut
 in half, or a very slow answer. Faults are drawn from `random.Random(seed)`, so the sequence of
-faults over a run's requests is reproducible.
+faults over a run's requests is reproducible. Bodies are read and written with
+`llm.openai_format`, the same code the client uses, so the two sides cannot drift apart.
 
     with MockOpenAIServer(latency=0.1, fault_rate=0.2) as server:
         client = OpenAIClient(base_url=server.base_url, ...)
@@ -26,18 +27,23 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from selfinstruct.llm.base import LLM, Completion, Request
-from selfinstruct.llm.fake import FakeLLM
+from selfinstruct.llm.openai_format import (
+    BadRequest,
+    parse_requests,
+    request_model,
+    response_body,
+)
+from selfinstruct.testing.fake_backend import FakeLLM
 
 FAULT_KINDS = ("429", "500", "503", "drop", "truncated", "slow")
 DEFAULT_MODEL = "fake"
-DECODING_FLOATS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
 
 
 class ApiError(Exception):
@@ -112,159 +118,28 @@ class _Stats:
 
 
 # ---------------------------------------------------------------------------------------------
-# Request parsing: OpenAI JSON bodies into selfinstruct Requests
+# Bodies: the shapes themselves belong to llm.openai_format; here they become HTTP answers
 
 
-def _parse_json(body: bytes) -> dict[str, Any]:
+def _parse_json(body: bytes) -> Any:
     try:
-        payload = json.loads(body.decode("utf-8"))
+        return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(400, f"We could not parse the JSON body of your request: {exc}") from None
-    if not isinstance(payload, dict):
-        raise ApiError(400, "The request body must be a JSON object.")
-    return payload
 
 
-def _model_of(payload: dict[str, Any]) -> str:
-    model = payload.get("model")
-    if not isinstance(model, str) or not model:
-        raise ApiError(400, "You must provide a model parameter.", param="model")
-    return model
-
-
-def _integer(value: Any, name: str, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, f"'{name}' must be an integer.", param=name)
-    if minimum is not None and value < minimum:
-        raise ApiError(400, f"'{name}' must be at least {minimum}.", param=name)
-    return value
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ApiError(400, f"'{name}' must be a number.", param=name)
-    return float(value)
-
-
-def _stop(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and all(isinstance(s, str) for s in value):
-        return tuple(value)
-    raise ApiError(400, "'stop' must be null, a string or a list of strings.", param="stop")
-
-
-def _decoding(payload: dict[str, Any]) -> dict[str, Any]:
-    """The decoding fields of a body, as keyword arguments of `Request`."""
-    if payload.get("n") not in (None, 1):
-        raise ApiError(400, "Only n=1 is supported.", param="n")
-    fields: dict[str, Any] = {"stop": _stop(payload.get("stop"))}
-    max_tokens = payload.get("max_tokens", payload.get("max_completion_tokens"))
-    if max_tokens is not None:
-        fields["max_tokens"] = _integer(max_tokens, "max_tokens", minimum=1)
-    for name in DECODING_FLOATS:
-        if payload.get(name) is not None:
-            fields[name] = _number(payload[name], name)
-    if payload.get("seed") is not None:
-        fields["seed"] = _integer(payload["seed"], "seed")
-    return fields
-
-
-def _prompts(payload: dict[str, Any]) -> list[str]:
-    prompt = payload.get("prompt")
-    if isinstance(prompt, str):
-        return [prompt]
-    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
-        return list(prompt)
-    raise ApiError(400, "'prompt' must be a string or a non-empty list of strings.",
-                   param="prompt")
-
-
-def _content(value: Any) -> str:
-    """A message's content: a string, null, or a list of {"type": "text", "text": ...} parts."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(
-        isinstance(part, dict) and isinstance(part.get("text"), str) for part in value
-    ):
-        return "".join(part["text"] for part in value)
-    raise ApiError(400, "A message's 'content' must be a string.", param="messages")
-
-
-def _messages(payload: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    messages = payload.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "'messages' must be a non-empty list.", param="messages")
-    pairs = []
-    for message in messages:
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise ApiError(400, "Each message needs a 'role' and a 'content'.",
-                           param="messages")
-        pairs.append((message["role"], _content(message.get("content"))))
-    return tuple(pairs)
-
-
-def completion_requests(payload: dict[str, Any]) -> list[Request]:
-    """One `Request` per prompt of a /v1/completions body."""
-    fields = _decoding(payload)
-    return [Request(prompt=prompt, task="", **fields) for prompt in _prompts(payload)]
-
-
-def chat_requests(payload: dict[str, Any]) -> list[Request]:
-    """The single `Request` of a /v1/chat/completions body."""
-    return [Request(messages=_messages(payload), task="", **_decoding(payload))]
-
-
-# ---------------------------------------------------------------------------------------------
-# Replies in the OpenAI shapes
-
-
-def _usage(completions: Sequence[Completion]) -> dict[str, int]:
-    prompt_tokens = sum(c.prompt_tokens for c in completions)
-    completion_tokens = sum(c.completion_tokens for c in completions)
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
+@contextlib.contextmanager
+def _as_api_error() -> Iterator[None]:
+    """Answer a body that is not a valid request with a 400 naming the field."""
+    try:
+        yield
+    except BadRequest as exc:
+        raise ApiError(400, exc.message, param=exc.param) from None
 
 
 def completion_reply(number: int, model: str, completions: Sequence[Completion]) -> dict:
-    choices = [
-        {"index": i, "text": c.text, "finish_reason": c.finish_reason, "logprobs": None}
-        for i, c in enumerate(completions)
-    ]
-    return {
-        "id": f"cmpl-{number}",
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": choices,
-        "usage": _usage(completions),
-    }
-
-
-def chat_reply(number: int, model: str, completions: Sequence[Completion]) -> dict:
-    choices = [
-        {
-            "index": i,
-            "message": {"role": "assistant", "content": c.text},
-            "finish_reason": c.finish_reason,
-        }
-        for i, c in enumerate(completions)
-    ]
-    return {
-        "id": f"chatcmpl-{number}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": choices,
-        "usage": _usage(completions),
-    }
+    """A /v1/completions response body (also for tests that script their own server)."""
+    return response_body(completions, model, chat=False, number=number)
 
 
 def format_seconds(value: float) -> str:
@@ -276,14 +151,26 @@ def format_seconds(value: float) -> str:
 
 def _fault_error(kind: str, retry_after: float) -> ApiError:
     if kind == "429":
-        return ApiError(429, "Rate limit reached for requests. Please retry later.",
-                        kind="rate_limit_error", code="rate_limit_exceeded",
-                        headers={"Retry-After": format_seconds(retry_after)})
+        return ApiError(
+            429,
+            "Rate limit reached for requests. Please retry later.",
+            kind="rate_limit_error",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": format_seconds(retry_after)},
+        )
     if kind == "503":
-        return ApiError(503, "The server is overloaded or not ready yet.",
-                        kind="server_error", code="service_unavailable")
-    return ApiError(500, "The server had an error while processing your request.",
-                    kind="server_error", code="internal_error")
+        return ApiError(
+            503,
+            "The server is overloaded or not ready yet.",
+            kind="server_error",
+            code="service_unavailable",
+        )
+    return ApiError(
+        500,
+        "The server had an error while processing your request.",
+        kind="server_error",
+        code="internal_error",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,8 +271,9 @@ class _Handler(BaseHTTPRequestHandler):
         if methods is None:
             raise ApiError(404, f"Unknown request URL: {method} {path}.", code="unknown_url")
         if method not in methods:
-            raise ApiError(405, f"Method {method} is not allowed on {path}.",
-                           code="method_not_allowed")
+            raise ApiError(
+                405, f"Method {method} is not allowed on {path}.", code="method_not_allowed"
+            )
         return methods[method]
 
     def _read_body(self) -> bytes:
@@ -428,22 +316,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_json(200, {"object": "list", "data": data})
 
     def completions(self, body: bytes) -> None:
-        self._generate(body, completion_requests, completion_reply)
+        self._generate(body, chat=False)
 
     def chat_completions(self, body: bytes) -> None:
-        self._generate(body, chat_requests, chat_reply)
+        self._generate(body, chat=True)
 
-    def _generate(
-        self,
-        body: bytes,
-        parse: Callable[[dict[str, Any]], list[Request]],
-        reply: Callable[[int, str, Sequence[Completion]], dict],
-    ) -> None:
+    def _generate(self, body: bytes, chat: bool) -> None:
         owner = self.server.owner
         payload = _parse_json(body)
-        model = _model_of(payload)
+        with _as_api_error():
+            model = request_model(payload)
         owner.check_model(model)
-        requests = parse(payload)
+        with _as_api_error():
+            requests = parse_requests(payload, chat)
         fault = owner.draw_fault()
         owner.wait(owner.latency)
         if fault in ("429", "500", "503"):
@@ -453,7 +338,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "slow":
             owner.wait(owner.slow_seconds)
-        answer = reply(owner.next_id(), model, owner.answer(requests))
+        number = owner.next_id()
+        answer = response_body(owner.answer(requests), model, chat, number=number)
         if fault == "truncated":
             encoded = json.dumps(answer).encode("utf-8")
             self.send_bytes(200, encoded[: len(encoded) // 2])
@@ -590,8 +476,9 @@ class MockOpenAIServer:
 
     def check_model(self, model: str) -> None:
         if self.models is not None and model not in self.models:
-            raise ApiError(404, f"The model '{model}' does not exist", code="model_not_found",
-                           param="model")
+            raise ApiError(
+                404, f"The model '{model}' does not exist", code="model_not_found", param="model"
+            )
 
     def draw_fault(self) -> str | None:
         """The fault for this request, if one fires (one draw per request, in arrival order)."""
@@ -611,8 +498,12 @@ class MockOpenAIServer:
         try:
             return self._llm.generate(list(requests))
         except Exception as exc:  # a bug in the fake backend: answer like a broken server
-            raise ApiError(500, f"FakeLLM failed: {type(exc).__name__}: {exc}",
-                           kind="server_error", code="internal_error") from exc
+            raise ApiError(
+                500,
+                f"FakeLLM failed: {type(exc).__name__}: {exc}",
+                kind="server_error",
+                code="internal_error",
+            ) from exc
 
     def wait(self, seconds: float) -> None:
         """Sleep, but wake early when the server stops."""
@@ -660,12 +551,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--fault-rate", type=float, default=0.0)
-    parser.add_argument("--faults", type=_split, default=list(FAULT_KINDS),
-                        help=f"comma-separated kinds (default: {','.join(FAULT_KINDS)})")
+    parser.add_argument(
+        "--faults",
+        type=_split,
+        default=list(FAULT_KINDS),
+        help=f"comma-separated kinds (default: {','.join(FAULT_KINDS)})",
+    )
     parser.add_argument("--retry-after", type=float, default=1.0)
     parser.add_argument("--slow-seconds", type=float, default=5.0)
-    parser.add_argument("--api-key-env", metavar="NAME",
-                        help="require 'Bearer <key>', the key read from this environment variable")
+    parser.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="require 'Bearer <key>', the key read from this environment variable",
+    )
     parser.add_argument("--models", type=_split, default=None, help="comma-separated model names")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
@@ -682,9 +580,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"environment variable {args.api_key_env} is not set or empty")
     try:
         server = MockOpenAIServer(
-            host=args.host, port=args.port, latency=args.latency, fault_rate=args.fault_rate,
-            faults=args.faults, retry_after=args.retry_after, slow_seconds=args.slow_seconds,
-            api_key=api_key, models=args.models, seed=args.seed, verbose=args.verbose,
+            host=args.host,
+            port=args.port,
+            latency=args.latency,
+            fault_rate=args.fault_rate,
+            faults=args.faults,
+            retry_after=args.retry_after,
+            slow_seconds=args.slow_seconds,
+            api_key=api_key,
+            models=args.models,
+            seed=args.seed,
+            verbose=args.verbose,
         )
     except ValueError as exc:
         parser.error(str(exc))

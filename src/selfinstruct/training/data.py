@@ -48,8 +48,11 @@ def load_rows(source: Path, templates: TemplateSet, end_of_text: str) -> list[Ro
     kinds = [isinstance(row["prompt"], list) for row in rows]
     if any(kinds) and not all(kinds):
         number = records[kinds.index(not kinds[0])][0]
-        raise InputError(path, "mixes chat messages and prompt/completion text; use one "
-                         "format per file", **_at(where, number))
+        raise InputError(
+            path,
+            "mixes chat messages and prompt/completion text; use one format per file",
+            **_at(where, number),
+        )
     return rows
 
 
@@ -59,16 +62,22 @@ def resolve_source(source: Path) -> Path:
         raise InputError(source, "not found")
     if not source.is_dir():
         return source
-    found = sorted((source / "finetuning_data").glob("gpt3_finetuning_data_*.jsonl"),
-                   key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+    found = sorted(
+        (source / "finetuning_data").glob("gpt3_finetuning_data_*.jsonl"),
+        key=lambda p: int(re.sub(r"\D", "", p.stem) or 0),
+    )
     if not found:
-        raise InputError(source, "no finetuning_data/gpt3_finetuning_data_*.jsonl in this "
-                                 "directory; run 'selfinstruct prepare --out DIR' first")
+        raise InputError(
+            source,
+            "no finetuning_data/gpt3_finetuning_data_*.jsonl in this "
+            "directory; run 'selfinstruct prepare --out DIR' first",
+        )
     return found[-1]
 
 
-def _row(obj: Any, path: Path, number: int, where: str, templates: TemplateSet,
-         end_of_text: str) -> Row:
+def _row(
+    obj: Any, path: Path, number: int, where: str, templates: TemplateSet, end_of_text: str
+) -> Row:
     if not isinstance(obj, dict):
         raise InputError(path, "expected an object", **_at(where, number))
     if "messages" in obj:
@@ -82,27 +91,42 @@ def _row(obj: Any, path: Path, number: int, where: str, templates: TemplateSet,
     if "instruction" in obj:
         instruction, given, output = text("instruction"), text("input", ""), text("output")
         layout = templates.finetune_layouts()["with_input" if given else "without_input"][0]
-        values = {"instruction": instruction, "input": given, "output": output,
-                  "end_of_text": end_of_text}
-        return {"prompt": layout.prompt.substitute(values),
-                "completion": layout.completion.substitute(values)}
-    raise InputError(path, "expected prompt/completion, messages, or instruction/output "
-                     "fields", **_at(where, number))
+        values = {
+            "instruction": instruction,
+            "input": given,
+            "output": output,
+            "end_of_text": end_of_text,
+        }
+        return {
+            "prompt": layout.prompt.substitute(values),
+            "completion": layout.completion.substitute(values),
+        }
+    raise InputError(
+        path,
+        "expected prompt/completion, messages, or instruction/output fields",
+        **_at(where, number),
+    )
 
 
 def _chat_row(messages: Any, path: Path, number: int, where: str) -> Row:
     if not isinstance(messages, list) or len(messages) < 2:
-        raise InputError(path, "expected at least two messages", **_at(where, number,
-                                                                        "messages"))
+        raise InputError(path, "expected at least two messages", **_at(where, number, "messages"))
     for index, message in enumerate(messages):
         field = f"messages[{index}]"
-        if not isinstance(message, dict) or not isinstance(message.get("content"), str) or \
-                message.get("role") not in ("system", "user", "assistant"):
-            raise InputError(path, "expected {role: system|user|assistant, content: string}",
-                             **_at(where, number, field))
+        if (
+            not isinstance(message, dict)
+            or not isinstance(message.get("content"), str)
+            or message.get("role") not in ("system", "user", "assistant")
+        ):
+            raise InputError(
+                path,
+                "expected {role: system|user|assistant, content: string}",
+                **_at(where, number, field),
+            )
     if messages[-1]["role"] != "assistant":
-        raise InputError(path, "the last message must be the assistant's",
-                         **_at(where, number, "messages"))
+        raise InputError(
+            path, "the last message must be the assistant's", **_at(where, number, "messages")
+        )
     clean = [{"role": m["role"], "content": m["content"]} for m in messages]
     return {"prompt": clean[:-1], "completion": clean[-1:]}
 

@@ -65,13 +65,20 @@ def base_model_path(base: str) -> Path:
         return packaged_model_path()
     path = Path(base)
     if not path.exists():
-        raise RunError(f"{path}: base model not found (a .gguf file, a model directory, or "
-                       "'embedded')")
+        raise RunError(
+            f"{path}: base model not found (a .gguf file, a model directory, or 'embedded')"
+        )
     return path
 
 
-def finetune(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
-             settings: FinetuneSettings, quiet: bool = False) -> FinetuneResult:
+def finetune(
+    rows: list[dict[str, Any]],
+    data_path: Path,
+    base: str,
+    out: Path,
+    settings: FinetuneSettings,
+    quiet: bool = False,
+) -> FinetuneResult:
     """Train in a hidden directory beside `out` and move it into place when everything is
     written: an interrupted or failed run leaves no half-written output."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -88,14 +95,23 @@ def finetune(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
             out.rmdir()  # checked empty by the caller
         os.replace(work, out)
     except OSError as exc:  # keep the trained model: say where it is
-        raise RunError(f"training finished but {out} could not be replaced ({exc.strerror}); "
-                       f"the adapter, merged model and card are in {work}") from exc
-    return dataclasses.replace(result, adapter=out / "adapter", merged=out / "merged",
-                               card=out / "README.md")
+        raise RunError(
+            f"training finished but {out} could not be replaced ({exc.strerror}); "
+            f"the adapter, merged model and card are in {work}"
+        ) from exc
+    return dataclasses.replace(
+        result, adapter=out / "adapter", merged=out / "merged", card=out / "README.md"
+    )
 
 
-def _train(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
-           settings: FinetuneSettings, quiet: bool) -> FinetuneResult:
+def _train(
+    rows: list[dict[str, Any]],
+    data_path: Path,
+    base: str,
+    out: Path,
+    settings: FinetuneSettings,
+    quiet: bool,
+) -> FinetuneResult:
     from selfinstruct.llm.transformers_backend import BASE_FILE, go_offline, load_model
 
     go_offline()  # before the Hugging Face libraries are imported
@@ -107,8 +123,10 @@ def _train(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
         from transformers import PrinterCallback
         from trl import SFTConfig, SFTTrainer
     except ImportError as exc:
-        raise RunError("fine-tuning needs the train extra: pip install 'selfinstruct[train]' "
-                       f"({exc.name} is missing)") from exc
+        raise RunError(
+            "fine-tuning needs the train extra: pip install 'selfinstruct[train]' "
+            f"({exc.name} is missing)"
+        ) from exc
     from selfinstruct.training.progress import LossLog
 
     base_path = base_model_path(base)
@@ -120,24 +138,44 @@ def _train(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
     log = LossLog(out / "training_log.jsonl", quiet=quiet)
     gpu = torch.cuda.is_available()
     config = SFTConfig(
-        output_dir=str(out / "checkpoints"), num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps, learning_rate=settings.learning_rate,
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation,
-        max_length=settings.max_length, completion_only_loss=settings.completion_only_loss,
-        logging_steps=1, save_strategy="no", report_to="none", seed=settings.seed,
-        use_cpu=not gpu, bf16=gpu and torch.cuda.is_bf16_supported(), fp16=False,
-        activation_checkpointing=False, packing=False, disable_tqdm=True,
-        dataloader_pin_memory=gpu, dataloader_num_workers=0,
+        max_length=settings.max_length,
+        completion_only_loss=settings.completion_only_loss,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=settings.seed,
+        use_cpu=not gpu,
+        bf16=gpu and torch.cuda.is_bf16_supported(),
+        fp16=False,
+        activation_checkpointing=False,
+        packing=False,
+        disable_tqdm=True,
+        dataloader_pin_memory=gpu,
+        dataloader_num_workers=0,
     )
-    peft_config = LoraConfig(r=settings.lora_rank, lora_alpha=settings.lora_alpha,
-                             lora_dropout=settings.lora_dropout, target_modules=TARGET_MODULES,
-                             task_type="CAUSAL_LM")
+    peft_config = LoraConfig(
+        r=settings.lora_rank,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=TARGET_MODULES,
+        task_type="CAUSAL_LM",
+    )
     if quiet:
         datasets.disable_progress_bars()
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer, peft_config=peft_config,
-                         callbacks=[log.callback()])
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[log.callback()],
+    )
     trainer.remove_callback(PrinterCallback)  # our LossLog prints the steps instead
     started = time.monotonic()
     trainer.train()
@@ -148,27 +186,32 @@ def _train(rows: list[dict[str, Any]], data_path: Path, base: str, out: Path,
         warnings.filterwarnings("ignore", message="Could not find a config file")
         trainer.save_model(str(adapter))
     tokenizer.save_pretrained(str(adapter))
-    (adapter / BASE_FILE).write_text(json.dumps({"base": str(base_path.resolve())}),
-                                     encoding="utf-8")
+    (adapter / BASE_FILE).write_text(
+        json.dumps({"base": str(base_path.resolve())}), encoding="utf-8"
+    )
     merged_model = trainer.model.merge_and_unload()
     merged_model.save_pretrained(str(merged))
     tokenizer.save_pretrained(str(merged))
-    result = FinetuneResult(adapter, merged, out / "README.md", log.steps, log.first_loss,
-                            log.last_loss, seconds)
+    result = FinetuneResult(
+        adapter, merged, out / "README.md", log.steps, log.first_loss, log.last_loss, seconds
+    )
     write_model_card(result, base_path, data_path, len(rows), settings)
     return result
 
 
-def write_model_card(result: FinetuneResult, base: Path, data: Path, examples: int,
-                     settings: FinetuneSettings) -> None:
+def write_model_card(
+    result: FinetuneResult, base: Path, data: Path, examples: int, settings: FinetuneSettings
+) -> None:
     from selfinstruct.training.data import resolve_source
 
     data = resolve_source(data)
     digest = _sha256(data)
-    versions = {name: _version(name) for name in
-                ("selfinstruct", "torch", "transformers", "peft", "trl")}
+    versions = {
+        name: _version(name) for name in ("selfinstruct", "torch", "transformers", "peft", "trl")
+    }
     lines = [
-        "# Fine-tuned with selfinstruct", "",
+        "# Fine-tuned with selfinstruct",
+        "",
         f"- base model: `{base}`",
         f"- training data: `{data}` ({examples} examples, sha256 {digest})",
         f"- method: LoRA (rank {settings.lora_rank}, alpha {settings.lora_alpha}, dropout "
@@ -177,10 +220,22 @@ def write_model_card(result: FinetuneResult, base: Path, data: Path, examples: i
         f"- steps: {result.steps}; training time {result.seconds:.0f} s; mean loss over the "
         f"first tenth of the steps {_fmt(result.first_loss)}, over the last tenth "
         f"{_fmt(result.last_loss)}",
-        "", "## Settings", "", "```json", json.dumps(asdict(settings), indent=2), "```",
-        "", "## Versions", "", "```json", json.dumps(versions, indent=2), "```", "",
+        "",
+        "## Settings",
+        "",
+        "```json",
+        json.dumps(asdict(settings), indent=2),
+        "```",
+        "",
+        "## Versions",
+        "",
+        "```json",
+        json.dumps(versions, indent=2),
+        "```",
+        "",
         "`adapter/` holds the LoRA adapter, `merged/` the model with it merged in;",
-        "`training_log.jsonl` the loss at every step.", "",
+        "`training_log.jsonl` the loss at every step.",
+        "",
     ]
     result.card.write_text("\n".join(lines), encoding="utf-8")
 

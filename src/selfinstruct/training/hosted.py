@@ -21,8 +21,7 @@ from pathlib import Path
 from selfinstruct.inputs.text import read_text
 
 ROLES = {"system", "user", "assistant", "tool", "function"}
-MESSAGE_KEYS = {"role", "content", "name", "weight", "function_call", "tool_calls",
-                "tool_call_id"}
+MESSAGE_KEYS = {"role", "content", "name", "weight", "function_call", "tool_calls", "tool_call_id"}
 EXAMPLE_KEYS = {"messages", "tools", "functions", "parallel_tool_calls"}
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
@@ -55,12 +54,15 @@ def content_counter() -> tuple[str, TokenCounter]:
         encoding = tiktoken.get_encoding("o200k_base")
         return "tiktoken o200k_base", lambda text: len(encoding.encode(text, disallowed_special=()))
     except Exception:  # not installed, or its encoding cannot be downloaded here
-        return ("estimated: 1 token per 4 bytes of UTF-8 (tiktoken unavailable)",
-                lambda text: math.ceil(len(text.encode("utf-8")) / 4))
+        return (
+            "estimated: 1 token per 4 bytes of UTF-8 (tiktoken unavailable)",
+            lambda text: math.ceil(len(text.encode("utf-8")) / 4),
+        )
 
 
-def check_chat_file(path: Path, token_limit: int = DEFAULT_TOKEN_LIMIT,
-                    max_listed: int = 10) -> Report:
+def check_chat_file(
+    path: Path, token_limit: int = DEFAULT_TOKEN_LIMIT, max_listed: int = 10
+) -> Report:
     report = Report(path)
     report.tokenizer, count = content_counter()
     seen: Counter[str] = Counter()
@@ -75,11 +77,14 @@ def check_chat_file(path: Path, token_limit: int = DEFAULT_TOKEN_LIMIT,
         messages = json.loads(raw)["messages"]
         tokens = TOKENS_PER_REPLY + sum(_message_tokens(m, count) for m in messages)
         report.tokens.append(tokens)
-        report.assistant_tokens.append(sum(count(m.get("content") or "") for m in messages
-                                           if m["role"] == "assistant"))
+        report.assistant_tokens.append(
+            sum(count(m.get("content") or "") for m in messages if m["role"] == "assistant")
+        )
         if tokens > token_limit:
-            report.warnings.append(f"line {number}: {tokens} tokens, over the {token_limit} "
-                                   "limit; the service truncates it")
+            report.warnings.append(
+                f"line {number}: {tokens} tokens, over the {token_limit} "
+                "limit; the service truncates it"
+            )
         if not any(m["role"] == "user" for m in messages):
             report.warnings.append(f"line {number}: no user message")
         seen[raw.strip()] += 1
@@ -87,8 +92,9 @@ def check_chat_file(path: Path, token_limit: int = DEFAULT_TOKEN_LIMIT,
     if duplicates:
         report.warnings.append(f"{duplicates} duplicate examples")
     if report.examples < MIN_EXAMPLES:
-        report.errors.append(f"{report.examples} examples; the service needs at least "
-                             f"{MIN_EXAMPLES}")
+        report.errors.append(
+            f"{report.examples} examples; the service needs at least {MIN_EXAMPLES}"
+        )
     report.errors = _shorten(report.errors, max_listed)
     report.warnings = _shorten(report.warnings, max_listed)
     return report
@@ -118,11 +124,13 @@ def _example_problems(raw: str, number: int) -> list[str]:
         if unknown:
             problems.append(f"{where}, field '{field_name}.{sorted(unknown)[0]}': unknown key")
         if message.get("role") not in ROLES:
-            problems.append(f"{where}, field '{field_name}.role': unknown role "
-                            f"{message.get('role')!r}")
+            problems.append(
+                f"{where}, field '{field_name}.role': unknown role {message.get('role')!r}"
+            )
         content = message.get("content")
-        if not isinstance(content, str) and not (content is None and (
-                message.get("tool_calls") or message.get("function_call"))):
+        if not isinstance(content, str) and not (
+            content is None and (message.get("tool_calls") or message.get("function_call"))
+        ):
             problems.append(f"{where}, field '{field_name}.content': expected a string")
         if "weight" in message and message.get("weight") not in (0, 1):
             problems.append(f"{where}, field '{field_name}.weight': must be 0 or 1")
@@ -139,20 +147,25 @@ def _message_tokens(message: dict, count: TokenCounter) -> int:
 
 
 def _shorten(items: list[str], limit: int) -> list[str]:
-    return items if len(items) <= limit else [*items[:limit],
-                                              f"... and {len(items) - limit} more"]
+    return items if len(items) <= limit else [*items[:limit], f"... and {len(items) - limit} more"]
 
 
 def format_report(report: Report, epochs: int = 3) -> str:
-    lines = [f"{report.path}: {report.examples} examples, "
-             + ("OK for upload" if report.ok else f"{len(report.errors)} problems")]
+    lines = [
+        f"{report.path}: {report.examples} examples, "
+        + ("OK for upload" if report.ok else f"{len(report.errors)} problems")
+    ]
     lines += [f"  error: {e}" for e in report.errors]
     lines += [f"  warning: {w}" for w in report.warnings]
     if report.tokens:
         ordered = sorted(report.tokens)
         total = sum(ordered)
-        lines.append(f"  tokens per example: min {ordered[0]}, median "
-                     f"{ordered[len(ordered) // 2]}, max {ordered[-1]} ({report.tokenizer})")
-        lines.append(f"  tokens in the file: {total:,}; trained over {epochs} epochs: "
-                     f"about {total * epochs:,} billed tokens")
+        lines.append(
+            f"  tokens per example: min {ordered[0]}, median "
+            f"{ordered[len(ordered) // 2]}, max {ordered[-1]} ({report.tokenizer})"
+        )
+        lines.append(
+            f"  tokens in the file: {total:,}; trained over {epochs} epochs: "
+            f"about {total * epochs:,} billed tokens"
+        )
     return "\n".join(lines)

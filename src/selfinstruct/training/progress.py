@@ -29,15 +29,24 @@ class LossLog:
         elapsed = time.monotonic() - self._started
         rate = step / elapsed if elapsed > 0 else 0.0
         eta = (total - step) / rate if rate > 0 and total > 0 else 0.0
-        entry = {"step": step, "total_steps": total, "loss": loss,
-                 "learning_rate": logs.get("learning_rate"), "epoch": logs.get("epoch"),
-                 "seconds": round(elapsed, 2)}
+        entry = {
+            "step": step,
+            "total_steps": total,
+            "loss": loss,
+            "learning_rate": logs.get("learning_rate"),
+            "epoch": logs.get("epoch"),
+            "seconds": round(elapsed, 2),
+        }
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
         if not self.quiet:
-            print(f"[finetune] step {step}/{total} loss {loss:.4f} lr "
-                  f"{logs.get('learning_rate', 0):.2e} epoch {logs.get('epoch', 0):.2f} "
-                  f"({rate:.2f} steps/s, ETA {eta:.0f}s)", file=sys.stderr, flush=True)
+            print(
+                f"[finetune] step {step}/{total} loss {loss:.4f} lr "
+                f"{logs.get('learning_rate', 0):.2e} epoch {logs.get('epoch', 0):.2f} "
+                f"({rate:.2f} steps/s, ETA {eta:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     @property
     def first_loss(self) -> float | None:
@@ -47,7 +56,7 @@ class LossLog:
     @property
     def last_loss(self) -> float | None:
         """Mean loss over the last tenth of the logged steps."""
-        return self._mean(self.losses[-self._tenth():])
+        return self._mean(self.losses[-self._tenth() :])
 
     def _tenth(self) -> int:
         return max(1, len(self.losses) // 10)
@@ -62,8 +71,9 @@ class LossLog:
         log = self
 
         class _Callback(TrainerCallback):  # type: ignore[misc]
-            def on_log(self, args: Any, state: Any, control: Any, logs: Any = None,
-                       **kwargs: Any) -> None:
+            def on_log(
+                self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any
+            ) -> None:
                 log.record(state.global_step, state.max_steps, logs or {})
 
         return _Callback()

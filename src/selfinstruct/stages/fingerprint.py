@@ -8,50 +8,46 @@ from typing import Any
 
 from selfinstruct.config import Config
 from selfinstruct.errors import RunError
-from selfinstruct.llm.registry import model_name
+from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.prompts import TemplateSet
+from selfinstruct.stages.registry import generating_stages, get_stage
 from selfinstruct.store.run_store import RunStore
-
-STAGE_TEMPLATES = {
-    "bootstrap": ("bootstrap", "bootstrap_classification"),
-    "classify": ("classify",),
-    "instances": ("instances_classification", "instances_generation"),
-}
-RUNTIME_ONLY = {"bootstrap": {"max_requests"}}
-
 
 # Keys added to every stage's fingerprint after runs existed, with the value that held before.
 COMMON_ADDED = {"chat_format": ""}
 
 
-def fingerprints(config: Config, templates: TemplateSet, seed_hash: str,
-                 model_record: dict[str, Any] | None = None) -> dict[str, dict]:
-    """model_record: what the backend's preflight learnt about the model (its sha256)."""
+def fingerprints(
+    config: Config,
+    choice: ModelChoice,
+    templates: TemplateSet,
+    seed_hash: str,
+    model_record: dict[str, Any] | None = None,
+) -> dict[str, dict]:
+    """Per generating stage: what its records depend on. model_record: what the backend's
+    preflight learnt about the model (its sha256)."""
     common: dict[str, Any] = {
         "backend": config.backend,
-        "model": model_name(config),
+        "model": choice.model_name(),
         "prompt_style": config.prompt_style,
         "random_seed": config.random_seed,
+        **choice.fingerprint(),
     }
-    if config.backend == "embedded":
-        common["chat_format"] = config.embedded.chat_format
     if model_record and model_record.get("sha256"):
         common["model_sha256"] = model_record["sha256"]
     result = {}
-    for stage, names in STAGE_TEMPLATES.items():
-        settings = dataclasses.asdict(getattr(config, stage))
-        for key in RUNTIME_ONLY.get(stage, ()):
+    for stage in generating_stages():
+        settings = dataclasses.asdict(config.section(stage.name)) if stage.settings else {}
+        for key in stage.runtime_only:
             settings.pop(key)
-        result[stage] = {**common, "templates": templates.fingerprint(config.prompt_style, names),
-                         **{f"{stage}.{k}": v for k, v in settings.items()}}
-    result["bootstrap"]["seeds"] = seed_hash
+        result[stage.name] = {
+            **common,
+            "templates": templates.fingerprint(config.prompt_style, stage.templates),
+            **{f"{stage.name}.{k}": v for k, v in settings.items()},
+        }
+        if stage.depends_on_seeds:
+            result[stage.name]["seeds"] = seed_hash
     return result
-
-
-def stage_has_records(store: RunStore, stage: str) -> bool:
-    if stage == "bootstrap":
-        return store.has_candidates()
-    return store.count("labels" if stage == "classify" else "instances") > 0
 
 
 def check_fingerprints(store: RunStore, current: dict[str, dict]) -> None:
@@ -61,7 +57,7 @@ def check_fingerprints(store: RunStore, current: dict[str, dict]) -> None:
         before = stored.get(stage)
         if before:
             before = {**_added_since(stage, before, now), **before}
-        if before and before != now and stage_has_records(store, stage):
+        if before and before != now and get_stage(stage).has_records(store):
             raise RunError(_message(store, stage, before, now))
 
 
@@ -69,8 +65,8 @@ def _added_since(stage: str, before: dict[str, Any], now: dict[str, Any]) -> dic
     """Values for keys a run recorded before they existed: a setting added later had its
     default value then (the behaviour before the setting); anything else (a fact about the
     model not recorded then) is taken as it is now."""
-    section = getattr(Config(), stage, None)
-    defaults = dataclasses.asdict(section) if dataclasses.is_dataclass(section) else {}
+    settings = get_stage(stage).settings
+    defaults = dataclasses.asdict(settings()) if settings is not None else {}
     added = {}
     for key in now.keys() - before.keys():
         name = key.removeprefix(f"{stage}.")

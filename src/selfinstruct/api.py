@@ -1,0 +1,313 @@
+"""The Python API: a run directory as an object. The command line is a thin layer over it.
+
+    import selfinstruct
+
+    run = selfinstruct.Run.create("runs/x", backend="fake", num_instructions=20)
+    run.generate()                      # bootstrap, classify, instances, prepare
+    for task in run.instructions():     # typed records
+        print(task.id, task.instruction, task.is_classification)
+    run.export("alpaca", "x.json")
+    frame = run.to_pandas()             # one row per instance (needs pandas)
+
+Each call opens the run for as long as it works on it: generating takes the run's lock (one
+writer at a time, the CLI included); reading opens the store read-only, so it works while
+another process generates. Errors are the typed exceptions of `selfinstruct.errors`.
+
+Settings are given as keyword arguments: the core keys (`num_instructions`, `prompt_style`,
+`random_seed`, `seeds`, `templates`, `backend`, `model`) and whole sections as dicts
+(`bootstrap={"temperature": 1.0}`, `openai={"base_url": ...}`), layered over the packaged
+defaults and, for an existing run, over its stored settings.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.config import Config
+from selfinstruct.errors import EmptyDatasetError, InputError, RunError
+from selfinstruct.estimate import StageEstimate
+from selfinstruct.exporters import FORMATS
+from selfinstruct.importers.paper import read_tasks
+from selfinstruct.pipeline import RunOptions, estimate_run, open_run, open_view, run_stage
+from selfinstruct.prompts import TemplateSet
+from selfinstruct.reporting.funnel import prepare_losses, prepared_counts
+from selfinstruct.reporting.stats import StageStats
+from selfinstruct.reporting.summary import print_summary
+from selfinstruct.seeds import load_seeds
+from selfinstruct.settings import Layers, layered
+from selfinstruct.stages import prepare
+from selfinstruct.stages.batch_files import read_batch, write_batch
+from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.parse import parse_task, parsed_tasks
+from selfinstruct.stages.per_instruction import StagePlan
+from selfinstruct.stages.prepare import build, prepared_data, write_outputs
+from selfinstruct.stages.registry import STAGES, get_stage
+from selfinstruct.stages.stage import Stage
+from selfinstruct.store.run_store import RunStore
+
+PANDAS_HINT = "to_pandas needs pandas: pip install pandas"
+DATASETS_HINT = "to_hf_dataset needs the datasets package: pip install datasets"
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """A generated instruction (`id` is its id in the run store)."""
+
+    id: int
+    instruction: str
+    is_classification: bool | None  # None until the classify stage labelled it
+    most_similar: dict[str, float]
+    avg_similarity_score: float
+    request_idx: int
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A parsed instance of an instruction (`id`: "<instruction id>.<position>")."""
+
+    id: str
+    instruction_id: int
+    instruction: str
+    input: str
+    output: str
+    is_classification: bool
+
+
+@dataclass
+class Run:
+    """A run directory (created with `Run.create`, opened with `Run.open`)."""
+
+    path: Path
+    layers: Layers = field(default_factory=Layers)
+    quiet: bool = False
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        config_file: str | Path | None = None,
+        quiet: bool = False,
+        **settings: Any,
+    ) -> Run:
+        """Create a run directory (or reopen the same run) with these settings; the backend
+        is checked (model file, chat template) before anything is written."""
+        run = cls(Path(path), _layers(config_file, settings), quiet)
+        with run._opened(create=True, generate=True):
+            pass
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path, *, quiet: bool = False, **settings: Any) -> Run:
+        """An existing run; `settings` apply to what it does next (a change that would alter
+        records it already holds is refused, as on the command line)."""
+        path = Path(path)
+        if not RunStore.exists(path):
+            raise RunError(
+                f"{path} is not a run directory (start one with 'selfinstruct run' or Run.create)"
+            )
+        return cls(path, _layers(None, settings), quiet)
+
+    # -- generating -------------------------------------------------------------------------
+    def generate(
+        self, num_instructions: int | None = None, **settings: Any
+    ) -> dict[str, StageStats]:
+        """Run every stage in order (resuming where the run stands); returns each stage's
+        counts by name. An empty dataset raises EmptyDatasetError."""
+        if num_instructions is not None:
+            settings["num_instructions"] = num_instructions
+        with self._opened(create=True, generate=True, **settings) as ctx:
+            return {stage.name: run_stage(ctx, stage) for stage in STAGES}
+
+    def stage(self, name: str, **settings: Any) -> StageStats:
+        """Run one stage by name (see `selfinstruct.stages.registry.STAGES`)."""
+        stage = get_stage(name)
+        with self._opened(create=stage.creates_run, generate=stage.generates, **settings) as ctx:
+            return run_stage(ctx, stage)
+
+    def write_batch(self, name: str, path: str | Path, **settings: Any) -> int:
+        """Write a stage's pending requests as an OpenAI Batch API file (what `vllm
+        run-batch` reads); returns how many."""
+        stage, plan = _batch_stage(name)
+        with self._opened(create=False, generate=True, **settings) as ctx:
+            return write_batch(ctx, plan(ctx, stage.new_stats()), Path(path))
+
+    def read_batch(self, name: str, path: str | Path, **settings: Any) -> Counter[str]:
+        """Store a batch results file's answers in the run's cache (the stage then runs
+        without calling the model); returns what happened to its lines."""
+        stage, plan = _batch_stage(name)
+        with self._opened(create=False, generate=True, **settings) as ctx:
+            return read_batch(ctx, plan(ctx, stage.new_stats()), Path(path))
+
+    # -- reading ----------------------------------------------------------------------------
+    @property
+    def config(self) -> Config:
+        """The run's stored settings."""
+        with self._view() as ctx:
+            return ctx.config
+
+    def instructions(self) -> list[Instruction]:
+        with self._view() as ctx:
+            labels = ctx.store.labels()
+            return [
+                Instruction(
+                    row.id,
+                    row.instruction,
+                    labels[row.id][1] if row.id in labels else None,
+                    row.most_similar,
+                    row.avg_similarity_score,
+                    row.request_idx,
+                )
+                for row in ctx.store.instructions()
+            ]
+
+    def instances(self) -> list[Instance]:
+        """Every parsed instance, before prepare's filters (see `dataset` for those)."""
+        with self._view() as ctx:
+            return [
+                Instance(
+                    record.id,
+                    task.instruction_id,
+                    task.instruction,
+                    record.input,
+                    record.output,
+                    task.is_classification,
+                )
+                for task in parsed_tasks(ctx.store, ctx.config.prompt_style)
+                for record in task.instances
+            ]
+
+    def dataset(self) -> list[dict[str, str]]:
+        """The filtered data, as instruction/input/output dicts (what `alpaca` exports)."""
+        with self._view() as ctx:
+            data = prepared_data(ctx, prepare.STAGE_DEF.new_stats())
+        return [
+            {"instruction": e.instruction, "input": e.input, "output": e.output}
+            for e in data.training
+        ]
+
+    def export(self, format: str, path: str | Path) -> int:
+        """Write the run's dataset in one format (alpaca, openai-chat, prompt-completion);
+        returns the records written. Reads the run without writing to it."""
+        if format not in FORMATS:
+            raise InputError(
+                "format", f"unknown format '{format}' (known: {', '.join(sorted(FORMATS))})"
+            )
+        path = Path(path)
+        with self._view() as ctx:
+            stats = prepare.STAGE_DEF.new_stats()
+            data = prepared_data(ctx, stats)
+        if not data.training:
+            losses = prepare_losses(prepared_counts(stats.as_dict()))
+            raise EmptyDatasetError(
+                f"{self.path} holds no instance to export ({losses}); {path} was not written"
+            )
+        _, writer = FORMATS[format]
+        writer(path, data.training, data.encoded)
+        return len(data.encoded) if format == "prompt-completion" else len(data.training)
+
+    def estimate(self, **settings: Any) -> list[StageEstimate]:
+        """Expected requests and tokens of what is left to do (nothing is written)."""
+        layers = _merged(self.layers, settings)
+        return estimate_run(RunOptions(self.path, layers, self.quiet))[0]
+
+    def to_pandas(self) -> Any:
+        """The parsed instances as a pandas DataFrame, one row per instance."""
+        try:
+            import pandas
+        except ImportError as exc:
+            raise RunError(PANDAS_HINT) from exc
+        return pandas.DataFrame([vars(instance) for instance in self.instances()])
+
+    def to_hf_dataset(self) -> Any:
+        """The parsed instances as a Hugging Face `datasets.Dataset`."""
+        try:
+            import datasets
+        except ImportError as exc:
+            raise RunError(DATASETS_HINT) from exc
+        rows = [vars(instance) for instance in self.instances()]
+        return datasets.Dataset.from_list(rows)
+
+    # -- opening ----------------------------------------------------------------------------
+    @contextmanager
+    def _opened(self, *, create: bool, generate: bool, **settings: Any) -> Iterator[RunContext]:
+        layers = _merged(self.layers, settings)
+        ctx = open_run(RunOptions(self.path, layers, self.quiet), create=create, generate=generate)
+        try:
+            yield ctx
+        finally:
+            ctx.close()
+            ctx.store.close()
+
+    @contextmanager
+    def _view(self) -> Iterator[RunContext]:
+        ctx = open_view(self.path, quiet=self.quiet)
+        try:
+            yield ctx
+        finally:
+            ctx.store.close()
+
+
+def _batch_stage(name: str) -> tuple[Stage, Callable[[RunContext, StageStats], StagePlan[Any]]]:
+    """A stage whose requests can go through batch files, and its plan."""
+    stage = get_stage(name)
+    if stage.plan is None:
+        raise InputError("stage", f"the {name} stage cannot use batch files")
+    return stage, stage.plan
+
+
+def _layers(
+    config_file: str | Path | None, settings: dict[str, Any], sets: tuple[str, ...] = ()
+) -> Layers:
+    return Layers(Path(config_file) if config_file else None, _flat(settings), sets)
+
+
+def _merged(layers: Layers, settings: dict[str, Any]) -> Layers:
+    return Layers(layers.config_file, {**layers.flags, **_flat(settings)}, layers.sets)
+
+
+def _flat(settings: dict[str, Any]) -> dict[str, Any]:
+    """Keyword settings as dotted keys: bootstrap={"temperature": 1} -> bootstrap.temperature."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{name}": item for name, item in value.items()})
+        else:
+            flat[key] = str(value) if isinstance(value, Path) else value
+    return flat
+
+
+def prepare_paper_files(
+    instances: str | Path,
+    labels: str | Path,
+    out: str | Path,
+    *,
+    config_file: str | Path | None = None,
+    sets: tuple[str, ...] = (),
+    quiet: bool = True,
+    **settings: Any,
+) -> list[Path]:
+    """Stage 4 on the paper's intermediate files from another run
+    (machine_generated_instances.jsonl and is_clf_or_not_*.jsonl): writes the fine-tuning
+    data and exports into `out`; returns the paths written."""
+    config = layered(_layers(config_file, settings, sets))
+    templates = TemplateSet(config.templates or None)
+    templates.check_all(config.prompt_style, [])  # only the fine-tuning layouts are used
+    tasks = read_tasks(Path(instances), Path(labels))
+    stats = prepare.STAGE_DEF.new_stats()
+    parsed = [parse_task(task, "completion") for task in tasks]
+    data = build(parsed, load_seeds(config.seeds or None), config, templates, stats)
+    stats.stop()
+    print_summary(stats, quiet=quiet)
+    if not data.generated:
+        losses = prepare_losses(prepared_counts(stats.as_dict()))
+        raise EmptyDatasetError(
+            f"no instance of the {len(tasks)} tasks in {instances} "
+            f"survived ({losses}); nothing was written"
+        )
+    return write_outputs(Path(out), data)

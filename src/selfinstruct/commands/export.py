@@ -1,0 +1,42 @@
+"""`selfinstruct export`: a run's dataset in one format, read without writing to the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from selfinstruct.api import Run
+from selfinstruct.commands.common import handle_errors
+from selfinstruct.exporters import FORMATS
+
+
+@click.command()
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Run directory to export from.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(sorted(FORMATS)),
+    help="alpaca (JSON array of instruction/input/output), openai-chat "
+    "(chat fine-tuning JSONL), prompt-completion (JSONL).",
+)
+@click.option(
+    "--out", "out_file", required=True, type=click.Path(path_type=Path), help="File to write."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No summary.")
+@handle_errors
+def export(run_dir: Path, fmt: str, out_file: Path, quiet: bool) -> None:
+    """Write a run's dataset in one format to a file."""
+    count = Run.open(run_dir, quiet=quiet).export(fmt, out_file)
+    click.echo(f"wrote {count} records to {out_file}")
+    if fmt == "openai-chat" and not quiet:
+        from selfinstruct.training.hosted import check_chat_file, format_report
+
+        click.echo(format_report(check_chat_file(out_file)))

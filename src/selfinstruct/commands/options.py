@@ -1,0 +1,169 @@
+"""The options `run` and the stage commands share, and how they become a run's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from selfinstruct.config import PROMPT_STYLES
+from selfinstruct.estimate import format_estimate
+from selfinstruct.llm.registry import known_backends
+from selfinstruct.pipeline import RunOptions, estimate_run
+from selfinstruct.settings import Layers
+from selfinstruct.stages.bootstrap import TOKENIZERS
+
+# Flags with a setting of their own (any other setting: --set SECTION.KEY=VALUE).
+FLAG_KEYS = {
+    "seeds": "seeds",
+    "num_instructions": "num_instructions",
+    "backend": "backend",
+    "model": "model",
+    "prompt_style": "prompt_style",
+    "random_seed": "random_seed",
+    "templates": "templates",
+    "classification_only": "bootstrap.classification_only",
+    "tokenizer": "bootstrap.tokenizer",
+    "include_seed_tasks": "prepare.include_seed_tasks",
+    "max_instances_per_task": "prepare.max_instances_per_task",
+    "base_url": "openai.base_url",
+    "api_key_env": "openai.api_key_env",
+    "concurrency": "openai.max_concurrency",
+    "requests_per_minute": "openai.requests_per_minute",
+    "tokens_per_minute": "openai.tokens_per_minute",
+}
+
+SET_HELP = (
+    "Any setting, as SECTION.KEY=VALUE (repeatable), e.g. --set bootstrap.temperature=1 "
+    "--set 'instances.stop=[\"Task:\"]'; VALUE is read as TOML (text may go unquoted). "
+    "Applied over --config and the flags."
+)
+
+
+def set_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)(
+        func
+    )
+
+
+def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `run` and the stage commands (each defaults to the run's setting)."""
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        click.option(
+            "--out",
+            "out",
+            required=True,
+            type=click.Path(path_type=Path),
+            help="Run directory (created if missing; rerun to resume).",
+        ),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(path_type=Path),
+            help="TOML file with any setting; flags override it.",
+        ),
+        click.option(
+            "--seeds",
+            type=click.Path(path_type=Path),
+            help="Seed tasks: the paper's JSONL, .txt (one instruction per line), "
+            ".csv or .yaml. Default: the packaged seed set.",
+        ),
+        click.option(
+            "--num-instructions",
+            type=click.IntRange(min=0),
+            help="Machine instructions to generate in total (paper default 100).",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(known_backends()),
+            help="Language model backend (default: embedded).",
+        ),
+        click.option(
+            "--model",
+            help="Model for the backend (embedded: a GGUF file path; "
+            "default: the packaged SmolLM2-135M-Instruct).",
+        ),
+        click.option(
+            "--prompt-style",
+            type=click.Choice(PROMPT_STYLES),
+            help="completion: the paper's list continuation (base models); "
+            "chat: messages for instruct models.",
+        ),
+        click.option("--random-seed", type=int, help="Seed for sampling and shuffling (42)."),
+        click.option(
+            "--templates",
+            type=click.Path(path_type=Path),
+            help="Directory of prompt templates overriding ours file by file.",
+        ),
+        click.option(
+            "--classification-only/--no-classification-only",
+            default=None,
+            help="Bootstrap from classification seeds only, asking for classification tasks.",
+        ),
+        click.option(
+            "--tokenizer",
+            type=click.Choice(TOKENIZERS),
+            help="ROUGE-L tokenizer: rouge (the reference, ASCII) or unicode.",
+        ),
+        click.option(
+            "--include-seed-tasks/--no-include-seed-tasks",
+            default=None,
+            help="Add the seed tasks' instances to the fine-tuning data.",
+        ),
+        click.option(
+            "--max-instances-per-task",
+            type=click.IntRange(min=1),
+            help="Cap on instances per task in the fine-tuning data (5).",
+        ),
+        click.option(
+            "--base-url",
+            help="openai backend: the server's base URL, e.g. "
+            "http://127.0.0.1:8000/v1 (default: OpenAI's).",
+        ),
+        click.option(
+            "--api-key-env",
+            metavar="NAME",
+            help="openai backend: environment variable holding the API key "
+            "(default OPENAI_API_KEY). The key itself is never stored.",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(min=1),
+            help="openai backend: requests kept in flight (16).",
+        ),
+        click.option(
+            "--requests-per-minute",
+            type=click.FloatRange(min=0),
+            help="openai backend: client-side request rate limit (0: none).",
+        ),
+        click.option(
+            "--tokens-per-minute",
+            type=click.FloatRange(min=0),
+            help="openai backend: client-side token rate limit (0: none).",
+        ),
+        set_option,
+        click.option(
+            "--estimate",
+            is_flag=True,
+            help="Print the expected requests, tokens and cost, and stop.",
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bars or summaries."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def run_options_from(kwargs: dict[str, Any]) -> RunOptions:
+    flags = {FLAG_KEYS[k]: v for k, v in kwargs.items() if k in FLAG_KEYS and v is not None}
+    layers = Layers(kwargs["config_file"], flags, tuple(kwargs.get("sets") or ()))
+    return RunOptions(out=kwargs["out"], layers=layers, quiet=kwargs["quiet"])
+
+
+def estimated(kwargs: dict[str, Any]) -> bool:
+    """With --estimate: print the estimate and tell the command to stop."""
+    if kwargs["estimate"]:
+        click.echo(format_estimate(*estimate_run(run_options_from(kwargs))))
+    return bool(kwargs["estimate"])

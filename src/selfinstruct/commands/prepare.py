@@ -1,0 +1,51 @@
+"""`selfinstruct prepare`: stage 4 on a run, or on the paper's intermediate files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from selfinstruct.api import prepare_paper_files
+from selfinstruct.commands.common import handle_errors
+from selfinstruct.commands.options import estimated, run_options, run_options_from
+from selfinstruct.commands.stages import print_outputs, run_from
+
+
+@click.command()
+@run_options
+@click.option(
+    "--import-instances",
+    type=click.Path(path_type=Path),
+    help="The paper's machine_generated_instances.jsonl from another run.",
+)
+@click.option(
+    "--import-labels",
+    type=click.Path(path_type=Path),
+    help="The paper's is_clf_or_not_*.jsonl matching --import-instances.",
+)
+@handle_errors(resumable=True)
+def prepare(import_instances: Path | None, import_labels: Path | None, **kwargs: Any) -> None:
+    """Stage 4: filter the instances and write fine-tuning data and exports. With
+    --import-instances and --import-labels, works on the paper's intermediate files instead
+    of a run."""
+    if estimated(kwargs):
+        return
+    if (import_instances is None) != (import_labels is None):
+        raise click.UsageError("--import-instances and --import-labels go together")
+    if import_instances is not None and import_labels is not None:
+        options = run_options_from(kwargs)
+        layers = options.layers
+        paths = prepare_paper_files(
+            import_instances,
+            import_labels,
+            options.out,
+            config_file=layers.config_file,
+            quiet=options.quiet,
+            **layers.flags,
+            sets=layers.sets,
+        )
+    else:
+        paths = run_from(kwargs).stage("prepare").outputs
+    print_outputs(paths)

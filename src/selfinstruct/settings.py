@@ -1,0 +1,134 @@
+"""One way to layer settings, for every command: packaged defaults < the run's stored
+settings (when resuming) < a config file < flags < `--set SECTION.KEY=VALUE`.
+
+The sections are those of the registered stages and backends (see config.py); this module
+is where the two registries meet the config container."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.config import CORE_KEYS, Config, config_from_dict, default_config, validate
+from selfinstruct.errors import InputError
+from selfinstruct.inputs.text import read_text
+from selfinstruct.inputs.toml import parse_toml
+from selfinstruct.llm.choice import ModelChoice
+from selfinstruct.llm.registry import known_backends
+from selfinstruct.llm.registry import section_types as backend_sections
+from selfinstruct.stages.registry import section_types as stage_sections
+
+PATH_KEYS = ("seeds", "templates")  # paths in a config file are relative to the file
+SET_OPTION = "--set"
+
+
+@dataclass
+class Layers:
+    """What the user gave, top layer last: a config file, flag values by dotted key, and
+    `--set` assignments as written."""
+
+    config_file: Path | None = None
+    flags: dict[str, Any] = field(default_factory=dict)
+    sets: tuple[str, ...] = ()
+
+
+def section_types() -> dict[str, type]:
+    """Every settings section: the stages' in run order, then the backends'."""
+    return {**stage_sections(), **backend_sections()}
+
+
+def defaults() -> Config:
+    return default_config(section_types())
+
+
+def from_dict(data: dict[str, Any], path: Path | str = "<settings>", text: str = "") -> Config:
+    """A checked Config from plain data (types and value ranges)."""
+    config = config_from_dict(data, path, section_types(), text)
+    validate(config, known_backends(), path, text)
+    if (
+        ModelChoice.of(config.backend, config.model, config.sections).backend.needs_model
+        and not config.model
+    ):
+        raise InputError(
+            path, f"the {config.backend} backend needs a model name (--model)", field="model"
+        )
+    return config
+
+
+def load_config(path: Path) -> Config:
+    """A config file on its own (defaults under it), checked with file/line/field errors."""
+    text = read_text(path, allow_empty=True)
+    return from_dict(parse_toml(text, path), path, text)
+
+
+def explicit(layers: Layers) -> dict[str, Any]:
+    """The settings the user gave (nested, as in a TOML file): the config file's, then flags,
+    then --set. Paths are made absolute (a config file's relative to the file)."""
+    found: dict[str, Any] = {}
+    if layers.config_file is not None:
+        load_config(layers.config_file)  # full check with file/line/field errors
+        found = tomllib.loads(read_text(layers.config_file, allow_empty=True))
+        base_dir = layers.config_file.resolve().parent
+        for key in PATH_KEYS:
+            if found.get(key):
+                found[key] = str((base_dir / found[key]).resolve())
+    for dotted, value in layers.flags.items():
+        if value is not None:
+            _assign(found, dotted, value)
+    for text in layers.sets:
+        _assign(found, *parse_set(text))
+    return found
+
+
+def _assign(target: dict[str, Any], dotted: str, value: Any) -> None:
+    section, _, name = dotted.rpartition(".")
+    if section in CORE_KEYS:
+        raise InputError(SET_OPTION, f"'{section}' is a setting, not a section", field=dotted)
+    table = target.setdefault(section, {}) if section else target
+    if not isinstance(table, dict):
+        raise InputError(SET_OPTION, f"'{section}' is a setting, not a section", field=dotted)
+    table[name] = str(Path(value).resolve()) if name in PATH_KEYS and value else value
+
+
+def parse_set(text: str) -> tuple[str, Any]:
+    """("section.key", value) from "section.key=VALUE". VALUE is read as a TOML value
+    (numbers, true/false, ["a", "b"], "quoted text"); anything else is a plain string."""
+    dotted, sep, raw = text.partition("=")
+    dotted = dotted.strip()
+    if not sep or not dotted or any(not part.strip() for part in dotted.split(".")):
+        raise InputError(SET_OPTION, f"expected SECTION.KEY=VALUE, got '{text}'")
+    try:
+        value = tomllib.loads(f"value = {raw.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return dotted, value
+
+
+def layered(layers: Layers, base: dict[str, Any] | None = None) -> Config:
+    """The settings of a command: `base` (packaged defaults, or a run's stored settings)
+    under what the user gave."""
+    data = merge(_known(base) if base else defaults().to_dict(), explicit(layers))
+    return from_dict(data, SET_OPTION if layers.sets else "<settings>")
+
+
+def _known(stored: dict[str, Any]) -> dict[str, Any]:
+    """A run's stored settings without the sections of backends no longer installed (a
+    plug-in's section is stored in every run made while it was installed)."""
+    sections = section_types()
+    return {
+        key: value
+        for key, value in stored.items()
+        if not isinstance(value, dict) or key in sections or key == "pricing"
+    }
+
+
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,94 @@
+"""Parsing instances answers into instance records, the step between `instances` and
+`prepare`.
+
+The instances stage stores each answer's parsed instances in the same transaction as the
+answer; answers stored by an older release are parsed when the run is next opened for
+writing (`backfill`). A read-only view parses what is not stored yet in memory, so every
+reader sees the same records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from selfinstruct.parsing.instances import parse_instances
+from selfinstruct.store.run_store import InstanceRecord, RunStore
+
+
+@dataclass(frozen=True)
+class GeneratedTask:
+    """One instruction with its label and raw instances, from a run or from paper files."""
+
+    instruction: str
+    is_classification: bool
+    raw_instances: str
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class ParsedTask:
+    """One instruction with its label and its parsed instance records."""
+
+    instruction_id: int
+    instruction: str
+    is_classification: bool
+    instances: Sequence[InstanceRecord]
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(record.input, record.output) for record in self.instances]
+
+
+def parse_task(task: GeneratedTask, style: str, instruction_id: int = 0) -> ParsedTask:
+    """Parse one task's raw instances (for tasks that come from files, not a run store)."""
+    pairs = parse_instances(task.raw_instances, task.truncated, task.is_classification, style)
+    records = [InstanceRecord(instruction_id, i, inp, out) for i, (inp, out) in enumerate(pairs)]
+    return ParsedTask(instruction_id, task.instruction, task.is_classification, records)
+
+
+def store_parsed(
+    store: RunStore,
+    instruction_id: int,
+    raw: str,
+    truncated: bool,
+    is_classification: bool,
+    style: str,
+) -> None:
+    """Parse one stored answer and store its records (inside the caller's transaction)."""
+    store.put_parsed(instruction_id, parse_instances(raw, truncated, is_classification, style))
+
+
+def backfill(store: RunStore, style: str) -> int:
+    """Parse the stored answers that have no records yet (a run made before instance
+    records existed); returns how many were parsed."""
+    todo = store.unparsed_instances()
+    if not todo:
+        return 0
+    labels, raw = store.labels(), store.raw_instances()
+    with store.transaction():
+        for instruction_id in todo:
+            text, finish, _ = raw[instruction_id]
+            store_parsed(
+                store, instruction_id, text, finish == "length", labels[instruction_id][1], style
+            )
+    return len(todo)
+
+
+def parsed_tasks(store: RunStore, style: str) -> list[ParsedTask]:
+    """Every labelled instruction with an instances answer, with its instance records (those
+    not stored yet parsed in memory: a read-only view of an older run)."""
+    labels, raw = store.labels(), store.raw_instances()
+    stored = store.parsed_instances()
+    unparsed = set(store.unparsed_instances())
+    tasks = []
+    for row in store.instructions():
+        if row.id not in raw or row.id not in labels:
+            continue
+        is_clf = labels[row.id][1]
+        if row.id in unparsed:
+            text, finish, _ = raw[row.id]
+            task = GeneratedTask(row.instruction, is_clf, text, finish == "length")
+            tasks.append(parse_task(task, style, row.id))
+        else:
+            tasks.append(ParsedTask(row.id, row.instruction, is_clf, stored.get(row.id, [])))
+    return tasks

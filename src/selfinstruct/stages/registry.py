@@ -1,0 +1,63 @@
+"""The stages of a run, in order. A new stage is one entry here (and its module)."""
+
+from __future__ import annotations
+
+from selfinstruct.errors import InputError
+from selfinstruct.llm.fake_answers import FakeAnswer
+from selfinstruct.prompts import TemplateSpec
+from selfinstruct.stages import bootstrap, classify, instances, prepare
+from selfinstruct.stages.stage import Stage
+
+STAGES: tuple[Stage, ...] = (
+    bootstrap.STAGE_DEF,
+    classify.STAGE_DEF,
+    instances.STAGE_DEF,
+    prepare.STAGE_DEF,
+)
+
+
+def stage_names() -> list[str]:
+    return [stage.name for stage in STAGES]
+
+
+def get_stage(name: str) -> Stage:
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise InputError("stage", f"unknown stage '{name}' (known: {', '.join(stage_names())})")
+
+
+def section_types() -> dict[str, type]:
+    """The settings section of each stage that has one, in run order."""
+    return {stage.name: stage.settings for stage in STAGES if stage.settings is not None}
+
+
+def generating_stages() -> list[Stage]:
+    return [stage for stage in STAGES if stage.generates]
+
+
+def template_specs() -> list[TemplateSpec]:
+    """Every template the stages render, in run order."""
+    return [spec for stage in STAGES for spec in stage.templates]
+
+
+def template_spec(name: str) -> TemplateSpec:
+    """A stage template by name (for tools and tests that render one)."""
+    for spec in template_specs():
+        if spec.name == name:
+            return spec
+    raise InputError("template", f"no stage renders a template named '{name}'")
+
+
+def fake_answers() -> list[FakeAnswer]:
+    """How the fake backend answers each stage's requests, in run order."""
+    return [answer for stage in STAGES for answer in stage.fake_answers]
+
+
+def default_stops(stage: str, style: str, settings: object = None) -> list[str]:
+    """The stop sequences a stage's requests use with the given settings (its defaults when
+    none are given)."""
+    found = get_stage(stage)
+    if found.stops is None or found.settings is None:
+        return []
+    return found.stops(style, settings if settings is not None else found.settings())

@@ -1,0 +1,70 @@
+"""What a stage is: one small definition that everything else reads.
+
+A run is the ordered list of stages in `stages/registry.py`. The `run` command, the per-stage
+commands, fingerprints, `--estimate`, resume and Ctrl-C handling, config validation and the
+fake backend all read a `Stage` instead of naming stages. Adding a stage is one module that
+defines its `Stage`, its templates, one entry in the registry and (if it stores records) one
+schema migration in `store/schema.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.llm.fake_answers import FakeAnswer
+from selfinstruct.prompts import TemplateSpec
+from selfinstruct.reporting.stats import StageStats
+from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.per_instruction import StagePlan
+from selfinstruct.store.run_store import RunStore
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A stage's expected requests (`basis` says how they were worked out)."""
+
+    requests: int
+    basis: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    help: str  # one line, the command's help
+    run: Callable[[RunContext, StageStats], None]
+    unit: str = "records"  # what its summary counts
+    verb: str = "kept"  # what `kept` means: kept, labelled, answered
+    settings: type | None = None  # the dataclass of its [name] settings section
+    templates: tuple[TemplateSpec, ...] = ()  # the templates that shape its requests
+    stops: Callable[[str, Any], list[str]] | None = None  # default stops for (style, settings)
+    runtime_only: frozenset[str] = frozenset()  # settings that do not change its records
+    depends_on_seeds: bool = False  # the seed set is part of its fingerprint
+    records: Callable[[RunStore], int] | None = None  # how many records it holds
+    plan: Callable[[RunContext, StageStats], StagePlan[Any]] | None = None  # batch files too
+    write_files: Callable[[RunContext], list[Path]] | None = None  # the paper's files
+    # Requests still needed for (store, target instructions); a stage with a plan that has
+    # none sends one per instruction it has no record for.
+    estimate: Callable[[RunStore | None, int], Estimate] | None = None
+    sample_template: TemplateSpec | None = None  # --estimate measures a typical prompt
+    assumed_output_tokens: float = 0.0  # for --estimate before any answer was seen
+    fake_answers: tuple[FakeAnswer, ...] = ()
+    creates_run: bool = False  # its command may start a new run directory
+    generates: bool = True  # sends requests (so the backend is checked before it runs)
+
+    def new_stats(self) -> StageStats:
+        return StageStats(self.name, unit=self.unit, verb=self.verb)
+
+    def expected(self, store: RunStore | None, target: int) -> Estimate | None:
+        """The requests it still needs to reach `target` instructions (None: it sends none
+        or cannot say)."""
+        if self.estimate is not None:
+            return self.estimate(store, target)
+        if self.plan is None or self.records is None:
+            return None
+        return Estimate(target - (self.records(store) if store else 0), "one per instruction")
+
+    def has_records(self, store: RunStore) -> bool:
+        return self.records is not None and self.records(store) > 0

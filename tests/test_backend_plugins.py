@@ -1,0 +1,85 @@
+"""Third-party backends: found through the `selfinstruct.backends` entry-point group, with
+their own settings section, usable anywhere a built-in backend is. The example plug-in
+(tests/plugin_backend) is installed in the test environment by `make install-test`."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from conftest import cli
+
+from selfinstruct.errors import BackendError
+from selfinstruct.llm.registry import ENTRY_POINT_GROUP, backend_class, known_backends
+
+
+@pytest.fixture(autouse=True)
+def _plugin_installed() -> None:
+    names = [entry.name for entry in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    if "example" not in names:
+        pytest.fail(
+            "the example backend plug-in is not installed: "
+            "pip install --no-deps -e tests/plugin_backend (make install-test does)"
+        )
+
+
+def test_plugin_is_found_by_name() -> None:
+    assert "example" in known_backends()
+    backend = backend_class("example")
+    assert backend.name == "example"
+    assert backend.__module__ == "selfinstruct_plugin_example"
+
+
+def test_unknown_backend_lists_plugins() -> None:
+    with pytest.raises(BackendError, match=r"known: .*example"):
+        backend_class("nonexistent")
+
+
+def test_a_run_on_a_plugin_backend_uses_its_settings(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cli(
+        "run",
+        "--out",
+        str(out),
+        "--backend",
+        "example",
+        "--num-instructions",
+        "8",
+        "-q",
+        "--set",
+        'example.tag=" [tagged]"',
+    )
+    record = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert record["model"] == {"backend": "example", "model": "example-1", "tag": " [tagged]"}
+    assert record["config"]["example"] == {"tag": " [tagged]", "concurrency": 1}
+    assert record["versions"]["selfinstruct-plugin-example"] == "0.1.0"
+    raw = (out / "machine_generated_instances.jsonl").read_text(encoding="utf-8")
+    assert "[tagged]" in raw  # the plug-in's settings reached the answers
+
+
+def test_plugin_settings_are_checked(tmp_path: Path) -> None:
+    result = cli(
+        "run",
+        "--out",
+        str(tmp_path / "run"),
+        "--backend",
+        "example",
+        "--set",
+        "example.concurrency=0",
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "field 'example.concurrency': must be >= 1" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_plugin_settings_are_part_of_the_fingerprint(tmp_path: Path) -> None:
+    out = str(tmp_path / "run")
+    cli("bootstrap", "--out", out, "--backend", "example", "--num-instructions", "4", "-q")
+    result = cli(
+        "bootstrap", "--out", out, "--backend", "example", "--set", "example.tag=x", check=False
+    )
+    assert result.returncode == 2
+    assert "example.tag: '' -> 'x'" in result.stderr
