@@ -54,6 +54,29 @@ def paper_seeds() -> Path:
 
 
 def cli(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the `selfinstruct` command with ARGS in this process (as the console script does:
+    the same command group, exit codes, stdout and stderr), for speed: a new interpreter
+    costs most of a second. The real entry points are tested in test_cli_errors.py; use
+    `cli_process` where a separate process matters. An exception that escapes the command
+    (a bug: every expected error is one line and an exit code) is raised here."""
+    from click.testing import CliRunner
+
+    from selfinstruct.cli import main
+
+    result = CliRunner().invoke(main, [str(arg) for arg in args], prog_name="selfinstruct")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    completed = subprocess.CompletedProcess(
+        ["selfinstruct", *args], result.exit_code, result.stdout, result.stderr
+    )
+    if check and completed.returncode != 0:
+        raise AssertionError(f"selfinstruct {' '.join(args)} failed:\n{completed.stderr}")
+    return completed
+
+
+def cli_process(
+    *args: str, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run `python -m selfinstruct ARGS` in a subprocess (the real entry point)."""
     result = subprocess.run(
         [sys.executable, "-m", "selfinstruct", *args],

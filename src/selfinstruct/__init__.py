@@ -9,20 +9,44 @@ The Python API (the command line is a thin layer over it):
     run.export("alpaca", "x.json")
 
 See `selfinstruct.api` for the run object, and `selfinstruct.rouge_l` / `RougePool` for the
-similarity filter on its own.
+similarity filter on its own. Names are loaded on first use, so that `import selfinstruct`
+(and every command) starts quickly.
 """
 
-from selfinstruct.api import Instance, Instruction, Run, prepare_paper_files
-from selfinstruct.errors import (
-    BackendError,
-    EmptyDatasetError,
-    InputError,
-    RunError,
-    SelfInstructError,
-)
-from selfinstruct.similarity.rouge import RougePool, Similarity, rouge_l
-from selfinstruct.stages.registry import STAGES
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from selfinstruct.version import __version__
+
+if TYPE_CHECKING:
+    from selfinstruct.api import Instance, Instruction, Run, prepare_paper_files
+    from selfinstruct.errors import (
+        BackendError,
+        EmptyDatasetError,
+        InputError,
+        RunError,
+        SelfInstructError,
+    )
+    from selfinstruct.similarity.rouge import RougePool, Similarity, rouge_l
+    from selfinstruct.stages.registry import STAGES
+
+_HOMES = {
+    "Instance": "selfinstruct.api",
+    "Instruction": "selfinstruct.api",
+    "Run": "selfinstruct.api",
+    "prepare_paper_files": "selfinstruct.api",
+    "BackendError": "selfinstruct.errors",
+    "EmptyDatasetError": "selfinstruct.errors",
+    "InputError": "selfinstruct.errors",
+    "RunError": "selfinstruct.errors",
+    "SelfInstructError": "selfinstruct.errors",
+    "RougePool": "selfinstruct.similarity.rouge",
+    "Similarity": "selfinstruct.similarity.rouge",
+    "rouge_l": "selfinstruct.similarity.rouge",
+    "STAGES": "selfinstruct.stages.registry",
+}
 
 __all__ = [
     "STAGES",
@@ -40,3 +64,9 @@ __all__ = [
     "prepare_paper_files",
     "rouge_l",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'selfinstruct' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

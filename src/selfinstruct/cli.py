@@ -1,26 +1,46 @@
-"""The `selfinstruct` command group; each command lives in a module under commands/."""
+"""The `selfinstruct` command group. Each command lives in a module under commands/ and is
+imported when it is used (so `selfinstruct validate` does not load the stages, nor `run` the
+evaluation and training code); besides the commands named here, each stage of the registry
+has one."""
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from selfinstruct.commands.evaluate import evaluate
-from selfinstruct.commands.export import export
-from selfinstruct.commands.finetune import finetune
-from selfinstruct.commands.prepare import prepare
-from selfinstruct.commands.stages import run, stage_commands
-from selfinstruct.commands.validate import validate
+COMMANDS = {
+    "run": "selfinstruct.commands.stages:run",
+    "prepare": "selfinstruct.commands.prepare:prepare",
+    "export": "selfinstruct.commands.export:export",
+    "evaluate": "selfinstruct.commands.evaluate:evaluate",
+    "finetune": "selfinstruct.commands.finetune:finetune",
+    "validate": "selfinstruct.commands.validate:validate",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The named commands, then one per stage (a named command of the same name wins)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from selfinstruct.stages.registry import stage_names
+
+        return sorted({*COMMANDS, *stage_names()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module, _, attribute = COMMANDS[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+        from selfinstruct.commands.stages import stage_command
+        from selfinstruct.stages.registry import STAGES
+
+        found = [stage for stage in STAGES if stage.name == cmd_name]
+        return stage_command(found[0]) if found else None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="selfinstruct")
 def main() -> None:
     """Generate instruction-tuning data from a few seed tasks with a language model,
     following Self-Instruct (Wang et al., 2022): bootstrap -> classify -> instances -> prepare."""
-
-
-for _command in (run, prepare, export, evaluate, finetune, validate):
-    main.add_command(_command)
-for _command in stage_commands():  # one per stage; a command above with its name wins
-    if _command.name not in main.commands:
-        main.add_command(_command)

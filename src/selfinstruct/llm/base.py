@@ -9,7 +9,6 @@ backend's own retries, comes back as a `Failure` and the others go on.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections import Counter
@@ -149,9 +148,13 @@ class LLM:
         return None
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        import asyncio  # here, not at the top: it costs every command 50 ms to start
+
         return asyncio.run(self.agenerate(requests))
 
     async def agenerate(self, requests: Sequence[Request]) -> list[Completion]:
+        import asyncio
+
         if type(self).generate is LLM.generate:
             raise NotImplementedError(f"{type(self).__name__} implements neither generate")
         return await asyncio.to_thread(self.generate, requests)

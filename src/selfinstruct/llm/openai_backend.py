@@ -15,9 +15,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from selfinstruct.errors import BackendError
 from selfinstruct.llm.base import LLM, Completion, Failure, OnResult, Request, Result
@@ -32,6 +30,9 @@ from selfinstruct.llm.retry import (
     with_retries,
 )
 from selfinstruct.llm.urls import public_url
+
+if TYPE_CHECKING:  # imported when the backend first sends: httpx takes 0.2 s to load, and the
+    import httpx  # registry reads this module (for its settings) in every run
 
 # httpcore's pool does O(connections^2) bookkeeping per request (httpcore 1.0.9, see
 # encode/httpcore#1035): above ~48 connections in one pool the client's CPU, not the server,
@@ -138,6 +139,8 @@ class OpenAIBackend(LLM):
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _ensure_clients(self) -> list[httpx.AsyncClient]:
+        import httpx
+
         if not self._clients:
             headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
             count = -(-self.concurrency // CONNECTIONS_PER_CLIENT)
@@ -177,6 +180,8 @@ class OpenAIBackend(LLM):
         self, client: httpx.AsyncClient, path: str, body: dict[str, Any], chat: bool
     ) -> Completion | FailedAttempt:
         """One try: a Completion, or why not; raises BackendError when no retry can help."""
+        import httpx
+
         url = self.base_url + path
         try:
             response = await client.post(url, json=body)
