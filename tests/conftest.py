@@ -1,4 +1,4 @@
-"""Shared fixtures: paths, and running the real `selfinstruct` entry point."""
+"""Shared fixtures: paths, the `selfinstruct` command (in this process, or as a real one)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ import pytest
 from conftest import cli
 
 from selfinstruct.errors import BackendError
+from selfinstruct.llm.base import LLM
+from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.registry import ENTRY_POINT_GROUP, backend_class, known_backends
 
 
@@ -83,3 +85,26 @@ def test_plugin_settings_are_part_of_the_fingerprint(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "example.tag: '' -> 'x'" in result.stderr
+
+
+class ChatOnly(LLM):
+    name = "chat-only"
+    supports = frozenset({"chat"})
+
+
+def test_what_a_backend_supports_is_checked_before_it_is_used() -> None:
+    choice = ModelChoice(ChatOnly, "m")
+    assert choice.preflight("chat") is None
+    with pytest.raises(BackendError, match=r"does not support completion \(--prompt-style\)"):
+        choice.preflight("completion")
+    with pytest.raises(BackendError, match=r"does not support batch .*supports: chat"):
+        choice.require("batch", "--batch-out")
+
+
+def test_batch_files_need_a_backend_that_takes_them(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cli("bootstrap", "--out", str(run), "--backend", "example", "--num-instructions", "3", "-q")
+    written = cli("classify", "--out", str(run), "--batch-out", str(tmp_path / "b.jsonl"))
+    assert written.stdout.startswith("wrote 3 classify requests")
+    assert "batch" not in backend_class("embedded").supports
+    assert "batch" in backend_class("openai").supports

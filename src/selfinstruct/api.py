@@ -135,6 +135,7 @@ class Run:
         run-batch` reads); returns how many."""
         stage, plan = _batch_stage(name)
         with self._opened(create=False, generate=True, **settings) as ctx:
+            ctx.choice.require("batch", "--batch-out")
             return write_batch(ctx, plan(ctx, stage.new_stats()), Path(path))
 
     def read_batch(self, name: str, path: str | Path, **settings: Any) -> Counter[str]:
@@ -142,6 +143,7 @@ class Run:
         without calling the model); returns what happened to its lines."""
         stage, plan = _batch_stage(name)
         with self._opened(create=False, generate=True, **settings) as ctx:
+            ctx.choice.require("batch", "--batch-in")
             return read_batch(ctx, plan(ctx, stage.new_stats()), Path(path))
 
     # -- reading ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from selfinstruct.errors import BackendError
 from selfinstruct.llm.base import LLM
 from selfinstruct.llm.registry import backend_class
 
@@ -47,7 +48,18 @@ class ModelChoice:
     def preflight(
         self, style: str, known: dict[str, Any] | None = None, *, identify: bool = True
     ) -> dict[str, Any] | None:
+        """The backend takes this prompt style, and its own checks pass (see LLM.preflight)."""
+        self.require(style, "--prompt-style")
         return self.backend.preflight(self.model, self.settings, style, known, identify)
+
+    def require(self, feature: str, asked_by: str) -> None:
+        """BackendError unless the backend supports `feature` (completion, chat, batch)."""
+        if feature not in self.backend.supports:
+            supported = ", ".join(sorted(self.backend.supports))
+            raise BackendError(
+                f"the {self.name} backend does not support {feature} ({asked_by}); "
+                f"it supports: {supported}"
+            )
 
     def create(self) -> LLM:
         return self.backend.create(self.model, self.settings)

@@ -26,6 +26,7 @@ from selfinstruct.testing.fake_text import WordSource
 
 class FakeLLM(LLM):
     name = "fake"
+    supports = frozenset({"completion", "chat", "batch"})  # a stand-in for any server
 
     @classmethod
     def model_name(cls, model: str, settings: object) -> str:
