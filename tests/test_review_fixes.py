@@ -65,35 +65,24 @@ def test_bootstrap_stops_when_every_response_is_cut_off(tmp_path: Path) -> None:
     assert "What can help" in result.stderr
 
 
+def run_with_key(out: Path, server: MockOpenAIServer, key: str) -> subprocess.CompletedProcess:
+    """A small run whose API key variable holds `key` as given (a real process: the key is
+    read from its environment)."""
+    command = ["run", "--out", str(out), "--backend", "openai", "--base-url", server.base_url]
+    command += ["--model", "m1", "--api-key-env", "SI_KEY", "--num-instructions", "3", "-q"]
+    return subprocess.run(
+        [sys.executable, "-m", "selfinstruct", *command],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, SI_KEY=key),
+        timeout=60,
+    )
+
+
 def test_a_key_with_control_characters_is_refused_and_not_echoed(tmp_path: Path) -> None:
     secret = "sk-test-CONTROLCHAR123"
-    env = dict(os.environ, SI_KEY=secret + "\x07")
     with MockOpenAIServer() as server:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "selfinstruct",
-                "run",
-                "--out",
-                str(tmp_path / "run"),
-                "--backend",
-                "openai",
-                "--base-url",
-                server.base_url,
-                "--model",
-                "m1",
-                "--api-key-env",
-                "SI_KEY",
-                "--num-instructions",
-                "3",
-                "-q",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
+        result = run_with_key(tmp_path / "run", server, secret + "\x07")
     assert result.returncode == 2
     assert "contains spaces, control or non-ASCII characters" in result.stderr
     assert secret not in result.stderr + result.stdout
@@ -105,33 +94,8 @@ def test_a_key_with_control_characters_is_refused_and_not_echoed(tmp_path: Path)
 
 
 def test_a_trailing_newline_in_the_key_is_ignored(tmp_path: Path) -> None:
-    env = dict(os.environ, SI_KEY="sk-good\n")
     with MockOpenAIServer(api_key="sk-good") as server:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "selfinstruct",
-                "run",
-                "--out",
-                str(tmp_path / "run"),
-                "--backend",
-                "openai",
-                "--base-url",
-                server.base_url,
-                "--model",
-                "m1",
-                "--api-key-env",
-                "SI_KEY",
-                "--num-instructions",
-                "3",
-                "-q",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
+        result = run_with_key(tmp_path / "run", server, "sk-good\n")
     assert result.returncode == 0, result.stderr
 
 

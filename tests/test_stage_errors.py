@@ -3,8 +3,10 @@ before the error line, so the error can refer to the counts above it."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+import pytest
 from scripted import ScriptedLLM, answer, run_against
 
 from selfinstruct.testing.openai_server import MockOpenAIServer
@@ -17,16 +19,26 @@ def only_repeats(request):
     return answer(f" {first}\n10. {first}\n")
 
 
-def test_bootstrap_that_gives_up_prints_its_drop_reasons_first(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def gave_up(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A bootstrap whose every answer repeats the pool: it gives up after 50 batches."""
+    run = tmp_path_factory.mktemp("stage_errors") / "run"
     with MockOpenAIServer(llm=ScriptedLLM(bootstrap=only_repeats)) as server:
         result = run_against(
             server.base_url,
-            tmp_path / "run",
+            run,
             "--num-instructions",
             "5",
             config="[bootstrap]\nrequest_batch_size = 1\n",
             command="bootstrap",
         )
+    return run, result
+
+
+def test_bootstrap_that_gives_up_prints_its_drop_reasons_first(
+    gave_up: tuple[Path, subprocess.CompletedProcess],
+) -> None:
+    _, result = gave_up
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     error = next(i for i, line in enumerate(lines) if line.startswith("error: "))
@@ -38,16 +50,10 @@ def test_bootstrap_that_gives_up_prints_its_drop_reasons_first(tmp_path: Path) -
     assert "requests 50 (+0 from cache)" in lines[summary]
 
 
-def test_a_stage_that_fails_keeps_what_it_committed_and_reports_it(tmp_path: Path) -> None:
+def test_a_stage_that_fails_keeps_what_it_committed_and_reports_it(
+    gave_up: tuple[Path, subprocess.CompletedProcess],
+) -> None:
     """The summary of a failed stage is also recorded in the run (run.json counts)."""
-    with MockOpenAIServer(llm=ScriptedLLM(bootstrap=only_repeats)) as server:
-        run_against(
-            server.base_url,
-            tmp_path / "run",
-            "--num-instructions",
-            "5",
-            config="[bootstrap]\nrequest_batch_size = 1\n",
-            command="bootstrap",
-        )
-    assert (tmp_path / "run" / "machine_generated_instructions.jsonl").read_text() == ""
-    assert '"duplicate": 100' in (tmp_path / "run" / "run.json").read_text()
+    run, _ = gave_up
+    assert (run / "machine_generated_instructions.jsonl").read_text() == ""
+    assert '"duplicate": 100' in (run / "run.json").read_text()

@@ -1,7 +1,7 @@
-"""Shared loop of the classify and instances stages: one request per instruction, in
-acceptance order, each result committed as soon as it arrives.
+"""Shared loop of the stages that send one request per record (classify and instances: one
+per instruction, in acceptance order), each result committed as soon as it arrives.
 
-Batches are fixed windows of the instruction list (instructions 1-5, 6-10, ...), whatever is
+Batches are fixed windows of the record list (instructions 1-5, 6-10, ...), whatever is
 already done, so a request never depends on where an earlier process was interrupted. Several
 windows go out together when the backend keeps more requests in flight than one window holds.
 Requests that failed for good are tried again in up to two more passes."""
