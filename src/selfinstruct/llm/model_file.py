@@ -125,8 +125,9 @@ def check_chat_format(model: ModelFile, style: str, chat_format: str) -> None:
             f"{model.path.name} has no chat template (no tokenizer.chat_template in the "
             "GGUF), so --prompt-style chat cannot format messages for it. Use "
             "--prompt-style completion (the paper's prompts, right for base models), or name "
-            "the model's chat format with embedded.chat_format in a --config file (e.g. "
-            '"chatml", "llama-3", "mistral-instruct", "gemma")'
+            "the model's chat format with embedded.chat_format (in a --config file, or "
+            '--set embedded.chat_format=chatml; e.g. "chatml", "llama-3", '
+            '"mistral-instruct", "gemma")'
         )
 
 

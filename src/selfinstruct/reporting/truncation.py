@@ -61,7 +61,8 @@ def _diagnosis(items: list[int], settings: BootstrapLimits, stops: list[str]) ->
 def _remedies(settings: BootstrapLimits, style: str, stops: list[str]) -> list[str]:
     other = "chat" if style == "completion" else "completion"
     remedies = [
-        f"stop sequences that end its answers (bootstrap.stop in a --config file; now {stops!r})",
+        "stop sequences that end its answers (bootstrap.stop, in a --config file or with "
+        f"--set; now {stops!r})",
         f"the other prompt style (--prompt-style {other})",
     ]
     if settings.truncated_responses == "discard":
