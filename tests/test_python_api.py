@@ -125,3 +125,9 @@ def test_rouge_functions_are_public() -> None:
     pool = selfinstruct.RougePool()
     pool.add("Write a poem about the sea.")
     assert pool.score("Write a poem about the sea.").max == 1.0
+
+
+def test_settings_given_to_open_apply_to_what_it_reads(run: selfinstruct.Run) -> None:
+    capped = selfinstruct.Run.open(run.path, prepare={"max_instances_per_task": 1}, quiet=True)
+    rows = capped.dataset()
+    assert len({row["instruction"] for row in rows}) == len(rows) < len(run.dataset())

@@ -108,9 +108,7 @@ class Run:
         records it already holds is refused, as on the command line)."""
         path = Path(path)
         if not RunStore.exists(path):
-            raise RunError(
-                f"{path} is not a run directory (start one with 'selfinstruct run' or Run.create)"
-            )
+            raise RunError(f"{path} is not a run directory (start one with 'selfinstruct run')")
         return cls(path, _layers(None, settings), quiet)
 
     # -- generating -------------------------------------------------------------------------
@@ -243,12 +241,14 @@ class Run:
         try:
             yield ctx
         finally:
-            ctx.close()
-            ctx.store.close()
+            try:
+                ctx.close()
+            finally:
+                ctx.store.close()
 
     @contextmanager
     def _view(self) -> Iterator[RunContext]:
-        ctx = open_view(self.path, quiet=self.quiet)
+        ctx = open_view(self.path, self.layers, quiet=self.quiet)
         try:
             yield ctx
         finally:

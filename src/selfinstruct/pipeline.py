@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import platform
-import sqlite3
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from selfinstruct.config import Config
-from selfinstruct.errors import RunError, SelfInstructError
+from selfinstruct.errors import RunError
 from selfinstruct.estimate import StageEstimate, estimate
 from selfinstruct.exporters.jsonl import remove_stale_temporaries, write_json
 from selfinstruct.llm.choice import ModelChoice
@@ -203,16 +202,20 @@ def run_stage(ctx: RunContext, stage: Stage) -> StageStats:
 
 def _finish(ctx: RunContext, stage: Stage, stats: StageStats, *, failed: bool) -> None:
     stats.stop()
-    # After a failure, what can be recorded is: a second error (a full disk) must not hide
-    # the first.
-    guard = (
-        contextlib.suppress(OSError, sqlite3.Error, SelfInstructError)
-        if failed
-        else contextlib.nullcontext()
-    )
-    with guard:
-        if stage.write_files is not None:
-            stage.write_files(ctx)
-        ctx.store.add_stage_run(stats.stage, stats.started_at, stats.seconds, stats.as_dict())
-        write_run_file(ctx)
+    if not failed:
+        _record(ctx, stage, stats)
+        print_summary(stats, ctx.config.pricing, quiet=ctx.quiet)
+        return
+    # After a failure: the counts first, then whatever can still be recorded; a second error
+    # (a full disk, say) must not hide the first, which the caller raises again.
     print_summary(stats, ctx.config.pricing, quiet=ctx.quiet)
+    with contextlib.suppress(Exception):
+        _record(ctx, stage, stats)
+
+
+def _record(ctx: RunContext, stage: Stage, stats: StageStats) -> None:
+    """The paper's files the stage derives, its row in the store's stage runs, run.json."""
+    if stage.write_files is not None:
+        stage.write_files(ctx)
+    ctx.store.add_stage_run(stats.stage, stats.started_at, stats.seconds, stats.as_dict())
+    write_run_file(ctx)

@@ -110,7 +110,14 @@ def layered(layers: Layers, base: dict[str, Any] | None = None) -> Config:
     """The settings of a command: `base` (packaged defaults, or a run's stored settings)
     under what the user gave."""
     data = merge(_known(base) if base else defaults().to_dict(), explicit(layers))
-    return from_dict(data, SET_OPTION if layers.sets else "<settings>")
+    try:
+        return from_dict(data, "<command line>")
+    except InputError as exc:  # name --set when the setting came from there
+        field = exc.field or ""
+        given = [parse_set(text)[0] for text in layers.sets]
+        if any(key == field or key.startswith(field + ".") for key in given):
+            raise InputError(SET_OPTION, exc.detail, field=exc.field) from None
+        raise
 
 
 def _known(stored: dict[str, Any]) -> dict[str, Any]:

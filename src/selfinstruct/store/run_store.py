@@ -88,15 +88,14 @@ class RunStore:
         path = run_dir / DB_NAME
         if not path.is_file():
             raise RunError(f"{run_dir} is not a run directory (no {DB_NAME})")
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
         try:
-            db = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
-            )
             db.execute("PRAGMA query_only=ON")
             store = cls(run_dir, db, None)
+            found = store.get_meta("format")
         except sqlite3.DatabaseError as exc:
+            db.close()
             raise RunError(f"{path}: not a usable run store ({exc})") from exc
-        found = store.get_meta("format")
         if found is not None and (
             found.get("name") != FORMAT or found.get("version", 0) > FORMAT_VERSION
         ):
