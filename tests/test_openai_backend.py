@@ -297,20 +297,11 @@ def test_wrong_key_stops_with_401_and_loses_nothing(
         before = store_snapshot(out)
         assert len(before["instructions"]) == 20
 
+        extend = ("run", out, server.base_url, settings_file, "--api-key-env", KEY_ENV)
+        extend += ("--num-instructions", "40", "-q")
         monkeypatch.setenv(KEY_ENV, bad)
         started = time.monotonic()
-        failed = openai_cli(
-            "run",
-            out,
-            server.base_url,
-            settings_file,
-            "--api-key-env",
-            KEY_ENV,
-            "--num-instructions",
-            "40",
-            "-q",
-            check=False,
-        )
+        failed = openai_cli(*extend, check=False)
         assert time.monotonic() - started < 30
         line = error_line(failed)
         assert "401" in line and KEY_ENV in line
@@ -327,17 +318,7 @@ def test_wrong_key_stops_with_401_and_loses_nothing(
 
         # With the right key again the run continues where it stopped.
         monkeypatch.setenv(KEY_ENV, good)
-        openai_cli(
-            "run",
-            out,
-            server.base_url,
-            settings_file,
-            "--api-key-env",
-            KEY_ENV,
-            "--num-instructions",
-            "40",
-            "-q",
-        )
+        openai_cli(*extend)
         resumed = store_snapshot(out)
         assert len(resumed["instructions"]) == 40
         assert resumed["instructions"][:20] == before["instructions"]
