@@ -31,7 +31,7 @@ from typing import Any
 from selfinstruct.config import Config
 from selfinstruct.errors import EmptyDatasetError, InputError, RunError
 from selfinstruct.estimate import StageEstimate
-from selfinstruct.exporters import FORMATS
+from selfinstruct.exporters import EXPORTS
 from selfinstruct.importers.paper import read_tasks
 from selfinstruct.pipeline import RunOptions, estimate_run, open_run, open_view, run_stage
 from selfinstruct.prompts import TemplateSet
@@ -192,11 +192,12 @@ class Run:
         ]
 
     def export(self, format: str, path: str | Path) -> int:
-        """Write the run's dataset in one format (alpaca, openai-chat, prompt-completion);
-        returns the records written. Reads the run without writing to it."""
-        if format not in FORMATS:
+        """Write the run's dataset in one format (alpaca, openai-chat, prompt-completion,
+        sharegpt; parquet and hf with the `hub` extra); returns the records written. Reads
+        the run without writing to it."""
+        if format not in EXPORTS:
             raise InputError(
-                "format", f"unknown format '{format}' (known: {', '.join(sorted(FORMATS))})"
+                "format", f"unknown format '{format}' (known: {', '.join(sorted(EXPORTS))})"
             )
         path = Path(path)
         with self._view() as ctx:
@@ -207,8 +208,7 @@ class Run:
             raise EmptyDatasetError(
                 f"{self.path} holds no instance to export ({losses}); {path} was not written"
             )
-        _, writer = FORMATS[format]
-        writer(path, data.training, data.encoded)
+        EXPORTS[format](path, data.training, data.encoded)
         return len(data.encoded) if format == "prompt-completion" else len(data.training)
 
     def estimate(self, **settings: Any) -> list[StageEstimate]:

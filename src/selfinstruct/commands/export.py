@@ -8,7 +8,7 @@ import click
 
 from selfinstruct.api import Run
 from selfinstruct.commands.common import handle_errors
-from selfinstruct.exporters import FORMATS
+from selfinstruct.exporters import EXPORTS
 
 
 @click.command()
@@ -23,12 +23,18 @@ from selfinstruct.exporters import FORMATS
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(sorted(FORMATS)),
+    type=click.Choice(sorted(EXPORTS)),
     help="alpaca (JSON array of instruction/input/output), openai-chat "
-    "(chat fine-tuning JSONL), prompt-completion (JSONL).",
+    "(chat fine-tuning JSONL), prompt-completion (JSONL), sharegpt (JSON array of "
+    "conversations, for Axolotl and LLaMA-Factory), parquet (one file), hf (a directory "
+    "from datasets' save_to_disk); parquet and hf need: pip install 'selfinstruct[hub]'.",
 )
 @click.option(
-    "--out", "out_file", required=True, type=click.Path(path_type=Path), help="File to write."
+    "--out",
+    "out_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="File to write (a directory for hf).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No summary.")
 @handle_errors

@@ -9,11 +9,15 @@ from selfinstruct.exporters.jsonl import write_jsonl
 from selfinstruct.exporters.records import Example
 
 
+def user_turn(example: Example) -> str:
+    """The user's message: the instruction, then the input (if any) after a blank line."""
+    return example.instruction if not example.input else f"{example.instruction}\n\n{example.input}"
+
+
 def chat_record(example: Example) -> dict:
-    user = example.instruction if not example.input else f"{example.instruction}\n\n{example.input}"
     return {
         "messages": [
-            {"role": "user", "content": user},
+            {"role": "user", "content": user_turn(example)},
             {"role": "assistant", "content": example.output},
         ]
     }

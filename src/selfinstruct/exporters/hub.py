@@ -1,0 +1,76 @@
+"""Formats for the Hugging Face Hub and dataframes: Parquet (one file with a typed schema,
+read by `datasets.load_dataset("parquet", ...)` and pandas) and a `datasets` directory
+(`Dataset.save_to_disk`, read back with `datasets.load_from_disk`). They need the `hub` extra
+(the `datasets` package, which brings pyarrow)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.errors import InputError, RunError
+from selfinstruct.exporters.records import Example
+
+HINT = "pip install 'selfinstruct[hub]' (the datasets package, with pyarrow)"
+COLUMNS = ("instruction", "input", "output")
+SAVED_DATASET = ("dataset_info.json", "state.json")  # what save_to_disk leaves in a directory
+
+
+def _columns(examples: Sequence[Example]) -> dict[str, list[str]]:
+    return {name: [getattr(example, name) for example in examples] for name in COLUMNS}
+
+
+def write_parquet(path: Path, examples: Sequence[Example]) -> None:
+    """One Parquet file, three string columns; written whole or not at all."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise RunError(f"--format parquet needs pyarrow: {HINT}") from exc
+    schema = pa.schema([(name, pa.string()) for name in COLUMNS])
+    table = pa.table(_columns(examples), schema=schema)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_hf(path: Path, examples: Sequence[Example]) -> None:
+    """A `datasets` directory; an existing one is replaced only once the new one is whole, and
+    a directory that is not a saved dataset is never touched."""
+    datasets = _datasets()
+    if path.exists() and not _is_saved_dataset(path):
+        raise InputError(path, "exists and is not a saved dataset; choose a new directory")
+    features = datasets.Features({name: datasets.Value("string") for name in COLUMNS})
+    dataset = datasets.Dataset.from_dict(_columns(examples), features=features)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        dataset.save_to_disk(str(tmp))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _datasets() -> Any:
+    try:
+        import datasets
+    except ImportError as exc:
+        raise RunError(f"--format hf needs the datasets package: {HINT}") from exc
+    return datasets
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and all((path / name).is_file() for name in SAVED_DATASET)

@@ -1,0 +1,26 @@
+"""ShareGPT format (what Axolotl and LLaMA-Factory read as "sharegpt"): one JSON array of
+{"conversations": [{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]}."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from selfinstruct.exporters.jsonl import write_atomic
+from selfinstruct.exporters.openai_chat import user_turn
+from selfinstruct.exporters.records import Example
+
+
+def conversation(example: Example) -> dict:
+    return {
+        "conversations": [
+            {"from": "human", "value": user_turn(example)},
+            {"from": "gpt", "value": example.output},
+        ]
+    }
+
+
+def write_sharegpt(path: Path, examples: Sequence[Example]) -> None:
+    items = [conversation(example) for example in examples]
+    write_atomic(path, [json.dumps(items, ensure_ascii=False, indent=2) + "\n"])
