@@ -35,7 +35,7 @@ from selfinstruct.exporters import EXPORTS
 from selfinstruct.importers.paper import read_tasks
 from selfinstruct.pipeline import RunOptions, estimate_run, open_run, open_view, run_stage
 from selfinstruct.prompts import TemplateSet
-from selfinstruct.reporting.funnel import prepare_losses, prepared_counts
+from selfinstruct.reporting.funnel import stats_losses
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.reporting.summary import print_summary
 from selfinstruct.seeds import load_seeds
@@ -204,7 +204,7 @@ class Run:
             stats = prepare.STAGE_DEF.new_stats()
             data = prepared_data(ctx, stats)
         if not data.training:
-            losses = prepare_losses(prepared_counts(stats.as_dict()))
+            losses = stats_losses(stats)
             raise EmptyDatasetError(
                 f"{self.path} holds no instance to export ({losses}); {path} was not written"
             )
@@ -307,7 +307,7 @@ def prepare_paper_files(
     stats.stop()
     print_summary(stats, quiet=quiet)
     if not data.generated:
-        losses = prepare_losses(prepared_counts(stats.as_dict()))
+        losses = stats_losses(stats)
         raise EmptyDatasetError(
             f"no instance of the {len(tasks)} tasks in {instances} "
             f"survived ({losses}); nothing was written"

@@ -33,10 +33,9 @@ class Commands(click.Group):
             command: click.Command = getattr(importlib.import_module(module), attribute)
             return command
         from selfinstruct.commands.stages import stage_command
-        from selfinstruct.stages.registry import STAGES
+        from selfinstruct.stages.registry import get_stage, stage_names
 
-        found = [stage for stage in STAGES if stage.name == cmd_name]
-        return stage_command(found[0]) if found else None
+        return stage_command(get_stage(cmd_name)) if cmd_name in stage_names() else None
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})

@@ -123,7 +123,7 @@ def resolve(
     layers: Layers, store: RunStore | None, given: dict[str, Any]
 ) -> tuple[Config, TemplateSet, list[SeedTask]]:
     """Settings (the run's stored ones under what the user gave), templates and seeds."""
-    config = layered(layers, store.get_meta("config") if store else None)
+    config = layered(layers, store.get_meta("config") if store else None, given)
     templates = TemplateSet(config.templates or None)
     templates.check_all(config.prompt_style, template_specs())
     stored_seeds = store.load_seeds() if store and "seeds" not in given else []

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.config import CORE_KEYS, Config, config_from_dict, default_config, validate
+from selfinstruct.config import (
+    CORE_KEYS,
+    PRICING,
+    Config,
+    config_from_dict,
+    default_config,
+    validate,
+)
 from selfinstruct.errors import InputError
 from selfinstruct.inputs.text import read_text
 from selfinstruct.inputs.toml import parse_toml
@@ -59,8 +66,15 @@ def from_dict(data: dict[str, Any], path: Path | str = "<settings>", text: str =
 
 def load_config(path: Path) -> Config:
     """A config file on its own (defaults under it), checked with file/line/field errors."""
+    return _checked_file(path)[1]
+
+
+def _checked_file(path: Path) -> tuple[dict[str, Any], Config]:
+    """A config file's table as written, and the Config it makes on its own (the check that
+    names file, line and field)."""
     text = read_text(path, allow_empty=True)
-    return from_dict(parse_toml(text, path), path, text)
+    data = parse_toml(text, path)
+    return data, from_dict(data, path, text)
 
 
 def explicit(layers: Layers) -> dict[str, Any]:
@@ -68,8 +82,7 @@ def explicit(layers: Layers) -> dict[str, Any]:
     then --set. Paths are made absolute (a config file's relative to the file)."""
     found: dict[str, Any] = {}
     if layers.config_file is not None:
-        load_config(layers.config_file)  # full check with file/line/field errors
-        found = tomllib.loads(read_text(layers.config_file, allow_empty=True))
+        found = dict(_checked_file(layers.config_file)[0])
         base_dir = layers.config_file.resolve().parent
         for key in PATH_KEYS:
             if found.get(key):
@@ -106,16 +119,19 @@ def parse_set(text: str) -> tuple[str, Any]:
     return dotted, value
 
 
-def layered(layers: Layers, base: dict[str, Any] | None = None) -> Config:
+def layered(
+    layers: Layers, base: dict[str, Any] | None = None, given: dict[str, Any] | None = None
+) -> Config:
     """The settings of a command: `base` (packaged defaults, or a run's stored settings)
-    under what the user gave."""
-    data = merge(_known(base) if base else defaults().to_dict(), explicit(layers))
+    under what the user gave (`given`: `explicit(layers)`, when the caller has it already)."""
+    top = explicit(layers) if given is None else given
+    data = merge(_known(base) if base else defaults().to_dict(), top)
     try:
         return from_dict(data, "<command line>")
     except InputError as exc:  # name --set when the setting came from there
         field = exc.field or ""
-        given = [parse_set(text)[0] for text in layers.sets]
-        if any(key == field or key.startswith(field + ".") for key in given):
+        set_keys = [parse_set(text)[0] for text in layers.sets]
+        if any(key == field or key.startswith(field + ".") for key in set_keys):
             raise InputError(SET_OPTION, exc.detail, field=exc.field) from None
         raise
 
@@ -127,7 +143,7 @@ def _known(stored: dict[str, Any]) -> dict[str, Any]:
     return {
         key: value
         for key, value in stored.items()
-        if not isinstance(value, dict) or key in sections or key == "pricing"
+        if not isinstance(value, dict) or key in sections or key == PRICING
     }
 
 

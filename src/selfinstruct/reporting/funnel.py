@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from selfinstruct.parsing.labels import label_counts
+from selfinstruct.reporting.stats import StageStats
 from selfinstruct.reporting.summary import counts
 from selfinstruct.store.run_store import RunStore
 
@@ -94,6 +95,11 @@ def _prepare_losses(f: Funnel) -> str:
     if f.answered_truncated:
         text += f"; {f.answered_truncated} instance responses were cut off at max_tokens"
     return text
+
+
+def stats_losses(stats: StageStats) -> str:
+    """prepare_losses for the counts of one prepare that has just run."""
+    return prepare_losses(prepared_counts(stats.as_dict()))
 
 
 def prepare_losses(prepared: dict[str, Any]) -> str:
