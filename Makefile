@@ -21,7 +21,7 @@ $(BIN)/python:
 install: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[embedded]'
+	$(BIN)/pip install --quiet -e '.[embedded,report]'
 	$(BIN)/python scripts/check_engine.py || ( \
 	  echo "llama-cpp-python failed its smoke test; rebuilding it without the pip cache"; \
 	  $(BIN)/pip cache remove llama_cpp_python; \
@@ -31,14 +31,14 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 
 # Fine-tuning (selfinstruct finetune, the transformers backend): torch 2.13.0 is a CPU build.
 install-train: install
-	$(BIN)/pip install --quiet -e '.[embedded,train]'
+	$(BIN)/pip install --quiet -e '.[embedded,report,train]'
 
 # The tests also need the example backend plug-in (tests/plugin_backend): it checks the
 # selfinstruct.backends entry-point group.
 install-test: $(TEST_INSTALLED)
 
 $(TEST_INSTALLED): $(INSTALLED) tests/plugin_backend/pyproject.toml
-	$(BIN)/pip install --quiet -e '.[embedded,train,test]'
+	$(BIN)/pip install --quiet -e '.[embedded,report,train,test]'
 	$(BIN)/pip install --quiet --no-deps -e tests/plugin_backend
 	touch $@
 

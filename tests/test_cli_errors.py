@@ -30,6 +30,7 @@ COMMANDS = (
     "instances",
     "prepare",
     "export",
+    "report",
     "evaluate",
     "validate",
     "finetune",

@@ -75,6 +75,12 @@ include_seed_tasks = true
 classification_tasks_only = true
 field_removal_probability = 0.25
 end_of_text = "</s>"
+provenance = true
+license = "cc-by-4.0"
+language = "de"
+dataset_name = "My dataset"
+report = false
+report_verbs = false
 
 [embedded]
 model_path = "/models/tiny.gguf"
@@ -177,6 +183,7 @@ def test_full_valid_config(tmp_path: Path) -> None:
         p.field_removal_probability,
         p.end_of_text,
     ) == (3, True, True, 0.25, "</s>")
+    assert (p.report, p.report_verbs) == (False, False)
     e = config.embedded
     assert (e.model_path, e.n_ctx, e.n_threads, e.n_batch, e.chat_format) == (
         "/models/tiny.gguf",

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     )
     from selfinstruct.similarity.rouge import RougePool, Similarity, rouge_l
     from selfinstruct.stages.registry import STAGES
+    from selfinstruct.store.run_store import PromptSources
 
 _HOMES = {
     "Instance": "selfinstruct.api",
@@ -46,6 +47,7 @@ _HOMES = {
     "Similarity": "selfinstruct.similarity.rouge",
     "rouge_l": "selfinstruct.similarity.rouge",
     "STAGES": "selfinstruct.stages.registry",
+    "PromptSources": "selfinstruct.store.run_store",
 }
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "InputError",
     "Instance",
     "Instruction",
+    "PromptSources",
     "RougePool",
     "Run",
     "RunError",

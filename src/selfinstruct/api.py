@@ -22,16 +22,17 @@ defaults and, for an existing run, over its stored settings.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selfinstruct.config import Config
 from selfinstruct.errors import EmptyDatasetError, InputError, RunError
 from selfinstruct.estimate import StageEstimate
 from selfinstruct.exporters import EXPORTS
+from selfinstruct.exporters.card import write_card
 from selfinstruct.importers.paper import read_tasks
 from selfinstruct.pipeline import RunOptions, estimate_run, open_run, open_view, run_stage
 from selfinstruct.prompts import TemplateSet
@@ -43,20 +44,31 @@ from selfinstruct.settings import Layers, layered
 from selfinstruct.stages import prepare
 from selfinstruct.stages.batch_files import read_batch, write_batch
 from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.dataset_card import imported_card
 from selfinstruct.stages.parse import parse_task, parsed_tasks
 from selfinstruct.stages.per_instruction import StagePlan
 from selfinstruct.stages.prepare import build, prepared_data, write_outputs
+from selfinstruct.stages.provenance import NO_SOURCES, prompt_sources
 from selfinstruct.stages.registry import STAGES, get_stage
 from selfinstruct.stages.stage import Stage
-from selfinstruct.store.run_store import RunStore
+from selfinstruct.store.run_store import PromptSources, RunStore
+
+if TYPE_CHECKING:
+    from selfinstruct.report.build import Written
 
 PANDAS_HINT = "to_pandas needs pandas: pip install pandas"
 DATASETS_HINT = "to_hf_dataset needs the datasets package: pip install datasets"
+PROVENANCE_REFUSED = (
+    "prompt-completion records cannot carry provenance (each is an encoded, shuffled example); "
+    "use alpaca, openai-chat, sharegpt, parquet or hf"
+)
 
 
 @dataclass(frozen=True)
 class Instruction:
-    """A generated instruction (`id` is its id in the run store)."""
+    """A generated instruction (`id` is its id in the run store); `seed_ids` and
+    `machine_ids` are the seed tasks and machine instructions in the bootstrap prompt that
+    produced it, each in prompt order."""
 
     id: int
     instruction: str
@@ -64,6 +76,8 @@ class Instruction:
     most_similar: dict[str, float]
     avg_similarity_score: float
     request_idx: int
+    seed_ids: tuple[str, ...] = ()
+    machine_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,6 +168,7 @@ class Run:
     def instructions(self) -> list[Instruction]:
         with self._view() as ctx:
             labels = ctx.store.labels()
+            sources = prompt_sources(ctx.store, ctx.config, ctx.seeds)
             return [
                 Instruction(
                     row.id,
@@ -162,9 +177,18 @@ class Run:
                     row.most_similar,
                     row.avg_similarity_score,
                     row.request_idx,
+                    found.seed_ids,
+                    found.machine_ids,
                 )
                 for row in ctx.store.instructions()
+                for found in [sources.get(row.request_idx, NO_SOURCES)]
             ]
+
+    def prompt_sources(self) -> dict[int, PromptSources]:
+        """Which seed tasks and machine instructions each bootstrap prompt showed (ids in
+        prompt order), by request index."""
+        with self._view() as ctx:
+            return prompt_sources(ctx.store, ctx.config, ctx.seeds)
 
     def instances(self) -> list[Instance]:
         """Every parsed instance, before prepare's filters (see `dataset` for those)."""
@@ -191,18 +215,21 @@ class Run:
             for e in data.training
         ]
 
-    def export(self, format: str, path: str | Path) -> int:
+    def export(self, format: str, path: str | Path, *, provenance: bool = False) -> int:
         """Write the run's dataset in one format (alpaca, openai-chat, prompt-completion,
         sharegpt; parquet and hf with the `hub` extra); returns the records written. Reads
-        the run without writing to it."""
+        the run without writing to it. `provenance`: each record also gets `instruction_id`,
+        `seed_ids` and `machine_ids` (not for prompt-completion)."""
         if format not in EXPORTS:
             raise InputError(
                 "format", f"unknown format '{format}' (known: {', '.join(sorted(EXPORTS))})"
             )
+        if provenance and format == "prompt-completion":
+            raise InputError("--provenance", PROVENANCE_REFUSED)
         path = Path(path)
         with self._view() as ctx:
             stats = prepare.STAGE_DEF.new_stats()
-            data = prepared_data(ctx, stats)
+            data = prepared_data(ctx, stats, provenance=provenance)
         if not data.training:
             losses = stats_losses(stats)
             raise EmptyDatasetError(
@@ -210,6 +237,23 @@ class Run:
             )
         EXPORTS[format](path, data.training, data.encoded)
         return len(data.encoded) if format == "prompt-completion" else len(data.training)
+
+    def report(
+        self,
+        out: str | Path | None = None,
+        compare: Sequence[str | Path] = (),
+        *,
+        verbs: bool = True,
+    ) -> Written:
+        """Write the run's HTML report (default RUN/report.html) and its numbers beside it
+        (report.json), compared with other runs when given. Reads the runs without writing
+        to them; `verbs=False` leaves out the verb-noun chart (no spaCy parse)."""
+        from selfinstruct.report.build import write_report
+
+        with self._view() as ctx:
+            return write_report(
+                ctx, Path(out) if out else None, [Path(p) for p in compare], verbs=verbs
+            )
 
     def estimate(self, **settings: Any) -> list[StageEstimate]:
         """Expected requests and tokens of what is left to do (nothing is written)."""
@@ -296,7 +340,8 @@ def prepare_paper_files(
 ) -> list[Path]:
     """Stage 4 on the paper's intermediate files from another run
     (machine_generated_instances.jsonl and is_clf_or_not_*.jsonl): writes the fine-tuning
-    data and exports into `out`; returns the paths written."""
+    data, exports and a dataset card (with what those files tell) into `out`; returns the
+    paths written."""
     config = layered(_layers(config_file, settings, sets))
     templates = TemplateSet(config.templates or None)
     templates.check_all(config.prompt_style, [])  # only the fine-tuning layouts are used
@@ -312,4 +357,8 @@ def prepare_paper_files(
             f"no instance of the {len(tasks)} tasks in {instances} "
             f"survived ({losses}); nothing was written"
         )
-    return write_outputs(Path(out), data)
+    paths = write_outputs(Path(out), data)
+    labelled = [(task.instruction, task.is_classification) for task in tasks]
+    card = imported_card(config, data, stats, labelled, [Path(instances), Path(labels)], Path(out))
+    paths.append(write_card(Path(out) / prepare.EXPORT_DIR, card))
+    return paths

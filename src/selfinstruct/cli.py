@@ -13,6 +13,7 @@ COMMANDS = {
     "run": "selfinstruct.commands.stages:run",
     "prepare": "selfinstruct.commands.prepare:prepare",
     "export": "selfinstruct.commands.export:export",
+    "report": "selfinstruct.commands.report:report",
     "evaluate": "selfinstruct.commands.evaluate:evaluate",
     "finetune": "selfinstruct.commands.finetune:finetune",
     "validate": "selfinstruct.commands.validate:validate",

@@ -29,6 +29,7 @@ from selfinstruct.settings import Layers, explicit, layered
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.fingerprint import check_fingerprints, fingerprints
 from selfinstruct.stages.parse import backfill
+from selfinstruct.stages.provenance import backfill_prompt_sources
 from selfinstruct.stages.registry import template_specs
 from selfinstruct.stages.stage import Stage
 from selfinstruct.store.run_store import RunStore
@@ -83,6 +84,7 @@ def open_run(options: RunOptions, *, create: bool, generate: bool = True) -> Run
                 store.set_meta("model_file", model_record)
                 store.set_meta("versions", versions(choice, model_record))
         backfill(store, config.prompt_style)
+        backfill_prompt_sources(store, config, seeds)
         remove_stale_temporaries(out)
         ctx = RunContext(config, store, templates, seeds, quiet=options.quiet)
         write_run_file(ctx)

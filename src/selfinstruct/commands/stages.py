@@ -17,6 +17,8 @@ from selfinstruct.stages.batch_files import describe
 from selfinstruct.stages.registry import STAGES
 from selfinstruct.stages.stage import Stage
 
+REPORT_NAME = "report.html"  # listed last among a stage's outputs
+
 
 def run_from(kwargs: dict[str, Any]) -> Run:
     """The run the flags name, with the settings they give."""
@@ -87,6 +89,11 @@ def stage_commands() -> list[click.Command]:
 
 
 def print_outputs(paths: list[Path]) -> None:
+    """The files written, the report last (open it in a browser)."""
+    reports = [path for path in paths if path.name == REPORT_NAME]
     click.echo("Dataset written:")
     for path in paths:
-        click.echo(f"  {path}")
+        if path not in reports:
+            click.echo(f"  {path}")
+    for path in reports:
+        click.echo(f"Report (open in a browser): {path}")

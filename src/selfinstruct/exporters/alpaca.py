@@ -7,9 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selfinstruct.exporters.jsonl import write_atomic
-from selfinstruct.exporters.records import Example
+from selfinstruct.exporters.records import Example, provenance_fields
 
 
 def write_alpaca(path: Path, examples: Sequence[Example]) -> None:
-    items = [{"instruction": e.instruction, "input": e.input, "output": e.output} for e in examples]
+    items = [
+        {"instruction": e.instruction, "input": e.input, "output": e.output, **provenance_fields(e)}
+        for e in examples
+    ]
     write_atomic(path, [json.dumps(items, ensure_ascii=True, indent=2) + "\n"])

@@ -13,26 +13,48 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import InputError, RunError
-from selfinstruct.exporters.records import Example
+from selfinstruct.exporters.records import Example, has_provenance, provenance_fields
 
 HINT = "pip install 'selfinstruct[hub]' (the datasets package, with pyarrow)"
 COLUMNS = ("instruction", "input", "output")
+PROVENANCE_COLUMNS = ("instruction_id", "seed_ids", "machine_ids")  # with provenance only
 SAVED_DATASET = ("dataset_info.json", "state.json")  # what save_to_disk leaves in a directory
 
 
-def _columns(examples: Sequence[Example]) -> dict[str, list[str]]:
-    return {name: [getattr(example, name) for example in examples] for name in COLUMNS}
+def _columns(examples: Sequence[Example]) -> dict[str, list[Any]]:
+    """The text columns, and the provenance columns when every example carries provenance."""
+    columns: dict[str, list[Any]] = {
+        name: [getattr(example, name) for example in examples] for name in COLUMNS
+    }
+    if has_provenance(examples):
+        rows = [provenance_fields(example) for example in examples]
+        columns.update({name: [row[name] for row in rows] for name in PROVENANCE_COLUMNS})
+    return columns
+
+
+def _schema(examples: Sequence[Example]) -> Any:
+    """The columns' Arrow types (pyarrow is there: the callers checked)."""
+    import pyarrow as pa
+
+    types = [(name, pa.string()) for name in COLUMNS]
+    if has_provenance(examples):
+        types += [
+            ("instruction_id", pa.int64()),
+            ("seed_ids", pa.list_(pa.string())),
+            ("machine_ids", pa.list_(pa.int64())),
+        ]
+    return pa.schema(types)
 
 
 def write_parquet(path: Path, examples: Sequence[Example]) -> None:
-    """One Parquet file, three string columns; written whole or not at all."""
+    """One Parquet file, three string columns (and the provenance ones); written whole or
+    not at all."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as exc:
         raise RunError(f"--format parquet needs pyarrow: {HINT}") from exc
-    schema = pa.schema([(name, pa.string()) for name in COLUMNS])
-    table = pa.table(_columns(examples), schema=schema)
+    table = pa.table(_columns(examples), schema=_schema(examples))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -50,7 +72,7 @@ def write_hf(path: Path, examples: Sequence[Example]) -> None:
     datasets = _datasets()
     if path.exists() and not _is_saved_dataset(path):
         raise InputError(path, "exists and is not a saved dataset; choose a new directory")
-    features = datasets.Features({name: datasets.Value("string") for name in COLUMNS})
+    features = datasets.Features.from_arrow_schema(_schema(examples))
     dataset = datasets.Dataset.from_dict(_columns(examples), features=features)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))

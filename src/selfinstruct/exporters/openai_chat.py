@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selfinstruct.exporters.jsonl import write_jsonl
-from selfinstruct.exporters.records import Example
+from selfinstruct.exporters.records import Example, provenance_fields
 
 
 def user_turn(example: Example) -> str:
@@ -19,7 +19,8 @@ def chat_record(example: Example) -> dict:
         "messages": [
             {"role": "user", "content": user_turn(example)},
             {"role": "assistant", "content": example.output},
-        ]
+        ],
+        **provenance_fields(example),
     }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from selfinstruct.exporters.jsonl import write_atomic
 from selfinstruct.exporters.openai_chat import user_turn
-from selfinstruct.exporters.records import Example
+from selfinstruct.exporters.records import Example, provenance_fields
 
 
 def conversation(example: Example) -> dict:
@@ -17,7 +17,8 @@ def conversation(example: Example) -> dict:
         "conversations": [
             {"from": "human", "value": user_turn(example)},
             {"from": "gpt", "value": example.output},
-        ]
+        ],
+        **provenance_fields(example),
     }
 
 

@@ -18,21 +18,34 @@ def invalid_reason(pair: Pair) -> str | None:
     return None
 
 
-def filter_instances(pairs: list[Pair], dropped: Counter[str]) -> list[Pair]:
-    """Drop invalid pairs; drop the whole task when one non-empty input has two outputs;
-    remove exact duplicates (first occurrence kept, order preserved). Counts reasons."""
-    valid = []
-    for pair in pairs:
-        reason = invalid_reason(pair)
-        if reason:
-            dropped[reason] += 1
-        else:
-            valid.append(pair)
+def instance_verdicts(pairs: list[Pair]) -> list[str | None]:
+    """Each pair's drop reason, or None for a pair kept: invalid pairs; every valid pair of
+    a task where one non-empty input has two outputs; exact repeats of an earlier pair."""
+    verdicts = [invalid_reason(pair) for pair in pairs]
+    valid = [i for i, reason in enumerate(verdicts) if reason is None]
     outputs: dict[str, str] = {}
-    for inp, out in valid:
-        if inp and outputs.setdefault(inp, out) != out:
-            dropped["same_input_different_output"] += len(valid)
-            return []
-    unique = list(dict.fromkeys(valid))
-    dropped["duplicate"] += len(valid) - len(unique)
-    return unique
+    if any(_conflicts(pairs[i], outputs) for i in valid):
+        for i in valid:
+            verdicts[i] = "same_input_different_output"
+        return verdicts
+    seen: set[Pair] = set()
+    for i in valid:
+        if pairs[i] in seen:
+            verdicts[i] = "duplicate"
+        seen.add(pairs[i])
+    return verdicts
+
+
+def _conflicts(pair: Pair, outputs: dict[str, str]) -> bool:
+    """Whether a non-empty input was seen before with another output (records it)."""
+    inp, out = pair
+    return bool(inp) and outputs.setdefault(inp, out) != out
+
+
+def filter_instances(pairs: list[Pair], dropped: Counter[str]) -> list[Pair]:
+    """The pairs `instance_verdicts` keeps, in order; counts the reasons of the others."""
+    verdicts = instance_verdicts(pairs)
+    dropped.update(reason for reason in verdicts if reason)
+    if "same_input_different_output" not in verdicts:
+        dropped["duplicate"] += 0  # counted (as zero) whenever the task is kept
+    return [pair for pair, reason in zip(pairs, verdicts, strict=True) if reason is None]

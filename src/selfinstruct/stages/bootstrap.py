@@ -6,6 +6,10 @@ the request index). Candidates are then judged strictly in order, each against t
 everything accepted before it, and each decision is committed as it is made. A resumed run
 recomposes the same prompts, takes the answers from the run's cache and skips candidates
 already decided, so it ends exactly where an uninterrupted run would.
+
+Prompts are composed by a pure function (`compose`) from pool items that carry their ids;
+each prompt's sources (seed and machine instruction ids) are recorded as it is composed, and
+recomputed with the same function for runs made before they were (stages/provenance.py).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,17 +27,18 @@ from selfinstruct.filters.instruction import heuristic_reason, upper_first
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.parsing.instructions import split_instructions
-from selfinstruct.prompts import Prompt, TemplateSpec
+from selfinstruct.prompts import Prompt, TemplateSet, TemplateSpec
 from selfinstruct.reporting.progress import Progress
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.reporting.truncation import truncation_advice
+from selfinstruct.seeds.task import SeedTask
 from selfinstruct.similarity.prefilter import Prefilter
 from selfinstruct.similarity.rouge import Block, RougePool
 from selfinstruct.similarity.tokenize import get_tokenizer
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.stage import Estimate, Stage
 from selfinstruct.store import paper_files
-from selfinstruct.store.run_store import InstructionRow, RunStore
+from selfinstruct.store.run_store import InstructionRow, PromptSources, RunStore
 
 STAGE = "bootstrap"
 # What bootstrap does with a response cut off at max_tokens: the paper discards it whole;
@@ -132,19 +137,67 @@ def prompt_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().rstrip(":")
 
 
+PoolItem = SeedTask | InstructionRow
+
+
+def prompt_seeds(seeds: Sequence[SeedTask], settings: BootstrapSettings) -> list[SeedTask]:
+    """The seed tasks bootstrap prompts with (classification ones only, when asked)."""
+    if settings.classification_only:
+        return [t for t in seeds if t.is_classification]
+    return list(seeds)
+
+
+def compose(
+    seeds: Sequence[SeedTask],
+    machine: Sequence[InstructionRow],
+    settings: BootstrapSettings,
+    random_seed: int,
+    request_idx: int,
+) -> list[PoolItem]:
+    """The pool items one prompt shows, in prompt order: machine instructions (those from
+    batches before this request's) and seeds drawn by the request's own generator, shuffled.
+    Deterministic: the same arguments always give the same items."""
+    rng = random.Random(f"{random_seed}:{STAGE}:{request_idx}")
+    n_machine = min(settings.num_machine_instructions, len(machine))
+    n_seed = min(settings.num_prompt_instructions - n_machine, len(seeds))
+    chosen: list[PoolItem] = [*rng.sample(machine, n_machine), *rng.sample(seeds, n_seed)]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def sources_of(chosen: Sequence[PoolItem]) -> PromptSources:
+    """The ids of the items a prompt shows, seeds and machine instructions apart."""
+    return PromptSources(
+        tuple(item.id for item in chosen if isinstance(item, SeedTask)),
+        tuple(item.id for item in chosen if isinstance(item, InstructionRow)),
+    )
+
+
+def render(
+    templates: TemplateSet, style: str, settings: BootstrapSettings, texts: Sequence[str]
+) -> Prompt:
+    """The prompt showing these instructions as a numbered list."""
+    spec = CLASSIFICATION_TEMPLATE if settings.classification_only else TEMPLATE
+    lines = [prompt_line(text) for text in texts]
+    numbered = "\n".join(f"{i}. {line}" for i, line in enumerate(lines, start=1))
+    nxt = len(lines) + 1
+    if style == "completion":
+        numbered += f"\n{nxt}."
+    return templates.render(
+        style, spec, tasks=numbered, next_number=nxt, last_number=nxt + len(lines) - 1
+    )
+
+
 class Bootstrap:
     def __init__(self, ctx: RunContext, stats: StageStats) -> None:
         self.ctx = ctx
         self.settings: BootstrapSettings = ctx.config.section(STAGE)
         self.style = ctx.config.prompt_style
         self.stats = stats
-        seeds = ctx.seeds
-        if self.settings.classification_only:
-            seeds = [t for t in seeds if t.is_classification]
-        self.prompt_seeds = [t.instruction for t in seeds]
+        self.prompt_seeds = prompt_seeds(ctx.seeds, self.settings)
         self.pool = RougePool(get_tokenizer(self.settings.tokenizer))
-        for text in self.prompt_seeds:  # the paper's pool: the seeds it prompts with
-            self.pool.add(text)
+        for seed in self.prompt_seeds:  # the paper's pool: the seeds it prompts with
+            self.pool.add(seed.instruction)
         self.machine: list[InstructionRow] = ctx.store.instructions()
         for row in self.machine:
             self.pool.add(row.instruction)
@@ -223,9 +276,10 @@ class Bootstrap:
     def _run_batch(self, batch: int, target: int, progress: Progress) -> list[str]:
         """Send one batch and judge its responses; the outcomes of the completed requests."""
         size = self.settings.request_batch_size
-        before = [r.instruction for r in self.machine if r.batch_idx < batch]
+        before = [r for r in self.machine if r.batch_idx < batch]
         indices = range(batch * size, (batch + 1) * size)
-        requests = [self._request(i, before) for i in indices]
+        with self.ctx.store.transaction():
+            requests = [self._request(i, before) for i in indices]
         answers = self.ctx.complete(STAGE, requests, self.stats, progress)
         outcomes = []
         for request_idx, (key, answer) in zip(indices, answers, strict=True):
@@ -237,25 +291,21 @@ class Bootstrap:
                 outcomes.append(done)
         return outcomes
 
-    def _request(self, request_idx: int, machine_before: list[str]) -> Request:
-        rng = random.Random(f"{self.ctx.config.random_seed}:{STAGE}:{request_idx}")
-        n_machine = min(self.settings.num_machine_instructions, len(machine_before))
-        n_seed = min(self.settings.num_prompt_instructions - n_machine, len(self.prompt_seeds))
-        chosen = rng.sample(machine_before, n_machine) + rng.sample(self.prompt_seeds, n_seed)
-        rng.shuffle(chosen)
-        spec = CLASSIFICATION_TEMPLATE if self.settings.classification_only else TEMPLATE
-        prompt = self._render(spec, [prompt_line(t) for t in chosen])
+    def _request(self, request_idx: int, machine_before: list[InstructionRow]) -> Request:
+        """The request's prompt, its sources recorded (inside the caller's transaction)."""
+        chosen = compose(
+            self.prompt_seeds,
+            machine_before,
+            self.settings,
+            self.ctx.config.random_seed,
+            request_idx,
+        )
+        sources = sources_of(chosen)
+        self.ctx.store.put_prompt_sources(request_idx, sources.seed_ids, sources.machine_ids)
+        texts = [item.instruction for item in chosen]
+        prompt = render(self.ctx.templates, self.style, self.settings, texts)
         return self.ctx.request(
             STAGE, request_idx, prompt, self.settings, request_stops(self.style, self.settings)
-        )
-
-    def _render(self, spec: TemplateSpec, lines: list[str]) -> Prompt:
-        numbered = "\n".join(f"{i}. {line}" for i, line in enumerate(lines, start=1))
-        nxt = len(lines) + 1
-        if self.style == "completion":
-            numbered += f"\n{nxt}."
-        return self.ctx.templates.render(
-            self.style, spec, tasks=numbered, next_number=nxt, last_number=nxt + len(lines) - 1
         )
 
     def _judge_response(
@@ -324,11 +374,13 @@ class Bootstrap:
         if reason is None:
             kept = self._similarity_verdict(c, scoring)
             reason = "rouge" if kept is None else None
-        self.ctx.store.record_candidate(c.request_idx, c.piece_idx, text, reason or "kept", kept)
-        if kept is None:
+        stored = self.ctx.store.record_candidate(
+            c.request_idx, c.piece_idx, text, reason or "kept", kept
+        )
+        if stored is None:
             self.stats.dropped[reason or ""] += 1
             return False
-        self.machine.append(kept)
+        self.machine.append(stored)
         self.pool.add(text, scoring.encoded[c.piece_idx])
         self.known.add(text)
         self.stats.kept += 1

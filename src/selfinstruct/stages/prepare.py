@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,9 @@ from typing import Any
 from selfinstruct.config import Config
 from selfinstruct.errors import EmptyDatasetError
 from selfinstruct.exporters import FORMATS, Example, PromptCompletion
+from selfinstruct.exporters.card import card_problems
 from selfinstruct.exporters.jsonl import write_jsonl
+from selfinstruct.exporters.records import Provenance
 from selfinstruct.filters.instance import filter_instances
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.reporting.funnel import (
@@ -23,8 +25,10 @@ from selfinstruct.reporting.funnel import (
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.seeds.task import SeedTask
 from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.dataset_card import write_run_card
 from selfinstruct.stages.finetune_format import augment_input, encode
 from selfinstruct.stages.parse import ParsedTask, parsed_tasks
+from selfinstruct.stages.provenance import instruction_provenance, seed_provenance
 from selfinstruct.stages.stage import Stage
 
 STAGE = "prepare"
@@ -41,12 +45,22 @@ class PrepareSettings:
     classification_tasks_only: bool = False
     field_removal_probability: float = 0.5
     end_of_text: str = "<|endoftext|>"
+    provenance: bool = False  # exports/ records carry instruction_id, seed_ids, machine_ids
+    # The dataset card (exports/README.md); none of these changes the data.
+    license: str = "unknown"  # a Hub license identifier: cc-by-4.0, apache-2.0, other...
+    language: str = "en"
+    dataset_name: str = ""  # the card's pretty_name; empty: the run directory's name
+    # The run's HTML report (report.html, report.json); `report_verbs`: its verb-noun chart
+    # (a spaCy parse of every instruction, when the report extra is installed).
+    report: bool = True
+    report_verbs: bool = True
 
     def problems(self) -> Any:
         if self.max_instances_per_task < 1:
             yield "max_instances_per_task", "must be >= 1"
         if not 0.0 <= self.field_removal_probability <= 1.0:
             yield "field_removal_probability", "must be between 0 and 1"
+        yield from card_problems(self.license, self.language, self.dataset_name)
 
 
 @dataclass
@@ -67,7 +81,9 @@ def build(
     config: Config,
     templates: TemplateSet,
     stats: StageStats,
+    provenance: Mapping[int, Provenance] | None = None,
 ) -> PreparedData:
+    """The dataset; with `provenance` (by instruction id) its examples carry their sources."""
     settings: PrepareSettings = config.section(STAGE)
     rng = random.Random(f"{config.random_seed}:{STAGE}")
     data = PreparedData()
@@ -82,11 +98,19 @@ def build(
         if len(pairs) > settings.max_instances_per_task:
             stats.drop("over_task_cap", len(pairs) - settings.max_instances_per_task)
             pairs = rng.sample(pairs, settings.max_instances_per_task)
-        data.generated.extend(Example(task.instruction, i, o) for i, o in pairs)
+        source = provenance[task.instruction_id] if provenance is not None else None
+        data.generated.extend(Example(task.instruction, i, o, source) for i, o in pairs)
     data.training = list(data.generated)
     if settings.include_seed_tasks:
         data.training += [
-            Example(t.instruction, x.input, x.output) for t in seeds for x in t.instances
+            Example(
+                t.instruction,
+                x.input,
+                x.output,
+                seed_provenance(t) if provenance is not None else None,
+            )
+            for t in seeds
+            for x in t.instances
         ]
     layouts = templates.finetune_layouts()
     encoded: dict[PromptCompletion, None] = {}
@@ -131,10 +155,16 @@ def write_outputs(run_dir: Path, data: PreparedData) -> list[Path]:
     return paths
 
 
-def prepared_data(ctx: RunContext, stats: StageStats) -> PreparedData:
-    """The dataset of a run (open for writing or as a read-only view)."""
+def prepared_data(
+    ctx: RunContext, stats: StageStats, *, provenance: bool | None = None
+) -> PreparedData:
+    """The dataset of a run (open for writing or as a read-only view); its examples carry
+    their provenance when asked (None: as the prepare.provenance setting says)."""
     tasks = parsed_tasks(ctx.store, ctx.config.prompt_style)
-    return build(tasks, ctx.seeds, ctx.config, ctx.templates, stats)
+    settings: PrepareSettings = ctx.config.section(STAGE)
+    wanted = settings.provenance if provenance is None else provenance
+    sources = instruction_provenance(ctx.store, ctx.config, ctx.seeds) if wanted else None
+    return build(tasks, ctx.seeds, ctx.config, ctx.templates, stats, sources)
 
 
 def run(ctx: RunContext, stats: StageStats) -> None:
@@ -147,8 +177,14 @@ def run(ctx: RunContext, stats: StageStats) -> None:
     if not data.generated:
         raise EmptyDatasetError(empty_dataset_message(funnel))
     stats.outputs += write_outputs(ctx.store.run_dir, data)
+    stats.outputs.append(write_run_card(ctx, data, stats, ctx.store.run_dir / EXPORT_DIR))
     if warning := shortfall_warning(funnel):
         stats.warnings.append(warning)
+    settings: PrepareSettings = ctx.config.section(STAGE)
+    if settings.report:
+        from selfinstruct.report.build import write_report
+
+        stats.outputs.append(write_report(ctx, verbs=settings.report_verbs).html)
 
 
 STAGE_DEF = Stage(

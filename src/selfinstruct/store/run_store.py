@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,15 @@ class InstructionRow:
     request_idx: int
     batch_idx: int
     response_key: str
+
+
+@dataclass(frozen=True)
+class PromptSources:
+    """Which seed tasks (by seed id) and machine instructions (by instruction id) one
+    bootstrap prompt showed, each in the order they appear in the prompt."""
+
+    seed_ids: tuple[str, ...]
+    machine_ids: tuple[int, ...]
 
 
 class RunStore:
@@ -227,26 +237,30 @@ class RunStore:
         text: str,
         decision: str,
         kept: InstructionRow | None,
-    ) -> None:
+    ) -> InstructionRow | None:
+        """Record a decision; returns the instruction kept, with its id (None if dropped)."""
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO candidates VALUES (?, ?, ?, ?)",
                 (request_idx, piece_idx, text, decision),
             )
-            if kept is not None:
-                db.execute(
-                    "INSERT INTO instructions (instruction, most_similar, avg_similarity_score, "
-                    "request_idx, batch_idx, response_key, created_at) VALUES (?,?,?,?,?,?,?)",
-                    (
-                        kept.instruction,
-                        json.dumps(kept.most_similar, ensure_ascii=False),
-                        kept.avg_similarity_score,
-                        kept.request_idx,
-                        kept.batch_idx,
-                        kept.response_key,
-                        now(),
-                    ),
-                )
+            if kept is None:
+                return None
+            cursor = db.execute(
+                "INSERT INTO instructions (instruction, most_similar, avg_similarity_score, "
+                "request_idx, batch_idx, response_key, created_at) VALUES (?,?,?,?,?,?,?)",
+                (
+                    kept.instruction,
+                    json.dumps(kept.most_similar, ensure_ascii=False),
+                    kept.avg_similarity_score,
+                    kept.request_idx,
+                    kept.batch_idx,
+                    kept.response_key,
+                    now(),
+                ),
+            )
+        assert cursor.lastrowid is not None  # an INSERT always sets it
+        return dataclasses.replace(kept, id=cursor.lastrowid)
 
     def complete_request(self, request_idx: int, batch_idx: int, key: str, outcome: str) -> None:
         self.db.execute(
@@ -265,6 +279,38 @@ class RunStore:
             args = (before_batch,)
         rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
         return [InstructionRow(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+
+    def sourced_requests(self) -> set[int]:
+        """Requests whose prompt sources matter: completed ones and those with instructions."""
+        rows = self.db.execute(
+            "SELECT request_idx FROM bootstrap_requests UNION SELECT request_idx FROM instructions"
+        )
+        return {row[0] for row in rows}
+
+    @property
+    def has_prompt_sources(self) -> bool:
+        """The schema records prompt sources (a run made before them may not, when it is
+        opened read-only)."""
+        return "0003_prompt_sources" in self.migrations
+
+    def put_prompt_sources(
+        self, request_idx: int, seed_ids: Sequence[str], machine_ids: Sequence[int]
+    ) -> None:
+        """Record what one prompt showed (the first record of a request stands)."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO prompt_sources VALUES (?, ?, ?)",
+            (request_idx, json.dumps(list(seed_ids)), json.dumps(list(machine_ids))),
+        )
+
+    def prompt_sources(self) -> dict[int, PromptSources]:
+        """The recorded prompt sources by request index (none before the migration)."""
+        if not self.has_prompt_sources:
+            return {}
+        rows = self.db.execute("SELECT request_idx, seed_ids, machine_ids FROM prompt_sources")
+        return {
+            idx: PromptSources(tuple(json.loads(seeds)), tuple(json.loads(machine)))
+            for idx, seeds, machine in rows
+        }
 
     def has_candidates(self) -> bool:
         return self.db.execute("SELECT 1 FROM candidates LIMIT 1").fetchone() is not None
@@ -380,3 +426,55 @@ class RunStore:
             "SELECT finish_reason, COUNT(*) FROM instances GROUP BY finish_reason"
         )
         return dict(rows.fetchall())
+
+    # -- readers for reports ----------------------------------------------------------------
+    def candidates(self) -> list[tuple[int, int, str, str]]:
+        """Every bootstrap candidate: (request index, piece index, text, decision)."""
+        return self.db.execute(
+            "SELECT request_idx, piece_idx, instruction, decision FROM candidates "
+            "ORDER BY request_idx, piece_idx"
+        ).fetchall()
+
+    def bootstrap_exchanges(self) -> dict[int, tuple[str, str, str, str]]:
+        """Each completed bootstrap request: (outcome, request JSON, answer, finish reason);
+        a failed request has an empty request and answer."""
+        rows = self.db.execute(
+            "SELECT b.request_idx, b.outcome, COALESCE(r.request, ''), COALESCE(r.text, ''), "
+            "COALESCE(r.finish_reason, '') FROM bootstrap_requests b "
+            "LEFT JOIN responses r ON r.key = b.response_key ORDER BY b.request_idx"
+        )
+        return {row[0]: row[1:] for row in rows}
+
+    def request_keys(self) -> dict[int, str]:
+        """The cache key of each bootstrap request with a stored answer (completed requests,
+        and the one a run stopped in when it reached its target)."""
+        rows = self.db.execute(
+            "SELECT request_idx, response_key FROM bootstrap_requests WHERE response_key != '' "
+            "UNION SELECT request_idx, response_key FROM instructions"
+        )
+        return dict(rows.fetchall())
+
+    def stage_responses(self, stage: str) -> dict[str, tuple[str, str, str]]:
+        """A stage's stored answers by cache key: (request JSON, answer, finish reason)."""
+        rows = self.db.execute(
+            "SELECT key, request, text, finish_reason FROM responses WHERE stage = ?", (stage,)
+        )
+        return {row[0]: row[1:] for row in rows}
+
+    def stage_totals(self) -> list[dict[str, Any]]:
+        """Each stage's recorded runs added up, in the order stages first ran."""
+        rows = self.db.execute(
+            "SELECT stage, COUNT(*), SUM(seconds), SUM(requests), SUM(cached), "
+            "SUM(prompt_tokens), SUM(completion_tokens) FROM stage_runs GROUP BY stage "
+            "ORDER BY MIN(id)"
+        )
+        names = (
+            "stage",
+            "runs",
+            "seconds",
+            "requests",
+            "cached",
+            "prompt_tokens",
+            "completion_tokens",
+        )
+        return [dict(zip(names, row, strict=True)) for row in rows]

@@ -62,9 +62,19 @@ PARSED_INSTANCES = """
         ALTER TABLE instances ADD COLUMN parsed INTEGER NOT NULL DEFAULT 0;
 """
 
+# Which seed and machine instructions each bootstrap prompt showed (JSON lists of their ids,
+# each in the order the items appear in the prompt). Requests composed before this migration
+# get theirs recomputed when the run is next opened for writing.
+PROMPT_SOURCES = """
+        CREATE TABLE prompt_sources (
+            request_idx INTEGER PRIMARY KEY, seed_ids TEXT NOT NULL, machine_ids TEXT NOT NULL
+        );
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_initial", INITIAL),
     ("0002_parsed_instances", PARSED_INSTANCES),
+    ("0003_prompt_sources", PROMPT_SOURCES),
 ]
 
 

@@ -1,0 +1,328 @@
+"""Everything the report shows, read once from a run store (opened read-only by the caller)
+and turned into the numbers of report.json (`summary`) and the browser's records
+(`browser`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.analysis.histogram import (
+    INPUT_EDGES,
+    INSTRUCTION_EDGES,
+    OUTPUT_EDGES,
+    SCORE_EDGES,
+    histogram,
+)
+from selfinstruct.analysis.overlap import nearest_seeds
+from selfinstruct.analysis.table1 import table1, words
+from selfinstruct.analysis.variety import variety
+from selfinstruct.analysis.verbs import VerbNouns, parse_verbs
+from selfinstruct.filters.instance import instance_verdicts
+from selfinstruct.parsing.labels import UNREADABLE, read_label
+from selfinstruct.pipeline import model_description
+from selfinstruct.report.funnel import Step, excerpt, step
+from selfinstruct.reporting.cost import cost, priced
+from selfinstruct.seeds import seed_hash
+from selfinstruct.stages import prepare
+from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.parse import ParsedTask, parsed_tasks
+from selfinstruct.stages.provenance import prompt_sources
+from selfinstruct.store.run_store import InstructionRow, PromptSources
+from selfinstruct.store.schema import now
+from selfinstruct.version import __version__
+
+FORMAT = "selfinstruct-report"
+FORMAT_VERSION = 1
+OVER_CAP = "over_task_cap"
+SKIPPED = "The verb-noun chart was turned off for this report (--no-verbs)."
+
+
+@dataclass
+class RunData:
+    """A run's records as the report needs them, read once."""
+
+    ctx: RunContext
+    rows: list[InstructionRow]
+    labels: dict[int, tuple[str, bool]]
+    tasks: dict[int, ParsedTask]
+    kept: set[tuple[str, str, str]]  # (instruction, input, output) prepare keeps
+    generated: list[tuple[str, str]]  # the kept (input, output) pairs, in dataset order
+    verbs: VerbNouns
+    seed_scores: list[tuple[int, float]]
+    sources: dict[int, PromptSources]  # each bootstrap request's prompt sources
+
+    @property
+    def style(self) -> str:
+        return self.ctx.config.prompt_style
+
+
+def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
+    store = ctx.store
+    rows = store.instructions()
+    stats = prepare.STAGE_DEF.new_stats()
+    data = prepare.prepared_data(ctx, stats)
+    texts = [row.instruction for row in rows]
+    return RunData(
+        ctx=ctx,
+        rows=rows,
+        labels=store.labels(),
+        tasks={task.instruction_id: task for task in parsed_tasks(store, ctx.config.prompt_style)},
+        kept={(e.instruction, e.input, e.output) for e in data.generated},
+        generated=[(e.input, e.output) for e in data.generated],
+        verbs=parse_verbs(texts) if verbs else VerbNouns(available=False, hint=SKIPPED),
+        seed_scores=nearest_seeds(texts, [seed.instruction for seed in ctx.seeds]),
+        sources=prompt_sources(store, ctx.config, ctx.seeds),
+    )
+
+
+# -- report.json ------------------------------------------------------------------------------
+def summary(data: RunData) -> dict[str, Any]:
+    """The numbers behind every chart and table of the report."""
+    texts = [row.instruction for row in data.rows]
+    seeds = [seed.instruction for seed in data.ctx.seeds]
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "generated_at": now(),
+        "selfinstruct": __version__,
+        "run": run_info(data.ctx),
+        "table1": table1(
+            texts,
+            [data.labels[row.id][1] if row.id in data.labels else None for row in data.rows],
+            data.generated,
+        ).as_dict(),
+        "diversity": data.verbs.as_dict(),
+        "similarity": {
+            "to_seed": histogram((s for _, s in data.seed_scores), SCORE_EDGES).as_dict(),
+            "to_pool": histogram((_pool_max(row) for row in data.rows), SCORE_EDGES).as_dict(),
+        },
+        "lengths": {
+            "instruction": histogram(map(words, texts), INSTRUCTION_EDGES).as_dict(),
+            "input": histogram(
+                (words(i) for i, _ in data.generated if i.strip()), INPUT_EDGES
+            ).as_dict(),
+            "output": histogram((words(o) for _, o in data.generated), OUTPUT_EDGES).as_dict(),
+        },
+        "variety": {"generated": variety(texts).as_dict(), "seeds": variety(seeds).as_dict()},
+        "funnel": [s.as_dict() for s in funnel(data)],
+        "economics": economics(data.ctx),
+    }
+
+
+def run_info(ctx: RunContext) -> dict[str, Any]:
+    store, config = ctx.store, ctx.config
+    return {
+        "path": str(store.run_dir),
+        "name": Path(store.run_dir).resolve().name,
+        "model": model_description(ctx, store.get_meta("model_file")),
+        "prompt_style": config.prompt_style,
+        "num_instructions": config.num_instructions,
+        "seeds": {
+            "path": config.seeds or "(packaged)",
+            "count": len(ctx.seeds),
+            "sha256": seed_hash(ctx.seeds),
+        },
+        "created_at": store.get_meta("created_at"),
+        "versions": store.get_meta("versions") or {},
+    }
+
+
+def _pool_max(row: InstructionRow) -> float:
+    """The instruction's highest ROUGE-L against the pool when it was accepted."""
+    return max(row.most_similar.values(), default=0.0)
+
+
+def funnel(data: RunData) -> list[Step]:
+    return [
+        _responses_step(data),
+        _candidates_step(data),
+        _classify_step(data),
+        _instances_step(data),
+        _prepare_step(data),
+        _tasks_step(data),
+    ]
+
+
+def _responses_step(data: RunData) -> Step:
+    exchanges = data.ctx.store.bootstrap_exchanges()
+    drops = [
+        (outcome, answer or "(no answer)")
+        for outcome, _, answer, _ in exchanges.values()
+        if outcome != "ok"
+    ]
+    return step("bootstrap", "responses", len(exchanges) - len(drops), drops)
+
+
+def _candidates_step(data: RunData) -> Step:
+    rows = data.ctx.store.candidates()
+    drops = [(decision, text) for _, _, text, decision in rows if decision != "kept"]
+    return step("bootstrap", "candidates", len(rows) - len(drops), drops)
+
+
+def _classify_step(data: RunData) -> Step:
+    drops = [
+        (UNREADABLE, raw)
+        for raw, _ in data.labels.values()
+        if read_label(raw, data.style) == UNREADABLE
+    ]
+    return step("classify", "labels", len(data.labels) - len(drops), drops)
+
+
+def _instances_step(data: RunData) -> Step:
+    raw = data.ctx.store.raw_instances()
+    drops = []
+    for instruction_id, (text, finish, _) in raw.items():
+        task = data.tasks.get(instruction_id)
+        if task is not None and not task.instances:
+            reason = "unparseable_truncated" if finish == "length" else "unparseable"
+            drops.append((reason, text))
+    return step("instances", "answers", len(raw) - len(drops), drops)
+
+
+def instance_reasons(data: RunData, task: ParsedTask) -> list[str]:
+    """Each instance's fate in prepare: "" when kept, else the reason it was dropped."""
+    verdicts = instance_verdicts(task.pairs)
+    return [
+        reason or ("" if (task.instruction, *pair) in data.kept else OVER_CAP)
+        for pair, reason in zip(task.pairs, verdicts, strict=True)
+    ]
+
+
+def _prepare_step(data: RunData) -> Step:
+    drops = []
+    for task in data.tasks.values():
+        for record, reason in zip(task.instances, instance_reasons(data, task), strict=True):
+            if reason:
+                drops.append(
+                    (reason, _instance_text(task.instruction, record.input, record.output))
+                )
+    return step("prepare", "instances", len(data.generated), drops)
+
+
+def _instance_text(instruction: str, inp: str, out: str) -> str:
+    return f"{excerpt(instruction, 150)}\ninput: {excerpt(inp, 120)}\noutput: {excerpt(out, 120)}"
+
+
+def _tasks_step(data: RunData) -> Step:
+    """Tasks with at least one instance in the dataset, and why the others have none."""
+    only_clf = data.ctx.config.section(prepare.STAGE).classification_tasks_only
+    with_data = {instruction for instruction, _, _ in data.kept}
+    drops = []
+    for task in data.tasks.values():
+        if only_clf and not task.is_classification:
+            drops.append(("not_classification", task.instruction))
+        elif not task.instances:
+            drops.append(("unparseable", task.instruction))
+        elif task.instruction not in with_data:
+            drops.append(("every_instance_dropped", task.instruction))
+    return step("prepare", "tasks", len(data.tasks) - len(drops), drops)
+
+
+def economics(ctx: RunContext) -> dict[str, Any]:
+    """Requests, cache hits, tokens, cost, time and throughput per stage and in total."""
+    stages = ctx.store.stage_totals()
+    total = {key: sum(s[key] for s in stages) for key in _SUMMED}
+    return {
+        "priced": priced(ctx.config.pricing),
+        "stages": [_rates(ctx, s) for s in stages],
+        "total": _rates(ctx, {"stage": "total", **total}),
+    }
+
+
+_SUMMED = ("runs", "seconds", "requests", "cached", "prompt_tokens", "completion_tokens")
+
+
+def _rates(ctx: RunContext, row: dict[str, Any]) -> dict[str, Any]:
+    seconds = row["seconds"] or 0.0
+    pricing = ctx.config.pricing
+    return {
+        **row,
+        "seconds": round(seconds, 3),
+        "cost": round(cost(pricing, row["prompt_tokens"], row["completion_tokens"]), 6)
+        if priced(pricing)
+        else None,
+        "requests_per_second": round(row["requests"] / seconds, 3) if seconds else 0.0,
+        "tokens_per_second": round(row["completion_tokens"] / seconds, 1) if seconds else 0.0,
+    }
+
+
+# -- the browser's records ------------------------------------------------------------------
+def browser(data: RunData) -> dict[str, Any]:
+    """Every instruction and every dropped candidate, in a compact columnar shape (the
+    report's script reads it; see assets/report.js)."""
+    seeds = data.ctx.seeds
+    refs = {seed.instruction: -(i + 1) for i, seed in enumerate(seeds)}
+    refs.update({row.instruction: row.id for row in data.rows})
+    lines: dict[str, int] = {}
+    requests = _requests(data, lines)
+    return {
+        "seeds": [[seed.id, seed.instruction] for seed in seeds],
+        "instructions": [_instruction(data, row, refs, n) for n, row in enumerate(data.rows)],
+        "lines": list(lines),
+        "requests": requests,
+        "dropped": [
+            [request_idx, text, decision]
+            for request_idx, _, text, decision in data.ctx.store.candidates()
+            if decision != "kept"
+        ],
+    }
+
+
+def _instruction(data: RunData, row: InstructionRow, refs: dict[str, int], n: int) -> list[Any]:
+    label = data.labels.get(row.id)
+    task = data.tasks.get(row.id)
+    instances: list[list[str]] = []
+    if task is not None:
+        reasons = instance_reasons(data, task)
+        instances = [
+            [r.input, r.output, why] for r, why in zip(task.instances, reasons, strict=True)
+        ]
+    seed_index, seed_score = data.seed_scores[n]
+    pair = data.verbs.pairs[n] if data.verbs.pairs else None
+    return [
+        row.id,
+        row.instruction,
+        None if label is None else int(label[1]),
+        round(_pool_max(row), 4),
+        round(seed_score, 4),
+        seed_index,
+        instances,
+        [[refs.get(text, 0), round(score, 4)] for text, score in row.most_similar.items()],
+        row.request_idx,
+        label[0] if label else None,
+        " ".join(pair) if pair else "",
+        _sources(data.sources.get(row.request_idx)),
+    ]
+
+
+def _sources(found: PromptSources | None) -> list[list[Any]] | None:
+    """[seed ids, machine instruction ids] of the prompt an instruction came from."""
+    return None if found is None else [list(found.seed_ids), list(found.machine_ids)]
+
+
+def _requests(data: RunData, lines: dict[str, int]) -> dict[str, list[Any]]:
+    """Every bootstrap request with a stored answer: its prompt (as indices into the shared
+    table of prompt lines: prompts repeat the same seed lines, and the page stays small),
+    answer, finish reason and outcome."""
+    store = data.ctx.store
+    outcomes = {idx: found[0] for idx, found in store.bootstrap_exchanges().items()}
+    answers = store.stage_responses("bootstrap")
+    found: dict[str, list[Any]] = {}
+    for idx, key in sorted(store.request_keys().items()):
+        if key in answers:
+            request, answer, finish = answers[key]
+            prompt = [
+                lines.setdefault(line, len(lines))
+                for line in _prompt_text(json.loads(request)).split("\n")
+            ]
+            found[str(idx)] = [prompt, answer, finish, outcomes.get(idx, "partly judged")]
+    return found
+
+
+def _prompt_text(request: dict[str, Any]) -> str:
+    if request.get("prompt") is not None:
+        return str(request["prompt"])
+    return "\n\n".join(f"[{role}]\n{content}" for role, content in request.get("messages") or [])

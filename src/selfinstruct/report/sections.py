@@ -1,0 +1,309 @@
+"""The report's sections as HTML, from report.json's numbers. Every text that came from a
+model or a user is escaped here; the browser section is filled by the page's script."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from selfinstruct.report.charts import (
+    histogram_chart,
+    legend,
+    overlay_chart,
+    stacked_bar,
+    step_colors,
+    sunburst,
+    swatch,
+)
+
+# The paper's Table 1 (GPT-3, 175 seeds), shown beside the run's own numbers.
+PAPER_TABLE1 = {
+    "instructions": 52445,
+    "classification": 11584,
+    "non_classification": 40861,
+    "instances": 82439,
+    "empty_input": 35878,
+    "avg_instruction_words": 15.9,
+    "avg_input_words": 12.7,
+    "avg_output_words": 18.9,
+}
+TABLE1_ROWS = (
+    ("instructions", "# of instructions"),
+    ("classification", "- # of classification instructions"),
+    ("non_classification", "- # of non-classification instructions"),
+    ("unlabelled", "- # not labelled yet"),
+    ("instances", "# of instances (kept by prepare)"),
+    ("empty_input", "- # of instances with empty input"),
+    ("avg_instruction_words", "ave. instruction length (in words)"),
+    ("avg_input_words", "ave. non-empty input length (in words)"),
+    ("avg_output_words", "ave. output length (in words)"),
+)
+
+
+def number(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if value % 1 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else escape(str(value))
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "") -> str:
+    header = "".join(f"<th>{escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def section(anchor: str, title: str, body: str, note: str = "") -> str:
+    note_html = f'<p class="note">{note}</p>' if note else ""
+    return f'<section id="{anchor}"><h2>{escape(title)}</h2>{note_html}{body}</section>'
+
+
+def figure(chart: str, caption: str) -> str:
+    return f"<figure>{chart}<figcaption>{caption}</figcaption></figure>"
+
+
+def header(report: dict[str, Any]) -> str:
+    run = report["run"]
+    model = run["model"]
+    seeds = run["seeds"]
+    facts = [
+        ("Model", f"{model.get('model', '?')} ({model.get('backend', '?')})"),
+        ("Prompt style", run["prompt_style"]),
+        ("Seeds", f"{seeds['count']} from {seeds['path']}, sha256 {seeds['sha256'][:12]}…"),
+        ("Asked for", f"{run['num_instructions']:,} instructions"),
+        ("Created", run.get("created_at") or "?"),
+        ("Report", f"{report['generated_at']}, selfinstruct {report['selfinstruct']}"),
+    ]
+    items = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(str(v))}</dd></div>" for k, v in facts)
+    return (
+        f"<header><h1>Run report: {escape(run['name'])}</h1>"
+        f'<p class="path">{escape(run["path"])}</p><dl class="facts">{items}</dl></header>'
+    )
+
+
+def overview(report: dict[str, Any]) -> str:
+    t1 = report["table1"]
+    rows = [
+        (escape(label), number(t1[key]), number(PAPER_TABLE1.get(key)))
+        for key, label in TABLE1_ROWS
+        if key != "unlabelled" or t1[key]
+    ]
+    body = table(("Statistic", "This run", "Self-Instruct paper (GPT-3)"), rows, "table1")
+    note = (
+        "The paper's Table 1, computed for this run: instructions and labels from "
+        "machine_generated_instructions.jsonl and is_clf_or_not_*.jsonl, instances from "
+        "finetuning_data/all_generated_instances.jsonl; words are whitespace-separated."
+    )
+    return section("overview", "Statistics (Table 1)", body, note)
+
+
+def diversity(report: dict[str, Any]) -> str:
+    d = report["diversity"]
+    if not d["available"]:
+        return section(
+            "diversity", "Verb–noun diversity", f'<p class="hint">{escape(d["hint"])}</p>'
+        )
+    facts = table(
+        ("Measure", "Value"),
+        [
+            ("Instructions parsed", number(d["parsed"])),
+            (
+                "With a root verb and direct-object noun",
+                f"{number(d['with_structure'])} ({d['share']:.1%})",
+            ),
+            ("Distinct verbs", number(d["distinct_verbs"])),
+            ("Distinct verb–noun pairs", number(d["distinct_pairs"])),
+        ],
+    )
+    chart = (
+        figure(
+            sunburst(d["top"], "Top verbs and their direct-object nouns"),
+            "Top 20 verbs (inner ring) and their top 4 direct-object nouns (outer ring). "
+            "Hover for counts.",
+        )
+        if d["top"]
+        else '<p class="hint">No instruction has a root verb with a direct-object noun.</p>'
+    )
+    note = (
+        "The paper's Figure 2: the verb closest to the root of each instruction's dependency "
+        "parse (spaCy's small English pipeline) and its first direct-object noun."
+    )
+    return section(
+        "diversity", "Verb–noun diversity", f'<div class="pair">{chart}{facts}</div>', note
+    )
+
+
+def _score(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def similarity(report: dict[str, Any]) -> str:
+    sim, var = report["similarity"], report["variety"]
+    charts = figure(
+        histogram_chart(sim["to_seed"], "ROUGE-L to the most similar seed", "ROUGE-L", _score),
+        f"ROUGE-L of each instruction to its most similar seed instruction (Figure 3); "
+        f"median {sim['to_seed']['median']:.2f}.",
+    ) + figure(
+        histogram_chart(sim["to_pool"], "ROUGE-L to the pool when accepted", "ROUGE-L", _score),
+        f"Highest ROUGE-L against the whole pool (seeds and earlier instructions) when each "
+        f"instruction was accepted; median {sim['to_pool']['median']:.2f}.",
+    )
+    gen, seeds = var["generated"], var["seeds"]
+    rows = [
+        (label, number(gen[key]), number(seeds[key]))
+        for key, label in (
+            ("texts", "Instructions"),
+            ("distinct_1", "distinct-1 (unique words / words)"),
+            ("distinct_2", "distinct-2"),
+            ("distinct_3", "distinct-3"),
+            ("pairwise_rouge_l", "mean pairwise ROUGE-L (sampled pairs)"),
+            ("pairs", "pairs scored"),
+        )
+    ]
+    body = f'<div class="grid">{charts}</div>' + table(("Variety", "Generated", "Seeds"), rows)
+    return section("similarity", "Similarity and variety", body)
+
+
+def lengths(report: dict[str, Any]) -> str:
+    ln = report["lengths"]
+    charts = "".join(
+        figure(
+            histogram_chart(ln[key], f"Words per {name}", "words"),
+            f"Words per {name} (mean {ln[key]['mean']:.1f}, median {ln[key]['median']:g}, "
+            f"{ln[key]['total']:,} {name}s).",
+        )
+        for key, name in (
+            ("instruction", "instruction"),
+            ("input", "non-empty input"),
+            ("output", "output"),
+        )
+    )
+    return section("lengths", "Lengths (Figure 4)", f'<div class="grid">{charts}</div>')
+
+
+def funnel(report: dict[str, Any]) -> str:
+    return section(
+        "funnel",
+        "What was kept and dropped",
+        "".join(_funnel_step(s) for s in report["funnel"]),
+        "Each stage's records, kept and dropped by reason, over the whole run. "
+        "Open a reason to see a few real examples.",
+    )
+
+
+def _funnel_step(s: dict[str, Any]) -> str:
+    dropped = [(d["reason"], d["count"]) for d in s["dropped"]]
+    total = s["kept"] + sum(n for _, n in dropped)
+    title = f"{s['stage']}: {s['unit']}"
+    colors = step_colors([reason for reason, _ in dropped])
+    rows = "".join(
+        _reason_row(d, total, color) for d, color in zip(s["dropped"], colors[1:], strict=True)
+    )
+    kept_share = s["kept"] / total if total else 0.0
+    return (
+        f'<div class="step"><h3>{escape(title)}</h3>'
+        f"{stacked_bar(s['kept'], dropped, title)}"
+        f'<p class="kept">{swatch(colors[0])}kept {s["kept"]:,} of {total:,} '
+        f"({kept_share:.1%})</p>"
+        f'<ul class="reasons">{rows}</ul></div>'
+    )
+
+
+def _reason_row(d: dict[str, Any], total: int, color: str) -> str:
+    examples = "".join(f"<li><pre>{escape(e)}</pre></li>" for e in d["examples"])
+    return (
+        f"<li><details><summary>{swatch(color)}<b>{escape(d['reason'])}</b> {d['count']:,} "
+        f'({d["count"] / total:.1%})</summary><ol class="examples">{examples}</ol></details></li>'
+    )
+
+
+def economics(report: dict[str, Any]) -> str:
+    eco = report["economics"]
+    head = ["Stage", "Runs", "Requests", "From cache", "Tokens in", "Tokens out", "Seconds",
+            "Requests/s", "Tokens out/s"]  # fmt: skip
+    if eco["priced"]:
+        head.append("Cost ($)")
+    rows = [_economics_row(s, eco["priced"]) for s in [*eco["stages"], eco["total"]]]
+    note = (
+        "Requests counts answers fetched from the model; answers taken from the run's cache "
+        "are counted apart."
+    )
+    return section(
+        "economics", "Requests, tokens, cost and time", table(head, rows, "numbers"), note
+    )
+
+
+def _economics_row(s: dict[str, Any], priced: bool) -> list[str]:
+    row = [
+        escape(s["stage"]),
+        *(
+            number(s[k])
+            for k in ("runs", "requests", "cached", "prompt_tokens", "completion_tokens")
+        ),
+        f"{s['seconds']:.1f}",
+        f"{s['requests_per_second']:.2f}",
+        f"{s['tokens_per_second']:.1f}",
+    ]
+    if priced:
+        row.append(f"{s['cost']:.4f}")
+    return row
+
+
+COMPARE_ROWS = (
+    ("Model", lambda r: f"{r['run']['model'].get('model')} ({r['run']['model'].get('backend')})"),
+    ("Prompt style", lambda r: r["run"]["prompt_style"]),
+    ("Seeds", lambda r: f"{r['run']['seeds']['count']} ({r['run']['seeds']['sha256'][:8]})"),
+    ("Instructions", lambda r: number(r["table1"]["instructions"])),
+    ("Classification", lambda r: number(r["table1"]["classification"])),
+    ("Instances kept", lambda r: number(r["table1"]["instances"])),
+    ("Empty inputs", lambda r: number(r["table1"]["empty_input"])),
+    ("Words / instruction", lambda r: number(r["table1"]["avg_instruction_words"])),
+    ("Words / output", lambda r: number(r["table1"]["avg_output_words"])),
+    ("Median ROUGE-L to seeds", lambda r: _score(r["similarity"]["to_seed"]["median"])),
+    ("distinct-2", lambda r: number(r["variety"]["generated"]["distinct_2"])),
+    ("Pairwise ROUGE-L", lambda r: number(r["variety"]["generated"]["pairwise_rouge_l"])),
+    ("Distinct verbs", lambda r: _verbs(r, "distinct_verbs")),
+    ("Distinct verb–noun pairs", lambda r: _verbs(r, "distinct_pairs")),
+    ("Candidates kept", lambda r: _kept_share(r, "candidates")),
+    ("Requests", lambda r: number(r["economics"]["total"]["requests"])),
+    ("Tokens out", lambda r: number(r["economics"]["total"]["completion_tokens"])),
+    ("Seconds", lambda r: f"{r['economics']['total']['seconds']:.1f}"),
+)  # fmt: skip
+
+
+def _verbs(report: dict[str, Any], key: str) -> str:
+    found = report["diversity"]
+    return number(found[key]) if found["available"] else "–"
+
+
+def _kept_share(report: dict[str, Any], unit: str) -> str:
+    for s in report["funnel"]:
+        if s["unit"] == unit:
+            total = s["kept"] + sum(d["count"] for d in s["dropped"])
+            return f"{s['kept']:,} of {total:,}"
+    return "–"
+
+
+def compare(reports: Sequence[dict[str, Any]]) -> str:
+    names = [r["run"]["name"] for r in reports]
+    rows = [(escape(label), *(escape(str(get(r))) for r in reports)) for label, get in COMPARE_ROWS]
+    body = table(("", *names), rows, "compare")
+    charts = "".join(
+        figure(
+            overlay_chart(
+                [(n, r[group][key]) for n, r in zip(names, reports, strict=True)], title, x_label
+            ),
+            escape(title),
+        )
+        for group, key, title, x_label in (
+            ("similarity", "to_seed", "ROUGE-L to the most similar seed", "ROUGE-L"),
+            ("lengths", "instruction", "Words per instruction", "words"),
+            ("lengths", "input", "Words per non-empty input", "words"),
+            ("lengths", "output", "Words per output", "words"),
+        )
+    )
+    return section(
+        "compare", "Runs side by side", body + legend(names) + f'<div class="grid">{charts}</div>'
+    )
