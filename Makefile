@@ -64,6 +64,7 @@ bench: install-test
 	$(BIN)/python -m benchmarks.bench_rouge
 	$(BIN)/python -m benchmarks.bench_memory
 	$(BIN)/python -m benchmarks.bench_embedded
+	$(BIN)/python -m benchmarks.bench_report
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -92,7 +92,14 @@ def histogram_chart(
         f'<text class="axis-label" x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" '
         f'text-anchor="middle">{escape(x_label)}</text>'
     )
+    if not hist["total"]:
+        parts.append(_empty(LEFT + plot_w / 2, TOP + plot_h / 2))
     return _svg(WIDTH, HEIGHT, "".join(parts), label, "histogram")
+
+
+def _empty(x: float, y: float) -> str:
+    """What a chart with nothing to show says."""
+    return f'<text class="empty" x="{x:.1f}" y="{y:.1f}" text-anchor="middle">none yet</text>'
 
 
 def overlay_chart(
@@ -219,7 +226,10 @@ def swatch(color: str) -> str:
 def stacked_bar(kept: int, dropped: Sequence[tuple[str, int]], label: str) -> str:
     """One funnel step: kept, then each drop reason, as shares of one bar."""
     width, height = 600, 22
-    total = kept + sum(n for _, n in dropped) or 1
+    total = kept + sum(n for _, n in dropped)
+    if not total:
+        body = f'<rect class="segment" width="{width}" height="{height}" fill="#eef0f4"/>'
+        return _svg(width, height, body + _empty(width / 2, 15), label, "funnel")
     segments = [("kept", kept), *dropped]
     colors = step_colors([name for name, _ in dropped])
     parts, x = [], 0.0

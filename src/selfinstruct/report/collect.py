@@ -147,13 +147,17 @@ def funnel(data: RunData) -> list[Step]:
 
 
 def _responses_step(data: RunData) -> Step:
-    exchanges = data.ctx.store.bootstrap_exchanges()
+    """Bootstrap's answers: judged whole, or dropped whole by outcome (the request a run
+    stopped in when it reached its target has no outcome yet; its answer was used)."""
+    store = data.ctx.store
+    exchanges = store.bootstrap_exchanges()
     drops = [
         (outcome, answer or "(no answer)")
         for outcome, _, answer, _ in exchanges.values()
         if outcome != "ok"
     ]
-    return step("bootstrap", "responses", len(exchanges) - len(drops), drops)
+    total = len(exchanges.keys() | store.request_keys().keys())
+    return step("bootstrap", "responses", total - len(drops), drops)
 
 
 def _candidates_step(data: RunData) -> Step:

@@ -293,7 +293,10 @@ def compare(reports: Sequence[dict[str, Any]]) -> str:
     charts = "".join(
         figure(
             overlay_chart(
-                [(n, r[group][key]) for n, r in zip(names, reports, strict=True)], title, x_label
+                [(n, r[group][key]) for n, r in zip(names, reports, strict=True)],
+                title,
+                x_label,
+                _score if group == "similarity" else "{:g}".format,
             ),
             escape(title),
         )
