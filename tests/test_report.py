@@ -185,3 +185,70 @@ def test_verb_noun_pairs_from_the_dependency_parse() -> None:
 def test_a_missing_run_is_a_clear_error(tmp_path: Path) -> None:
     result = cli("report", "--run", tmp_path / "nothing", check=False)
     assert result.returncode != 0 and "not a run directory" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        (),
+        ("--set", "prepare.classification_tasks_only=true"),
+        ("--set", "prepare.max_instances_per_task=2"),
+    ],
+)
+def test_the_funnel_agrees_with_what_prepare_counted(
+    tmp_path: Path, settings: tuple[str, ...]
+) -> None:
+    run = fake_run(tmp_path / "run", 60)
+    cli("prepare", "--out", run, "-q", *settings)
+    cli("report", "--run", run, "--no-verbs")
+    prepared = json.loads((run / "run.json").read_text())["funnel"]["prepared"]
+    steps = {s["unit"]: s for s in json.loads((run / "report.json").read_text())["funnel"]}
+
+    def dropped(step: dict) -> dict[str, int]:
+        return {d["reason"]: d["count"] for d in step["dropped"]}
+
+    def nonzero(counts: dict[str, int]) -> dict[str, int]:
+        return {k: n for k, n in counts.items() if n}
+
+    assert dropped(steps["instances"]) == nonzero(prepared["instances_dropped"])
+    assert steps["instances"]["kept"] == prepared["instances"]
+    lost = nonzero(prepared["tasks_dropped"])
+    assert {
+        k: n for k, n in dropped(steps["tasks"]).items() if k != "every_instance_dropped"
+    } == lost
+    assert steps["labels"]["dropped"] == []  # every label is kept (unreadable ones are notes)
+
+
+def test_report_files_never_replace_run_files(run_dir: Path, tmp_path: Path) -> None:
+    for out, detail in (
+        (tmp_path / "numbers.json", "name it .html"),
+        (run_dir / "run.html", "run.json is one of the run's own files"),
+    ):
+        result = cli("report", "--run", run_dir, "--out", out, "--no-verbs", check=False)
+        assert result.returncode == 2 and detail in result.stderr
+    assert json.loads((run_dir / "run.json").read_text())["format"] == "selfinstruct-run"
+
+
+def test_a_report_that_fails_is_a_warning_after_a_complete_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from selfinstruct.report import build
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("no report today")
+
+    monkeypatch.setattr(build, "write_report", broken)
+    result = cli("run", "--out", tmp_path / "run", "--backend", "fake", "--num-instructions", 5)
+    assert "warning: prepare: ValueError: no report today" in result.stderr
+    assert (tmp_path / "run" / "exports" / "alpaca.json").is_file()
+    assert not (tmp_path / "run" / "report.html").exists()
+
+
+def test_similarity_to_seeds_uses_the_runs_tokenizer() -> None:
+    from selfinstruct.analysis.overlap import nearest_seeds
+    from selfinstruct.similarity.tokenize import get_tokenizer
+
+    seeds = ["写一首关于春天的诗", "Write a poem."]
+    assert nearest_seeds(["写一首关于夏天的诗"], seeds)[0][1] == 0.0  # rouge: ASCII words only
+    index, score = nearest_seeds(["写一首关于夏天的诗"], seeds, get_tokenizer("unicode"))[0]
+    assert index == 0 and score > 0.5

@@ -132,7 +132,8 @@ def test_a_fake_run_report(browser: Any, tmp_path: Path) -> None:
     # Pages: the next page shows the next rows.
     opened.page.click("button[data-tab=instructions]")
     opened.page.click("#next")
-    assert opened.page.text_content("#page") == "page 2 of 3"
+    assert opened.page.input_value("#page-number") == "2"
+    assert opened.page.text_content("#pages") == " of 3"
     assert opened.column(0)[0] == "51"
     assert opened.errors == []
     opened.close()
@@ -172,7 +173,11 @@ def synthetic_records(n: int, seed: int = 0) -> dict[str, Any]:
     return {
         "seeds": [[f"seed_task_{k}", text(12)] for k in range(175)],
         "instructions": rows,
-        "requests": {str(k): [text(200), text(150), "stop", "ok"] for k in range(0, n // 3 + 1)},
+        "lines": [text(12) for _ in range(400)],
+        "requests": {
+            str(k): [[rng.randrange(400) for _ in range(10)], text(150), "stop", "ok"]
+            for k in range(0, n // 3 + 1)
+        },
         "dropped": [[rng.randrange(n // 3), text(15), "rouge"] for _ in range(n)],
     }
 
@@ -190,5 +195,9 @@ def test_a_50000_instruction_report_is_interactive_in_seconds(browser: Any, tmp_
     opened.page.click("th[data-key=pool]")
     opened.search("river poem")
     assert time.monotonic() - started < 5
+    opened.page.click("#grid tbody tr.row >> nth=0")
+    assert "Prompt" in opened.page.text_content("tr.detail")
+    opened.page.fill("#page-number", "700")
+    opened.page.dispatch_event("#page-number", "change")
     assert opened.errors == [] and opened.requests == [opened.url]
     opened.close()

@@ -243,11 +243,12 @@ class Run:
         out: str | Path | None = None,
         compare: Sequence[str | Path] = (),
         *,
-        verbs: bool = True,
+        verbs: bool | None = None,
     ) -> Written:
         """Write the run's HTML report (default RUN/report.html) and its numbers beside it
         (report.json), compared with other runs when given. Reads the runs without writing
-        to them; `verbs=False` leaves out the verb-noun chart (no spaCy parse)."""
+        to them; `verbs=False` leaves out the verb-noun chart (no spaCy parse; the default
+        is the run's prepare.report_verbs)."""
         from selfinstruct.report.build import write_report
 
         with self._view() as ctx:

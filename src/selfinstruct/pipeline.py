@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from selfinstruct.config import Config
-from selfinstruct.errors import RunError
+from selfinstruct.errors import RunError, SelfInstructError
 from selfinstruct.estimate import StageEstimate, estimate
 from selfinstruct.exporters.jsonl import remove_stale_temporaries, write_json
 from selfinstruct.llm.choice import ModelChoice
@@ -195,11 +196,30 @@ def run_stage(ctx: RunContext, stage: Stage) -> StageStats:
     stats = stage.new_stats()
     try:
         stage.run(ctx, stats)
-    except BaseException:
+    except BaseException as exc:
         _finish(ctx, stage, stats, failed=True)
+        if isinstance(exc, SelfInstructError):
+            for path in _after(ctx, stage, stats):
+                print(f"Report (open in a browser): {path}", file=sys.stderr)
         raise
     _finish(ctx, stage, stats, failed=False)
+    stats.outputs += _after(ctx, stage, stats)
     return stats
+
+
+def _after(ctx: RunContext, stage: Stage, stats: StageStats) -> list[Path]:
+    """The stage's `after` step; a failure there is a warning (the stage's work is saved)."""
+    if stage.after is None:
+        return []
+    try:
+        return stage.after(ctx, stats)
+    except Exception as exc:  # a report must never cost the user the data already written
+        print(
+            f"warning: {stage.name}: {exc.__class__.__name__}: {exc}; what the stage wrote is "
+            f"complete (selfinstruct report --run {ctx.store.run_dir} tries the report again)",
+            file=sys.stderr,
+        )
+        return []
 
 
 def _finish(ctx: RunContext, stage: Stage, stats: StageStats, *, failed: bool) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 from rapidfuzz.distance import LCSseq
 
 from selfinstruct.similarity.rouge import RougePool, f_measure
-from selfinstruct.similarity.tokenize import rouge_tokens
+from selfinstruct.similarity.tokenize import Tokenizer, rouge_tokens
 
 PAIR_SAMPLE = 2000  # pairs scored per set (fixed seed, so the report is reproducible)
 
@@ -37,7 +37,10 @@ def distinct_n(token_lists: Sequence[list[str]], n: int) -> float:
 
 
 def pairwise_rouge_l(
-    texts: Sequence[str], sample: int = PAIR_SAMPLE, seed: int = 0
+    texts: Sequence[str],
+    tokenizer: Tokenizer = rouge_tokens,
+    sample: int = PAIR_SAMPLE,
+    seed: int = 0,
 ) -> tuple[float, int]:
     """(mean ROUGE-L over sampled pairs of different items, pairs scored); every pair when
     there are no more than `sample`."""
@@ -54,7 +57,7 @@ def pairwise_rouge_l(
             i, j = rng.randrange(n), rng.randrange(n)
             if i != j:
                 pairs.append((i, j))
-    pool = RougePool()
+    pool = RougePool(tokenizer)
     encoded = [pool.encode(text) for text in texts]
     lcs = np.array([LCSseq.similarity(encoded[i], encoded[j]) for i, j in pairs], dtype=float)
     first = np.array([len(encoded[i]) for i, _ in pairs], dtype=float)
@@ -63,9 +66,10 @@ def pairwise_rouge_l(
     return round(float(scores.mean()), 4), len(pairs)
 
 
-def variety(texts: Sequence[str]) -> Variety:
-    tokens = [rouge_tokens(text) for text in texts]
-    mean, pairs = pairwise_rouge_l(texts)
+def variety(texts: Sequence[str], tokenizer: Tokenizer = rouge_tokens) -> Variety:
+    """distinct-n over the tokens the similarity filter sees, and the sampled pairwise mean."""
+    tokens = [tokenizer(text) for text in texts]
+    mean, pairs = pairwise_rouge_l(texts, tokenizer)
     return Variety(
         texts=len(texts),
         distinct_1=distinct_n(tokens, 1),

@@ -34,6 +34,6 @@ RUN_DIR = click.Path(path_type=Path, file_okay=False)
 def report(run_dir: Path, out_file: Path | None, compare: tuple[Path, ...], no_verbs: bool) -> None:
     """Write a self-contained HTML report of a run: the paper's statistics and figures, what
     was kept and dropped, cost and time, and a browser of every record."""
-    written = Run.open(run_dir).report(out_file, compare, verbs=not no_verbs)
+    written = Run.open(run_dir).report(out_file, compare, verbs=False if no_verbs else None)
     click.echo(f"Report written: {written.html}")
     click.echo(f"  numbers: {written.json}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfinstruct.errors import InputError
 from selfinstruct.exporters.jsonl import write_atomic, write_json
 from selfinstruct.pipeline import open_view
 from selfinstruct.report.collect import browser, read_run, summary
@@ -14,6 +15,7 @@ from selfinstruct.report.page import render
 from selfinstruct.stages.context import RunContext
 
 REPORT_NAME = "report.html"
+REPORT_FILES = (REPORT_NAME, "report.json")
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,15 @@ def write_report(
     out: Path | None = None,
     compare: Sequence[Path] = (),
     *,
-    verbs: bool = True,
+    verbs: bool | None = None,
 ) -> Written:
     """Report on the run `ctx` has open (reading only), compared with other run directories;
-    both files are written atomically."""
+    both files are written atomically. `verbs`: the verb-noun chart (default: the run's
+    prepare.report_verbs)."""
     out = out or ctx.store.run_dir / REPORT_NAME
+    check_out(out, ctx.store.run_dir)
+    if verbs is None:
+        verbs = ctx.config.section("prepare").report_verbs
     data = read_run(ctx, verbs=verbs)
     report = summary(data)
     compared = [_summary_of(path, verbs) for path in compare]
@@ -46,6 +52,17 @@ def write_report(
     write_atomic(out, [html])
     write_json(json_path(out), report)
     return Written(out, json_path(out), report)
+
+
+def check_out(out: Path, run_dir: Path) -> None:
+    """The report goes to an .html file and its numbers beside it (.json): neither may be one
+    of the run's own files."""
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise InputError("--out", f"{out}: the report is an HTML file (name it .html)")
+    run = run_dir.resolve()
+    for path in (out, json_path(out)):
+        if path.resolve().parent == run and path.exists() and path.name not in REPORT_FILES:
+            raise InputError("--out", f"{path} is one of the run's own files; choose another name")
 
 
 def _summary_of(run_dir: Path, verbs: bool) -> dict[str, Any]:

@@ -13,6 +13,12 @@ PALETTE = (
     "#9c755f", "#bab0ac", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
     "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )  # fmt: skip
+# Drop reasons in a funnel bar: no green (kept is green) and no two neighbours alike.
+DROP_COLORS = (
+    "#e15759", "#f28e2b", "#4e79a7", "#edc948", "#b07aa1", "#9c755f", "#ff9da7",
+    "#76b7b2", "#7f7f7f", "#bcbd22", "#17becf", "#d62728", "#9467bd", "#8c564b",
+)  # fmt: skip
+KEPT_COLOR = "#59a14f"
 WIDTH, HEIGHT = 460, 240
 LEFT, BOTTOM, TOP, RIGHT = 44, 38, 12, 10
 
@@ -106,8 +112,12 @@ def overlay_chart(
     series: Sequence[tuple[str, dict[str, Any]]], label: str, x_label: str,
     fmt: Callable[[float], str] = "{:g}".format,
 ) -> str:  # fmt: skip
-    """Several runs' histograms of the same bins as lines of shares (for --compare)."""
+    """Several runs' histograms of the same bins as lines of shares (for --compare); a run
+    with no values is left out (its legend entry says so)."""
+    series = [(name, hist) for name, hist in series if hist["total"]]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    if not series:
+        return _svg(WIDTH, HEIGHT, _empty(WIDTH / 2, HEIGHT / 2), label, "overlay")
     shares = [[c / h["total"] if h["total"] else 0.0 for c in h["counts"]] for _, h in series]
     top, step = _axis_top(max((max(s, default=0) for s in shares), default=0), integer=False)
     edges = series[0][1]["edges"]
@@ -216,7 +226,7 @@ def _nouns(
 
 def step_colors(reasons: Sequence[str]) -> list[str]:
     """Colours of a funnel step's segments: kept first, then each reason in order."""
-    return ["#59a14f", *(PALETTE[(k + 2) % len(PALETTE)] for k in range(len(reasons)))]
+    return [KEPT_COLOR, *(DROP_COLORS[k % len(DROP_COLORS)] for k in range(len(reasons)))]
 
 
 def swatch(color: str) -> str:

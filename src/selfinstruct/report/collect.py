@@ -26,7 +26,9 @@ from selfinstruct.pipeline import model_description
 from selfinstruct.report.funnel import Step, excerpt, step
 from selfinstruct.reporting.cost import cost, priced
 from selfinstruct.seeds import seed_hash
+from selfinstruct.similarity.tokenize import Tokenizer, get_tokenizer
 from selfinstruct.stages import prepare
+from selfinstruct.stages.bootstrap import BootstrapSettings
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.parse import ParsedTask, parsed_tasks
 from selfinstruct.stages.provenance import prompt_sources
@@ -37,6 +39,7 @@ from selfinstruct.version import __version__
 FORMAT = "selfinstruct-report"
 FORMAT_VERSION = 1
 OVER_CAP = "over_task_cap"
+NOT_CLASSIFICATION = "not_classification"
 SKIPPED = "The verb-noun chart was turned off for this report (--no-verbs)."
 
 
@@ -53,6 +56,10 @@ class RunData:
     verbs: VerbNouns
     seed_scores: list[tuple[int, float]]
     sources: dict[int, PromptSources]  # each bootstrap request's prompt sources
+    candidates: list[tuple[int, int, str, str]]
+    outcomes: dict[int, str]  # completed bootstrap requests' outcomes
+    request_keys: dict[int, str]  # bootstrap requests with a stored answer
+    answers: dict[str, tuple[str, str, str]]  # bootstrap's stored exchanges by key
 
     @property
     def style(self) -> str:
@@ -65,6 +72,8 @@ def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
     stats = prepare.STAGE_DEF.new_stats()
     data = prepare.prepared_data(ctx, stats)
     texts = [row.instruction for row in rows]
+    tokenizer = _tokenizer(ctx)
+    seeds = [seed.instruction for seed in ctx.seeds]
     return RunData(
         ctx=ctx,
         rows=rows,
@@ -73,9 +82,19 @@ def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
         kept={(e.instruction, e.input, e.output) for e in data.generated},
         generated=[(e.input, e.output) for e in data.generated],
         verbs=parse_verbs(texts) if verbs else VerbNouns(available=False, hint=SKIPPED),
-        seed_scores=nearest_seeds(texts, [seed.instruction for seed in ctx.seeds]),
+        seed_scores=nearest_seeds(texts, seeds, tokenizer),
         sources=prompt_sources(store, ctx.config, ctx.seeds),
+        candidates=store.candidates(),
+        outcomes=store.request_outcomes_by_index(),
+        request_keys=store.request_keys(),
+        answers=store.stage_responses("bootstrap"),
     )
+
+
+def _tokenizer(ctx: RunContext) -> Tokenizer:
+    """The tokenizer the run's similarity filter used (so scores here match its scores)."""
+    settings: BootstrapSettings = ctx.config.section("bootstrap")
+    return get_tokenizer(settings.tokenizer)
 
 
 # -- report.json ------------------------------------------------------------------------------
@@ -83,6 +102,7 @@ def summary(data: RunData) -> dict[str, Any]:
     """The numbers behind every chart and table of the report."""
     texts = [row.instruction for row in data.rows]
     seeds = [seed.instruction for seed in data.ctx.seeds]
+    tokenizer = _tokenizer(data.ctx)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -106,7 +126,10 @@ def summary(data: RunData) -> dict[str, Any]:
             ).as_dict(),
             "output": histogram((words(o) for _, o in data.generated), OUTPUT_EDGES).as_dict(),
         },
-        "variety": {"generated": variety(texts).as_dict(), "seeds": variety(seeds).as_dict()},
+        "variety": {
+            "generated": variety(texts, tokenizer).as_dict(),
+            "seeds": variety(seeds, tokenizer).as_dict(),
+        },
         "funnel": [s.as_dict() for s in funnel(data)],
         "economics": economics(data.ctx),
     }
@@ -149,30 +172,37 @@ def funnel(data: RunData) -> list[Step]:
 def _responses_step(data: RunData) -> Step:
     """Bootstrap's answers: judged whole, or dropped whole by outcome (the request a run
     stopped in when it reached its target has no outcome yet; its answer was used)."""
-    store = data.ctx.store
-    exchanges = store.bootstrap_exchanges()
     drops = [
-        (outcome, answer or "(no answer)")
-        for outcome, _, answer, _ in exchanges.values()
+        (outcome, _answer(data, data.request_keys.get(idx)))
+        for idx, outcome in data.outcomes.items()
         if outcome != "ok"
     ]
-    total = len(exchanges.keys() | store.request_keys().keys())
+    total = len(data.outcomes.keys() | data.request_keys.keys())
     return step("bootstrap", "responses", total - len(drops), drops)
 
 
+def _answer(data: RunData, key: str | None) -> str:
+    found = data.answers.get(key or "")
+    return found[1] if found else "(no answer)"
+
+
 def _candidates_step(data: RunData) -> Step:
-    rows = data.ctx.store.candidates()
+    rows = data.candidates
     drops = [(decision, text) for _, _, text, decision in rows if decision != "kept"]
     return step("bootstrap", "candidates", len(rows) - len(drops), drops)
 
 
 def _classify_step(data: RunData) -> Step:
-    drops = [
+    """Every label is kept; an answer neither yes nor no counts as not classification (the
+    paper's rule), shown as a note with examples."""
+    unreadable = [
         (UNREADABLE, raw)
         for raw, _ in data.labels.values()
         if read_label(raw, data.style) == UNREADABLE
     ]
-    return step("classify", "labels", len(data.labels) - len(drops), drops)
+    found = step("classify", "labels", len(data.labels), [])
+    found.notes = step("classify", "labels", 0, unreadable)
+    return found
 
 
 def _instances_step(data: RunData) -> Step:
@@ -188,6 +218,8 @@ def _instances_step(data: RunData) -> Step:
 
 def instance_reasons(data: RunData, task: ParsedTask) -> list[str]:
     """Each instance's fate in prepare: "" when kept, else the reason it was dropped."""
+    if _skipped(data, task):
+        return [NOT_CLASSIFICATION] * len(task.instances)
     verdicts = instance_verdicts(task.pairs)
     return [
         reason or ("" if (task.instruction, *pair) in data.kept else OVER_CAP)
@@ -195,9 +227,18 @@ def instance_reasons(data: RunData, task: ParsedTask) -> list[str]:
     ]
 
 
+def _skipped(data: RunData, task: ParsedTask) -> bool:
+    """Whether prepare leaves the task out whole (only classification tasks wanted)."""
+    settings: prepare.PrepareSettings = data.ctx.config.section(prepare.STAGE)
+    return settings.classification_tasks_only and not task.is_classification
+
+
 def _prepare_step(data: RunData) -> Step:
+    """Instances of the tasks prepare considers (the others are counted as tasks)."""
     drops = []
     for task in data.tasks.values():
+        if _skipped(data, task):
+            continue
         for record, reason in zip(task.instances, instance_reasons(data, task), strict=True):
             if reason:
                 drops.append(
@@ -212,12 +253,11 @@ def _instance_text(instruction: str, inp: str, out: str) -> str:
 
 def _tasks_step(data: RunData) -> Step:
     """Tasks with at least one instance in the dataset, and why the others have none."""
-    only_clf = data.ctx.config.section(prepare.STAGE).classification_tasks_only
     with_data = {instruction for instruction, _, _ in data.kept}
     drops = []
     for task in data.tasks.values():
-        if only_clf and not task.is_classification:
-            drops.append(("not_classification", task.instruction))
+        if _skipped(data, task):
+            drops.append((NOT_CLASSIFICATION, task.instruction))
         elif not task.instances:
             drops.append(("unparseable", task.instruction))
         elif task.instruction not in with_data:
@@ -269,7 +309,7 @@ def browser(data: RunData) -> dict[str, Any]:
         "requests": requests,
         "dropped": [
             [request_idx, text, decision]
-            for request_idx, _, text, decision in data.ctx.store.candidates()
+            for request_idx, _, text, decision in data.candidates
             if decision != "kept"
         ],
     }
@@ -311,18 +351,15 @@ def _requests(data: RunData, lines: dict[str, int]) -> dict[str, list[Any]]:
     """Every bootstrap request with a stored answer: its prompt (as indices into the shared
     table of prompt lines: prompts repeat the same seed lines, and the page stays small),
     answer, finish reason and outcome."""
-    store = data.ctx.store
-    outcomes = {idx: found[0] for idx, found in store.bootstrap_exchanges().items()}
-    answers = store.stage_responses("bootstrap")
     found: dict[str, list[Any]] = {}
-    for idx, key in sorted(store.request_keys().items()):
-        if key in answers:
-            request, answer, finish = answers[key]
+    for idx, key in sorted(data.request_keys.items()):
+        if key in data.answers:
+            request, answer, finish = data.answers[key]
             prompt = [
                 lines.setdefault(line, len(lines))
                 for line in _prompt_text(json.loads(request)).split("\n")
             ]
-            found[str(idx)] = [prompt, answer, finish, outcomes.get(idx, "partly judged")]
+            found[str(idx)] = [prompt, answer, finish, data.outcomes.get(idx, "partly judged")]
     return found
 
 

@@ -20,17 +20,22 @@ class Step:
     kept: int
     dropped: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    notes: Step | None = None  # records kept but worth a look (counted in `kept`)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "stage": self.stage,
             "unit": self.unit,
             "kept": self.kept,
-            "dropped": [
-                {"reason": r, "count": n, "examples": self.examples.get(r, [])}
-                for r, n in sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0]))
-            ],
+            "dropped": self.reasons(),
+            "notes": self.notes.reasons() if self.notes else [],
         }
+
+    def reasons(self) -> list[dict[str, Any]]:
+        return [
+            {"reason": r, "count": n, "examples": self.examples.get(r, [])}
+            for r, n in sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
 
 
 def excerpt(text: str, limit: int = EXCERPT) -> str:

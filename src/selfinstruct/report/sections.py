@@ -202,20 +202,23 @@ def _funnel_step(s: dict[str, Any]) -> str:
         _reason_row(d, total, color) for d, color in zip(s["dropped"], colors[1:], strict=True)
     )
     kept_share = s["kept"] / total if total else 0.0
+    notes = "".join(_reason_row(d, s["kept"], "", "of which ") for d in s.get("notes", []))
     return (
         f'<div class="step"><h3>{escape(title)}</h3>'
         f"{stacked_bar(s['kept'], dropped, title)}"
         f'<p class="kept">{swatch(colors[0])}kept {s["kept"]:,} of {total:,} '
         f"({kept_share:.1%})</p>"
-        f'<ul class="reasons">{rows}</ul></div>'
+        f'<ul class="reasons">{notes}{rows}</ul></div>'
     )
 
 
-def _reason_row(d: dict[str, Any], total: int, color: str) -> str:
+def _reason_row(d: dict[str, Any], total: int, color: str, prefix: str = "") -> str:
     examples = "".join(f"<li><pre>{escape(e)}</pre></li>" for e in d["examples"])
+    mark = swatch(color) if color else ""
+    share = d["count"] / total if total else 0.0
     return (
-        f"<li><details><summary>{swatch(color)}<b>{escape(d['reason'])}</b> {d['count']:,} "
-        f'({d["count"] / total:.1%})</summary><ol class="examples">{examples}</ol></details></li>'
+        f"<li><details><summary>{mark}{prefix}<b>{escape(d['reason'])}</b> {d['count']:,} "
+        f'({share:.1%})</summary><ol class="examples">{examples}</ol></details></li>'
     )
 
 
@@ -290,6 +293,13 @@ def compare(reports: Sequence[dict[str, Any]]) -> str:
     names = [r["run"]["name"] for r in reports]
     rows = [(escape(label), *(escape(str(get(r))) for r in reports)) for label, get in COMPARE_ROWS]
     body = table(("", *names), rows, "compare")
+    empty = [n for n, r in zip(names, reports, strict=True) if not r["table1"]["instances"]]
+    if empty:
+        left_out = escape(", ".join(empty))
+        body += (
+            f'<p class="note">No instances yet, so left out of the input and output charts: '
+            f"{left_out}.</p>"
+        )
     charts = "".join(
         figure(
             overlay_chart(

@@ -180,11 +180,17 @@ def run(ctx: RunContext, stats: StageStats) -> None:
     stats.outputs.append(write_run_card(ctx, data, stats, ctx.store.run_dir / EXPORT_DIR))
     if warning := shortfall_warning(funnel):
         stats.warnings.append(warning)
-    settings: PrepareSettings = ctx.config.section(STAGE)
-    if settings.report:
-        from selfinstruct.report.build import write_report
 
-        stats.outputs.append(write_report(ctx, verbs=settings.report_verbs).html)
+
+def write_run_report(ctx: RunContext, stats: StageStats) -> list[Path]:
+    """The run's report (report.html, report.json), once prepare is recorded, unless
+    prepare.report is off."""
+    settings: PrepareSettings = ctx.config.section(STAGE)
+    if not settings.report:
+        return []
+    from selfinstruct.report.build import write_report
+
+    return [write_report(ctx, verbs=settings.report_verbs).html]
 
 
 STAGE_DEF = Stage(
@@ -193,5 +199,6 @@ STAGE_DEF = Stage(
     run=run,
     unit="instances",
     settings=PrepareSettings,
+    after=write_run_report,
     generates=False,
 )

@@ -51,6 +51,9 @@ class Stage:
     sample_template: TemplateSpec | None = None  # --estimate measures a typical prompt
     assumed_output_tokens: float = 0.0  # for --estimate before any answer was seen
     fake_answers: tuple[FakeAnswer, ...] = ()
+    # Runs once the stage is recorded (its time is not the stage's), also after the stage
+    # stopped with an error of ours; returns the files it wrote (e.g. prepare's report).
+    after: Callable[[RunContext, StageStats], list[Path]] | None = None
     creates_run: bool = False  # its command may start a new run directory
     generates: bool = True  # sends requests (so the backend is checked before it runs)
 

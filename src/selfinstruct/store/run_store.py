@@ -435,15 +435,10 @@ class RunStore:
             "ORDER BY request_idx, piece_idx"
         ).fetchall()
 
-    def bootstrap_exchanges(self) -> dict[int, tuple[str, str, str, str]]:
-        """Each completed bootstrap request: (outcome, request JSON, answer, finish reason);
-        a failed request has an empty request and answer."""
-        rows = self.db.execute(
-            "SELECT b.request_idx, b.outcome, COALESCE(r.request, ''), COALESCE(r.text, ''), "
-            "COALESCE(r.finish_reason, '') FROM bootstrap_requests b "
-            "LEFT JOIN responses r ON r.key = b.response_key ORDER BY b.request_idx"
-        )
-        return {row[0]: row[1:] for row in rows}
+    def request_outcomes_by_index(self) -> dict[int, str]:
+        """Each completed bootstrap request's outcome (ok, truncated, unparseable, failed)."""
+        rows = self.db.execute("SELECT request_idx, outcome FROM bootstrap_requests")
+        return dict(rows.fetchall())
 
     def request_keys(self) -> dict[int, str]:
         """The cache key of each bootstrap request with a stored answer (completed requests,

@@ -4,6 +4,7 @@
 // textContent, never parsed as HTML: the records are model output.
 (function () {
   const PAGE = 50;
+  const collator = new Intl.Collator(undefined, { sensitivity: "base" });
   const $ = (id) => document.getElementById(id);
   const state = { tab: "instructions", query: "", filter: "", sortKey: null, sortDir: 1, page: 0, open: null };
   let data = null, rows = { instructions: [], dropped: [] }, view = [];
@@ -101,12 +102,13 @@
     if (q) list = list.filter((r) => haystack(r).includes(q));
     if (state.sortKey) {
       const key = state.sortKey, dir = state.sortDir;
+      const missing = (v) => v == null || v === "";
       list = list.slice().sort((a, b) => {
         const x = a[key], y = b[key];
-        if (x == null && y == null) return a.id - b.id;
-        if (x == null) return 1;
-        if (y == null) return -1;
-        const c = typeof x === "string" ? x.localeCompare(y) : x - y;
+        if (missing(x) && missing(y)) return a.id - b.id;
+        if (missing(x)) return 1;  // records without a value go last, either way
+        if (missing(y)) return -1;
+        const c = typeof x === "string" ? collator.compare(x, y) : x - y;
         return c !== 0 ? c * dir : a.id - b.id;
       });
     }
@@ -131,17 +133,20 @@
     const start = state.page * PAGE;
     const fragment = document.createDocumentFragment();
     for (const r of view.slice(start, start + PAGE)) {
-      const tr = el("tr", { class: "row", "data-id": String(r.id) });
+      const tr = el("tr", { class: "row", "data-id": String(r.id), tabindex: "0", "aria-expanded": String(state.open === r) });
       for (const col of COLUMNS[state.tab]) {
         tr.append(el("td", { class: col.num ? "num" : "", text: col.show ? col.show(r) : String(r[col.key] ?? "") }));
       }
       tr.addEventListener("click", () => toggle(r));
+      tr.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(r); } });
       fragment.append(tr);
       if (state.open === r) { tr.classList.add("open"); fragment.append(detailRow(r)); }
     }
     body.replaceChildren(fragment);
     const pages = Math.max(1, Math.ceil(view.length / PAGE));
-    $("page").textContent = `page ${state.page + 1} of ${pages}`;
+    $("page-number").value = String(state.page + 1);
+    $("page-number").max = String(pages);
+    $("pages").textContent = ` of ${pages.toLocaleString()}`;
     $("matches").textContent = `${view.length.toLocaleString()} of ${rows[state.tab].length.toLocaleString()} shown`;
     $("prev").disabled = $("first").disabled = state.page === 0;
     $("next").disabled = $("last").disabled = state.page >= pages - 1;
@@ -200,7 +205,7 @@
     parts.push(block("Nearest pool items when accepted", smallTable(["ROUGE-L", "Item", "Text"], r.near.map(([ref, score]) => [fixed(score), ...poolText(ref)]))));
     if (r.sources) {
       const items = [...r.sources[0].map((id) => [`${id} (seed)`, seedById.get(id) || "?"]), ...r.sources[1].map((id) => poolText(id))];
-      parts.push(block("Tasks in its prompt", smallTable(["Item", "Text"], items)));
+      parts.push(block("Seed and machine instructions in its prompt", smallTable(["Item", "Text"], items)));
     }
     parts.push(...requestBlock(r.req));
     return parts;
@@ -240,6 +245,11 @@
     $("prev").addEventListener("click", () => go(Math.max(0, state.page - 1)));
     $("next").addEventListener("click", () => go(state.page + 1));
     $("last").addEventListener("click", () => go(Math.max(0, Math.ceil(view.length / PAGE) - 1)));
+    $("page-number").addEventListener("change", (e) => {
+      const wanted = parseInt(e.target.value, 10);
+      const pages = Math.max(1, Math.ceil(view.length / PAGE));
+      go(Number.isFinite(wanted) ? Math.min(pages, Math.max(1, wanted)) - 1 : state.page);
+    });
   }
 
   async function start() {
