@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 
 COUNT = 3000
 ARGS = ["--backend", "fake", "--num-instructions", str(COUNT), "--random-seed", "11", "-q"]
+ARGS += ["--set", "prepare.report_verbs=false"]  # the report is derived; spaCy only slows it
 STAGES = ("bootstrap", "classify", "instances", "prepare")
 # Kills wanted in each stage, and the longest random delay after the run is seen in the stage
 # (halved whenever a kill lands in a later stage: the stages are short on the fake backend).
