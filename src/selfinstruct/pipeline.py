@@ -22,6 +22,7 @@ from selfinstruct.exporters.jsonl import remove_stale_temporaries, write_json
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.model_file import MODEL_DISTRIBUTION
 from selfinstruct.prompts import TemplateSet
+from selfinstruct.report import report_line
 from selfinstruct.reporting.funnel import run_funnel
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.reporting.summary import print_summary
@@ -200,7 +201,7 @@ def run_stage(ctx: RunContext, stage: Stage) -> StageStats:
         _finish(ctx, stage, stats, failed=True)
         if isinstance(exc, SelfInstructError):
             for path in _after(ctx, stage, stats):
-                print(f"Report (open in a browser): {path}", file=sys.stderr)
+                print(report_line(path), file=sys.stderr)
         raise
     _finish(ctx, stage, stats, failed=False)
     stats.outputs += _after(ctx, stage, stats)

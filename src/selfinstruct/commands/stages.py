@@ -12,12 +12,11 @@ import click
 from selfinstruct.api import Run
 from selfinstruct.commands.common import handle_errors
 from selfinstruct.commands.options import estimated, run_options, run_options_from
+from selfinstruct.report import REPORT_NAME, report_line
 from selfinstruct.reporting.summary import format_total
 from selfinstruct.stages.batch_files import describe
 from selfinstruct.stages.registry import STAGES
 from selfinstruct.stages.stage import Stage
-
-REPORT_NAME = "report.html"  # listed last among a stage's outputs
 
 
 def run_from(kwargs: dict[str, Any]) -> Run:
@@ -96,4 +95,4 @@ def print_outputs(paths: list[Path]) -> None:
         if path not in reports:
             click.echo(f"  {path}")
     for path in reports:
-        click.echo(f"Report (open in a browser): {path}")
+        click.echo(report_line(path))

@@ -10,11 +10,11 @@ from typing import Any
 from selfinstruct.errors import InputError
 from selfinstruct.exporters.jsonl import write_atomic, write_json
 from selfinstruct.pipeline import open_view
+from selfinstruct.report import REPORT_NAME
 from selfinstruct.report.collect import browser, read_run, summary
 from selfinstruct.report.page import render
 from selfinstruct.stages.context import RunContext
 
-REPORT_NAME = "report.html"
 REPORT_FILES = (REPORT_NAME, "report.json")
 
 

@@ -69,8 +69,9 @@ class RunData:
 def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
     store = ctx.store
     rows = store.instructions()
+    tasks = parsed_tasks(store, ctx.config.prompt_style)
     stats = prepare.STAGE_DEF.new_stats()
-    data = prepare.prepared_data(ctx, stats)
+    data = prepare.build(tasks, ctx.seeds, ctx.config, ctx.templates, stats)
     texts = [row.instruction for row in rows]
     tokenizer = _tokenizer(ctx)
     seeds = [seed.instruction for seed in ctx.seeds]
@@ -78,7 +79,7 @@ def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
         ctx=ctx,
         rows=rows,
         labels=store.labels(),
-        tasks={task.instruction_id: task for task in parsed_tasks(store, ctx.config.prompt_style)},
+        tasks={task.instruction_id: task for task in tasks},
         kept={(e.instruction, e.input, e.output) for e in data.generated},
         generated=[(e.input, e.output) for e in data.generated],
         verbs=parse_verbs(texts) if verbs else VerbNouns(available=False, hint=SKIPPED),
