@@ -28,6 +28,8 @@ COMMANDS = (
     "bootstrap",
     "classify",
     "instances",
+    "relabel",
+    "judge",
     "prepare",
     "export",
     "report",

@@ -81,6 +81,39 @@ language = "de"
 dataset_name = "My dataset"
 report = false
 report_verbs = false
+judge_min_rating = "A"
+judge_require = ["output"]
+decontaminate = false
+decontaminate_files = ["evals/tasks.jsonl"]
+decontaminate_rouge = 0.8
+decontaminate_ngram = 8
+
+[relabel]
+enabled = true
+request_batch_size = 4
+temperature = 0.5
+top_p = 0.5
+presence_penalty = 0.5
+frequency_penalty = 0.5
+max_tokens = 8
+stop = ["."]
+
+[judge]
+backend = "openai"
+model = "judge-model"
+prompt_style = "chat"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "JUDGE_KEY"
+concurrency = 8
+input_per_million = 2.5
+output_per_million = 10.0
+request_batch_size = 7
+temperature = 0.3
+top_p = 0.9
+presence_penalty = 0.1
+frequency_penalty = 0.1
+max_tokens = 150
+stop = ["\\n\\n"]
 
 [embedded]
 model_path = "/models/tiny.gguf"
@@ -184,6 +217,19 @@ def test_full_valid_config(tmp_path: Path) -> None:
         p.end_of_text,
     ) == (3, True, True, 0.25, "</s>")
     assert (p.report, p.report_verbs) == (False, False)
+    assert (p.judge_min_rating, p.judge_require, p.decontaminate) == ("A", ["output"], False)
+    assert p.decontaminate_files == ["evals/tasks.jsonl"]  # made absolute by layering
+    assert (p.decontaminate_rouge, p.decontaminate_ngram) == (0.8, 8)
+    assert (config.relabel.enabled, config.relabel.max_tokens) == (True, 8)
+    j = config.judge
+    assert (j.backend, j.model, j.prompt_style, j.base_url, j.api_key_env) == (
+        "openai",
+        "judge-model",
+        "chat",
+        "http://127.0.0.1:9/v1",
+        "JUDGE_KEY",
+    )
+    assert (j.concurrency, j.input_per_million, j.output_per_million) == (8, 2.5, 10.0)
     e = config.embedded
     assert (e.model_path, e.n_ctx, e.n_threads, e.n_batch, e.chat_format) == (
         "/models/tiny.gguf",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -158,3 +159,41 @@ def test_pipeline_over_a_llama_cpp_server(style: str, llama_server: str, tmp_pat
         "exports/prompt_completion.jsonl",
     ):
         assert name in result.stdout
+
+
+def test_a_judge_behind_a_llama_cpp_server(llama_server: str, tmp_path: Path) -> None:
+    """The generator is the fake model; every instance is judged once by the llama.cpp
+    server's model, and a rerun asks it nothing."""
+    out = tmp_path / "judged"
+    args = (
+        "--out",
+        str(out),
+        "--backend",
+        "fake",
+        "--num-instructions",
+        "3",
+        "--judge",
+        f"openai:{ALIAS}",
+        "--judge-base-url",
+        llama_server,
+        "--judge-prompt-style",
+        "chat",
+        "--set",
+        'prepare.judge_min_rating=""',  # a 135M judge: record, do not filter
+        "--set",
+        "prepare.report=false",
+    )
+    result = cli("run", *args, timeout=600)
+    assert "failed requests" not in result.stderr
+    with sqlite3.connect(out / "selfinstruct.db") as db:
+        judged = db.execute(
+            "SELECT instruction_id, position FROM judgments ORDER BY 1, 2"
+        ).fetchall()
+        instances = db.execute(
+            "SELECT instruction_id, position FROM parsed_instances ORDER BY 1, 2"
+        ).fetchall()
+    assert judged == instances and judged
+    info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert info["config"]["judge"]["base_url"] == llama_server
+    again = cli("run", *args, timeout=300)
+    assert re.search(r"\[judge\] judged \d+ instances; requests 0 ", again.stderr), again.stderr

@@ -159,7 +159,11 @@ VALUES = {
     "classify": {"instruction": "Is this email spam?"},
     "instances_classification": {"instruction": "Is this email spam?", "max_instances": 5},
     "instances_generation": {"instruction": "Summarize the text.", "max_instances": 5},
+    "relabel": {"instruction": "Is this email spam?", "labels": "Spam, Not spam", "input": "Hi"},
+    "judge_instance": {"instruction": "Add the numbers.", "input": "2, 3", "output": "5"},
 }
+# How each template shows its target task (default: "Task: <instruction>").
+TARGET = {"judge_instance": "Instruction: {instruction}\nInput: {input}\nOutput: {output}"}
 FEWSHOT_MARK = {
     "classify": "Is it classification?",
     "instances_classification": "Class label:",
@@ -176,10 +180,11 @@ def test_render_completion_templates(name):
     if name.startswith("bootstrap"):
         assert VALUES[name]["tasks"] in text
     else:
-        assert f"Task: {VALUES[name]['instruction']}" in text
-        assert FEWSHOT_MARK[name] in text
-        # The target task comes after the few-shot examples.
-        assert text.rindex(VALUES[name]["instruction"]) > text.index(FEWSHOT_MARK[name])
+        assert TARGET.get(name, "Task: {instruction}").format(**VALUES[name]) in text
+        if name in FEWSHOT_MARK:
+            assert FEWSHOT_MARK[name] in text
+            # The target task comes after the few-shot examples.
+            assert text.rindex(VALUES[name]["instruction"]) > text.index(FEWSHOT_MARK[name])
 
 
 @pytest.mark.parametrize("name", [spec.name for spec in template_specs()])
@@ -195,8 +200,9 @@ def test_render_chat_templates(name):
         assert VALUES[name]["tasks"] in user
         assert "3 to 4" in user
     else:
-        assert VALUES[name]["instruction"] in user
-        assert FEWSHOT_MARK[name] in user
+        assert TARGET.get(name, "Task: {instruction}").format(**VALUES[name]) in user
+        if name in FEWSHOT_MARK:
+            assert FEWSHOT_MARK[name] in user
 
 
 @pytest.mark.parametrize("style", ["completion", "chat"])

@@ -67,7 +67,12 @@ def test_prepare_on_an_old_run_migrates_and_writes_identical_files(old_runs: Pat
     result = cli("prepare", "--out", str(run))
     assert {name: digest(run / name) for name in OUTPUTS} == expected
     assert "gpt3_finetuning_data_35.jsonl" in result.stdout
-    assert migrations(run) == {"0001_initial", "0002_parsed_instances", "0003_prompt_sources"}
+    assert migrations(run) == {
+        "0001_initial",
+        "0002_parsed_instances",
+        "0003_prompt_sources",
+        "0004_quality",
+    }
     with sqlite3.connect(run / "selfinstruct.db") as db:
         unparsed = db.execute("SELECT COUNT(*) FROM instances WHERE parsed = 0").fetchone()[0]
         records = db.execute("SELECT COUNT(*) FROM parsed_instances").fetchone()[0]

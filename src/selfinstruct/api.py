@@ -33,21 +33,35 @@ from selfinstruct.errors import EmptyDatasetError, InputError, RunError
 from selfinstruct.estimate import StageEstimate
 from selfinstruct.exporters import EXPORTS
 from selfinstruct.exporters.card import write_card
+from selfinstruct.filters.screen import Screen
 from selfinstruct.importers.paper import read_tasks
-from selfinstruct.pipeline import RunOptions, estimate_run, open_run, open_view, run_stage
+from selfinstruct.pipeline import (
+    RunOptions,
+    estimate_run,
+    open_run,
+    open_view,
+    quality_numbers,
+    run_stage,
+)
 from selfinstruct.prompts import TemplateSet
+from selfinstruct.quality.judgment import Judgment
 from selfinstruct.reporting.funnel import stats_losses
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.reporting.summary import print_summary
 from selfinstruct.seeds import load_seeds
 from selfinstruct.settings import Layers, layered
-from selfinstruct.stages import prepare
+from selfinstruct.stages import judge, prepare
 from selfinstruct.stages.batch_files import read_batch, write_batch
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.dataset_card import imported_card
 from selfinstruct.stages.parse import parse_task, parsed_tasks
 from selfinstruct.stages.per_instruction import StagePlan
-from selfinstruct.stages.prepare import build, prepared_data, write_outputs
+from selfinstruct.stages.prepare import (
+    build,
+    decontaminator_for,
+    prepared_data,
+    write_outputs,
+)
 from selfinstruct.stages.provenance import NO_SOURCES, prompt_sources
 from selfinstruct.stages.registry import STAGES, get_stage
 from selfinstruct.stages.stage import Stage
@@ -134,7 +148,9 @@ class Run:
         if num_instructions is not None:
             settings["num_instructions"] = num_instructions
         with self._opened(create=True, generate=True, **settings) as ctx:
-            return {stage.name: run_stage(ctx, stage) for stage in STAGES}
+            return {
+                stage.name: run_stage(ctx, stage) for stage in STAGES if stage.active(ctx.config)
+            }
 
     def stage(self, name: str, **settings: Any) -> StageStats:
         """Run one stage by name (see `selfinstruct.stages.registry.STAGES`)."""
@@ -147,7 +163,7 @@ class Run:
         run-batch` reads); returns how many."""
         stage, plan = _batch_stage(name)
         with self._opened(create=False, generate=True, **settings) as ctx:
-            ctx.choice.require("batch", "--batch-out")
+            ctx.choice_for(name).require("batch", "--batch-out")
             return write_batch(ctx, plan(ctx, stage.new_stats()), Path(path))
 
     def read_batch(self, name: str, path: str | Path, **settings: Any) -> Counter[str]:
@@ -155,7 +171,7 @@ class Run:
         without calling the model); returns what happened to its lines."""
         stage, plan = _batch_stage(name)
         with self._opened(create=False, generate=True, **settings) as ctx:
-            ctx.choice.require("batch", "--batch-in")
+            ctx.choice_for(name).require("batch", "--batch-in")
             return read_batch(ctx, plan(ctx, stage.new_stats()), Path(path))
 
     # -- reading ----------------------------------------------------------------------------
@@ -237,6 +253,20 @@ class Run:
             )
         EXPORTS[format](path, data.training, data.encoded)
         return len(data.encoded) if format == "prompt-completion" else len(data.training)
+
+    def quality(self) -> dict[str, Any]:
+        """The quality numbers of the checks the run has made: `quality` (the paper's Table 2
+        from the current judge's answers, with 95% intervals) and `label_agreement`."""
+        with self._view() as ctx:
+            return quality_numbers(ctx.store, ctx.config)
+
+    def judgments(self) -> dict[str, Judgment]:
+        """The current judge's judgment of each instance, by instance id (empty without a
+        judge)."""
+        with self._view() as ctx:
+            if not judge.enabled(ctx.config):
+                return {}
+            return ctx.store.judgments(judge.current_judge(ctx.store))
 
     def report(
         self,
@@ -348,8 +378,9 @@ def prepare_paper_files(
     templates.check_all(config.prompt_style, [])  # only the fine-tuning layouts are used
     tasks = read_tasks(Path(instances), Path(labels))
     stats = prepare.STAGE_DEF.new_stats()
-    parsed = [parse_task(task, "completion") for task in tasks]
-    data = build(parsed, load_seeds(config.seeds or None), config, templates, stats)
+    parsed = [parse_task(task, "completion", number) for number, task in enumerate(tasks)]
+    screen = Screen(decontaminator=decontaminator_for(config))
+    data = build(parsed, load_seeds(config.seeds or None), config, templates, stats, None, screen)
     stats.stop()
     print_summary(stats, quiet=quiet)
     if not data.generated:

@@ -14,6 +14,7 @@ COMMANDS = {
     "prepare": "selfinstruct.commands.prepare:prepare",
     "export": "selfinstruct.commands.export:export",
     "report": "selfinstruct.commands.report:report",
+    "judge": "selfinstruct.commands.judge:judge",
     "evaluate": "selfinstruct.commands.evaluate:evaluate",
     "finetune": "selfinstruct.commands.finetune:finetune",
     "validate": "selfinstruct.commands.validate:validate",

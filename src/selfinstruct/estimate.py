@@ -11,7 +11,7 @@ from selfinstruct.config import Config
 from selfinstruct.prompts import TemplateSet, TemplateSpec
 from selfinstruct.reporting.cost import cost, priced
 from selfinstruct.seeds.task import SeedTask
-from selfinstruct.stages.registry import generating_stages
+from selfinstruct.stages.registry import generating_stages, get_stage
 from selfinstruct.stages.stage import Estimate, Stage
 from selfinstruct.store.run_store import RunStore
 
@@ -35,9 +35,11 @@ def estimate(
     target = max(config.num_instructions, have)
     rows = []
     for stage in generating_stages():
+        if not stage.active(config):
+            continue
         planned = stage.expected(store, target)
         if planned is not None:
-            chars = _prompt_chars(templates, config, stage.sample_template, seeds)
+            chars = _prompt_chars(templates, stage.style(config), stage.sample_template, seeds)
             rows.append(_stage(store, stage, planned, chars))
     return rows
 
@@ -57,22 +59,25 @@ def _stage(
 
 
 def _prompt_chars(
-    templates: TemplateSet, config: Config, spec: TemplateSpec | None, seeds: list[SeedTask]
+    templates: TemplateSet, style: str, spec: TemplateSpec | None, seeds: list[SeedTask]
 ) -> float:
     """The length of a typical prompt of the template (filled from the seeds)."""
     if spec is None:
         return 0.0
     numbered = "\n".join(f"{i}. {t.instruction}" for i, t in enumerate(seeds[:8], start=1))
     sample = seeds[0].instruction if seeds else "Write a short poem about the sea."
-    prompt = templates.render(
-        config.prompt_style,
-        spec,
-        tasks=numbered,
-        next_number=9,
-        last_number=16,
-        instruction=sample,
-        max_instances=5,
-    )
+    example = seeds[0].instances[0] if seeds and seeds[0].instances else None
+    values = {
+        "tasks": numbered,
+        "next_number": 9,
+        "last_number": 16,
+        "instruction": sample,
+        "max_instances": 5,
+        "input": example.input if example else "",
+        "output": example.output if example else "A short answer.",
+        "labels": "Yes, No",
+    }
+    prompt = templates.render(style, spec, **{k: v for k, v in values.items() if k in spec.allowed})
     if prompt.text is not None:
         return float(len(prompt.text))
     return float(sum(len(text) for _, text in prompt.messages or ()))
@@ -90,12 +95,18 @@ def format_estimate(rows: list[StageEstimate], config: Config) -> str:
     lines.append(
         f"{'total':<10} {sum(r.requests for r in rows):>9} {tokens_in:>12,.0f} {tokens_out:>11,.0f}"
     )
-    if priced(config.pricing):
-        lines.append(
-            f"expected cost: ${cost(config.pricing, tokens_in, tokens_out):.2f} "
-            f"(at {config.pricing.input_per_million}/{config.pricing.output_per_million}"
-            " per million tokens in/out)"
+    prices = {row.stage: get_stage(row.stage).prices(config) for row in rows}
+    if any(priced(p) for p in prices.values()):
+        spent = sum(cost(prices[r.stage], r.prompt_tokens, r.completion_tokens) for r in rows)
+        shown = ", ".join(
+            f"{name} {p.input_per_million}/{p.output_per_million}"
+            for name, p in prices.items()
+            if priced(p)
         )
+        lines.append(f"expected cost: ${spent:.2f} (per million tokens in/out: {shown})")
+        if not all(priced(p) for p in prices.values()):
+            unpriced = ", ".join(name for name, p in prices.items() if not priced(p))
+            lines.append(f"no prices set for: {unpriced}")
     else:
         lines.append("set [pricing] input_per_million and output_per_million for a cost")
     lines.append("token counts without usage data are estimated at 4 characters per token")

@@ -28,11 +28,12 @@ from selfinstruct.reporting.stats import StageStats
 from selfinstruct.reporting.summary import print_summary
 from selfinstruct.seeds import SeedTask, load_seeds, seed_hash
 from selfinstruct.settings import Layers, explicit, layered
+from selfinstruct.stages import judge, relabel
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.fingerprint import check_fingerprints, fingerprints
 from selfinstruct.stages.parse import backfill
 from selfinstruct.stages.provenance import backfill_prompt_sources
-from selfinstruct.stages.registry import template_specs
+from selfinstruct.stages.registry import STAGES
 from selfinstruct.stages.stage import Stage
 from selfinstruct.store.run_store import RunStore
 from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, now
@@ -71,6 +72,8 @@ def open_run(options: RunOptions, *, create: bool, generate: bool = True) -> Run
         choice = ModelChoice.of(config.backend, config.model, config.sections)
         known = store.get_meta("model_file") if store else None
         model_record = choice.preflight(config.prompt_style, known) if generate else known
+        if generate:
+            preflight_stage_models(config)
         prints = fingerprints(config, choice, templates, seed_hash(seeds), model_record)
         if store is None:
             store = RunStore.open(out)
@@ -88,7 +91,7 @@ def open_run(options: RunOptions, *, create: bool, generate: bool = True) -> Run
         backfill(store, config.prompt_style)
         backfill_prompt_sources(store, config, seeds)
         remove_stale_temporaries(out)
-        ctx = RunContext(config, store, templates, seeds, quiet=options.quiet)
+        ctx = context(config, store, templates, seeds, quiet=options.quiet)
         write_run_file(ctx)
         return ctx
     except BaseException:
@@ -104,10 +107,31 @@ def open_view(run_dir: Path, layers: Layers | None = None, *, quiet: bool = Fals
     store = RunStore.open_readonly(run_dir)
     try:
         config, templates, seeds = resolve(layers, store, explicit(layers))
-        return RunContext(config, store, templates, seeds, quiet=quiet)
+        return context(config, store, templates, seeds, quiet=quiet)
     except BaseException:
         store.close()
         raise
+
+
+def context(
+    config: Config,
+    store: RunStore,
+    templates: TemplateSet,
+    seeds: list[SeedTask],
+    *,
+    quiet: bool = False,
+) -> RunContext:
+    """A run's context, with the models of the stages that have their own (the judge)."""
+    models = {stage.name: stage.choice(config) for stage in STAGES if stage.model is not None}
+    return RunContext(config, store, templates, seeds, quiet=quiet, models=models)
+
+
+def preflight_stage_models(config: Config) -> None:
+    """Check the model of each stage that has its own and will run (the judge), in its
+    prompt style, before anything is written."""
+    for stage in STAGES:
+        if stage.model is not None and stage.active(config):
+            stage.choice(config).preflight(stage.style(config), identify=False)
 
 
 def estimate_run(options: RunOptions) -> tuple[list[StageEstimate], Config]:
@@ -129,7 +153,8 @@ def resolve(
     """Settings (the run's stored ones under what the user gave), templates and seeds."""
     config = layered(layers, store.get_meta("config") if store else None, given)
     templates = TemplateSet(config.templates or None)
-    templates.check_all(config.prompt_style, template_specs())
+    for stage in STAGES:
+        templates.check_all(stage.style(config), stage.templates)
     stored_seeds = store.load_seeds() if store and "seeds" not in given else []
     return config, templates, stored_seeds or load_seeds(config.seeds or None)
 
@@ -174,9 +199,21 @@ def write_run_file(ctx: RunContext) -> None:
             },
             "labels": funnel.labels,
             "funnel": funnel.as_dict(),
+            **quality_numbers(store, config),
             "config": config.to_dict(),
         },
     )
+
+
+def quality_numbers(store: RunStore, config: Config) -> dict[str, Any]:
+    """The judge's Table 2 and the label agreement, for the checks that ran."""
+    found: dict[str, Any] = {}
+    table = judge.quality_of_run(store, config)
+    if table is not None:
+        found["quality"] = {"judge": judge.judge_choice(config).label(), **table.as_dict()}
+    if relabel.enabled(config) and store.has_quality and store.count("relabels"):
+        found["label_agreement"] = relabel.agreement(store)
+    return found
 
 
 def model_description(ctx: RunContext, model_record: dict[str, Any] | None) -> dict[str, Any]:
@@ -227,11 +264,11 @@ def _finish(ctx: RunContext, stage: Stage, stats: StageStats, *, failed: bool) -
     stats.stop()
     if not failed:
         _record(ctx, stage, stats)
-        print_summary(stats, ctx.config.pricing, quiet=ctx.quiet)
+        print_summary(stats, stage.prices(ctx.config), quiet=ctx.quiet)
         return
     # After a failure: the counts first, then whatever can still be recorded; a second error
     # (a full disk, say) must not hide the first, which the caller raises again.
-    print_summary(stats, ctx.config.pricing, quiet=ctx.quiet)
+    print_summary(stats, stage.prices(ctx.config), quiet=ctx.quiet)
     with contextlib.suppress(Exception):
         _record(ctx, stage, stats)
 

@@ -6,6 +6,7 @@ is where the two registries meet the config container."""
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,12 +88,26 @@ def explicit(layers: Layers) -> dict[str, Any]:
         for key in PATH_KEYS:
             if found.get(key):
                 found[key] = str((base_dir / found[key]).resolve())
+        _resolve_section_paths(found, base_dir)
     for dotted, value in layers.flags.items():
         if value is not None:
             _assign(found, dotted, value)
     for text in layers.sets:
         _assign(found, *parse_set(text))
     return found
+
+
+def _resolve_section_paths(found: dict[str, Any], base_dir: Path) -> None:
+    """Section settings that hold file paths (fields with `metadata={"paths": True}`), made
+    absolute relative to the config file."""
+    for section, cls in section_types().items():
+        table = found.get(section)
+        if not isinstance(table, dict):
+            continue
+        for item in dataclasses.fields(cls):
+            value = table.get(item.name)
+            if item.metadata.get("paths") and isinstance(value, list):
+                table[item.name] = [str((base_dir / v).resolve()) for v in value]
 
 
 def _assign(target: dict[str, Any], dotted: str, value: Any) -> None:

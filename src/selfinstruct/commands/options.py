@@ -33,6 +33,11 @@ FLAG_KEYS = {
     "concurrency": "openai.max_concurrency",
     "requests_per_minute": "openai.requests_per_minute",
     "tokens_per_minute": "openai.tokens_per_minute",
+    "judge_base_url": "judge.base_url",
+    "judge_api_key_env": "judge.api_key_env",
+    "judge_concurrency": "judge.concurrency",
+    "judge_prompt_style": "judge.prompt_style",
+    "relabel": "relabel.enabled",
 }
 
 SET_HELP = (
@@ -143,6 +148,46 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.FloatRange(min=0),
             help="openai backend: client-side token rate limit (0: none).",
         ),
+        click.option(
+            "--judge",
+            metavar="BACKEND[:MODEL]",
+            help="Judge every instance with this model (e.g. openai:gpt-4o-mini, embedded) "
+            "and filter on its verdicts in prepare (prepare.judge_min_rating, default B).",
+        ),
+        click.option(
+            "--judge-base-url",
+            help="The judge's OpenAI-compatible server (default: the [openai] section's).",
+        ),
+        click.option(
+            "--judge-api-key-env",
+            metavar="NAME",
+            help="Environment variable holding the judge's API key (never stored).",
+        ),
+        click.option(
+            "--judge-concurrency",
+            type=click.IntRange(min=1),
+            help="The judge's requests kept in flight (default: its backend's setting).",
+        ),
+        click.option(
+            "--judge-prompt-style",
+            type=click.Choice(PROMPT_STYLES),
+            help="How the judge is asked (default: the run's prompt style).",
+        ),
+        click.option(
+            "--relabel/--no-relabel",
+            default=None,
+            help="Label consistency: the model labels each classification input again, "
+            "input first; prepare drops the instances whose labels disagree.",
+        ),
+        click.option(
+            "--decontaminate",
+            "decontaminate",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            metavar="FILE",
+            help="Evaluation tasks (the paper's user-oriented JSONL) to decontaminate "
+            "against, repeatable (default: our packaged evaluation tasks).",
+        ),
         set_option,
         click.option(
             "--estimate",
@@ -158,6 +203,12 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_options_from(kwargs: dict[str, Any]) -> RunOptions:
     flags = {FLAG_KEYS[k]: v for k, v in kwargs.items() if k in FLAG_KEYS and v is not None}
+    if kwargs.get("judge"):
+        backend, _, model = kwargs["judge"].partition(":")
+        flags.update({"judge.backend": backend, "judge.model": model})
+    if kwargs.get("decontaminate"):
+        files = [str(path.resolve()) for path in kwargs["decontaminate"]]
+        flags.update({"prepare.decontaminate": True, "prepare.decontaminate_files": files})
     layers = Layers(kwargs["config_file"], flags, tuple(kwargs.get("sets") or ()))
     return RunOptions(out=kwargs["out"], layers=layers, quiet=kwargs["quiet"])
 

@@ -35,7 +35,9 @@ def run(**kwargs: Any) -> None:
     target = run_from(kwargs)
     stats = list(target.generate().values())
     if not kwargs["quiet"]:
-        click.echo(format_total(stats, target.config.pricing), err=True)
+        config = target.config
+        prices = {stage.name: stage.prices(config) for stage in STAGES}
+        click.echo(format_total(stats, prices), err=True)
     print_outputs([path for s in stats for path in s.outputs])
 
 

@@ -5,6 +5,7 @@ and turned into the numbers of report.json (`summary`) and the browser's records
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,9 @@ from selfinstruct.analysis.overlap import nearest_seeds
 from selfinstruct.analysis.table1 import table1, words
 from selfinstruct.analysis.variety import variety
 from selfinstruct.analysis.verbs import VerbNouns, parse_verbs
-from selfinstruct.filters.instance import instance_verdicts
+from selfinstruct.filters.screen import Drop, Screen
 from selfinstruct.parsing.labels import UNREADABLE, read_label
-from selfinstruct.pipeline import model_description
+from selfinstruct.pipeline import model_description, quality_numbers
 from selfinstruct.report.funnel import Step, excerpt, step
 from selfinstruct.reporting.cost import cost, priced
 from selfinstruct.seeds import seed_hash
@@ -60,6 +61,8 @@ class RunData:
     outcomes: dict[int, str]  # completed bootstrap requests' outcomes
     request_keys: dict[int, str]  # bootstrap requests with a stored answer
     answers: dict[str, tuple[str, str, str]]  # bootstrap's stored exchanges by key
+    screen: Screen  # prepare's quality checks, as the run's settings turn them on
+    screened: list[Drop]  # what they dropped
 
     @property
     def style(self) -> str:
@@ -71,7 +74,8 @@ def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
     rows = store.instructions()
     tasks = parsed_tasks(store, ctx.config.prompt_style)
     stats = prepare.STAGE_DEF.new_stats()
-    data = prepare.build(tasks, ctx.seeds, ctx.config, ctx.templates, stats)
+    screen = prepare.screen_for(ctx)
+    data = prepare.build(tasks, ctx.seeds, ctx.config, ctx.templates, stats, None, screen)
     texts = [row.instruction for row in rows]
     tokenizer = _tokenizer(ctx)
     seeds = [seed.instruction for seed in ctx.seeds]
@@ -89,6 +93,8 @@ def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
         outcomes=store.request_outcomes_by_index(),
         request_keys=store.request_keys(),
         answers=store.stage_responses("bootstrap"),
+        screen=screen,
+        screened=data.screened,
     )
 
 
@@ -133,6 +139,8 @@ def summary(data: RunData) -> dict[str, Any]:
         },
         "funnel": [s.as_dict() for s in funnel(data)],
         "economics": economics(data.ctx),
+        **quality_numbers(data.ctx.store, data.ctx.config),
+        "screened": dict(Counter(drop.reason for drop in data.screened).most_common()),
     }
 
 
@@ -221,7 +229,7 @@ def instance_reasons(data: RunData, task: ParsedTask) -> list[str]:
     """Each instance's fate in prepare: "" when kept, else the reason it was dropped."""
     if _skipped(data, task):
         return [NOT_CLASSIFICATION] * len(task.instances)
-    verdicts = instance_verdicts(task.pairs)
+    verdicts, _ = prepare.task_verdicts(task, data.screen)
     return [
         reason or ("" if (task.instruction, *pair) in data.kept else OVER_CAP)
         for pair, reason in zip(task.pairs, verdicts, strict=True)
@@ -322,8 +330,10 @@ def _instruction(data: RunData, row: InstructionRow, refs: dict[str, int], n: in
     instances: list[list[str]] = []
     if task is not None:
         reasons = instance_reasons(data, task)
+        details = _screen_details(data, row.id)
         instances = [
-            [r.input, r.output, why] for r, why in zip(task.instances, reasons, strict=True)
+            [r.input, r.output, why, details.get(r.position, "")]
+            for r, why in zip(task.instances, reasons, strict=True)
         ]
     seed_index, seed_score = data.seed_scores[n]
     pair = data.verbs.pairs[n] if data.verbs.pairs else None
@@ -341,6 +351,15 @@ def _instruction(data: RunData, row: InstructionRow, refs: dict[str, int], n: in
         " ".join(pair) if pair else "",
         _sources(data.sources.get(row.request_idx)),
     ]
+
+
+def _screen_details(data: RunData, instruction_id: int) -> dict[int | None, str]:
+    """The quality screen's detail for each dropped instance of one task, by position (a
+    whole task's drop applies to all its instances)."""
+    found = {d.position: d.detail for d in data.screened if d.instruction_id == instruction_id}
+    if None in found and data.tasks.get(instruction_id):
+        return {r.position: found[None] for r in data.tasks[instruction_id].instances}
+    return found
 
 
 def _sources(found: PromptSources | None) -> list[list[Any]] | None:

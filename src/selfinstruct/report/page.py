@@ -34,6 +34,7 @@ def render(
     """The page for one run (and the runs it is compared with, shown side by side)."""
     body = [
         sections.overview(report),
+        sections.quality(report),
         sections.diversity(report),
         sections.similarity(report),
         sections.lengths(report),
@@ -50,6 +51,7 @@ def render(
         header=sections.header(report),
         sections="\n".join(body),
         compare_link='<a href="#compare">Compare</a>' if compared else "",
+        quality_link='<a href="#quality">Quality</a>' if 'id="quality"' in "".join(body) else "",
         data=pack(records),
         script=asset("report.js"),
     )

@@ -99,6 +99,63 @@ def overview(report: dict[str, Any]) -> str:
     return section("overview", "Statistics (Table 1)", body, note)
 
 
+QUALITY_ROWS = (
+    ("instruction", "Valid instruction (the instruction describes a valid task)"),
+    ("input", "Appropriate input"),
+    ("output", "Correct output (a correct and acceptable response)"),
+    ("all three", "All three fields valid"),
+    ("rating A", "Rating A: valid and satisfying"),
+    ("rating B", "Rating B: acceptable, minor imperfections"),
+    ("rating C", "Rating C: responsive, significant errors"),
+    ("rating D", "Rating D: irrelevant or invalid"),
+)
+QUALITY_GROUPS = ("all", "classification", "non-classification")
+
+
+def _share(cell: dict[str, Any]) -> str:
+    if not cell["n"]:
+        return "–"
+    interval = f"[{cell['low']:.1f}, {cell['high']:.1f}], n={cell['n']:,}"
+    return f"{cell['percent']:.1f}% <small>{interval}</small>"
+
+
+def quality(report: dict[str, Any]) -> str:
+    """The paper's Table 2 from the judge's answers, label agreement, and the quality
+    screen's drops (only what the run's settings turned on)."""
+    parts, notes = [], []
+    found = report.get("quality")
+    if found:
+        groups, paper = found["groups"], found["paper"]
+        rows = [
+            (
+                escape(label),
+                *(_share(groups[g][key]) for g in QUALITY_GROUPS),
+                number(paper.get(key)),
+            )
+            for key, label in QUALITY_ROWS
+        ]
+        head = ("Question", "All", "Classification", "Non-classification", "Paper (%)")
+        parts.append(table(head, rows, "quality"))
+        notes.append(
+            f"The paper's Table 2 for this run, from the judge {escape(found['judge'])}: the share "
+            "of judged instances (95% Wilson interval, n judged) answered yes; "
+            f"{found['unparseable']:,} judge answers could not be read and are left out."
+        )
+    agreement = report.get("label_agreement")
+    if agreement and agreement["n"]:
+        parts.append(
+            f"<p>Label consistency: the input-first label agrees with the output-first one for "
+            f"{_share(agreement)} of readable answers ({agreement['unreadable']:,} unreadable).</p>"
+        )
+    screened = report.get("screened") or {}
+    if screened:
+        items = ", ".join(f"{escape(k)} {number(v)}" for k, v in screened.items())
+        parts.append(f"<p>Dropped by the quality screen: {items} (see quality_drops.jsonl).</p>")
+    if not parts:
+        return ""
+    return section("quality", "Quality (Table 2)", "".join(parts), " ".join(notes))
+
+
 def diversity(report: dict[str, Any]) -> str:
     d = report["diversity"]
     if not d["available"]:

@@ -4,6 +4,7 @@ tokens, cost and time, then details and warnings."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 
 from selfinstruct.config import PricingSettings
 from selfinstruct.reporting.cost import cost, priced
@@ -53,18 +54,29 @@ def format_summary(stats: StageStats, pricing: PricingSettings | None = None) ->
     return "\n".join(lines)
 
 
-def format_total(stages: list[StageStats], pricing: PricingSettings | None = None) -> str:
-    """One line over a whole invocation: what was spent and what the dataset holds."""
+def format_total(
+    stages: list[StageStats], pricing: Mapping[str, PricingSettings] | None = None
+) -> str:
+    """One line over a whole invocation: what was spent (each stage at its own prices, by
+    stage name) and what the dataset holds."""
     requests = sum(s.requests for s in stages)
     cached = sum(s.cached for s in stages)
     tokens_in = sum(s.prompt_tokens for s in stages)
     tokens_out = sum(s.completion_tokens for s in stages)
     seconds = sum(s.seconds for s in stages)
     kept = ", ".join(f"{s.stage} {s.verb} {s.kept} {s.unit}" for s in stages)
+    prices = [pricing.get(s.stage) for s in stages] if pricing else []
+    spent = ""
+    if any(p is not None and priced(p) for p in prices):
+        total = sum(
+            cost(p, s.prompt_tokens, s.completion_tokens)
+            for s, p in zip(stages, prices, strict=True)
+            if p is not None
+        )
+        spent = f", cost ${total:.4f}"
     return (
         f"[total] {kept}; requests {requests} (+{cached} from cache), "
-        f"tokens {tokens_in} in / {tokens_out} out{_cost(pricing, tokens_in, tokens_out)}, "
-        f"{seconds:.1f}s"
+        f"tokens {tokens_in} in / {tokens_out} out{spent}, {seconds:.1f}s"
     )
 
 

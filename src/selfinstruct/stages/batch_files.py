@@ -20,7 +20,8 @@ from selfinstruct.stages.per_instruction import StagePlan
 
 def write_batch(ctx: RunContext, plan: StagePlan[Any], path: Path) -> int:
     """Write every pending request of the stage; returns how many (cached ones skipped)."""
-    backend_id, model = ctx.backend_id(), ctx.model_name()
+    stage = plan.stats.stage
+    backend_id, model = ctx.backend_id(stage), ctx.model_name(stage)
     lines = []
     for request in plan.pending_requests():
         key = request.key(backend_id)
@@ -32,7 +33,7 @@ def write_batch(ctx: RunContext, plan: StagePlan[Any], path: Path) -> int:
 
 def read_batch(ctx: RunContext, plan: StagePlan[Any], path: Path) -> Counter[str]:
     """Store the successful results of a batch output file; count what happened to each line."""
-    backend_id = ctx.backend_id()
+    backend_id = ctx.backend_id(plan.stats.stage)
     pending = {request.key(backend_id): request for request in plan.pending_requests()}
     counts: Counter[str] = Counter()
     with ctx.store.transaction():

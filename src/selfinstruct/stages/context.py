@@ -25,26 +25,38 @@ class RunContext:
     templates: TemplateSet
     seeds: list[SeedTask]
     quiet: bool = False
-    _llm: LLM | None = field(default=None, repr=False)
+    # Stages answered by a model of their own (the judge), by stage name.
+    models: dict[str, ModelChoice] = field(default_factory=dict)
+    _llms: dict[str, LLM] = field(default_factory=dict, repr=False)
 
     @property
     def choice(self) -> ModelChoice:
         """The backend and model the run's settings name."""
         return ModelChoice.of(self.config.backend, self.config.model, self.config.sections)
 
+    def choice_for(self, stage: str) -> ModelChoice:
+        """The backend and model that answer a stage's requests."""
+        return self.models.get(stage) or self.choice
+
     @property
     def llm(self) -> LLM:
-        if self._llm is None:
-            self._llm = self.choice.create()
-        return self._llm
+        return self.llm_for("")
 
-    def model_name(self) -> str:
-        return self.choice.model_name()
+    def llm_for(self, stage: str) -> LLM:
+        """The stage's backend, created once (stages with the same model share it)."""
+        choice = self.choice_for(stage)
+        key = f"{choice.cache_identity()}|{choice.settings!r}"
+        if key not in self._llms:
+            self._llms[key] = choice.create()
+        return self._llms[key]
+
+    def model_name(self, stage: str = "") -> str:
+        return self.choice_for(stage).model_name()
 
     def model_label(self) -> str:
         return self.choice.label()
 
-    def request_seed(self, stage: str, index: int) -> int:
+    def request_seed(self, stage: str, index: int | str) -> int:
         """A per-request sampling seed derived from the run's random seed."""
         blob = f"{self.config.random_seed}:{stage}:{index}".encode()
         return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") >> 1
@@ -60,7 +72,7 @@ class RunContext:
         the moment it arrives (and shown on the progress bar). Returns (cache key,
         completion) pairs in request order, with None for a request that failed for good
         (counted in stats)."""
-        backend_id = self.backend_id()
+        backend_id = self.backend_id(stage)
         keys = [request.key(backend_id) for request in requests]
         found: dict[str, Completion | None] = {key: self.store.cached(key) for key in keys}
         missing = [(k, r) for k, r in zip(keys, requests, strict=True) if found[k] is None]
@@ -84,9 +96,10 @@ class RunContext:
                 progress.show_counts()
 
         if missing:
-            before = Counter(self.llm.counters)
-            self.llm.stream([r for _, r in missing], on_result)
-            after = Counter(self.llm.counters)
+            llm = self.llm_for(stage)
+            before = Counter(llm.counters)
+            llm.stream([r for _, r in missing], on_result)
+            after = Counter(llm.counters)
             stats.notes.update(
                 {f"http_{k}" if k[0].isdigit() else k: v for k, v in (after - before).items()}
             )
@@ -95,7 +108,7 @@ class RunContext:
     def request(
         self,
         stage: str,
-        index: int,
+        index: int | str,
         prompt: Prompt,
         settings: RequestSettings,
         stop: Sequence[str],
@@ -105,24 +118,38 @@ class RunContext:
     ) -> Request:
         """A request with the stage's decoding settings, the given stop sequences and a
         per-request seed."""
-        return Request(
-            prompt=prompt.text,
-            messages=prompt.messages,
-            max_tokens=settings.max_tokens if max_tokens is None else max_tokens,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            presence_penalty=settings.presence_penalty,
-            frequency_penalty=settings.frequency_penalty,
-            stop=tuple(stop),
-            seed=self.request_seed(stage, index),
-            task=task or stage,
-        )
+        seed = self.request_seed(stage, index)
+        return settings_request(prompt, settings, stop, seed, task or stage, max_tokens)
 
-    def backend_id(self) -> str:
-        """Identifies the model answering (part of every cache key), without loading it."""
-        return self.choice.cache_identity()
+    def backend_id(self, stage: str = "") -> str:
+        """Identifies the model answering a stage (part of every cache key), without
+        loading it."""
+        return self.choice_for(stage).cache_identity()
 
     def close(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+        llms, self._llms = list(self._llms.values()), {}
+        for llm in llms:
+            llm.close()
+
+
+def settings_request(
+    prompt: Prompt,
+    settings: RequestSettings,
+    stop: Sequence[str],
+    seed: int | None,
+    task: str,
+    max_tokens: int | None = None,
+) -> Request:
+    """A request for a prompt with a stage's decoding settings."""
+    return Request(
+        prompt=prompt.text,
+        messages=prompt.messages,
+        max_tokens=settings.max_tokens if max_tokens is None else max_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        presence_penalty=settings.presence_penalty,
+        frequency_penalty=settings.frequency_penalty,
+        stop=tuple(stop),
+        seed=seed,
+        task=task,
+    )

@@ -25,24 +25,21 @@ def fingerprints(
     model_record: dict[str, Any] | None = None,
 ) -> dict[str, dict]:
     """Per generating stage: what its records depend on. model_record: what the backend's
-    preflight learnt about the model (its sha256)."""
-    common: dict[str, Any] = {
-        "backend": config.backend,
-        "model": choice.model_name(),
-        "prompt_style": config.prompt_style,
-        "random_seed": config.random_seed,
-        **choice.fingerprint(),
-    }
+    preflight learnt about the run's model (its sha256). A stage with a model of its own (the
+    judge) depends on that model instead."""
+    common: dict[str, Any] = _model_part(choice, config.prompt_style, config.random_seed)
     if model_record and model_record.get("sha256"):
         common["model_sha256"] = model_record["sha256"]
     result = {}
     for stage in generating_stages():
+        style = stage.style(config)
         settings = dataclasses.asdict(config.section(stage.name)) if stage.settings else {}
         for key in stage.runtime_only:
             settings.pop(key)
+        own = stage.model is not None
         result[stage.name] = {
-            **common,
-            "templates": templates.fingerprint(config.prompt_style, stage.templates),
+            **(_model_part(stage.choice(config), style, config.random_seed) if own else common),
+            "templates": templates.fingerprint(style, stage.templates),
             **{f"{stage.name}.{k}": v for k, v in settings.items()},
         }
         if stage.depends_on_seeds:
@@ -50,10 +47,23 @@ def fingerprints(
     return result
 
 
+def _model_part(choice: ModelChoice, style: str, random_seed: int) -> dict[str, Any]:
+    return {
+        "backend": choice.name,
+        "model": choice.model_name(),
+        "prompt_style": style,
+        "random_seed": random_seed,
+        **choice.fingerprint(),
+    }
+
+
 def check_fingerprints(store: RunStore, current: dict[str, dict]) -> None:
-    """Refuse settings that would change records already generated."""
+    """Refuse settings that would change records already generated (a versioned stage keeps
+    records per fingerprint, so any change is allowed there)."""
     stored = store.get_meta("fingerprints") or {}
     for stage, now in current.items():
+        if get_stage(stage).versioned:
+            continue
         before = stored.get(stage)
         if before:
             before = {**_added_since(stage, before, now), **before}

@@ -63,7 +63,8 @@ def run_plan(ctx: RunContext, plan: StagePlan[Row]) -> StageStats:
     done = set(plan.done)
     windows = plan.windows()
     pending = _pending(windows, done)
-    per_wave = windows_per_wave(ctx.llm.concurrency, plan.batch_size) if pending else 1
+    concurrency = ctx.llm_for(stats.stage).concurrency if pending else 1  # loads no idle model
+    per_wave = windows_per_wave(concurrency, plan.batch_size)
     progress = Progress(stats, len(rows), len(done & {r.id for r in rows}), quiet=ctx.quiet)
     try:
         for _ in range(PASSES):

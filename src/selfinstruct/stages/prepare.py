@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,11 @@ from selfinstruct.exporters import FORMATS, Example, PromptCompletion
 from selfinstruct.exporters.card import card_problems
 from selfinstruct.exporters.jsonl import write_jsonl
 from selfinstruct.exporters.records import Provenance
-from selfinstruct.filters.instance import filter_instances
+from selfinstruct.filters.instance import instance_verdicts
+from selfinstruct.filters.screen import Drop, Screen
 from selfinstruct.prompts import TemplateSet
+from selfinstruct.quality.contamination import Decontaminator, load_eval_tasks
+from selfinstruct.quality.judgment import Criteria, check_choices
 from selfinstruct.reporting.funnel import (
     empty_dataset_message,
     prepared_counts,
@@ -24,6 +28,8 @@ from selfinstruct.reporting.funnel import (
 )
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.seeds.task import SeedTask
+from selfinstruct.similarity.tokenize import get_tokenizer
+from selfinstruct.stages import judge, relabel
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.dataset_card import write_run_card
 from selfinstruct.stages.finetune_format import augment_input, encode
@@ -34,6 +40,7 @@ from selfinstruct.stages.stage import Stage
 STAGE = "prepare"
 FINETUNE_DIR = "finetuning_data"
 EXPORT_DIR = "exports"
+QUALITY_DROPS = "quality_drops.jsonl"
 
 
 @dataclass
@@ -54,6 +61,18 @@ class PrepareSettings:
     # (a spaCy parse of every instruction, when the report extra is installed).
     report: bool = True
     report_verbs: bool = True
+    # The judge's verdicts, when a judge is set: the worst rating kept (A best; empty: any)
+    # and the questions that must be answered yes (instruction, input, output).
+    judge_min_rating: str = "B"
+    judge_require: list[str] = field(default_factory=list)
+    # Decontamination against evaluation tasks (the paper's user-oriented format; none
+    # given: our packaged evaluation tasks): an instruction with ROUGE-L above
+    # `decontaminate_rouge` to an evaluation instruction, or an instance sharing
+    # `decontaminate_ngram` consecutive words with an evaluation task.
+    decontaminate: bool = True
+    decontaminate_files: list[str] = field(default_factory=list, metadata={"paths": True})
+    decontaminate_rouge: float = 0.7
+    decontaminate_ngram: int = 13
 
     def problems(self) -> Any:
         if self.max_instances_per_task < 1:
@@ -61,6 +80,11 @@ class PrepareSettings:
         if not 0.0 <= self.field_removal_probability <= 1.0:
             yield "field_removal_probability", "must be between 0 and 1"
         yield from card_problems(self.license, self.language, self.dataset_name)
+        yield from check_choices(self.judge_min_rating, self.judge_require)
+        if not 0.0 < self.decontaminate_rouge <= 1.0:
+            yield "decontaminate_rouge", "must be above 0 and at most 1"
+        if self.decontaminate_ngram < 1:
+            yield "decontaminate_ngram", "must be >= 1"
 
 
 @dataclass
@@ -68,6 +92,7 @@ class PreparedData:
     generated: list[Example] = field(default_factory=list)
     training: list[Example] = field(default_factory=list)
     encoded: list[PromptCompletion] = field(default_factory=list)
+    screened: list[Drop] = field(default_factory=list)  # what the quality screen dropped
 
     @property
     def task_count(self) -> int:
@@ -82,19 +107,30 @@ def build(
     templates: TemplateSet,
     stats: StageStats,
     provenance: Mapping[int, Provenance] | None = None,
+    screen: Screen | None = None,
 ) -> PreparedData:
-    """The dataset; with `provenance` (by instruction id) its examples carry their sources."""
+    """The dataset; with `provenance` (by instruction id) its examples carry their sources;
+    with a `screen`, its quality checks drop tasks and instances first."""
     settings: PrepareSettings = config.section(STAGE)
     rng = random.Random(f"{config.random_seed}:{STAGE}")
     data = PreparedData()
+    screen = screen or Screen()
+    considered = [t for t in tasks if not _left_out(t, settings)]
+    screen.check_instructions([(t.instruction_id, t.instruction) for t in considered])
     for task in tasks:
-        if settings.classification_tasks_only and not task.is_classification:
+        if _left_out(task, settings):
             stats.lose("tasks", "not_classification")
             continue
-        pairs = task.pairs
-        if not pairs:
+        if not task.pairs:
             stats.lose("tasks", "unparseable")
-        pairs = filter_instances(pairs, stats.dropped)
+        verdicts, drops = task_verdicts(task, screen)
+        data.screened += drops
+        if drops and drops[0].position is None:
+            stats.lose("tasks", drops[0].reason)
+        stats.dropped.update(reason for reason in verdicts if reason)
+        if "same_input_different_output" not in verdicts:
+            stats.dropped["duplicate"] += 0  # counted (as zero) whenever the task is kept
+        pairs = [pair for pair, v in zip(task.pairs, verdicts, strict=True) if v is None]
         if len(pairs) > settings.max_instances_per_task:
             stats.drop("over_task_cap", len(pairs) - settings.max_instances_per_task)
             pairs = rng.sample(pairs, settings.max_instances_per_task)
@@ -109,7 +145,7 @@ def build(
                 x.output,
                 seed_provenance(t) if provenance is not None else None,
             )
-            for t in seeds
+            for t in clean_seeds(seeds, screen, stats)
             for x in t.instances
         ]
     layouts = templates.finetune_layouts()
@@ -128,6 +164,110 @@ def build(
     stats.notes["tasks_kept"] = data.task_count
     stats.notes["examples_written"] = len(data.encoded)
     return data
+
+
+def clean_seeds(seeds: Sequence[SeedTask], screen: Screen, stats: StageStats) -> list[SeedTask]:
+    """The seed tasks whose instruction and instances pass decontamination (a seed set may
+    hold evaluation tasks too); the others are counted as seed tasks lost."""
+    if screen.decontaminator is None:
+        return list(seeds)
+    matched = screen.decontaminator.instruction_matches([t.instruction for t in seeds])
+    kept = []
+    for task, match in zip(seeds, matched, strict=True):
+        hit = match or next(
+            (
+                m
+                for x in task.instances
+                if (m := screen.decontaminator.instance_match(x.input, x.output))
+            ),
+            None,
+        )
+        if hit is None:
+            kept.append(task)
+        else:
+            stats.lose("seed tasks", "contaminated")
+    return kept
+
+
+def _left_out(task: ParsedTask, settings: PrepareSettings) -> bool:
+    """Whether prepare leaves the task out whole (only classification tasks wanted)."""
+    return settings.classification_tasks_only and not task.is_classification
+
+
+def task_verdicts(task: ParsedTask, screen: Screen) -> tuple[list[str | None], list[Drop]]:
+    """Each instance's drop reason before the per-task cap (None: kept), and the quality
+    screen's drops with their details: the screen first, then the paper's filters on what
+    the screen keeps."""
+    whole = screen.task_drop(task.instruction_id)
+    if whole is not None:
+        return [whole.reason] * len(task.instances), [whole]
+    drops = [screen.instance_drop(record) for record in task.instances]
+    verdicts: list[str | None] = [drop.reason if drop else None for drop in drops]
+    passed = [i for i, reason in enumerate(verdicts) if reason is None]
+    for i, reason in zip(passed, instance_verdicts([task.pairs[i] for i in passed]), strict=True):
+        verdicts[i] = reason
+    return verdicts, [drop for drop in drops if drop is not None]
+
+
+def write_quality_drops(ctx: RunContext, drops: Sequence[Drop]) -> Path:
+    """quality_drops.jsonl: every task and instance the quality screen dropped, with the
+    reason and its detail (the evaluation task matched, the judge's reasons...)."""
+    texts = {row.id: row.instruction for row in ctx.store.instructions()}
+    records = {r.id: r for rs in ctx.store.parsed_instances().values() for r in rs}
+    rows = []
+    for drop in drops:
+        record = records.get(f"{drop.instruction_id}.{drop.position}")
+        rows.append(
+            {
+                "instruction_id": drop.instruction_id,
+                "position": drop.position,
+                "instruction": texts.get(drop.instruction_id, ""),
+                "input": record.input if record else None,
+                "output": record.output if record else None,
+                "reason": drop.reason,
+                "detail": drop.detail,
+            }
+        )
+    path = ctx.store.run_dir / QUALITY_DROPS
+    write_jsonl(path, rows)
+    return path
+
+
+def describe_screen(drops: Sequence[Drop]) -> list[str]:
+    """Summary lines: the quality screen's drops by reason, with one example detail each."""
+    lines = []
+    for reason, count in Counter(drop.reason for drop in drops).most_common():
+        example = next(drop for drop in drops if drop.reason == reason)
+        lines.append(
+            f"{reason} {count}, e.g. instruction {example.instruction_id}: {example.detail}"
+        )
+    return lines
+
+
+def decontaminator_for(config: Config) -> Decontaminator | None:
+    """The evaluation tasks to decontaminate against (None: decontamination is off)."""
+    settings: PrepareSettings = config.section(STAGE)
+    if not settings.decontaminate:
+        return None
+    tasks = load_eval_tasks([Path(p) for p in settings.decontaminate_files])
+    tokenizer = get_tokenizer(config.section("bootstrap").tokenizer)
+    return Decontaminator(
+        tasks, settings.decontaminate_rouge, settings.decontaminate_ngram, tokenizer
+    )
+
+
+def screen_for(ctx: RunContext) -> Screen:
+    """The quality checks the run's settings turn on, with what they need from the store."""
+    settings: PrepareSettings = ctx.config.section(STAGE)
+    screen = Screen(
+        decontaminator=decontaminator_for(ctx.config),
+        criteria=Criteria(settings.judge_min_rating, tuple(settings.judge_require)),
+    )
+    if judge.enabled(ctx.config):
+        screen.judgments = ctx.store.judgments(judge.current_judge(ctx.store))
+    if relabel.enabled(ctx.config):
+        screen.relabels = ctx.store.relabels()
+    return screen
 
 
 def write_outputs(run_dir: Path, data: PreparedData) -> list[Path]:
@@ -164,7 +304,7 @@ def prepared_data(
     settings: PrepareSettings = ctx.config.section(STAGE)
     wanted = settings.provenance if provenance is None else provenance
     sources = instruction_provenance(ctx.store, ctx.config, ctx.seeds) if wanted else None
-    return build(tasks, ctx.seeds, ctx.config, ctx.templates, stats, sources)
+    return build(tasks, ctx.seeds, ctx.config, ctx.templates, stats, sources, screen_for(ctx))
 
 
 def run(ctx: RunContext, stats: StageStats) -> None:
@@ -177,6 +317,8 @@ def run(ctx: RunContext, stats: StageStats) -> None:
     if not data.generated:
         raise EmptyDatasetError(empty_dataset_message(funnel))
     stats.outputs += write_outputs(ctx.store.run_dir, data)
+    stats.outputs.append(write_quality_drops(ctx, data.screened))
+    stats.details += describe_screen(data.screened)
     stats.outputs.append(write_run_card(ctx, data, stats, ctx.store.run_dir / EXPORT_DIR))
     if warning := shortfall_warning(funnel):
         stats.warnings.append(warning)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from selfinstruct.errors import InputError
 from selfinstruct.llm.fake_answers import FakeAnswer
 from selfinstruct.prompts import TemplateSpec
-from selfinstruct.stages import bootstrap, classify, instances, prepare
+from selfinstruct.stages import bootstrap, classify, instances, judge, prepare, relabel
 from selfinstruct.stages.stage import Stage
 
 STAGES: tuple[Stage, ...] = (
     bootstrap.STAGE_DEF,
     classify.STAGE_DEF,
     instances.STAGE_DEF,
+    relabel.STAGE_DEF,
+    judge.STAGE_DEF,
     prepare.STAGE_DEF,
 )
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfinstruct.config import Config, PricingSettings
+from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.fake_answers import FakeAnswer
 from selfinstruct.prompts import TemplateSpec
 from selfinstruct.reporting.stats import StageStats
@@ -56,6 +58,30 @@ class Stage:
     after: Callable[[RunContext, StageStats], list[Path]] | None = None
     creates_run: bool = False  # its command may start a new run directory
     generates: bool = True  # sends requests (so the backend is checked before it runs)
+    # Whether `run` runs it (None: always); a stage that is off can still be run by name.
+    enabled: Callable[[Config], bool] | None = None
+    # A model of its own (the judge), with its prompt style and prices; None: the run's.
+    model: Callable[[Config], ModelChoice] | None = None
+    prompt_style: Callable[[Config], str] | None = None
+    pricing: Callable[[Config], PricingSettings] | None = None
+    # Its records are kept per fingerprint: new settings (a new judge) add records beside
+    # the old ones instead of being refused, and never touch other stages' records.
+    versioned: bool = False
+
+    def active(self, config: Config) -> bool:
+        return self.enabled is None or self.enabled(config)
+
+    def choice(self, config: Config) -> ModelChoice:
+        """The backend and model that answer its requests."""
+        if self.model is not None:
+            return self.model(config)
+        return ModelChoice.of(config.backend, config.model, config.sections)
+
+    def style(self, config: Config) -> str:
+        return self.prompt_style(config) if self.prompt_style else config.prompt_style
+
+    def prices(self, config: Config) -> PricingSettings:
+        return self.pricing(config) if self.pricing else config.pricing
 
     def new_stats(self) -> StageStats:
         return StageStats(self.name, unit=self.unit, verb=self.verb)

@@ -13,6 +13,7 @@ from typing import Any
 
 from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
+from selfinstruct.quality.judgment import QUESTIONS, Judgment
 from selfinstruct.seeds.task import Instance, SeedTask
 from selfinstruct.store.lock import RunLock
 from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, applied, migrate, now
@@ -379,6 +380,67 @@ class RunStore:
             found.setdefault(row[0], []).append(InstanceRecord(*row))
         return found
 
+    # -- quality records --------------------------------------------------------------------
+    @property
+    def has_quality(self) -> bool:
+        """The schema has judgments and relabels (an older run opened read-only may not)."""
+        return "0004_quality" in self.migrations
+
+    def put_judgment(self, record: InstanceRecord, judge: str, key: str, found: Judgment) -> None:
+        answers = [_flag(found.answers.get(q)) for q in QUESTIONS]
+        self.db.execute(
+            "INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.instruction_id,
+                record.position,
+                judge,
+                key,
+                *answers,
+                found.rating,
+                json.dumps(found.reasons, ensure_ascii=False, sort_keys=True),
+            ),
+        )
+
+    def judgments(self, judge: str) -> dict[str, Judgment]:
+        """One judge's judgments by instance id ("<instruction id>.<position>")."""
+        if not self.has_quality:
+            return {}
+        rows = self.db.execute(
+            "SELECT instruction_id, position, instruction_ok, input_ok, output_ok, rating, "
+            "reasons FROM judgments WHERE judge = ?",
+            (judge,),
+        )
+        return {
+            f"{row[0]}.{row[1]}": Judgment(
+                {q: _bool(v) for q, v in zip(QUESTIONS, row[2:5], strict=True)},
+                row[5],
+                json.loads(row[6]),
+            )
+            for row in rows
+        }
+
+    def judge_counts(self) -> dict[str, int]:
+        """Judgments stored per judge (every judge the run has had)."""
+        if not self.has_quality:
+            return {}
+        rows = self.db.execute("SELECT judge, COUNT(*) FROM judgments GROUP BY judge")
+        return dict(rows.fetchall())
+
+    def put_relabel(
+        self, record: InstanceRecord, key: str, answer: str, agrees: bool | None
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO relabels VALUES (?, ?, ?, ?, ?)",
+            (record.instruction_id, record.position, key, answer, _flag(agrees)),
+        )
+
+    def relabels(self) -> dict[str, tuple[str, bool | None]]:
+        """The input-first label of each instance asked about: (answer, agrees), by id."""
+        if not self.has_quality:
+            return {}
+        rows = self.db.execute("SELECT instruction_id, position, answer, agrees FROM relabels")
+        return {f"{row[0]}.{row[1]}": (row[2], _bool(row[3])) for row in rows}
+
     def mean_usage(self, stage: str) -> tuple[float, float] | None:
         """Mean (prompt, completion) tokens of this stage's stored responses with usage."""
         row = self.db.execute(
@@ -389,7 +451,14 @@ class RunStore:
         return (row[0], row[1]) if row and row[0] is not None else None
 
     def count(self, table: str) -> int:
-        if table not in {"labels", "instances", "candidates", "responses", "parsed_instances"}:
+        if table not in {
+            "labels",
+            "instances",
+            "candidates",
+            "responses",
+            "parsed_instances",
+            "relabels",
+        }:
             raise ValueError(table)
         return self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
@@ -473,3 +542,11 @@ class RunStore:
             "completion_tokens",
         )
         return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _bool(value: int | None) -> bool | None:
+    return None if value is None else bool(value)

@@ -71,10 +71,30 @@ PROMPT_SOURCES = """
         );
 """
 
+# Per-instance quality records. `judgments`: a judge's answers to the paper's three review
+# questions (1 yes, 0 no, NULL unreadable) and its A/B/C/D rating, one row per instance and
+# judge (`judge`: a hash of what the judge's answers depend on), so a new judge adds rows and
+# never replaces another's. `relabels`: the generator's input-first label of each instance of
+# a classification task, and whether it agrees with the output-first one (NULL: unreadable).
+QUALITY = """
+        CREATE TABLE judgments (
+            instruction_id INTEGER NOT NULL REFERENCES instructions(id),
+            position INTEGER NOT NULL, judge TEXT NOT NULL, response_key TEXT NOT NULL,
+            instruction_ok INTEGER, input_ok INTEGER, output_ok INTEGER, rating TEXT,
+            reasons TEXT NOT NULL, PRIMARY KEY (instruction_id, position, judge)
+        );
+        CREATE TABLE relabels (
+            instruction_id INTEGER NOT NULL REFERENCES instructions(id),
+            position INTEGER NOT NULL, response_key TEXT NOT NULL, answer TEXT NOT NULL,
+            agrees INTEGER, PRIMARY KEY (instruction_id, position)
+        );
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_initial", INITIAL),
     ("0002_parsed_instances", PARSED_INSTANCES),
     ("0003_prompt_sources", PROMPT_SOURCES),
+    ("0004_quality", QUALITY),
 ]
 
 

@@ -46,8 +46,10 @@ class FakeLLM(LLM):
 
 @cache
 def _answers() -> tuple[FakeAnswer, ...]:
-    """The judge's answers first (its prompts quote tasks), then the stages' in run order."""
-    return (*JUDGE_ANSWERS, *fake_answers())
+    """The evaluation judge's and the stages' answers, the longest (most specific) markers
+    first: prompts that quote generated text (a judge's) may contain a shorter marker."""
+    found = (*JUDGE_ANSWERS, *fake_answers())
+    return tuple(sorted(found, key=lambda answer: -len(answer.marker)))
 
 
 @cache

@@ -195,9 +195,12 @@
   function instructionDetail(r) {
     const parts = [block("Instruction", pre(r.text))];
     if (r.raw != null) parts.push(block("Classification answer", pre(r.raw)));
-    const verdict = (why) => el("span", { class: why ? "tag dropped" : "tag kept", text: why || "kept" });
+    const verdict = (why, detail) => {
+      const tag = el("span", { class: why ? "tag dropped" : "tag kept", text: why || "kept" });
+      return detail ? el("span", {}, tag, el("span", { class: "detail", text: ` ${detail}` })) : tag;
+    };
     parts.push(block(`Instances (${r.kept} of ${r.instances.length} kept)`,
-      r.instances.length ? smallTable(["Input", "Output", "Prepare"], r.instances.map((x) => [pre(x[0] || "(empty)"), pre(x[1]), verdict(x[2])])) : el("p", { text: "No instance parsed (or not generated yet)." })));
+      r.instances.length ? smallTable(["Input", "Output", "Prepare"], r.instances.map((x) => [pre(x[0] || "(empty)"), pre(x[1]), verdict(x[2], x[3])])) : el("p", { text: "No instance parsed (or not generated yet)." })));
     if (r.seedIdx >= 0) {
       const s = data.seeds[r.seedIdx];
       parts.push(block("Most similar seed", el("p", { text: `${fixed(r.seed)}  ${s[0]}: ${s[1]}` })));

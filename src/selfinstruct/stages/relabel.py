@@ -1,0 +1,153 @@
+"""Label consistency (off by default; `relabel.enabled = true` or --relabel): the generator
+labels each input of a classification task the ordinary way (input first, choosing among the
+task's labels), and prepare drops the instances whose label disagrees with the output-first
+one as `label_disagrees`. Answers naming no label, or several, are unreadable: counted and
+kept, never guessed."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from selfinstruct.config import Config, RequestSettings
+from selfinstruct.llm.base import Completion, Request
+from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
+from selfinstruct.prompts import TemplateSpec
+from selfinstruct.quality.consistency import agrees, label_set
+from selfinstruct.quality.table2 import Share
+from selfinstruct.reporting.stats import StageStats
+from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.parse import ParsedTask, parsed_tasks
+from selfinstruct.stages.per_instruction import StagePlan, run_plan
+from selfinstruct.stages.stage import Estimate, Stage
+from selfinstruct.store.run_store import InstanceRecord, RunStore
+
+STAGE = "relabel"
+TEMPLATE = TemplateSpec("relabel", frozenset({"instruction", "labels", "input"}))
+NO_INPUT = "(none)"
+UNREADABLE = "unreadable"
+
+
+@dataclass
+class RelabelSettings(RequestSettings):
+    """Label consistency of classification instances (asks the run's model)."""
+
+    enabled: bool = False
+    max_tokens: int = 16
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from super().problems()
+
+
+def enabled(config: Config) -> bool:
+    return bool(config.section(STAGE).enabled)
+
+
+def request_stops(style: str, settings: RequestSettings) -> list[str]:
+    return settings.stop if settings.stop is not None else ["\n"]
+
+
+def classification_tasks(store: RunStore, style: str) -> list[ParsedTask]:
+    return [task for task in parsed_tasks(store, style) if task.is_classification]
+
+
+def run(ctx: RunContext, stats: StageStats) -> None:
+    run_plan(ctx, plan(ctx, stats))
+    stats.details.append(describe_agreement(ctx.store))
+
+
+def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstanceRecord]:
+    settings: RelabelSettings = ctx.config.section(STAGE)
+    style = ctx.config.prompt_style
+    tasks = classification_tasks(ctx.store, style)
+    by_id = {task.instruction_id: task for task in tasks}
+    labels = {task.instruction_id: label_set([r.output for r in task.instances]) for task in tasks}
+    stop = request_stops(style, settings)
+
+    def make_requests(
+        window: Sequence[InstanceRecord], batch: Sequence[InstanceRecord]
+    ) -> list[Request]:
+        requests = []
+        for record in batch:
+            prompt = ctx.templates.render(
+                style,
+                TEMPLATE,
+                instruction=by_id[record.instruction_id].instruction.strip(),
+                labels=", ".join(labels[record.instruction_id]),
+                input=record.input.strip() or NO_INPUT,
+            )
+            requests.append(
+                ctx.request(STAGE, record.id, prompt, settings, stop, task=TEMPLATE.name)
+            )
+        return requests
+
+    def record(row: InstanceRecord, key: str, answer: Completion) -> str | None:
+        verdict = agrees(answer.text, row.output, labels[row.instruction_id])
+        ctx.store.put_relabel(row, key, answer.text, verdict)
+        if verdict is None:
+            stats.notes[UNREADABLE] += 1  # kept: an unreadable answer is no disagreement
+        return None
+
+    rows = [record for task in tasks for record in task.instances]
+    done: set[Hashable] = set(ctx.store.relabels())
+    return StagePlan(stats, rows, done, settings.request_batch_size, make_requests, record)
+
+
+def agreement(store: RunStore) -> dict[str, Any]:
+    """How often the input-first label agrees with the output-first one: over readable
+    answers, with a 95% interval; unreadable answers counted apart."""
+    verdicts = [agreed for _, agreed in store.relabels().values()]
+    readable = [v for v in verdicts if v is not None]
+    share = Share(sum(readable), len(readable))
+    return {**share.as_dict(), "unreadable": len(verdicts) - len(readable)}
+
+
+def describe_agreement(store: RunStore) -> str:
+    found = agreement(store)
+    if not found["n"]:
+        return f"label agreement: no readable answer ({found['unreadable']} unreadable)"
+    return (
+        f"label agreement: {found['percent']:.1f}% [{found['low']:.1f}, {found['high']:.1f}] "
+        f"({found['yes']} of {found['n']} readable answers agree with the output-first "
+        f"label; {found['unreadable']} unreadable, kept)"
+    )
+
+
+def estimate(store: RunStore | None, target: int) -> Estimate:
+    """One request per instance of a classification task not asked about yet."""
+    if store is None or not store.count("parsed_instances"):
+        return Estimate(0, "after instances: one per classification instance")
+    pending = sum(len(t.instances) for t in classification_tasks(store, "completion"))
+    return Estimate(pending - store.count("relabels"), "one per classification instance")
+
+
+def fake_answer(text: FakeText, request: Request) -> str:
+    """One of the listed labels (so agreement is a matter of chance), now and then a
+    sentence naming none."""
+    found = [line for line in prompt_text(request).splitlines() if line.startswith("Labels:")]
+    options = [x.strip() for x in found[-1].removeprefix("Labels:").split(",")] if found else []
+    if not options or text.rng.random() < 0.05:
+        return f" {text.sentence()}"
+    return f" {text.rng.choice(options)}"
+
+
+STAGE_DEF = Stage(
+    name=STAGE,
+    help="Ask the model to label each classification input the ordinary way (input first) "
+    "and record whether it agrees (off unless relabel.enabled, --relabel).",
+    run=run,
+    unit="instances",
+    verb="relabelled",
+    settings=RelabelSettings,
+    templates=(TEMPLATE,),
+    stops=request_stops,
+    runtime_only=frozenset({"enabled"}),
+    records=lambda store: store.count("relabels") if store.has_quality else 0,
+    plan=plan,
+    estimate=estimate,
+    sample_template=TEMPLATE,
+    assumed_output_tokens=3.0,
+    fake_answers=(FakeAnswer(TEMPLATE.name, fake_answer, marker="answer with the correct label"),),
+    enabled=enabled,
+)
