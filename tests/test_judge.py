@@ -354,3 +354,35 @@ def test_the_python_api_runs_a_judge_and_reads_its_judgments(tmp_path: Path) -> 
     assert len(found) == len(run.instances()) == stats["judge"].kept
     quality = run.quality()["quality"]
     assert quality["groups"]["all"]["all three"]["n"] == sum(j.readable for j in found.values())
+
+
+def test_table2_in_the_report_and_the_dataset_card(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cli(
+        "run",
+        "--backend",
+        "fake",
+        "--num-instructions",
+        "20",
+        "--out",
+        run,
+        *FAKE_JUDGE,
+        "--relabel",
+        "--set",
+        "prepare.report_verbs=false",
+        "--quiet",
+    )
+    numbers = json.loads((run / "run.json").read_text())
+    report = json.loads((run / "report.json").read_text())
+    assert report["quality"] == numbers["quality"]
+    assert report["label_agreement"] == numbers["label_agreement"]
+    assert (
+        report["screened"]["judge_rejected"]
+        == last_stats(run, "prepare")["dropped"]["judge_rejected"]
+    )
+    page = (run / "report.html").read_text()
+    assert 'id="quality"' in page and "Valid instruction" in page
+    card = (run / "exports" / "README.md").read_text()
+    every = numbers["quality"]["groups"]["all"]["all three"]
+    assert f"| all three valid | {every['percent']:.1f}% [" in card
+    assert "reviewed by `judge-1`" in card and "Label consistency" in card

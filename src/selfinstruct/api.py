@@ -40,7 +40,6 @@ from selfinstruct.pipeline import (
     estimate_run,
     open_run,
     open_view,
-    quality_numbers,
     run_stage,
 )
 from selfinstruct.prompts import TemplateSet
@@ -63,6 +62,7 @@ from selfinstruct.stages.prepare import (
     write_outputs,
 )
 from selfinstruct.stages.provenance import NO_SOURCES, prompt_sources
+from selfinstruct.stages.quality import quality_numbers
 from selfinstruct.stages.registry import STAGES, get_stage
 from selfinstruct.stages.stage import Stage
 from selfinstruct.store.run_store import PromptSources, RunStore

@@ -28,11 +28,11 @@ from selfinstruct.reporting.stats import StageStats
 from selfinstruct.reporting.summary import print_summary
 from selfinstruct.seeds import SeedTask, load_seeds, seed_hash
 from selfinstruct.settings import Layers, explicit, layered
-from selfinstruct.stages import judge, relabel
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.fingerprint import check_fingerprints, fingerprints
 from selfinstruct.stages.parse import backfill
 from selfinstruct.stages.provenance import backfill_prompt_sources
+from selfinstruct.stages.quality import quality_numbers
 from selfinstruct.stages.registry import STAGES
 from selfinstruct.stages.stage import Stage
 from selfinstruct.store.run_store import RunStore
@@ -203,17 +203,6 @@ def write_run_file(ctx: RunContext) -> None:
             "config": config.to_dict(),
         },
     )
-
-
-def quality_numbers(store: RunStore, config: Config) -> dict[str, Any]:
-    """The judge's Table 2 and the label agreement, for the checks that ran."""
-    found: dict[str, Any] = {}
-    table = judge.quality_of_run(store, config)
-    if table is not None:
-        found["quality"] = {"judge": judge.judge_choice(config).label(), **table.as_dict()}
-    if relabel.enabled(config) and store.has_quality and store.count("relabels"):
-        found["label_agreement"] = relabel.agreement(store)
-    return found
 
 
 def model_description(ctx: RunContext, model_record: dict[str, Any] | None) -> dict[str, Any]:

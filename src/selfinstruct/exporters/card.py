@@ -84,6 +84,10 @@ class CardData:
     dropped: Sequence[Dropped] = ()
     packaged_model: bool = False  # the embedded default model made the data
     software: str = ""
+    quality: str = ""  # markdown: the quality checks and the judge's Table 2
+
+
+NO_QUALITY = "No checks beyond the paper's filters."
 
 
 def card_problems(license: str, language: str, dataset_name: str) -> Iterator[tuple[str, str]]:
@@ -176,6 +180,7 @@ def _values(data: CardData) -> dict[str, str]:
         "settings": _settings(data.settings),
         "table1": _table1(data.table1),
         "dropped": _dropped(data.dropped),
+        "quality": data.quality or NO_QUALITY,
         "model_warning": PACKAGED_MODEL_WARNING if data.packaged_model else "",
         "software": data.software or "unknown",
     }

@@ -23,7 +23,7 @@ from selfinstruct.analysis.variety import variety
 from selfinstruct.analysis.verbs import VerbNouns, parse_verbs
 from selfinstruct.filters.screen import Drop, Screen
 from selfinstruct.parsing.labels import UNREADABLE, read_label
-from selfinstruct.pipeline import model_description, quality_numbers
+from selfinstruct.pipeline import model_description
 from selfinstruct.report.funnel import Step, excerpt, step
 from selfinstruct.reporting.cost import cost, priced
 from selfinstruct.seeds import seed_hash
@@ -33,6 +33,7 @@ from selfinstruct.stages.bootstrap import BootstrapSettings
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.parse import ParsedTask, parsed_tasks
 from selfinstruct.stages.provenance import prompt_sources
+from selfinstruct.stages.quality import quality_numbers
 from selfinstruct.store.run_store import InstructionRow, PromptSources
 from selfinstruct.store.schema import now
 from selfinstruct.version import __version__

@@ -16,6 +16,7 @@ from selfinstruct.reporting.funnel import run_funnel
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.seeds import seed_hash
 from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.quality import quality_numbers
 from selfinstruct.version import __version__
 
 if TYPE_CHECKING:  # prepare imports this module
@@ -42,8 +43,24 @@ CARD_SETTINGS = {
         "include_seed_tasks",
         "classification_tasks_only",
         "field_removal_probability",
+        "judge_min_rating",
+        "judge_require",
+        "decontaminate",
+        "decontaminate_rouge",
+        "decontaminate_ngram",
     ),
 }
+PACKAGED_EVAL = "the evaluation tasks packaged with selfinstruct"
+TABLE2_ROWS = (
+    ("instruction", "valid instruction", "92%"),
+    ("input", "appropriate input", "79%"),
+    ("output", "correct output", "58%"),
+    ("all three", "all three valid", "54%"),
+    ("rating A", "rating A", ""),
+    ("rating B", "rating B", ""),
+    ("rating C", "rating C", ""),
+    ("rating D", "rating D", ""),
+)
 STYLES = {
     "completion": "the paper's list continuation, for base models",
     "chat": "chat messages, for instruct models",
@@ -91,6 +108,7 @@ def run_card(ctx: RunContext, data: PreparedData, stats: StageStats) -> CardData
         name=store.run_dir.resolve().name,
         packaged_model=bool(model.get("packaged")),
         software=_software(store.get_meta("versions") or {}),
+        quality=quality_text(config, quality_numbers(store, config)),
     )
 
 
@@ -121,6 +139,7 @@ def imported_card(
         name=out.resolve().name,
         settings={"prepare": _section(config, "prepare")},
         software=f"Prepared with selfinstruct {__version__}.",
+        quality=quality_text(config, {}),
     )
 
 
@@ -135,6 +154,7 @@ def _card(
     settings: dict[str, dict[str, Any]] | None = None,
     packaged_model: bool = False,
     software: str = "",
+    quality: str = "",
 ) -> CardData:
     prepare = config.section("prepare")
     return CardData(
@@ -149,7 +169,69 @@ def _card(
         dropped=dropped,
         packaged_model=packaged_model,
         software=software,
+        quality=quality,
     )
+
+
+def quality_text(config: Config, numbers: dict[str, Any]) -> str:
+    """What the card says about decontamination, the judge (with the paper's Table 2) and
+    label consistency; empty when none of them ran."""
+    prepare = config.section("prepare")
+    lines = []
+    if prepare.decontaminate:
+        files = ", ".join(code(Path(f).name) for f in prepare.decontaminate_files)
+        lines.append(
+            f"- Decontaminated against {files or PACKAGED_EVAL}: instructions with ROUGE-L "
+            f"above {prepare.decontaminate_rouge} to an evaluation instruction, and instances "
+            f"sharing {prepare.decontaminate_ngram} consecutive words with an evaluation task, "
+            "were dropped."
+        )
+    agreement = numbers.get("label_agreement")
+    if agreement and agreement["n"]:
+        lines.append(
+            f"- Label consistency: the model's input-first label agreed with the output-first one "
+            f"for {agreement['percent']:.1f}% of {agreement['n']:,} classification instances; "
+            "those that disagreed were dropped."
+        )
+    found = numbers.get("quality")
+    if found:
+        criteria = (
+            f"rating {prepare.judge_min_rating} or better" if prepare.judge_min_rating else ""
+        )
+        if prepare.judge_require:
+            criteria += (" and " if criteria else "") + "yes to " + ", ".join(prepare.judge_require)
+        lines.append(
+            f"- Every instance was reviewed by {code(found['judge'])} with the paper's three "
+            f"questions and its A-D rating; prepare kept {criteria or 'every judged instance'}. "
+            "The review of all judged instances (before that filter; 95% intervals):"
+        )
+        lines += ["", _table2(found)]
+    else:
+        lines.append(
+            "- No model judged the instances (the paper's review questions and rating for "
+            "every instance: `selfinstruct judge --judge BACKEND[:MODEL]`)."
+        )
+    return "\n".join(lines)
+
+
+def _table2(found: dict[str, Any]) -> str:
+    groups = found["groups"]
+    rows = [
+        "| | all | classification | non-classification | the paper |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key, label, paper in TABLE2_ROWS:
+        cells = [_cell(groups[g][key]) for g in ("all", "classification", "non-classification")]
+        rows.append(f"| {label} | {' | '.join(cells)} | {paper} |")
+    if found["unparseable"]:
+        rows.append(f"\n{found['unparseable']:,} judge answers could not be read; left out.")
+    return "\n".join(rows)
+
+
+def _cell(share: dict[str, Any]) -> str:
+    if not share["n"]:
+        return "–"
+    return f"{share['percent']:.1f}% [{share['low']:.1f}, {share['high']:.1f}] (n={share['n']:,})"
 
 
 def _style(style: str) -> str:
