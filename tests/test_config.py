@@ -81,8 +81,9 @@ language = "de"
 dataset_name = "My dataset"
 report = false
 report_verbs = false
-judge_min_rating = "A"
-judge_require = ["output"]
+min_rating = "A"
+require_yes = ["output"]
+keep_unjudged = true
 decontaminate = false
 decontaminate_files = ["evals/tasks.jsonl"]
 decontaminate_rouge = 0.8
@@ -217,7 +218,7 @@ def test_full_valid_config(tmp_path: Path) -> None:
         p.end_of_text,
     ) == (3, True, True, 0.25, "</s>")
     assert (p.report, p.report_verbs) == (False, False)
-    assert (p.judge_min_rating, p.judge_require, p.decontaminate) == ("A", ["output"], False)
+    assert (p.min_rating, p.require_yes, p.decontaminate) == ("A", ["output"], False)
     assert p.decontaminate_files == ["evals/tasks.jsonl"]  # made absolute by layering
     assert (p.decontaminate_rouge, p.decontaminate_ngram) == (0.8, 8)
     assert (config.relabel.enabled, config.relabel.max_tokens) == (True, 8)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -122,9 +124,9 @@ def test_required_answers_filter_without_a_rating(tmp_path: Path) -> None:
         "--set",
         "prepare.decontaminate=false",
         "--set",
-        'prepare.judge_min_rating=""',
+        'prepare.min_rating=""',
         "--set",
-        'prepare.judge_require=["output", "input"]',
+        'prepare.require_yes=["output", "input"]',
     )
     judged = [r for r in judgments(run) if readable(r)]
     failing = [r for r in judged if r[5] == 0 or r[4] == 0]
@@ -385,4 +387,118 @@ def test_table2_in_the_report_and_the_dataset_card(tmp_path: Path) -> None:
     card = (run / "exports" / "README.md").read_text()
     every = numbers["quality"]["groups"]["all"]["all three"]
     assert f"| all three valid | {every['percent']:.1f}% [" in card
-    assert "reviewed by `judge-1`" in card and "Label consistency" in card
+    assert "reviewed by `fake:judge-1`" in card and "Label consistency" in card
+
+
+KILL_ARGS = ["--backend", "fake", "--num-instructions", "400", "--random-seed", "3", "-q"]
+KILL_ARGS += ["--judge", "fake:judge-1", "--relabel", "--set", "prepare.report_verbs=false"]
+
+
+def _start(out: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "selfinstruct", "run", "--out", str(out), *KILL_ARGS]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def quality_snapshot(run: Path) -> dict[str, list[tuple]]:
+    return {
+        **store_snapshot(run),
+        "judgments": rows(run, "SELECT * FROM judgments ORDER BY 1, 2, 3"),
+        "relabels": rows(run, "SELECT * FROM relabels ORDER BY 1, 2"),
+    }
+
+
+@pytest.mark.slow
+def test_a_killed_run_with_a_judge_equals_an_uninterrupted_one(tmp_path: Path) -> None:
+    """SIGKILLed at random moments and rerun each time, a run with the judge and label
+    consistency ends with exactly the records (judgments included) of an uninterrupted one."""
+    reference = tmp_path / "reference"
+    started = time.monotonic()
+    assert _start(reference).wait() == 0
+    duration = time.monotonic() - started
+    expected = quality_snapshot(reference)
+    assert expected["judgments"] and expected["relabels"]
+    rng = random.Random(11)
+    kills = 0
+    for attempt in range(2):
+        resumed = tmp_path / f"resumed{attempt}"
+        while True:
+            process = _start(resumed)
+            try:
+                process.wait(timeout=0.3 + rng.uniform(0, 0.8 * duration))
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                kills += 1
+                continue
+            assert process.returncode == 0
+            break
+        assert quality_snapshot(resumed) == expected
+    assert kills >= 3
+
+
+def test_a_new_judge_is_estimated_and_read_as_the_one_given(tmp_path: Path) -> None:
+    import selfinstruct
+
+    run = tmp_path / "run"
+    fake_run(run, 20, *FAKE_JUDGE)
+    total = len(instance_ids(run))
+    same = cli("run", "--out", run, *FAKE_JUDGE, "--estimate").stdout
+    assert re.search(r"^judge\s+0 ", same, re.M), same
+    other = cli("run", "--out", run, "--judge", "fake:judge-9", "--estimate").stdout
+    assert re.search(rf"^judge\s+{total} ", other, re.M), other
+    assert selfinstruct.Run.open(run, judge={"model": "judge-9"}).judgments() == {}
+    assert len(selfinstruct.Run.open(run).judgments()) == total
+
+
+def test_the_report_prices_each_stage_at_its_own_prices(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    fake_run(
+        run,
+        15,
+        *FAKE_JUDGE,
+        "--set",
+        "pricing.input_per_million=1000",
+        "--set",
+        "judge.input_per_million=1",
+        "--set",
+        "prepare.report=true",
+        "--set",
+        "prepare.report_verbs=false",
+    )
+    economics = json.loads((run / "report.json").read_text())["economics"]
+    by_stage = {row["stage"]: row for row in economics["stages"]}
+    assert by_stage["judge"]["cost"] == pytest.approx(by_stage["judge"]["prompt_tokens"] / 1e6)
+    assert by_stage["classify"]["cost"] == pytest.approx(
+        by_stage["classify"]["prompt_tokens"] * 1000 / 1e6
+    )
+    assert economics["total"]["cost"] == pytest.approx(
+        sum(row["cost"] or 0 for row in economics["stages"]), abs=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--judge", "openai"), "--judge openai:MODEL"),
+        (("--decontaminate", "missing.jsonl"), "missing.jsonl: file not found"),
+    ],
+)
+def test_bad_quality_settings_stop_a_run_before_it_starts(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    run = tmp_path / "run"
+    result = cli("run", "--backend", "fake", "--out", run, *args, check=False)
+    assert result.returncode != 0 and message in result.stderr
+    assert not run.exists()
+
+
+def test_unjudged_instances_are_dropped_with_a_warning_or_kept_on_request(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    fake_run(run, 20)  # no judge yet
+    result = cli("prepare", "--out", run, *FAKE_JUDGE, "--quiet", check=False)
+    assert "judge_missing" in result.stderr and "selfinstruct judge --out" in result.stderr
+    kept = cli("prepare", "--out", run, "--set", "prepare.keep_unjudged=true", "-q")
+    assert kept.returncode == 0
+    assert last_stats(run, "prepare")["dropped"].get("judge_missing", 0) == 0
+    assert cli("run", "--out", run, "--judge", "none", "-q").returncode == 0
+    assert json.loads((run / "run.json").read_text())["config"]["judge"]["backend"] == ""

@@ -179,7 +179,7 @@ def test_a_judge_behind_a_llama_cpp_server(llama_server: str, tmp_path: Path) ->
         "--judge-prompt-style",
         "chat",
         "--set",
-        'prepare.judge_min_rating=""',  # a 135M judge: record, do not filter
+        'prepare.min_rating=""',  # a 135M judge: record, do not filter
         "--set",
         "prepare.report=false",
     )

@@ -166,3 +166,26 @@ def test_label_consistency_is_off_by_default(tmp_path: Path) -> None:
     # turning it on later adds the check without touching the generated data
     cli("run", "--backend", "fake", "--num-instructions", "15", "--out", run, "--relabel", "-q")
     cli("run", "--backend", "fake", "--num-instructions", "15", "--out", run, "-q")
+
+
+def test_the_relabel_command_refuses_when_label_consistency_is_off(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cli("run", "--backend", "fake", "--num-instructions", "10", "--out", run, *NO_REPORT)
+    result = cli("relabel", "--out", run, check=False)
+    assert result.returncode != 0 and "--relabel" in result.stderr
+
+
+def single_label_instances(request: Request) -> Completion:
+    """Every classification task gets inputs of one label only."""
+    return answer("Class label: Yes\nSentence: It rains.\nClass label: Yes\nSentence: Sun.\n")
+
+
+def test_tasks_with_a_single_label_are_not_asked(tmp_path: Path) -> None:
+    llm = ScriptedLLM(instances_classification=single_label_instances)
+    run = tmp_path / "run"
+    with MockOpenAIServer(llm=llm) as server:
+        result = run_against(server.base_url, run, "--num-instructions", "20", "--relabel")
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(run / "selfinstruct.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM relabels").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM labels WHERE is_classification = 1").fetchone()[0]

@@ -258,7 +258,7 @@ class Run:
         """The quality numbers of the checks the run has made: `quality` (the paper's Table 2
         from the current judge's answers, with 95% intervals) and `label_agreement`."""
         with self._view() as ctx:
-            return quality_numbers(ctx.store, ctx.config)
+            return quality_numbers(ctx)
 
     def judgments(self) -> dict[str, Judgment]:
         """The current judge's judgment of each instance, by instance id (empty without a
@@ -266,7 +266,7 @@ class Run:
         with self._view() as ctx:
             if not judge.enabled(ctx.config):
                 return {}
-            return ctx.store.judgments(judge.current_judge(ctx.store))
+            return ctx.store.judgments(judge.current_judge(ctx))
 
     def report(
         self,

@@ -8,9 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from selfinstruct.config import Config
+from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.prompts import TemplateSet, TemplateSpec
 from selfinstruct.reporting.cost import cost, priced
+from selfinstruct.seeds import seed_hash
 from selfinstruct.seeds.task import SeedTask
+from selfinstruct.stages.fingerprint import fingerprints
 from selfinstruct.stages.registry import generating_stages, get_stage
 from selfinstruct.stages.stage import Estimate, Stage
 from selfinstruct.store.run_store import RunStore
@@ -33,11 +36,14 @@ def estimate(
     """Every stage that sends requests and can say how many it still needs."""
     have = store.instruction_count() if store else 0
     target = max(config.num_instructions, have)
+    choice = ModelChoice.of(config.backend, config.model, config.sections)
+    known = store.get_meta("model_file") if store else None
+    prints = fingerprints(config, choice, templates, seed_hash(seeds), known)
     rows = []
     for stage in generating_stages():
         if not stage.active(config):
             continue
-        planned = stage.expected(store, target)
+        planned = stage.expected(store, target, prints.get(stage.name))
         if planned is not None:
             chars = _prompt_chars(templates, stage.style(config), stage.sample_template, seeds)
             rows.append(_stage(store, stage, planned, chars))

@@ -28,6 +28,7 @@ from selfinstruct.reporting.stats import StageStats
 from selfinstruct.reporting.summary import print_summary
 from selfinstruct.seeds import SeedTask, load_seeds, seed_hash
 from selfinstruct.settings import Layers, explicit, layered
+from selfinstruct.stages import judge, relabel
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.fingerprint import check_fingerprints, fingerprints
 from selfinstruct.stages.parse import backfill
@@ -91,7 +92,7 @@ def open_run(options: RunOptions, *, create: bool, generate: bool = True) -> Run
         backfill(store, config.prompt_style)
         backfill_prompt_sources(store, config, seeds)
         remove_stale_temporaries(out)
-        ctx = context(config, store, templates, seeds, quiet=options.quiet)
+        ctx = context(config, store, templates, seeds, quiet=options.quiet, prints=prints)
         write_run_file(ctx)
         return ctx
     except BaseException:
@@ -120,10 +121,18 @@ def context(
     seeds: list[SeedTask],
     *,
     quiet: bool = False,
+    prints: dict[str, dict] | None = None,
 ) -> RunContext:
-    """A run's context, with the models of the stages that have their own (the judge)."""
+    """A run's context, with the models of the stages that have their own (the judge) and
+    each stage's fingerprint under these settings (`prints`, when already computed)."""
     models = {stage.name: stage.choice(config) for stage in STAGES if stage.model is not None}
-    return RunContext(config, store, templates, seeds, quiet=quiet, models=models)
+    if prints is None:
+        choice = ModelChoice.of(config.backend, config.model, config.sections)
+        known = store.get_meta("model_file")
+        prints = fingerprints(config, choice, templates, seed_hash(seeds), known)
+    return RunContext(
+        config, store, templates, seeds, quiet=quiet, models=models, fingerprints=prints
+    )
 
 
 def preflight_stage_models(config: Config) -> None:
@@ -155,6 +164,8 @@ def resolve(
     templates = TemplateSet(config.templates or None)
     for stage in STAGES:
         templates.check_all(stage.style(config), stage.templates)
+        if stage.check is not None:
+            stage.check(config)
     stored_seeds = store.load_seeds() if store and "seeds" not in given else []
     return config, templates, stored_seeds or load_seeds(config.seeds or None)
 
@@ -192,17 +203,28 @@ def write_run_file(ctx: RunContext) -> None:
                 "sha256": seed_hash(ctx.seeds),
             },
             "versions": store.get_meta("versions"),
-            "counts": {
-                "instructions": store.instruction_count(),
-                "labels": store.count("labels"),
-                "instances": store.count("instances"),
-            },
+            "counts": run_counts(ctx),
             "labels": funnel.labels,
             "funnel": funnel.as_dict(),
-            **quality_numbers(store, config),
+            **quality_numbers(ctx),
             "config": config.to_dict(),
         },
     )
+
+
+def run_counts(ctx: RunContext) -> dict[str, int]:
+    """Records of each kind (judgments: the current judge's; only with the checks on)."""
+    store, config = ctx.store, ctx.config
+    counts = {
+        "instructions": store.instruction_count(),
+        "labels": store.count("labels"),
+        "instances": store.count("instances"),
+    }
+    if judge.enabled(config):
+        counts["judgments"] = len(store.judgments(judge.current_judge(ctx)))
+    if relabel.enabled(config) and store.has_quality:
+        counts["relabels"] = store.count("relabels")
+    return counts
 
 
 def model_description(ctx: RunContext, model_record: dict[str, Any] | None) -> dict[str, Any]:

@@ -63,7 +63,12 @@ STYLES = ("completion", "chat")
     "chat (one user message).",
 )
 @click.option(
-    "--judge-style", type=click.Choice(STYLES), default="chat", help="How the judge is asked."
+    "--judge-style",
+    "--judge-prompt-style",
+    "judge_style",
+    type=click.Choice(STYLES),
+    default="chat",
+    help="How the judge is asked.",
 )
 @click.option(
     "--max-tokens", type=click.IntRange(min=1), default=256, help="Longest answer, in tokens."

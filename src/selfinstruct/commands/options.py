@@ -152,7 +152,8 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--judge",
             metavar="BACKEND[:MODEL]",
             help="Judge every instance with this model (e.g. openai:gpt-4o-mini, embedded) "
-            "and filter on its verdicts in prepare (prepare.judge_min_rating, default B).",
+            "and filter on its verdicts in prepare (prepare.min_rating, default B); "
+            "'none' turns a run's judge off.",
         ),
         click.option(
             "--judge-base-url",
@@ -170,6 +171,8 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--judge-prompt-style",
+            "--judge-style",
+            "judge_prompt_style",
             type=click.Choice(PROMPT_STYLES),
             help="How the judge is asked (default: the run's prompt style).",
         ),
@@ -203,9 +206,10 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_options_from(kwargs: dict[str, Any]) -> RunOptions:
     flags = {FLAG_KEYS[k]: v for k, v in kwargs.items() if k in FLAG_KEYS and v is not None}
-    if kwargs.get("judge"):
-        backend, _, model = kwargs["judge"].partition(":")
-        flags.update({"judge.backend": backend, "judge.model": model})
+    if kwargs.get("judge") is not None:
+        backend, _, model = kwargs["judge"].strip().partition(":")
+        backend = "" if backend.lower() in ("", "none") else backend
+        flags.update({"judge.backend": backend, "judge.model": model if backend else ""})
     if kwargs.get("decontaminate"):
         files = [str(path.resolve()) for path in kwargs["decontaminate"]]
         flags.update({"prepare.decontaminate": True, "prepare.decontaminate_files": files})

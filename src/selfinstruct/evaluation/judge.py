@@ -11,7 +11,6 @@ from selfinstruct.llm.base import Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText
 from selfinstruct.prompts import TemplateSet, TemplateSpec
 
-RATINGS = ("A", "B", "C", "D")
 JUDGE_MAX_TOKENS = 96
 _ASKED = frozenset({"instruction", "input", "reference"})
 RATING_TEMPLATE = TemplateSpec("judge_rating", _ASKED | {"response"})

@@ -10,6 +10,7 @@ evaluation task); the paper's filters come after these."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -42,7 +43,9 @@ class Screen:
     judgments: Mapping[str, Judgment] | None = None  # the current judge's, by instance id
     criteria: Criteria = field(default_factory=Criteria)
     relabels: Mapping[str, tuple[str, bool | None]] | None = None  # by instance id
+    keep_unjudged: bool = False  # keep (and count) instances without a readable judgment
     contaminated_tasks: dict[int, Match] = field(default_factory=dict)
+    kept_unjudged: Counter[str] = field(default_factory=Counter)  # counted when kept
 
     def check_instructions(self, tasks: Sequence[tuple[int, str]]) -> None:
         """Match every (instruction id, instruction) against the evaluation instructions at
@@ -67,10 +70,13 @@ class Screen:
         if self.judgments is None or not self.criteria.active:
             return None
         judgment = self.judgments.get(record.id)
-        if judgment is None:
-            return _drop(record, JUDGE_MISSING, "not judged by the current judge")
-        if not judgment.readable:
-            return _drop(record, JUDGE_UNPARSEABLE, "the judge's answer could not be read")
+        if judgment is None or not judgment.readable:
+            reason = JUDGE_MISSING if judgment is None else JUDGE_UNPARSEABLE
+            if self.keep_unjudged:
+                self.kept_unjudged[reason] += 1
+                return None
+            why = "not judged by the current judge" if judgment is None else "answer unreadable"
+            return _drop(record, reason, why)
         failures = self.criteria.failures(judgment)
         if not failures:
             return None

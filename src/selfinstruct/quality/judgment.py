@@ -64,11 +64,11 @@ def check_choices(min_rating: str, require: Iterable[str]) -> list[tuple[str, st
     """(key, message) for criteria settings out of range."""
     problems = []
     if min_rating and min_rating not in RATINGS:
-        problems.append(("judge_min_rating", f"must be one of {', '.join(RATINGS)} or empty"))
+        problems.append(("min_rating", f"must be one of {', '.join(RATINGS)} or empty"))
     unknown = [q for q in require if q not in QUESTIONS]
     if unknown:
         problems.append(
-            ("judge_require", f"unknown question(s) {unknown}; known: {', '.join(QUESTIONS)}")
+            ("require_yes", f"unknown question(s) {unknown}; known: {', '.join(QUESTIONS)}")
         )
     return problems
 

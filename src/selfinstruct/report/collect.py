@@ -4,6 +4,7 @@ and turned into the numbers of report.json (`summary`) and the browser's records
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from selfinstruct.analysis.overlap import nearest_seeds
 from selfinstruct.analysis.table1 import table1, words
 from selfinstruct.analysis.variety import variety
 from selfinstruct.analysis.verbs import VerbNouns, parse_verbs
+from selfinstruct.config import PricingSettings
+from selfinstruct.errors import InputError
 from selfinstruct.filters.screen import Drop, Screen
 from selfinstruct.parsing.labels import UNREADABLE, read_label
 from selfinstruct.pipeline import model_description
@@ -34,6 +37,7 @@ from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.parse import ParsedTask, parsed_tasks
 from selfinstruct.stages.provenance import prompt_sources
 from selfinstruct.stages.quality import quality_numbers
+from selfinstruct.stages.registry import get_stage
 from selfinstruct.store.run_store import InstructionRow, PromptSources
 from selfinstruct.store.schema import now
 from selfinstruct.version import __version__
@@ -64,6 +68,13 @@ class RunData:
     answers: dict[str, tuple[str, str, str]]  # bootstrap's stored exchanges by key
     screen: Screen  # prepare's quality checks, as the run's settings turn them on
     screened: list[Drop]  # what they dropped
+
+    @functools.cached_property
+    def screened_by_task(self) -> dict[int, list[Drop]]:
+        found: dict[int, list[Drop]] = {}
+        for drop in self.screened:
+            found.setdefault(drop.instruction_id, []).append(drop)
+        return found
 
     @property
     def style(self) -> str:
@@ -140,7 +151,7 @@ def summary(data: RunData) -> dict[str, Any]:
         },
         "funnel": [s.as_dict() for s in funnel(data)],
         "economics": economics(data.ctx),
-        **quality_numbers(data.ctx.store, data.ctx.config),
+        **quality_numbers(data.ctx),
         "screened": dict(Counter(drop.reason for drop in data.screened).most_common()),
     }
 
@@ -276,27 +287,35 @@ def _tasks_step(data: RunData) -> Step:
 
 
 def economics(ctx: RunContext) -> dict[str, Any]:
-    """Requests, cache hits, tokens, cost, time and throughput per stage and in total."""
-    stages = ctx.store.stage_totals()
+    """Requests, cache hits, tokens, cost (each stage at its own prices: the judge's may
+    differ), time and throughput per stage and in total."""
+    stages = [_rates(row, _prices(ctx, row["stage"])) for row in ctx.store.stage_totals()]
     total = {key: sum(s[key] for s in stages) for key in _SUMMED}
-    return {
-        "priced": priced(ctx.config.pricing),
-        "stages": [_rates(ctx, s) for s in stages],
-        "total": _rates(ctx, {"stage": "total", **total}),
-    }
+    costs = [s["cost"] for s in stages if s["cost"] is not None]
+    summed = _rates({"stage": "total", **total}, None)
+    summed["cost"] = round(sum(costs), 6) if costs else None
+    return {"priced": bool(costs), "stages": stages, "total": summed}
 
 
 _SUMMED = ("runs", "seconds", "requests", "cached", "prompt_tokens", "completion_tokens")
 
 
-def _rates(ctx: RunContext, row: dict[str, Any]) -> dict[str, Any]:
+def _prices(ctx: RunContext, stage: str) -> PricingSettings | None:
+    """A stage's prices (None: none set, or a stage this release does not know)."""
+    try:
+        pricing = get_stage(stage).prices(ctx.config)
+    except InputError:
+        return None
+    return pricing if priced(pricing) else None
+
+
+def _rates(row: dict[str, Any], pricing: PricingSettings | None) -> dict[str, Any]:
     seconds = row["seconds"] or 0.0
-    pricing = ctx.config.pricing
     return {
         **row,
         "seconds": round(seconds, 3),
         "cost": round(cost(pricing, row["prompt_tokens"], row["completion_tokens"]), 6)
-        if priced(pricing)
+        if pricing is not None
         else None,
         "requests_per_second": round(row["requests"] / seconds, 3) if seconds else 0.0,
         "tokens_per_second": round(row["completion_tokens"] / seconds, 1) if seconds else 0.0,
@@ -357,7 +376,7 @@ def _instruction(data: RunData, row: InstructionRow, refs: dict[str, int], n: in
 def _screen_details(data: RunData, instruction_id: int) -> dict[int | None, str]:
     """The quality screen's detail for each dropped instance of one task, by position (a
     whole task's drop applies to all its instances)."""
-    found = {d.position: d.detail for d in data.screened if d.instruction_id == instruction_id}
+    found = {d.position: d.detail for d in data.screened_by_task.get(instruction_id, [])}
     if None in found and data.tasks.get(instruction_id):
         return {r.position: found[None] for r in data.tasks[instruction_id].instances}
     return found

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from selfinstruct.config import RequestSettings
 from selfinstruct.errors import RunError
@@ -422,7 +423,7 @@ def run(ctx: RunContext, stats: StageStats) -> None:
     Bootstrap(ctx, stats).run(ctx.config.num_instructions)
 
 
-def estimate(store: RunStore | None, target: int) -> Estimate:
+def estimate(store: RunStore | None, target: int, fingerprint: dict[str, Any]) -> Estimate:
     """Requests still needed at the yield seen so far (kept instructions per request)."""
     have = store.instruction_count() if store else 0
     done = store.completed_requests() if store else 0

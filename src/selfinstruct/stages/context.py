@@ -6,6 +6,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from selfinstruct.config import Config, RequestSettings
 from selfinstruct.llm.base import LLM, Completion, Failure, Request, Result
@@ -27,6 +28,8 @@ class RunContext:
     quiet: bool = False
     # Stages answered by a model of their own (the judge), by stage name.
     models: dict[str, ModelChoice] = field(default_factory=dict)
+    # What each generating stage's records depend on under these settings (by stage name).
+    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
     _llms: dict[str, LLM] = field(default_factory=dict, repr=False)
 
     @property

@@ -43,8 +43,8 @@ CARD_SETTINGS = {
         "include_seed_tasks",
         "classification_tasks_only",
         "field_removal_probability",
-        "judge_min_rating",
-        "judge_require",
+        "min_rating",
+        "require_yes",
         "decontaminate",
         "decontaminate_rouge",
         "decontaminate_ngram",
@@ -108,7 +108,7 @@ def run_card(ctx: RunContext, data: PreparedData, stats: StageStats) -> CardData
         name=store.run_dir.resolve().name,
         packaged_model=bool(model.get("packaged")),
         software=_software(store.get_meta("versions") or {}),
-        quality=quality_text(config, quality_numbers(store, config)),
+        quality=quality_text(config, quality_numbers(ctx)),
     )
 
 
@@ -195,11 +195,9 @@ def quality_text(config: Config, numbers: dict[str, Any]) -> str:
         )
     found = numbers.get("quality")
     if found:
-        criteria = (
-            f"rating {prepare.judge_min_rating} or better" if prepare.judge_min_rating else ""
-        )
-        if prepare.judge_require:
-            criteria += (" and " if criteria else "") + "yes to " + ", ".join(prepare.judge_require)
+        criteria = f"rating {prepare.min_rating} or better" if prepare.min_rating else ""
+        if prepare.require_yes:
+            criteria += (" and " if criteria else "") + "yes to " + ", ".join(prepare.require_yes)
         lines.append(
             f"- Every instance was reviewed by {code(found['judge'])} with the paper's three "
             f"questions and its A-D rating; prepare kept {criteria or 'every judged instance'}. "

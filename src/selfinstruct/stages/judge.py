@@ -4,8 +4,8 @@ input? correct output?) and its A/B/C/D rating, each with a one-sentence reason.
 
 Judgments are stored per instance and per judge (a hash of what the judge's answers depend
 on), so changing the judge judges again beside the old judgments and never touches the
-generated data. Prepare filters on the current judge's judgments (`prepare.judge_min_rating`,
-`prepare.judge_require`)."""
+generated data. Prepare filters on the current judge's judgments (`prepare.min_rating`,
+`prepare.require_yes`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from selfinstruct.config import PROMPT_STYLES, Config, PricingSettings, RequestSettings
 from selfinstruct.errors import RunError
@@ -37,6 +38,7 @@ NO_INPUT = "(none)"
 # Judge settings that override the backend's own section, by the backend setting they set.
 OVERRIDES = {"base_url": "base_url", "api_key_env": "api_key_env", "concurrency": "max_concurrency"}
 ASSUMED_INSTANCES = 3.0  # per instruction, for --estimate before any instance exists
+UNREADABLE_WARNING = 0.1  # warn when this share of the judge's answers cannot be read
 
 
 @dataclass
@@ -67,6 +69,11 @@ class JudgeSettings(RequestSettings):
             if getattr(self, name) < 0:
                 yield name, "must be >= 0"
         if self.backend in known_backends():
+            if backend_class(self.backend).needs_model and not self.model:
+                yield (
+                    "model",
+                    f"the {self.backend} backend needs a model: --judge {self.backend}:MODEL",
+                )
             yield from self._overrides_taken()
 
     def _overrides_taken(self) -> Iterator[tuple[str, str]]:
@@ -115,19 +122,29 @@ def judge_pricing(config: Config) -> PricingSettings:
     return config.pricing if same else PricingSettings()
 
 
-def current_judge(store: RunStore) -> str:
-    """The id of the judge the run's settings name (what its judgments are stored under): a
-    hash of the judge stage's fingerprint, the settings its answers depend on."""
-    prints = store.get_meta("fingerprints") or {}
-    blob = json.dumps(prints.get(STAGE, {}), sort_keys=True, ensure_ascii=False, default=str)
+def judge_id(fingerprint: dict[str, Any]) -> str:
+    """The id a judge's judgments are stored under: a hash of the judge stage's fingerprint
+    (the settings its answers depend on)."""
+    blob = json.dumps(fingerprint, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def quality_of_run(store: RunStore, config: Config) -> QualityTable | None:
-    """The paper's Table 2 from the current judge's judgments (None without a judge)."""
+def current_judge(ctx: RunContext) -> str:
+    """The id of the judge the settings in use name."""
+    return judge_id(ctx.fingerprints.get(STAGE, {}))
+
+
+def judge_name(config: Config) -> str:
+    """backend:model of the judge, for people."""
+    choice = judge_choice(config)
+    return f"{choice.name}:{choice.label()}"
+
+
+def quality_of_run(store: RunStore, config: Config, judge: str) -> QualityTable | None:
+    """The paper's Table 2 from one judge's judgments (None without a judge)."""
     if not enabled(config):
         return None
-    judgments = store.judgments(current_judge(store))
+    judgments = store.judgments(judge)
     if not judgments:
         return None
     labels = store.labels()
@@ -154,15 +171,24 @@ def run(ctx: RunContext, stats: StageStats) -> None:
             "or a [judge] section with backend and model"
         )
     run_plan(ctx, plan(ctx, stats))
-    table = quality_of_run(ctx.store, ctx.config)
-    if table is not None:
-        stats.details += table.format().splitlines()
+    table = quality_of_run(ctx.store, ctx.config, current_judge(ctx))
+    if table is None:
+        return
+    stats.details += table.format().splitlines()
+    judged = table.groups["all"]["instruction"].n + table.unparseable
+    if judged and table.unparseable / judged >= UNREADABLE_WARNING:
+        stats.warnings.append(
+            f"{table.unparseable} of {judged} judge answers ({table.unparseable / judged:.0%}) "
+            "could not be read; prepare drops those instances (judge_unparseable) unless "
+            "prepare.keep_unjudged is set. Try a stronger judge, a larger judge.max_tokens or "
+            "the other --judge-prompt-style."
+        )
 
 
 def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstanceRecord]:
     settings = settings_of(ctx.config)
     style = judge_style(ctx.config)
-    judge = current_judge(ctx.store)
+    judge = current_judge(ctx)
     texts = {row.id: row.instruction for row in ctx.store.instructions()}
     stop = settings.stop if settings.stop is not None else []
 
@@ -203,14 +229,14 @@ def review_prompt(
     )
 
 
-def estimate(store: RunStore | None, target: int) -> Estimate:
+def estimate(store: RunStore | None, target: int, fingerprint: dict[str, Any]) -> Estimate:
     """One request per instance: the instances per instruction seen so far (else an
-    assumed number), for the target's instructions, less those already judged."""
+    assumed number), for the target's instructions, less those this judge has judged."""
     if store is None or not store.count("parsed_instances"):
         return Estimate(round(target * ASSUMED_INSTANCES), f"{ASSUMED_INSTANCES:g} per instruction")
     answered = store.count("instances")
     per = store.count("parsed_instances") / max(answered, 1)
-    judged = len(store.judgments(current_judge(store)))
+    judged = len(store.judgments(judge_id(fingerprint)))
     return Estimate(round(target * per) - judged, f"{per:.1f} instances per instruction so far")
 
 

@@ -63,8 +63,11 @@ class PrepareSettings:
     report_verbs: bool = True
     # The judge's verdicts, when a judge is set: the worst rating kept (A best; empty: any)
     # and the questions that must be answered yes (instruction, input, output).
-    judge_min_rating: str = "B"
-    judge_require: list[str] = field(default_factory=list)
+    min_rating: str = "B"
+    require_yes: list[str] = field(default_factory=list)
+    # Instances without a readable judgment (an unparseable answer, or none yet): dropped
+    # (judge_unparseable, judge_missing), or kept and counted apart.
+    keep_unjudged: bool = False
     # Decontamination against evaluation tasks (the paper's user-oriented format; none
     # given: our packaged evaluation tasks): an instruction with ROUGE-L above
     # `decontaminate_rouge` to an evaluation instruction, or an instance sharing
@@ -80,7 +83,7 @@ class PrepareSettings:
         if not 0.0 <= self.field_removal_probability <= 1.0:
             yield "field_removal_probability", "must be between 0 and 1"
         yield from card_problems(self.license, self.language, self.dataset_name)
-        yield from check_choices(self.judge_min_rating, self.judge_require)
+        yield from check_choices(self.min_rating, self.require_yes)
         if not 0.0 < self.decontaminate_rouge <= 1.0:
             yield "decontaminate_rouge", "must be above 0 and at most 1"
         if self.decontaminate_ngram < 1:
@@ -136,6 +139,7 @@ def build(
             pairs = rng.sample(pairs, settings.max_instances_per_task)
         source = provenance[task.instruction_id] if provenance is not None else None
         data.generated.extend(Example(task.instruction, i, o, source) for i, o in pairs)
+    stats.notes.update({f"{k}_kept": n for k, n in screen.kept_unjudged.items()})
     data.training = list(data.generated)
     if settings.include_seed_tasks:
         data.training += [
@@ -234,14 +238,37 @@ def write_quality_drops(ctx: RunContext, drops: Sequence[Drop]) -> Path:
 
 
 def describe_screen(drops: Sequence[Drop]) -> list[str]:
-    """Summary lines: the quality screen's drops by reason, with one example detail each."""
+    """Summary lines: the quality screen's drops by reason (whole tasks and instances apart),
+    with one example detail each."""
     lines = []
-    for reason, count in Counter(drop.reason for drop in drops).most_common():
-        example = next(drop for drop in drops if drop.reason == reason)
+    kinds = Counter((drop.reason, drop.position is None) for drop in drops)
+    for (reason, whole), count in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        example = next(d for d in drops if d.reason == reason and (d.position is None) == whole)
+        unit = "tasks" if whole else "instances"
         lines.append(
-            f"{reason} {count}, e.g. instruction {example.instruction_id}: {example.detail}"
+            f"{reason}: {count} {unit}, e.g. instruction {example.instruction_id}: {example.detail}"
         )
     return lines
+
+
+def unjudged_warnings(stats: StageStats, run_dir: Path) -> list[str]:
+    """Warnings when instances were dropped for want of a readable judgment."""
+    found = []
+    missing = stats.dropped.get("judge_missing", 0)
+    if missing:
+        found.append(
+            f"{missing} instances have no judgment by the current judge (judge_missing): run "
+            f"'selfinstruct judge --out {run_dir}' first, or keep them with "
+            "--set prepare.keep_unjudged=true"
+        )
+    unreadable = stats.dropped.get("judge_unparseable", 0)
+    if unreadable:
+        found.append(
+            f"{unreadable} instances were dropped because the judge's answer could not be read "
+            "(judge_unparseable): a stronger judge, a larger judge.max_tokens or the other "
+            "prompt style may help; --set prepare.keep_unjudged=true keeps them"
+        )
+    return found
 
 
 def decontaminator_for(config: Config) -> Decontaminator | None:
@@ -256,15 +283,24 @@ def decontaminator_for(config: Config) -> Decontaminator | None:
     )
 
 
+def check_files(config: Config) -> None:
+    """The evaluation files decontamination reads exist and are valid (checked up front, so
+    a bad one stops a run before it generates anything)."""
+    settings: PrepareSettings = config.section(STAGE)
+    if settings.decontaminate and settings.decontaminate_files:
+        load_eval_tasks([Path(p) for p in settings.decontaminate_files])
+
+
 def screen_for(ctx: RunContext) -> Screen:
     """The quality checks the run's settings turn on, with what they need from the store."""
     settings: PrepareSettings = ctx.config.section(STAGE)
     screen = Screen(
         decontaminator=decontaminator_for(ctx.config),
-        criteria=Criteria(settings.judge_min_rating, tuple(settings.judge_require)),
+        criteria=Criteria(settings.min_rating, tuple(settings.require_yes)),
+        keep_unjudged=settings.keep_unjudged,
     )
     if judge.enabled(ctx.config):
-        screen.judgments = ctx.store.judgments(judge.current_judge(ctx.store))
+        screen.judgments = ctx.store.judgments(judge.current_judge(ctx))
     if relabel.enabled(ctx.config):
         screen.relabels = ctx.store.relabels()
     return screen
@@ -311,6 +347,7 @@ def run(ctx: RunContext, stats: StageStats) -> None:
     """Stage 4 from the store. A dataset with no instance is an error (nothing is written);
     one far smaller than asked for gets a warning."""
     data = prepared_data(ctx, stats)
+    stats.warnings += unjudged_warnings(stats, ctx.store.run_dir)
     with ctx.store.transaction():
         ctx.store.set_meta("prepared", prepared_counts(stats.as_dict()))
     funnel = run_funnel(ctx.store, ctx.config.num_instructions, ctx.config.prompt_style)
@@ -343,4 +380,5 @@ STAGE_DEF = Stage(
     settings=PrepareSettings,
     after=write_run_report,
     generates=False,
+    check=check_files,
 )

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from selfinstruct.config import Config
 from selfinstruct.stages import judge, relabel
-from selfinstruct.store.run_store import RunStore
+from selfinstruct.stages.context import RunContext
 
 
-def quality_numbers(store: RunStore, config: Config) -> dict[str, Any]:
-    """The judge's Table 2 and the label agreement, for the checks that ran."""
+def quality_numbers(ctx: RunContext) -> dict[str, Any]:
+    """The current judge's Table 2 and the label agreement, for the checks that ran."""
+    store, config = ctx.store, ctx.config
     found: dict[str, Any] = {}
-    table = judge.quality_of_run(store, config)
+    table = judge.quality_of_run(store, config, judge.current_judge(ctx))
     if table is not None:
-        found["quality"] = {"judge": judge.judge_choice(config).label(), **table.as_dict()}
+        found["quality"] = {"judge": judge.judge_name(config), **table.as_dict()}
     if relabel.enabled(config) and store.has_quality and store.count("relabels"):
         found["label_agreement"] = relabel.agreement(store)
     return found

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from selfinstruct.config import Config, RequestSettings
+from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.prompts import TemplateSpec
@@ -18,6 +19,7 @@ from selfinstruct.quality.consistency import agrees, label_set
 from selfinstruct.quality.table2 import Share
 from selfinstruct.reporting.stats import StageStats
 from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.judge import NO_INPUT
 from selfinstruct.stages.parse import ParsedTask, parsed_tasks
 from selfinstruct.stages.per_instruction import StagePlan, run_plan
 from selfinstruct.stages.stage import Estimate, Stage
@@ -25,8 +27,9 @@ from selfinstruct.store.run_store import InstanceRecord, RunStore
 
 STAGE = "relabel"
 TEMPLATE = TemplateSpec("relabel", frozenset({"instruction", "labels", "input"}))
-NO_INPUT = "(none)"
 UNREADABLE = "unreadable"
+ASSUMED_CLASSIFICATION = 0.25  # share of classification tasks, for --estimate before any label
+ASSUMED_INSTANCES = 3
 
 
 @dataclass
@@ -49,10 +52,21 @@ def request_stops(style: str, settings: RequestSettings) -> list[str]:
 
 
 def classification_tasks(store: RunStore, style: str) -> list[ParsedTask]:
-    return [task for task in parsed_tasks(store, style) if task.is_classification]
+    """The classification tasks with at least two labels among their instances (with one,
+    the model could only agree or name no label: there is nothing to check)."""
+    return [
+        task
+        for task in parsed_tasks(store, style)
+        if task.is_classification and len(label_set([r.output for r in task.instances])) >= 2
+    ]
 
 
 def run(ctx: RunContext, stats: StageStats) -> None:
+    if not enabled(ctx.config):
+        raise RunError(
+            "label consistency is off: give --relabel (or set relabel.enabled = true), "
+            "so that prepare also uses its answers"
+        )
     run_plan(ctx, plan(ctx, stats))
     stats.details.append(describe_agreement(ctx.store))
 
@@ -114,10 +128,11 @@ def describe_agreement(store: RunStore) -> str:
     )
 
 
-def estimate(store: RunStore | None, target: int) -> Estimate:
+def estimate(store: RunStore | None, target: int, fingerprint: dict[str, Any]) -> Estimate:
     """One request per instance of a classification task not asked about yet."""
     if store is None or not store.count("parsed_instances"):
-        return Estimate(0, "after instances: one per classification instance")
+        assumed = round(target * ASSUMED_CLASSIFICATION * ASSUMED_INSTANCES)
+        return Estimate(assumed, "assumed: a quarter classification tasks, 3 instances each")
     pending = sum(len(t.instances) for t in classification_tasks(store, "completion"))
     return Estimate(pending - store.count("relabels"), "one per classification instance")
 

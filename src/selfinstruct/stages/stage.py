@@ -47,9 +47,10 @@ class Stage:
     records: Callable[[RunStore], int] | None = None  # how many records it holds
     plan: Callable[[RunContext, StageStats], StagePlan[Any]] | None = None  # batch files too
     write_files: Callable[[RunContext], list[Path]] | None = None  # the paper's files
-    # Requests still needed for (store, target instructions); a stage with a plan that has
-    # none sends one per instruction it has no record for.
-    estimate: Callable[[RunStore | None, int], Estimate] | None = None
+    # Requests still needed for (store, target instructions, the stage's fingerprint under
+    # the settings given); a stage with a plan that has none sends one per instruction it
+    # has no record for.
+    estimate: Callable[[RunStore | None, int, dict[str, Any]], Estimate] | None = None
     sample_template: TemplateSpec | None = None  # --estimate measures a typical prompt
     assumed_output_tokens: float = 0.0  # for --estimate before any answer was seen
     fake_answers: tuple[FakeAnswer, ...] = ()
@@ -64,6 +65,9 @@ class Stage:
     model: Callable[[Config], ModelChoice] | None = None
     prompt_style: Callable[[Config], str] | None = None
     pricing: Callable[[Config], PricingSettings] | None = None
+    # Reads and checks the files its settings name (InputError naming file, line and field),
+    # before a command writes or sends anything.
+    check: Callable[[Config], None] | None = None
     # Its records are kept per fingerprint: new settings (a new judge) add records beside
     # the old ones instead of being refused, and never touch other stages' records.
     versioned: bool = False
@@ -86,11 +90,13 @@ class Stage:
     def new_stats(self) -> StageStats:
         return StageStats(self.name, unit=self.unit, verb=self.verb)
 
-    def expected(self, store: RunStore | None, target: int) -> Estimate | None:
+    def expected(
+        self, store: RunStore | None, target: int, fingerprint: dict[str, Any] | None = None
+    ) -> Estimate | None:
         """The requests it still needs to reach `target` instructions (None: it sends none
         or cannot say)."""
         if self.estimate is not None:
-            return self.estimate(store, target)
+            return self.estimate(store, target, fingerprint or {})
         if self.plan is None or self.records is None:
             return None
         return Estimate(target - (self.records(store) if store else 0), "one per instruction")
