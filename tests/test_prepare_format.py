@@ -165,6 +165,7 @@ VALUES = {
 # How each template shows its target task (default: "Task: <instruction>").
 TARGET = {"judge_instance": "Instruction: {instruction}\nInput: {input}\nOutput: {output}"}
 FEWSHOT_MARK = {
+    "judge_instance": "Convert the distance to meters.",
     "classify": "Is it classification?",
     "instances_classification": "Class label:",
     "instances_generation": "Example 1",

@@ -233,3 +233,12 @@ def test_the_embedded_model_as_judge_on_part_of_the_labelled_file(tmp_path: Path
     assert found["items"] == 6
     assert found["compared"] + found["unparseable"] + found["failed"] == 6
     assert "labelled instances" in result.stdout
+
+
+def test_calibration_writes_each_answer_beside_the_numbers(tmp_path: Path) -> None:
+    cli("judge", "--calibrate", "packaged", "--judge", "fake", "--out", tmp_path, "--quiet")
+    answers = [json.loads(line) for line in (tmp_path / "calibration_answers.jsonl").open()]
+    assert len(answers) == len(read_labelled(packaged_path()))
+    first = answers[0]
+    assert set(first) == {"id", "flaw", "labels", "rating", "answer", "judged"}
+    assert first["answer"] and set(first["judged"]) == {"instruction", "input", "output", "rating"}

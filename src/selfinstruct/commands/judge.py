@@ -3,6 +3,8 @@ the judge's agreement with human labels (the packaged file: `--calibrate package
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,47 +13,81 @@ import click
 from selfinstruct.commands.common import handle_errors
 from selfinstruct.commands.options import run_options_from
 from selfinstruct.commands.stages import stage_command
+from selfinstruct.config import Config
 from selfinstruct.errors import InputError
 from selfinstruct.evaluation.respond import collect
-from selfinstruct.exporters.jsonl import write_json
+from selfinstruct.exporters.jsonl import write_json, write_jsonl
 from selfinstruct.llm.base import Completion
 from selfinstruct.pipeline import open_view
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.quality.calibration import (
     PACKAGED,
     CalibrationResult,
+    Labelled,
     agreement,
     packaged_path,
     read_labelled,
 )
-from selfinstruct.quality.judgment import Judgment, parse_judgment
+from selfinstruct.quality.judgment import parse_judgment
 from selfinstruct.settings import layered
 from selfinstruct.stages import judge as judge_stage
 from selfinstruct.stages.context import settings_request
 from selfinstruct.store.run_store import RunStore
 
 CALIBRATION_FILE = "calibration.json"
+ANSWERS_FILE = "calibration_answers.jsonl"
 
 
-def calibrate(kwargs: dict[str, Any], source: str) -> CalibrationResult:
+@dataclass
+class Calibration:
+    result: CalibrationResult
+    answers: list[dict[str, Any]]  # per labelled instance: its labels and the judge's answer
+
+
+def calibrate(kwargs: dict[str, Any], source: str) -> Calibration:
     """Run the configured judge on a labelled file and measure its agreement."""
     path = packaged_path() if source == PACKAGED else Path(source)
     items = read_labelled(path)
-    options = run_options_from({**kwargs, "out": kwargs.get("out") or Path(".")})
-    if kwargs.get("out") and RunStore.exists(kwargs["out"]):
-        view = open_view(kwargs["out"], options.layers, quiet=True)
-        config = view.config
-        view.store.close()
-    else:
-        config = layered(options.layers)
+    config = calibration_config(kwargs)
     if not judge_stage.enabled(config):
         raise InputError("--judge", "calibration needs a judge: give --judge BACKEND[:MODEL]")
-    choice = judge_stage.judge_choice(config)
     style = judge_stage.judge_style(config)
+    texts = ask_judge(config, style, items, kwargs["quiet"])
+    judgments = [None if text is None else parse_judgment(text, style) for text in texts]
+    result = agreement(judge_stage.judge_name(config), items, judgments)
+    answers = [
+        {
+            "id": item.id,
+            "flaw": item.flaw,
+            "labels": item.answers,
+            "rating": item.rating,
+            "answer": text,
+            "judged": None if found is None else {**found.answers, "rating": found.rating},
+        }
+        for item, text, found in zip(items, texts, judgments, strict=True)
+    ]
+    return Calibration(result, answers)
+
+
+def calibration_config(kwargs: dict[str, Any]) -> Config:
+    """The settings given; over a run's own when --out names a run (its judge, say)."""
+    options = run_options_from({**kwargs, "out": kwargs.get("out") or Path(".")})
+    if not (kwargs.get("out") and RunStore.exists(kwargs["out"])):
+        return layered(options.layers)
+    view = open_view(kwargs["out"], options.layers, quiet=True)
+    view.store.close()
+    return view.config
+
+
+def ask_judge(
+    config: Config, style: str, items: Sequence[Labelled], quiet: bool
+) -> list[str | None]:
+    """The judge's answer to each labelled instance (None: the request failed)."""
+    choice = judge_stage.judge_choice(config)
     choice.preflight(style, identify=False)
     templates = TemplateSet(config.templates or None)
     settings = judge_stage.settings_of(config)
-    stop = settings.stop or []
+    stop = judge_stage.request_stops(style, settings)
     requests = [
         settings_request(
             judge_stage.review_prompt(templates, style, i.instruction, i.input, i.output),
@@ -64,13 +100,10 @@ def calibrate(kwargs: dict[str, Any], source: str) -> CalibrationResult:
     ]
     llm = choice.create()
     try:
-        results = collect(llm, requests, "calibrate", kwargs["quiet"])
+        results = collect(llm, requests, "calibrate", quiet)
     finally:
         llm.close()
-    judgments: list[Judgment | None] = [
-        parse_judgment(r.text, style) if isinstance(r, Completion) else None for r in results
-    ]
-    return agreement(choice.label(), items, judgments)
+    return [r.text if isinstance(r, Completion) else None for r in results]
 
 
 def judge_command() -> click.Command:
@@ -89,14 +122,20 @@ def judge_command() -> click.Command:
                 raise click.UsageError("Missing option '--out' (or give --calibrate FILE).")
             run_stage(**kwargs)
             return
-        result = calibrate(kwargs, source)
-        click.echo(result.format())
+        found = calibrate(kwargs, source)
+        click.echo(found.result.format())
         if kwargs.get("out"):
             path = Path(kwargs["out"]) / CALIBRATION_FILE
-            write_json(path, result.as_dict())
-            click.echo(f"written to {path}")
+            write_json(path, found.result.as_dict())
+            answers = path.with_name(ANSWERS_FILE)
+            write_jsonl(answers, found.answers)
+            click.echo(f"written to {path} and {answers}")
 
     command.callback = handle_errors(callback)
+    command.help = (
+        f"{judge_stage.STAGE_DEF.help} With --calibrate FILE (no --out needed): measure the "
+        "judge's agreement with human labels instead."
+    )
     command.params.append(
         click.Option(
             ["--calibrate"],

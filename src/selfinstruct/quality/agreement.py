@@ -34,7 +34,7 @@ class Agreement:
         """The fields, floats rounded to 4 decimals."""
         return {
             "n": self.n,
-            "accuracy": _round(self.accuracy),
+            "accuracy": _round(self.accuracy) if self.n else None,
             "reject_precision": _round(self.reject_precision),
             "reject_recall": _round(self.reject_recall),
             "kappa": _round(self.kappa),

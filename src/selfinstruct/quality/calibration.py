@@ -130,7 +130,7 @@ class CalibrationResult:
         rows = {**self.questions, "rating A/B vs C/D": self.rating_accept}
         for name, found in rows.items():
             lines.append(
-                f"{name:<18} {found.n:>4} {_pct(found.accuracy):>9} "
+                f"{name:<18} {found.n:>4} {_accuracy(found):>9} "
                 f"{_pct(found.reject_precision):>12} {_pct(found.reject_recall):>11} "
                 f"{_num(found.kappa):>6}"
             )
@@ -180,6 +180,10 @@ def _round(value: float | None) -> float | None:
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _accuracy(found: Agreement) -> str:
+    return _pct(found.accuracy) if found.n else "–"
 
 
 def _num(value: float | None) -> str:

@@ -33,8 +33,11 @@ from selfinstruct.stages.stage import Estimate, Stage
 from selfinstruct.store.run_store import InstanceRecord, RunStore
 
 STAGE = "judge"
-TEMPLATE = TemplateSpec("judge_instance", frozenset({"instruction", "input", "output"}))
+TEMPLATE = TemplateSpec(
+    "judge_instance", frozenset({"instruction", "input", "output"}), fewshot=True
+)
 NO_INPUT = "(none)"
+MARKER = "Correct output: is the output a correct and acceptable response"  # in both styles
 # Judge settings that override the backend's own section, by the backend setting they set.
 OVERRIDES = {"base_url": "base_url", "api_key_env": "api_key_env", "concurrency": "max_concurrency"}
 ASSUMED_INSTANCES = 3.0  # per instruction, for --estimate before any instance exists
@@ -82,6 +85,14 @@ class JudgeSettings(RequestSettings):
         for name, target in OVERRIDES.items():
             if getattr(self, name) and target not in fields:
                 yield name, f"the {self.backend} backend has no {target} setting"
+
+
+def request_stops(style: str, settings: RequestSettings) -> list[str]:
+    """Configured stops, else (completion) the next example, which small models go on to
+    write after their review."""
+    if settings.stop is not None:
+        return settings.stop
+    return ["\nInstruction:"] if style == "completion" else []
 
 
 def settings_of(config: Config) -> JudgeSettings:
@@ -190,7 +201,7 @@ def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstanceRecord]:
     style = judge_style(ctx.config)
     judge = current_judge(ctx)
     texts = {row.id: row.instruction for row in ctx.store.instructions()}
-    stop = settings.stop if settings.stop is not None else []
+    stop = request_stops(style, settings)
 
     def make_requests(
         window: Sequence[InstanceRecord], batch: Sequence[InstanceRecord]
@@ -267,6 +278,7 @@ STAGE_DEF = Stage(
     verb="judged",
     settings=JudgeSettings,
     templates=(TEMPLATE,),
+    stops=request_stops,
     runtime_only=frozenset(
         {"request_batch_size", *OVERRIDES, "input_per_million", "output_per_million"}
     ),
@@ -275,7 +287,7 @@ STAGE_DEF = Stage(
     estimate=estimate,
     sample_template=TEMPLATE,
     assumed_output_tokens=80.0,
-    fake_answers=(FakeAnswer(TEMPLATE.name, fake_answer, marker="Valid task: <yes or no>"),),
+    fake_answers=(FakeAnswer(TEMPLATE.name, fake_answer, marker=MARKER),),
     enabled=enabled,
     model=judge_choice,
     prompt_style=judge_style,
