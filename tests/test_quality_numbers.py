@@ -65,8 +65,8 @@ def test_kappa_four_categories() -> None:
 def test_kappa_perfect_and_single_category() -> None:
     assert cohen_kappa(list("ABCD"), list("ABCD")) == 1.0
     assert cohen_kappa([True, False, True], [True, False, True]) == 1.0
-    # p_e == 1: both raters use one and the same category throughout -> 1.0 by convention
-    assert cohen_kappa(["A"] * 5, ["A"] * 5) == 1.0
+    # p_e == 1: both raters use one and the same category throughout -> undefined
+    assert cohen_kappa(["A"] * 5, ["A"] * 5) is None
 
 
 def test_kappa_chance_and_worse() -> None:
@@ -89,10 +89,10 @@ def test_kappa_matches_confusion_matrix(pairs: list[tuple[str, str]]) -> None:
     truth = [a for a, _ in pairs]
     judged = [b for _, b in pairs]
     kappa = cohen_kappa(truth, judged)
-    assert kappa is not None
     if len(set(truth)) == 1 and set(truth) == set(judged):
-        assert kappa == 1.0  # p_e == 1 convention
+        assert kappa is None  # p_e == 1: undefined
     else:
+        assert kappa is not None
         assert kappa == pytest.approx(reference_kappa(truth, judged), abs=1e-9)
         assert -1.0 <= kappa <= 1.0
 

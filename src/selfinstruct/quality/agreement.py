@@ -78,10 +78,10 @@ def binary_agreement(truth: Sequence[bool], judged: Sequence[bool]) -> Agreement
 def cohen_kappa(truth: Sequence[Hashable], judged: Sequence[Hashable]) -> float | None:
     """Cohen's kappa of two raters over any categories (yes/no, the A/B/C/D rating, ...).
 
-    kappa = (p_o - p_e) / (1 - p_e). None when there are no pairs. Convention when p_e == 1
-    (both raters use one and the same single category throughout, so kappa is 0/0): kappa is
-    1.0 if the observed agreement is 1 (always true then) and 0.0 otherwise. Raises ValueError
-    when the lengths differ.
+    kappa = (p_o - p_e) / (1 - p_e). None when there are no pairs, and when p_e == 1 (both
+    raters use one and the same single category throughout: 0/0, and agreement that says
+    nothing about the judge, who may say the same for everything). Raises ValueError when the
+    lengths differ.
     """
     _check_lengths(truth, judged)
     n = len(truth)
@@ -90,7 +90,7 @@ def cohen_kappa(truth: Sequence[Hashable], judged: Sequence[Hashable]) -> float 
     observed = sum(1 for a, b in zip(truth, judged, strict=True) if a == b) / n
     expected = _chance_agreement(truth, judged)
     if math.isclose(expected, 1.0):
-        return 1.0 if math.isclose(observed, 1.0) else 0.0
+        return None
     return (observed - expected) / (1.0 - expected)
 
 
