@@ -3,7 +3,9 @@ average over the stage, not a moving average that one slow first record inflates
 
 from __future__ import annotations
 
+import gc
 import re
+import weakref
 
 import pytest
 
@@ -79,3 +81,14 @@ def test_counts_refresh_a_few_times_a_second_at_most(clock: Clock, capsys) -> No
 )
 def test_short_count(n: int, text: str) -> None:
     assert short_count(n) == text
+
+
+def test_a_closed_bar_is_not_finalized_while_the_command_runs() -> None:
+    """tqdm's finalizer must not run mid-run: Python ignores a Ctrl-C that arrives inside a
+    finalizer, and the command would go on (seen at a stage boundary in the Ctrl-C test)."""
+    progress = Progress(StageStats("classify"), 10, 0, quiet=True)
+    bar = weakref.ref(progress._bar)
+    progress.close()
+    del progress
+    gc.collect()
+    assert bar() is not None

@@ -26,6 +26,12 @@ def short_count(n: int) -> str:
     return f"{n / 1_000_000:.1f}M"
 
 
+# Closed bars are kept until the process ends. Otherwise tqdm's finalizer runs when a stage's
+# bar is collected, and a Ctrl-C that arrives inside a finalizer is ignored by Python: the
+# command would go on as if the user had not pressed it.
+_CLOSED: list[tqdm] = []
+
+
 class Progress:
     def __init__(self, stats: StageStats, total: int, initial: int, *, quiet: bool) -> None:
         self.stats = stats
@@ -66,3 +72,4 @@ class Progress:
 
     def close(self) -> None:
         self._bar.close()
+        _CLOSED.append(self._bar)
