@@ -42,10 +42,15 @@ def _conflicts(pair: Pair, outputs: dict[str, str]) -> bool:
     return bool(inp) and outputs.setdefault(inp, out) != out
 
 
+def count_verdicts(verdicts: list[str | None], dropped: Counter[str]) -> None:
+    """Count one task's drop reasons (`duplicate` as zero whenever the task is kept)."""
+    dropped.update(reason for reason in verdicts if reason)
+    if "same_input_different_output" not in verdicts:
+        dropped["duplicate"] += 0
+
+
 def filter_instances(pairs: list[Pair], dropped: Counter[str]) -> list[Pair]:
     """The pairs `instance_verdicts` keeps, in order; counts the reasons of the others."""
     verdicts = instance_verdicts(pairs)
-    dropped.update(reason for reason in verdicts if reason)
-    if "same_input_different_output" not in verdicts:
-        dropped["duplicate"] += 0  # counted (as zero) whenever the task is kept
+    count_verdicts(verdicts, dropped)
     return [pair for pair, reason in zip(pairs, verdicts, strict=True) if reason is None]

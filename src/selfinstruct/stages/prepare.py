@@ -15,7 +15,7 @@ from selfinstruct.exporters import FORMATS, Example, PromptCompletion
 from selfinstruct.exporters.card import card_problems
 from selfinstruct.exporters.jsonl import write_jsonl
 from selfinstruct.exporters.records import Provenance
-from selfinstruct.filters.instance import instance_verdicts
+from selfinstruct.filters.instance import count_verdicts, instance_verdicts
 from selfinstruct.filters.screen import Drop, Screen
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.quality.contamination import Decontaminator, load_eval_tasks
@@ -130,9 +130,7 @@ def build(
         data.screened += drops
         if drops and drops[0].position is None:
             stats.lose("tasks", drops[0].reason)
-        stats.dropped.update(reason for reason in verdicts if reason)
-        if "same_input_different_output" not in verdicts:
-            stats.dropped["duplicate"] += 0  # counted (as zero) whenever the task is kept
+        count_verdicts(verdicts, stats.dropped)
         pairs = [pair for pair, v in zip(task.pairs, verdicts, strict=True) if v is None]
         if len(pairs) > settings.max_instances_per_task:
             stats.drop("over_task_cap", len(pairs) - settings.max_instances_per_task)
