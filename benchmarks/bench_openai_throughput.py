@@ -54,7 +54,6 @@ from selfinstruct.llm.openai_backend import OpenAIBackend, OpenAISettings
 from selfinstruct.llm.openai_format import COMPLETIONS, request_body
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.stages.instances import InstancesSettings
-from selfinstruct.stages.per_instruction import windows_per_wave
 from selfinstruct.stages.registry import default_stops, template_spec
 from selfinstruct.testing.openai_server import DEFAULT_MODEL, MockOpenAIServer
 
@@ -272,6 +271,12 @@ def stage_wave_size(concurrency: int, batch: int) -> int:
     """Requests per `stream` call of the classify and instances stages on a fresh run: whole
     windows of `request_batch_size`, as many as stages/per_instruction.py sends at once."""
     return windows_per_wave(concurrency, batch) * batch
+
+
+def windows_per_wave(concurrency: int, batch_size: int) -> int:
+    """How the stages grouped windows into waves before they kept slots busy continuously:
+    about eight times the requests in flight per wave."""
+    return 1 if concurrency <= 1 else -(-(8 * concurrency) // batch_size)
 
 
 def bench_waves(server: Server, count: int, concurrency: int, batch: int) -> dict[str, Any]:

@@ -107,6 +107,15 @@ def store_snapshot(run_dir: Path) -> dict[str, list[tuple]]:
         return {name: db.execute(sql).fetchall() for name, sql in queries.items()}
 
 
+def records_snapshot(run_dir: Path) -> dict[str, list[tuple]]:
+    """The run's records without its stored answers: against a server, how many bootstrap
+    requests were still in flight (and cancelled) when the target was reached depends on
+    timing, and with it which extra answers were stored."""
+    snapshot = store_snapshot(run_dir)
+    del snapshot["responses"]
+    return snapshot
+
+
 def write_file(directory: Path, name: str, content: str | bytes) -> Path:
     path = directory / name
     if isinstance(content, bytes):

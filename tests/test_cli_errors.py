@@ -36,6 +36,7 @@ COMMANDS = (
     "evaluate",
     "validate",
     "finetune",
+    "merge",
 )
 # Files the run store rewrites just by being opened (lock holder's pid, SQLite journal).
 VOLATILE = {".lock", "selfinstruct.db", "selfinstruct.db-wal", "selfinstruct.db-shm"}

@@ -48,6 +48,8 @@ rouge_threshold = 0.6
 tokenizer = "unicode"
 most_similar = 5
 max_requests = 12
+batches_in_flight = 3
+similarity_workers = 1
 
 [classify]
 request_batch_size = 8
@@ -127,6 +129,8 @@ chat_format = "chatml"
 base_url = "http://127.0.0.1:8000/v1"
 api_key_env = "MY_KEY"
 max_concurrency = 64
+auto_concurrency_start = 2
+auto_concurrency_max = 128
 timeout = 30.0
 max_attempts = 3
 backoff_base = 0.5
@@ -180,6 +184,7 @@ def test_full_valid_config(tmp_path: Path) -> None:
     )
     assert (b.max_tokens, b.stop, b.min_words, b.max_words) == (512, ["\n\n", "END"], 2, 80)
     assert (b.blocked_keywords, b.blocked_prefixes) == (["image", "video"], [])
+    assert (b.batches_in_flight, b.schedule("openai"), b.similarity_workers) == (3, 3, 1)
     assert (b.rouge_threshold, b.tokenizer, b.most_similar, b.max_requests) == (
         0.6,
         "unicode",

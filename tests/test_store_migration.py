@@ -72,6 +72,7 @@ def test_prepare_on_an_old_run_migrates_and_writes_identical_files(old_runs: Pat
         "0002_parsed_instances",
         "0003_prompt_sources",
         "0004_quality",
+        "0005_merge_sources",
     }
     with sqlite3.connect(run / "selfinstruct.db") as db:
         unparsed = db.execute("SELECT COUNT(*) FROM instances WHERE parsed = 0").fetchone()[0]

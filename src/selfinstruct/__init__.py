@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from selfinstruct.api import Instance, Instruction, Run, prepare_paper_files
     from selfinstruct.errors import (
         BackendError,
+        BudgetExhausted,
         EmptyDatasetError,
         InputError,
         RunError,
@@ -39,6 +40,7 @@ _HOMES = {
     "Run": "selfinstruct.api",
     "prepare_paper_files": "selfinstruct.api",
     "BackendError": "selfinstruct.errors",
+    "BudgetExhausted": "selfinstruct.errors",
     "EmptyDatasetError": "selfinstruct.errors",
     "InputError": "selfinstruct.errors",
     "RunError": "selfinstruct.errors",
@@ -53,6 +55,7 @@ _HOMES = {
 __all__ = [
     "STAGES",
     "BackendError",
+    "BudgetExhausted",
     "EmptyDatasetError",
     "InputError",
     "Instance",

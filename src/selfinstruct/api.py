@@ -21,6 +21,7 @@ defaults and, for an existing run, over its stored settings.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from selfinstruct.exporters.card import write_card
 from selfinstruct.filters.screen import Screen
 from selfinstruct.importers.paper import read_tasks
 from selfinstruct.pipeline import (
+    Limits,
     RunOptions,
     estimate_run,
     open_run,
@@ -113,6 +115,13 @@ class Run:
     path: Path
     layers: Layers = field(default_factory=Layers)
     quiet: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+    def with_budget(self, max_tokens: int | None = None, max_cost: float | None = None) -> Run:
+        """This run, generating only while its spending (all its stored answers, priced at
+        the run's prices) stays within these limits; BudgetExhausted when the next request
+        could exceed them. Call again with larger limits to continue."""
+        return dataclasses.replace(self, limits=Limits(max_tokens, max_cost))
 
     @classmethod
     def create(
@@ -312,7 +321,8 @@ class Run:
     @contextmanager
     def _opened(self, *, create: bool, generate: bool, **settings: Any) -> Iterator[RunContext]:
         layers = _merged(self.layers, settings)
-        ctx = open_run(RunOptions(self.path, layers, self.quiet), create=create, generate=generate)
+        options = RunOptions(self.path, layers, self.quiet, self.limits)
+        ctx = open_run(options, create=create, generate=generate)
         try:
             yield ctx
         finally:

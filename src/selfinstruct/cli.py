@@ -18,6 +18,7 @@ COMMANDS = {
     "evaluate": "selfinstruct.commands.evaluate:evaluate",
     "finetune": "selfinstruct.commands.finetune:finetune",
     "validate": "selfinstruct.commands.validate:validate",
+    "merge": "selfinstruct.commands.merge:merge",
 }
 
 

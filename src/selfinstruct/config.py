@@ -11,6 +11,7 @@ range; types are checked while a config is built from TOML.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import types
@@ -184,6 +185,9 @@ def _coerce(value: Any, hint: Any, path: Path, line: int | None, dotted: str) ->
         if value is None and type(None) in get_args(hint):
             return None
         options = [a for a in get_args(hint) if a is not type(None)]
+        for option in options[1:]:  # the first that fits; else the first one's error
+            with contextlib.suppress(InputError):
+                return _coerce(value, option, path, line, dotted)
         return _coerce(value, options[0], path, line, dotted)
     if origin is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

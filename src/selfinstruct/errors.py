@@ -38,6 +38,13 @@ class RunError(SelfInstructError):
     """The run directory cannot be used as asked (settings changed, locked, corrupt...)."""
 
 
+class BudgetExhausted(RunError):
+    """The run's next request could exceed its budget (--max-tokens, --max-cost): exit code
+    3; a rerun with a larger budget continues."""
+
+    exit_code = 3
+
+
 class BackendError(SelfInstructError):
     """The language model backend cannot serve requests (missing package, bad model...)."""
 

@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.config import Config
+from selfinstruct.config import Config, PricingSettings
 from selfinstruct.errors import RunError, SelfInstructError
 from selfinstruct.estimate import StageEstimate, estimate
 from selfinstruct.exporters.jsonl import remove_stale_temporaries, write_json
@@ -29,6 +29,7 @@ from selfinstruct.reporting.summary import print_summary
 from selfinstruct.seeds import SeedTask, load_seeds, seed_hash
 from selfinstruct.settings import Layers, explicit, layered
 from selfinstruct.stages import judge, relabel
+from selfinstruct.stages.budget import Budget
 from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.fingerprint import check_fingerprints, fingerprints
 from selfinstruct.stages.parse import backfill
@@ -43,11 +44,21 @@ from selfinstruct.version import __version__
 VERSIONED = ("numpy", "rapidfuzz")  # what every run uses; backends add their own
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What a command may spend on the run: its tokens and its cost, in all (None: no
+    limit). Not a setting of the run: each command gives its own."""
+
+    max_tokens: int | None = None
+    max_cost: float | None = None
+
+
 @dataclass
 class RunOptions:
     out: Path
     layers: Layers = field(default_factory=Layers)
     quiet: bool = False
+    limits: Limits = field(default_factory=Limits)
 
 
 def open_run(options: RunOptions, *, create: bool, generate: bool = True) -> RunContext:
@@ -70,6 +81,7 @@ def open_run(options: RunOptions, *, create: bool, generate: bool = True) -> Run
     store = RunStore.open(out) if exists else None
     try:
         config, templates, seeds = resolve(options.layers, store, given)
+        prices = budget_prices(options.limits, config)
         choice = ModelChoice.of(config.backend, config.model, config.sections)
         known = store.get_meta("model_file") if store else None
         model_record = choice.preflight(config.prompt_style, known) if generate else known
@@ -93,6 +105,7 @@ def open_run(options: RunOptions, *, create: bool, generate: bool = True) -> Run
         backfill_prompt_sources(store, config, seeds)
         remove_stale_temporaries(out)
         ctx = context(config, store, templates, seeds, quiet=options.quiet, prints=prints)
+        ctx.budget = budget(options.limits, prices, store)
         write_run_file(ctx)
         return ctx
     except BaseException:
@@ -133,6 +146,32 @@ def context(
     return RunContext(
         config, store, templates, seeds, quiet=quiet, models=models, fingerprints=prints
     )
+
+
+def budget_prices(limits: Limits, config: Config) -> dict[str, PricingSettings]:
+    """Each stage's prices, checked before anything is written: a cost limit needs some."""
+    prices = {stage.name: stage.prices(config) for stage in STAGES}
+    if limits.max_cost is not None and not any(
+        p.input_per_million or p.output_per_million for p in prices.values()
+    ):
+        raise RunError(
+            "--max-cost needs prices: set pricing.input_per_million and "
+            "pricing.output_per_million (e.g. --set pricing.input_per_million=0.15), and "
+            "judge.input_per_million and judge.output_per_million for a judge"
+        )
+    return prices
+
+
+def budget(limits: Limits, prices: dict[str, PricingSettings], store: RunStore) -> Budget | None:
+    """The run's budget, its spending so far counted from the answers it has stored; None
+    without limits."""
+    if limits.max_tokens is None and limits.max_cost is None:
+        return None
+    found = Budget(limits.max_tokens, limits.max_cost, prices=prices)
+    for stage, (prompt, completion) in store.usage_by_stage().items():
+        found.spent_tokens += prompt + completion
+        found.spent_cost += found.price(stage, prompt, completion)
+    return found
 
 
 def preflight_stage_models(config: Config) -> None:

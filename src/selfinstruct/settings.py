@@ -153,13 +153,19 @@ def layered(
 
 def _known(stored: dict[str, Any]) -> dict[str, Any]:
     """A run's stored settings without the sections of backends no longer installed (a
-    plug-in's section is stored in every run made while it was installed)."""
+    plug-in's section is stored in every run made while it was installed), and with the
+    settings added since the run was made at the value it behaved by (a class's EARLIER)."""
     sections = section_types()
-    return {
+    known = {
         key: value
         for key, value in stored.items()
         if not isinstance(value, dict) or key in sections or key == PRICING
     }
+    for key, value in known.items():
+        earlier = getattr(sections.get(key), "EARLIER", {})
+        if isinstance(value, dict) and earlier:
+            known[key] = {**earlier, **value}
+    return known
 
 
 def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

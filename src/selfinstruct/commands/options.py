@@ -11,9 +11,9 @@ import click
 from selfinstruct.config import PROMPT_STYLES
 from selfinstruct.estimate import format_estimate
 from selfinstruct.llm.registry import known_backends
-from selfinstruct.pipeline import RunOptions, estimate_run
+from selfinstruct.pipeline import Limits, RunOptions, estimate_run
 from selfinstruct.settings import Layers
-from selfinstruct.stages.bootstrap import TOKENIZERS
+from selfinstruct.stages.bootstrap import AUTO_SCHEDULE, PAPER_SCHEDULE, TOKENIZERS
 
 # Flags with a setting of their own (any other setting: --set SECTION.KEY=VALUE).
 FLAG_KEYS = {
@@ -38,7 +38,44 @@ FLAG_KEYS = {
     "judge_concurrency": "judge.concurrency",
     "judge_prompt_style": "judge.prompt_style",
     "relabel": "relabel.enabled",
+    "batches_in_flight": "bootstrap.batches_in_flight",
 }
+
+
+class Concurrency(click.ParamType):
+    """A number of requests in flight (>= 1), or 'auto'."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) or str(value).strip().lower() == "auto":
+            return value if isinstance(value, int) else "auto"
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+        if number < 1:
+            self.fail(f"{number} is not >= 1", param, ctx)
+        return number
+
+
+class BatchesInFlight(click.ParamType):
+    """k >= 1, 'auto' or 'paper' (k = 1)."""
+
+    name = "K|auto|paper"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        word = str(value).strip().lower()
+        if word in (AUTO_SCHEDULE, PAPER_SCHEDULE):
+            return word
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number, 'auto' or 'paper'", param, ctx)
+        if number < 1:
+            self.fail(f"{number} is not >= 1", param, ctx)
+        return number
+
 
 SET_HELP = (
     "Any setting, as SECTION.KEY=VALUE (repeatable), e.g. --set bootstrap.temperature=1 "
@@ -135,8 +172,31 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--concurrency",
-            type=click.IntRange(min=1),
-            help="openai backend: requests kept in flight (16).",
+            type=Concurrency(),
+            help="openai backend: requests kept in flight (16), or 'auto': start low and "
+            "adapt to the server from its 429s, Retry-After and latency.",
+        ),
+        click.option(
+            "--batches-in-flight",
+            type=BatchesInFlight(),
+            help="Bootstrap batches composed ahead of judging: batch b's prompts show the "
+            "pool as judged after batch b - K. 'paper' (K = 1): the paper's schedule. "
+            "Default 'auto': 8 for a server (keeps 16 requests busy), 1 for a local engine.",
+        ),
+        click.option(
+            "--max-tokens",
+            "max_tokens",
+            type=click.IntRange(min=0),
+            help="Stop before the run's tokens (all its answers, prompt and generated) "
+            "could exceed N; a rerun with a larger budget continues.",
+        ),
+        click.option(
+            "--max-cost",
+            "max_cost",
+            type=click.FloatRange(min=0),
+            metavar="AMOUNT",
+            help="Stop before the run's cost (at the [pricing] and judge prices) could "
+            "exceed AMOUNT; a rerun with a larger budget continues.",
         ),
         click.option(
             "--requests-per-minute",
@@ -166,7 +226,7 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--judge-concurrency",
-            type=click.IntRange(min=1),
+            type=Concurrency(),
             help="The judge's requests kept in flight (default: its backend's setting).",
         ),
         click.option(
@@ -214,7 +274,8 @@ def run_options_from(kwargs: dict[str, Any]) -> RunOptions:
         files = [str(path.resolve()) for path in kwargs["decontaminate"]]
         flags.update({"prepare.decontaminate": True, "prepare.decontaminate_files": files})
     layers = Layers(kwargs["config_file"], flags, tuple(kwargs.get("sets") or ()))
-    return RunOptions(out=kwargs["out"], layers=layers, quiet=kwargs["quiet"])
+    limits = Limits(kwargs.get("max_tokens"), kwargs.get("max_cost"))
+    return RunOptions(out=kwargs["out"], layers=layers, quiet=kwargs["quiet"], limits=limits)
 
 
 def estimated(kwargs: dict[str, Any]) -> bool:

@@ -22,7 +22,7 @@ from selfinstruct.stages.stage import Stage
 def run_from(kwargs: dict[str, Any]) -> Run:
     """The run the flags name, with the settings they give."""
     options = run_options_from(kwargs)
-    return Run(options.out, options.layers, options.quiet)
+    return Run(options.out, options.layers, options.quiet, options.limits)
 
 
 @click.command()

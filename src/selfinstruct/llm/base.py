@@ -5,16 +5,22 @@ on the other, so a local engine and an HTTP client both fit. Every completion re
 finish reason ("stop" or "length") and token usage. `stream` hands each result over as soon
 as it is ready (so callers can store it at once); a request that failed for good, after the
 backend's own retries, comes back as a `Failure` and the others go on.
+
+`serve` answers a `Feed`: requests that become ready over time (a stage's next requests may
+depend on the answers to its earlier ones). A server backend keeps its slots busy by taking a
+new request from the feed whenever one is free; the default takes up to `concurrency`
+requests at a time and streams them.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Protocol
 
 Messages = tuple[tuple[str, str], ...]
 
@@ -43,15 +49,26 @@ class Request:
         return self.messages is not None
 
     def canonical(self) -> dict[str, Any]:
-        """The fields that determine the answer, as plain JSON-able data."""
-        data = asdict(self)
+        """The fields that determine the answer, as plain JSON-able data (a new dict)."""
+        return json.loads(self._canonical_json)
+
+    @functools.cached_property
+    def _canonical_json(self) -> str:
+        """canonical() as JSON (keys in field order), made once per request: every request
+        is keyed, stored and logged, and asdict is slow."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["messages"] = [list(m) for m in self.messages] if self.messages else None
         data["stop"] = list(self.stop)
-        return data
+        return json.dumps(data, ensure_ascii=False)
+
+    def canonical_json(self) -> str:
+        """json.dumps(self.canonical(), ensure_ascii=False), without the round trip."""
+        return self._canonical_json
 
     def key(self, backend_id: str) -> str:
         """A stable hash of the backend and the canonical request (the response cache key)."""
-        blob = json.dumps([backend_id, self.canonical()], sort_keys=True, ensure_ascii=False)
+        canonical = json.loads(self._canonical_json)
+        blob = json.dumps([backend_id, canonical], sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -80,6 +97,42 @@ Result = Completion | Failure
 OnResult = Callable[[int, Result], None]
 
 
+class Feed(Protocol):
+    """Requests that become ready over time, and where their results go.
+
+    `take(limit)` hands over up to `limit` requests that may be sent now, each with a ticket
+    of the feed's choosing; it returns [] when none is ready. `put(ticket, result)` hands a
+    result back, which may make more requests ready. A backend serves a feed until `take`
+    returns [] with nothing in flight, or until `finished`: the feed wants no more answers,
+    and the backend drops those still in flight (a server stops generating them).
+    """
+
+    def take(self, limit: int) -> list[tuple[int, Request]]: ...
+
+    def put(self, ticket: int, result: Result) -> None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+
+class ListFeed:
+    """A fixed list of requests; results go to `on_result(index, result)`."""
+
+    def __init__(self, requests: Sequence[Request], on_result: OnResult) -> None:
+        self.requests = requests
+        self.on_result = on_result
+        self.next = 0
+
+    def take(self, limit: int) -> list[tuple[int, Request]]:
+        start, self.next = self.next, min(len(self.requests), self.next + max(0, limit))
+        return [(i, self.requests[i]) for i in range(start, self.next)]
+
+    def put(self, ticket: int, result: Result) -> None:
+        self.on_result(ticket, result)
+
+    finished = False
+
+
 class LLM:
     """Base class of every backend: override `generate` or `agenerate` (or both).
 
@@ -96,6 +149,7 @@ class LLM:
     supports: ClassVar[frozenset[str]] = frozenset({"completion", "chat"})
     packages: ClassVar[tuple[str, ...]] = ()
     needs_model: ClassVar[bool] = False  # a run must name a model (--model)
+    parallel: ClassVar[bool] = False  # serves many requests at once (a server)
     concurrency: int = 1
 
     def __init__(self, model: str = "") -> None:
@@ -164,5 +218,25 @@ class LLM:
         for index, request in enumerate(requests):
             on_result(index, self.generate([request])[0])
 
+    def serve(self, feed: Feed) -> None:
+        """Answer a feed's requests until it has none ready: here up to
+        `concurrency` at a time, through `stream`."""
+        while not feed.finished:
+            taken = feed.take(max(1, self.concurrency))
+            if not taken:
+                return
+            self.stream([request for _, request in taken], _ticketed(feed, taken))
+
+    def flow_note(self) -> str:
+        """How the backend kept requests in flight, for a stage's summary ("" for nothing
+        worth saying)."""
+        return ""
+
     def close(self) -> None:
         """Release resources (engines, connections)."""
+
+
+def _ticketed(feed: Feed, taken: list[tuple[int, Request]]) -> OnResult:
+    """Hands the result of the i-th taken request to the feed under its ticket."""
+    tickets = [ticket for ticket, _ in taken]
+    return lambda index, result: feed.put(tickets[index], result)

@@ -1,9 +1,11 @@
-"""Any OpenAI-compatible server (OpenAI, vLLM, SGLang, llama.cpp, Ollama, TGI) over httpx.
+"""Any OpenAI-compatible server (OpenAI, vLLM, SGLang, llama.cpp, Ollama, TGI) over aiohttp.
 
-Keeps up to `max_concurrency` requests in flight, retries what is worth retrying (429, 5xx,
-timeouts, dropped connections, malformed bodies) with `llm.retry` (exponential backoff and
-jitter, Retry-After honoured), and stops at once on answers no retry can fix (401/403,
-unknown model, a server that cannot be reached at all). The API key is read from an
+Keeps up to `max_concurrency` requests in flight (or as many as the server takes, with
+`auto`: llm/concurrency.py), taking a new one from the caller's feed the moment a slot is
+free, retries what is worth retrying (429, 5xx, timeouts, dropped connections, malformed
+bodies) with `llm.retry` (exponential backoff and jitter, Retry-After honoured; a request
+waiting to be retried holds no slot), and stops at once on answers no retry can fix
+(401/403, unknown model, a server that cannot be reached at all). The API key is read from an
 environment variable and only ever placed in the Authorization header.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -18,7 +21,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from selfinstruct.errors import BackendError
-from selfinstruct.llm.base import LLM, Completion, Failure, OnResult, Request, Result
+from selfinstruct.llm.base import (
+    LLM,
+    Completion,
+    Failure,
+    Feed,
+    ListFeed,
+    OnResult,
+    Request,
+    Result,
+)
+from selfinstruct.llm.concurrency import AUTO, ERROR, AdaptiveGate, Gate, outcome_of
 from selfinstruct.llm.openai_format import MalformedResponse, parse_body, request_body
 from selfinstruct.llm.rate_limit import RateLimiter
 from selfinstruct.llm.retry import (
@@ -31,13 +44,13 @@ from selfinstruct.llm.retry import (
 )
 from selfinstruct.llm.urls import public_url
 
-if TYPE_CHECKING:  # imported when the backend first sends: httpx takes 0.2 s to load, and the
-    import httpx  # registry reads this module (for its settings) in every run
+if TYPE_CHECKING:  # imported when the backend first sends: aiohttp takes 0.2 s to load, and
+    import aiohttp  # the registry reads this module (for its settings) in every run
 
-# httpcore's pool does O(connections^2) bookkeeping per request (httpcore 1.0.9, see
-# encode/httpcore#1035): above ~48 connections in one pool the client's CPU, not the server,
-# sets the pace. So the connections are split over several clients of at most this many.
-CONNECTIONS_PER_CLIENT = 8
+# aiohttp, not httpx: its C parser costs about 0.4 ms of CPU per request against httpx's
+# 2-3 ms, which is the client's limit for short answers (classify) at high concurrency
+# (BENCHMARKS.md, "Whole-run throughput").
+CONNECT_TIMEOUT = 30.0
 
 
 @dataclass
@@ -46,7 +59,9 @@ class OpenAISettings:
 
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str = "OPENAI_API_KEY"
-    max_concurrency: int = 16
+    max_concurrency: int | str = 16  # or "auto"
+    auto_concurrency_start: int = 4
+    auto_concurrency_max: int = 256
     timeout: float = 120.0
     max_attempts: int = 6
     backoff_base: float = 1.0
@@ -55,20 +70,40 @@ class OpenAISettings:
     tokens_per_minute: float = 0.0
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        if not 1 <= self.max_concurrency <= 4096:
-            yield "max_concurrency", "must be between 1 and 4096"
+        if isinstance(self.max_concurrency, str):
+            if self.max_concurrency != AUTO:
+                yield "max_concurrency", f"must be a number or '{AUTO}'"
+        elif not 1 <= self.max_concurrency <= 4096:
+            yield "max_concurrency", "must be between 1 and 4096 (or 'auto')"
+        if not 1 <= self.auto_concurrency_start <= self.auto_concurrency_max <= 4096:
+            yield "auto_concurrency_start", "must be between 1 and auto_concurrency_max (4096)"
         if self.max_attempts < 1:
             yield "max_attempts", "must be >= 1"
         if self.timeout <= 0:
             yield "timeout", "must be > 0"
+
+    @property
+    def slots(self) -> int:
+        """The most requests ever in flight."""
+        if isinstance(self.max_concurrency, str):
+            return self.auto_concurrency_max
+        return self.max_concurrency
+
+    def gate(self) -> Gate:
+        if isinstance(self.max_concurrency, str):
+            return AdaptiveGate(
+                self.auto_concurrency_start, self.auto_concurrency_max, slow=self.timeout / 2
+            )
+        return Gate(self.max_concurrency)
 
 
 class OpenAIBackend(LLM):
     name = "openai"
     Settings = OpenAISettings
     supports = frozenset({"completion", "chat", "batch"})
-    packages = ("httpx",)
+    packages = ("aiohttp",)
     needs_model = True
+    parallel = True
 
     def __init__(self, settings: OpenAISettings, model: str, api_key: str | None) -> None:
         super().__init__(model=model)
@@ -76,14 +111,16 @@ class OpenAIBackend(LLM):
             raise BackendError("--backend openai needs --model (the name the server serves)")
         self.settings = settings
         self.base_url = settings.base_url.rstrip("/")
-        self.concurrency = settings.max_concurrency
+        self.concurrency = settings.slots
+        self.gate = settings.gate()
         self._key = api_key or ""
         self.counters: Counter[str] = Counter()
         self._policy = RetryPolicy(
             settings.max_attempts, settings.backoff_base, settings.backoff_max
         )
         self._runner: asyncio.Runner | None = None
-        self._clients: list[httpx.AsyncClient] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._proxy: str | None = None
         self._limiter: RateLimiter | None = None
         self._reached = False
 
@@ -111,57 +148,76 @@ class OpenAIBackend(LLM):
         return results  # type: ignore[return-value]
 
     def stream(self, requests: Sequence[Request], on_result: OnResult) -> None:
+        self.serve(ListFeed(requests, on_result))
+
+    def serve(self, feed: Feed) -> None:
         if self._runner is None:
             self._runner = asyncio.Runner()
-        self._runner.run(self._stream(requests, on_result))
+        self._runner.run(self._serve(feed))
 
-    async def _stream(self, requests: Sequence[Request], on_result: OnResult) -> None:
-        clients = self._ensure_clients()
-        # One slot per request in flight; each client gets as many slots as it has connections.
-        slots: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        for i in range(self.concurrency):
-            slots.put_nowait(clients[i % len(clients)])
+    async def _serve(self, feed: Feed) -> None:
+        """Keep the gate's slots busy from the feed; hand results back in ticket order of
+        each group that completes together."""
+        self._ensure_session()
+        self.gate.bind()
+        tasks: dict[asyncio.Task[Result], int] = {}
 
-        async def one(index: int, request: Request) -> None:
-            client = await slots.get()
-            try:
-                result = await self._attempts(client, request)
-            finally:
-                slots.put_nowait(client)
-            on_result(index, result)
+        def fill() -> None:
+            room = self.gate.room(len(tasks))
+            if room > 0:
+                for ticket, request in feed.take(room):
+                    tasks[asyncio.create_task(self._attempts(request))] = ticket
 
-        tasks = [asyncio.create_task(one(i, r)) for i, r in enumerate(requests)]
         try:
-            await asyncio.gather(*tasks)
+            fill()
+            while tasks:
+                await self._next_event(set(tasks))
+                done = sorted((t for t in tasks if t.done()), key=tasks.__getitem__)
+                for task in done:
+                    feed.put(tasks.pop(task), task.result())
+                if feed.finished:
+                    break  # the rest is cancelled below: the server stops generating them
+                fill()
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _ensure_clients(self) -> list[httpx.AsyncClient]:
-        import httpx
+    async def _next_event(self, tasks: set[asyncio.Task[Result]]) -> None:
+        """Wait until a request ends or a slot frees (a request starts waiting to retry)."""
+        changed = self.gate.changed
+        if changed is None:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            return
+        changed.clear()
+        waiter = asyncio.create_task(changed.wait())
+        try:
+            await asyncio.wait({*tasks, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
 
-        if not self._clients:
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        """One session for every request, with a connection per slot (made in the running
+        event loop). The proxy, if the environment names one for the server (HTTPS_PROXY,
+        NO_PROXY...), is looked up once here rather than per request."""
+        import aiohttp
+
+        if self._session is None:
+            self._proxy = environment_proxy(self.base_url)
             headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-            count = -(-self.concurrency // CONNECTIONS_PER_CLIENT)
-            ssl_context = httpx.create_ssl_context()  # shared: loaded once, not per client
-            for j in range(count):
-                size = len(range(j, self.concurrency, count))  # the slots _stream gives it
-                limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-                self._clients.append(
-                    httpx.AsyncClient(
-                        headers=headers,
-                        limits=limits,
-                        timeout=self.settings.timeout,
-                        verify=ssl_context,
-                    )
-                )
+            connector = aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=0)
+            timeout = aiohttp.ClientTimeout(
+                total=self.settings.timeout, connect=min(CONNECT_TIMEOUT, self.settings.timeout)
+            )
+            self._session = aiohttp.ClientSession(
+                headers=headers, connector=connector, timeout=timeout
+            )
             self._limiter = RateLimiter(
                 self.settings.requests_per_minute, self.settings.tokens_per_minute
             )
-        return self._clients
+        return self._session
 
-    async def _attempts(self, client: httpx.AsyncClient, request: Request) -> Result:
+    async def _attempts(self, request: Request) -> Result:
         path = "/chat/completions" if request.is_chat else "/completions"
         body = request_body(request, self.model)
         cost = len(str(body.get("prompt") or body.get("messages"))) / 4 + request.max_tokens
@@ -169,56 +225,76 @@ class OpenAIBackend(LLM):
         async def attempt() -> Completion | FailedAttempt:
             assert self._limiter is not None
             await self._limiter.acquire(cost)
-            return await self._attempt(client, path, body, request.is_chat)
+            slot = await self.gate.acquire()
+            outcome: Completion | FailedAttempt | None = None
+            try:
+                outcome = await self._attempt(path, body, request.is_chat)
+                return outcome
+            finally:
+                if isinstance(outcome, FailedAttempt):
+                    await self.gate.release(slot, outcome_of(outcome.reason), outcome.retry_after)
+                else:
+                    await self.gate.release(slot, outcome_of(None) if outcome else ERROR)
 
-        result = await with_retries(attempt, self._policy, self.counters)
+        result = await with_retries(attempt, self._policy, self.counters, sleep=self.gate.sleep)
         if isinstance(result, Failure):
             return dataclasses.replace(result, detail=self._scrub(result.detail))
         return result
 
     async def _attempt(
-        self, client: httpx.AsyncClient, path: str, body: dict[str, Any], chat: bool
+        self, path: str, body: dict[str, Any], chat: bool
     ) -> Completion | FailedAttempt:
         """One try: a Completion, or why not; raises BackendError when no retry can help."""
-        import httpx
+        import aiohttp
 
         url = self.base_url + path
+        session = self._ensure_session()
         try:
-            response = await client.post(url, json=body)
-        except httpx.TimeoutException:
+            async with session.post(url, json=body, proxy=self._proxy) as response:
+                status = response.status
+                raw = await response.read()
+                retry_after = response.headers.get("retry-after")
+                reason = response.reason or ""
+        except TimeoutError:
             return FailedAttempt(
                 "timeout", f"no answer from {url} within {self.settings.timeout}s", retry=True
             )
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             raise BackendError(f"bad --base-url {self.base_url!r}: {exc}") from exc
-        except httpx.ConnectError as exc:
+        except aiohttp.ClientConnectorError as exc:
             if not self._reached:
                 raise BackendError(
-                    f"cannot connect to {self.base_url}: {exc}; "
+                    f"cannot connect to {self.base_url}: {exc.os_error}; "
                     "check --base-url and that the server is running"
                 ) from exc
             return FailedAttempt("connection", f"connection to {url} failed: {exc}", retry=True)
-        except httpx.LocalProtocolError as exc:  # never echo it: it may quote the headers
+        except aiohttp.ClientPayloadError:
+            return FailedAttempt("malformed", f"incomplete response body from {url}", retry=True)
+        except (aiohttp.ClientError, OSError) as exc:  # dropped or refused mid-way
+            return FailedAttempt(
+                "connection", f"connection to {url} dropped: {type(exc).__name__}", retry=True
+            )
+        except ValueError as exc:  # never echo it: it may quote the headers
             raise BackendError(
                 f"cannot send a request to {url}: {type(exc).__name__}; "
                 "check --base-url and the API key variable"
             ) from exc
-        except httpx.TransportError as exc:
-            return FailedAttempt(
-                "connection", f"connection to {url} dropped: {type(exc).__name__}", retry=True
-            )
-        except httpx.DecodingError:
-            return FailedAttempt("malformed", f"undecodable response body from {url}", retry=True)
         self._reached = True
-        status = response.status_code
+        return self._answer(url, status, raw, retry_after, reason, chat)
+
+    def _answer(
+        self, url: str, status: int, raw: bytes, retry_after: str | None, reason: str, chat: bool
+    ) -> Completion | FailedAttempt:
+        """What one HTTP answer means: a Completion, a retryable failure, or an error no
+        retry can fix (BackendError)."""
         if status == 200:
             try:
-                return parse_body(response.json(), chat)
+                return parse_body(json.loads(raw), chat)
             except (ValueError, MalformedResponse) as exc:
                 return FailedAttempt(
                     "malformed", f"malformed response body: {str(exc)[:200]}", retry=True
                 )
-        message = _server_message(response)
+        message = _server_message(raw, reason)
         if status in FATAL:
             raise BackendError(
                 self._scrub(
@@ -236,7 +312,17 @@ class OpenAIBackend(LLM):
             f"http_{status}",
             f"{url} answered {status}: {message}",
             retry=status in RETRYABLE,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            retry_after=parse_retry_after(retry_after),
+        )
+
+    def flow_note(self) -> str:
+        gate = self.gate
+        if not isinstance(gate, AdaptiveGate):
+            return ""
+        return (
+            f"concurrency auto: {gate.slots} in flight at the end (started at "
+            f"{self.settings.auto_concurrency_start}, peak {gate.peak}, {gate.cuts} cuts on "
+            "429/overload)"
         )
 
     def _scrub(self, text: str) -> str:
@@ -244,17 +330,32 @@ class OpenAIBackend(LLM):
 
     def close(self) -> None:
         if self._runner is not None:
-            for client in self._clients:
-                self._runner.run(client.aclose())
+            if self._session is not None:
+                self._runner.run(self._session.close())
             self._runner.close()
         self._runner = None
-        self._clients = []
+        self._session = None
+        self.gate = self.settings.gate()
 
 
-def _server_message(response: httpx.Response) -> str:
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for a URL (None: connect directly)."""
+    import urllib.parse
+    import urllib.request  # here: 70 ms to import, and only a sending backend needs it
+
+    parts = urllib.parse.urlsplit(url)
+    scheme, host = parts.scheme, parts.hostname
+    if not host or urllib.request.proxy_bypass(host):
+        return None
+    return urllib.request.getproxies().get(scheme)
+
+
+def _server_message(raw: bytes, reason: str) -> str:
+    """The error message a server put in its body (OpenAI's shape or plain text)."""
+    text: Any = raw.decode("utf-8", errors="replace")
     try:
-        error = response.json().get("error")
+        error = json.loads(text).get("error")
         text = error.get("message") if isinstance(error, dict) else error
     except (ValueError, AttributeError):
-        text = response.text
-    return " ".join(str(text or response.reason_phrase).split())[:300]
+        pass
+    return " ".join(str(text or reason).split())[:300]

@@ -3,17 +3,22 @@
 Each instruction is tokenized once and encoded as a string with one character per distinct
 token, so the longest common subsequence of tokens is rapidfuzz's LCSseq of the two strings.
 The F-measure is computed with the same floating-point operations, in the same order, as the
-`rouge_score` package, so scores are bit-identical to it.
+`rouge_score` package, so scores are bit-identical to it (see `fmeasure.py`).
 
 The pool also keeps, for every token, the list of items that contain it, so `above` can answer
 "does any item score above the threshold?" by scoring only the items the exact bounds of
 `bounds.py` leave possible.
+
+Scoring against the whole pool (a block, or one candidate) runs in chunks of the pool on up
+to `workers` threads (see `parallel.py`); the scores do not depend on the number of threads.
+`above` stays on the caller's thread: the bounds leave it a few dozen items to score.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,10 +26,15 @@ from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
 from selfinstruct.similarity.bounds import need_table, probe_tokens
+from selfinstruct.similarity.fmeasure import FTable, Scratch, f_measure
+from selfinstruct.similarity.parallel import Chunks, Once
 from selfinstruct.similarity.tokenize import Tokenizer, rouge_tokens
 
 _SURROGATES = 0xE000 - 0xD800
+ChunkScores = Callable[[np.ndarray, int, np.ndarray], None]  # (LCS, first pool item, out)
 PROBE_SHARE = 1.0  # above() gives up when its posting lists hold more entries than this x pool
+PACK_FROM = 4096  # items: smaller pools stay in cache wherever their strings are
+PACK_GROWTH = 1.25  # re-pack the encoded items whenever the pool has grown by this factor
 
 
 @dataclass(frozen=True)
@@ -55,10 +65,17 @@ class Similarity:
 
 
 class RougePool:
-    """A growing pool of instructions, kept encoded for fast ROUGE-L scoring."""
+    """A growing pool of instructions, kept encoded for fast ROUGE-L scoring.
 
-    def __init__(self, tokenizer: Tokenizer = rouge_tokens) -> None:
+    workers: threads that score a block or a candidate against the pool (0: every core, 1: the
+    caller's thread only). The extra threads start the first time the pool is large enough to
+    share out (`parallel.PARALLEL_FROM` items) and stop at `close()`, or when the pool is
+    garbage-collected; the pool is also a context manager that closes them."""
+
+    def __init__(self, tokenizer: Tokenizer = rouge_tokens, workers: int = 0) -> None:
         self.tokenizer = tokenizer
+        self._chunks = Chunks(workers)
+        self._scratch = Scratch()
         self.texts: list[str] = []
         self._encoded: list[str] = []
         self._lengths = np.zeros(0, dtype=np.float64)
@@ -66,10 +83,26 @@ class RougePool:
         self._max_length = 0
         self._vocab: dict[str, str] = {}
         self._postings: dict[str, array] = {}
+        self._packed = 0  # pool size at the last _pack
         self.pairs_scored = 0
 
     def __len__(self) -> int:
         return self._size
+
+    @property
+    def workers(self) -> int:
+        """Threads scoring uses (0 resolved to the number of cores)."""
+        return self._chunks.workers
+
+    def close(self) -> None:
+        """Stop the scoring threads; the pool stays usable (they start again when needed)."""
+        self._chunks.close()
+
+    def __enter__(self) -> RougePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def encode(self, text: str) -> str:
         """One character per token; new tokens get fresh characters."""
@@ -98,6 +131,18 @@ class RougePool:
             self._postings.setdefault(char, array("q")).append(self._size)
         self._max_length = max(self._max_length, len(encoded))
         self._size += 1
+        if self._size >= PACK_FROM and self._size >= PACK_GROWTH * self._packed:
+            self._pack()
+
+    def _pack(self) -> None:
+        """Copy the encoded items into fresh strings made one after another. Scoring reads
+        every item for each block, and items encoded one by one among other objects lie
+        scattered in memory (measured: blocks against 50,000 items made among as many other
+        objects scored 1.4x faster packed; a 30,000-candidate replay ran 5-10% faster)."""
+        joined = "".join(self._encoded)
+        ends = np.cumsum(self._lengths[: self._size]).astype(np.int64).tolist()
+        self._encoded = [joined[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+        self._packed = self._size
 
     def score(self, text: str) -> Similarity:
         return self.score_encoded(self.encode(text))
@@ -109,15 +154,52 @@ class RougePool:
             return Similarity(np.zeros(0))
         if not encoded:
             return Similarity(np.zeros(size))
-        lcs = process.cdist(
-            [encoded],
-            self._encoded[start:],
-            scorer=LCSseq.similarity,
-            dtype=np.int32,
-            workers=1,
-        )[0].astype(np.float64)
-        self.pairs_scored += size
-        return Similarity(f_measure(lcs, self._lengths[start : self._size], float(len(encoded))))
+        return Similarity(self.rows([encoded], start)[0])
+
+    def rows(self, encoded: list[str], start: int = 0) -> np.ndarray:
+        """Scores of each candidate (a row) against pool items start, start + 1, ...; the
+        pool is cut into chunks scored on the pool's threads."""
+        width = self._size - start
+        if not encoded or width <= 0:
+            return np.zeros((len(encoded), max(0, width)))
+        out = np.empty((len(encoded), width))
+        scores = Once(lambda: self._scores(encoded, start))
+
+        def chunk(first: int, last: int) -> None:
+            lcs = process.cdist(
+                encoded,
+                self._encoded[start + first : start + last],
+                scorer=LCSseq.similarity,
+                dtype=np.int32,
+                workers=1,
+            )
+            scores.get()(lcs, start + first, out[:, first:last])
+
+        self._chunks.run(chunk, width)
+        self.pairs_scored += out.size
+        return out
+
+    def _scores(self, encoded: list[str], start: int) -> ChunkScores:
+        """How the LCS of the candidates against pool items first, first + 1, ... become
+        their scores: looked up in an FTable when it is small next to the pairs to score
+        (the rule), else computed by f_measure."""
+        targets = [len(e) for e in encoded]
+        if FTable.size(targets, self._max_length) > len(encoded) * (self._size - start) // 2:
+            lengths = np.array(targets, dtype=np.float64)[:, None]
+
+            def compute(lcs: np.ndarray, first: int, out: np.ndarray) -> None:
+                pool_lengths = self._lengths[first : first + lcs.shape[1]]
+                out[...] = f_measure(lcs.astype(np.float64), pool_lengths, lengths)
+
+            return compute
+        table = FTable(targets, self._max_length)
+        offsets = table.offsets(self._lengths[start : self._size])
+
+        def look_up(lcs: np.ndarray, first: int, out: np.ndarray) -> None:
+            index = self._scratch.index(lcs.shape)
+            table.into(lcs, offsets[first - start : first - start + lcs.shape[1]], out, index)
+
+        return look_up
 
     def block(self, encoded: list[str]) -> Block:
         """Score several candidates against the pool in one call (see Block)."""
@@ -167,24 +249,16 @@ class RougePool:
 
 
 class Block:
-    """Candidates scored together against the pool as it stood when the block began (one C
-    call for the whole block), then judged one by one in order: a candidate's scores are its
-    row plus its scores against whatever joined the pool since, so every score is exactly what
-    scoring it alone at its turn would give."""
+    """Candidates scored together against the pool as it stood when the block began (one pass
+    over the pool for the whole block, shared out over the pool's threads), then judged one by
+    one in order: a candidate's scores are its row plus its scores against whatever joined the
+    pool since, so every score is exactly what scoring it alone at its turn would give."""
 
     def __init__(self, pool: RougePool, encoded: list[str]) -> None:
         self.pool = pool
         self.start = len(pool)
         self.encoded = encoded
-        self.rows = np.zeros((len(encoded), self.start))
-        if encoded and self.start:
-            lcs = process.cdist(
-                encoded, pool._encoded, scorer=LCSseq.similarity, dtype=np.int32, workers=1
-            ).astype(np.float64)
-            pool.pairs_scored += lcs.size
-            lengths = np.array([float(len(e)) for e in encoded])[:, None]
-            self.rows = f_measure(lcs, pool._lengths[: self.start][None, :], lengths)
-            self.rows[lengths[:, 0] == 0] = 0.0
+        self.rows = pool.rows(encoded, 0)
 
     def similarity(self, index: int) -> Similarity:
         encoded = self.encoded[index]
@@ -194,20 +268,8 @@ class Block:
         return Similarity(np.concatenate([self.rows[index], newer]))
 
 
-def f_measure(
-    lcs: np.ndarray, pool_lengths: np.ndarray, target_length: float | np.ndarray
-) -> np.ndarray:
-    """rouge_score's F: precision = lcs/len(prediction), recall = lcs/len(target)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = lcs / pool_lengths
-        recall = lcs / target_length
-        total = precision + recall
-        f = 2 * precision * recall / total
-    return np.where((pool_lengths > 0) & (total > 0), f, 0.0)
-
-
 def rouge_l(a: str, b: str, tokenizer: Tokenizer = rouge_tokens) -> float:
     """ROUGE-L F-measure of two texts (a is the target, b the prediction)."""
-    pool = RougePool(tokenizer)
+    pool = RougePool(tokenizer, workers=1)
     pool.add(b)
     return float(pool.score(a).scores[0])

@@ -14,19 +14,21 @@ recomputed with the same function for runs made before they were (stages/provena
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from selfinstruct.config import RequestSettings
 from selfinstruct.errors import RunError
 from selfinstruct.filters.instruction import heuristic_reason, upper_first
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
+from selfinstruct.llm.registry import backend_class, known_backends
 from selfinstruct.parsing.instructions import split_instructions
 from selfinstruct.prompts import Prompt, TemplateSet, TemplateSpec
 from selfinstruct.reporting.progress import Progress
@@ -36,7 +38,9 @@ from selfinstruct.seeds.task import SeedTask
 from selfinstruct.similarity.prefilter import Prefilter
 from selfinstruct.similarity.rouge import Block, RougePool
 from selfinstruct.similarity.tokenize import get_tokenizer
+from selfinstruct.stages.budget import budget_stop
 from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.dispatch import serve
 from selfinstruct.stages.stage import Estimate, Stage
 from selfinstruct.store import paper_files
 from selfinstruct.store.run_store import InstructionRow, PromptSources, RunStore
@@ -67,6 +71,12 @@ _NUMBERS = frozenset({"next_number", "last_number"})
 TEMPLATE = TemplateSpec("bootstrap", _LIST, _NUMBERS)
 CLASSIFICATION_TEMPLATE = TemplateSpec("bootstrap_classification", _LIST, _NUMBERS)
 MAX_BARREN_BATCHES = 50
+# k for a backend that keeps many requests in flight (a server): 8 batches of 5 keep the
+# default 16 slots busy even while a slow answer holds the judging back. A local engine that
+# answers one request at a time gains nothing from k > 1 and gets the paper's k = 1.
+SERVER_BATCHES_IN_FLIGHT = 8
+PAPER_SCHEDULE = "paper"  # k = 1: every prompt sees every batch before its own
+AUTO_SCHEDULE = "auto"
 TRUNCATED_ITEM = "truncated_item"  # the last, cut item of a response kept in part
 TRUNCATION_WARNING_SHARE = 0.25
 
@@ -91,9 +101,31 @@ class BootstrapSettings(RequestSettings):
     tokenizer: str = "rouge"
     most_similar: int = 10
     max_requests: int = 0
+    batches_in_flight: int | str = AUTO_SCHEDULE
+    similarity_workers: int = 0
+
+    # Settings added after runs existed, with the value runs made before them behaved by.
+    EARLIER: ClassVar[dict[str, Any]] = {"batches_in_flight": 1}
+
+    def schedule(self, backend: str) -> int:
+        """k: batch b's prompts show the pool as it stood after batch b - k was judged ("auto":
+        SERVER_BATCHES_IN_FLIGHT for a backend that serves requests in parallel, else 1)."""
+        if self.batches_in_flight == AUTO_SCHEDULE:
+            parallel = backend in known_backends() and backend_class(backend).parallel
+            return SERVER_BATCHES_IN_FLIGHT if parallel else 1
+        if isinstance(self.batches_in_flight, str):
+            return 1  # "paper"
+        return self.batches_in_flight
 
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from super().problems()
+        if isinstance(self.batches_in_flight, str):
+            if self.batches_in_flight not in (AUTO_SCHEDULE, PAPER_SCHEDULE):
+                yield "batches_in_flight", "must be a number >= 1, 'auto' or 'paper'"
+        elif not 1 <= self.batches_in_flight <= 4096:
+            yield "batches_in_flight", "must be between 1 and 4096 (or 'auto', 'paper')"
+        if self.similarity_workers < 0:
+            yield "similarity_workers", "must be >= 0 (0: every core)"
         if self.tokenizer not in TOKENIZERS:
             yield "tokenizer", f"must be one of {', '.join(TOKENIZERS)}"
         if self.truncated_responses not in TRUNCATED_RESPONSES:
@@ -196,7 +228,9 @@ class Bootstrap:
         self.style = ctx.config.prompt_style
         self.stats = stats
         self.prompt_seeds = prompt_seeds(ctx.seeds, self.settings)
-        self.pool = RougePool(get_tokenizer(self.settings.tokenizer))
+        self.pool = RougePool(
+            get_tokenizer(self.settings.tokenizer), workers=self.settings.similarity_workers
+        )
         for seed in self.prompt_seeds:  # the paper's pool: the seeds it prompts with
             self.pool.add(seed.instruction)
         self.machine: list[InstructionRow] = ctx.store.instructions()
@@ -213,24 +247,21 @@ class Bootstrap:
                 "no seed tasks to prompt with (classification_only needs "
                 "seeds marked is_classification)"
             )
-        size = self.settings.request_batch_size
-        batch = self.ctx.store.completed_requests() // size
         progress = Progress(
             self.stats, target, min(len(self.machine), target), quiet=self.ctx.quiet
         )
+        feed = BootstrapFeed(self, target, progress)
         try:
-            barren = 0
-            while len(self.machine) < target:
-                if self.settings.max_requests and batch * size >= self.settings.max_requests:
-                    self._stopped_at_max_requests(target)
-                    break
-                before = len(self.machine)
-                outcomes = self._run_batch(batch, target, progress)
-                barren = 0 if len(self.machine) > before else barren + 1
-                self._check_progress(outcomes, barren)
-                batch += 1
+            served = serve(self.ctx, feed, self.stats, progress)
         finally:
             progress.close()
+            self.pool.close()
+        if len(self.machine) < target:
+            if served.stopped:
+                left = f"{len(self.machine)} of the {target} instructions asked for"
+                raise budget_stop(self.ctx, self.stats, left)
+            if feed.at_max_requests():
+                self._stopped_at_max_requests(target)
         self._warn_truncation()
 
     def _stopped_at_max_requests(self, target: int) -> None:
@@ -240,7 +271,7 @@ class Bootstrap:
             "raise it (0: no limit) and rerun to continue"
         )
 
-    def _check_progress(self, outcomes: list[str], barren: int) -> None:
+    def check_progress(self, outcomes: list[str], barren: int) -> None:
         """Stop instead of spending requests forever on a run that cannot get anywhere."""
         if outcomes and all(o == "failed" for o in outcomes):
             raise RunError(
@@ -274,29 +305,12 @@ class Bootstrap:
                 self._truncation_advice(self.answers_seen, whole_batch=False)
             )
 
-    def _run_batch(self, batch: int, target: int, progress: Progress) -> list[str]:
-        """Send one batch and judge its responses; the outcomes of the completed requests."""
-        size = self.settings.request_batch_size
-        before = [r for r in self.machine if r.batch_idx < batch]
-        indices = range(batch * size, (batch + 1) * size)
-        with self.ctx.store.transaction():
-            requests = [self._request(i, before) for i in indices]
-        answers = self.ctx.complete(STAGE, requests, self.stats, progress)
-        outcomes = []
-        for request_idx, (key, answer) in zip(indices, answers, strict=True):
-            if len(self.machine) >= target:
-                break
-            done = self._judge_response(request_idx, batch, key, answer, target, progress)
-            if done:
-                self.ctx.store.complete_request(request_idx, batch, key, done)
-                outcomes.append(done)
-        return outcomes
-
-    def _request(self, request_idx: int, machine_before: list[InstructionRow]) -> Request:
-        """The request's prompt, its sources recorded (inside the caller's transaction)."""
+    def request(self, request_idx: int, visible: int) -> Request:
+        """The request's prompt, showing the first `visible` machine instructions, its
+        sources recorded (inside the caller's transaction)."""
         chosen = compose(
             self.prompt_seeds,
-            machine_before,
+            self.machine[:visible],
             self.settings,
             self.ctx.config.random_seed,
             request_idx,
@@ -309,7 +323,7 @@ class Bootstrap:
             STAGE, request_idx, prompt, self.settings, request_stops(self.style, self.settings)
         )
 
-    def _judge_response(
+    def judge_response(
         self,
         request_idx: int,
         batch: int,
@@ -408,6 +422,90 @@ class Bootstrap:
         )
 
 
+class BootstrapFeed:
+    """Bootstrap's requests as a feed, `batches_in_flight` (k) batches ahead.
+
+    The prompts of batch b are composed from the pool as it stood after batch b - k was
+    judged (k = 1: after every batch before it, the paper's schedule); responses are judged
+    strictly in request order, each candidate against everything accepted before it, and
+    each request is marked complete once judged, so a resumed run starts at the first
+    request not complete and recomposes the same prompts."""
+
+    def __init__(self, boot: Bootstrap, target: int, progress: Progress) -> None:
+        self.boot = boot
+        self.target = target
+        self.progress = progress
+        self.size = boot.settings.request_batch_size
+        self.ahead = boot.settings.schedule(boot.ctx.choice_for(STAGE).name)
+        self.judging = boot.ctx.store.completed_requests()  # the next request to judge
+        self.composing = self.judging  # the next request to compose
+        self.arrived: dict[int, tuple[str, Completion | None]] = {}
+        self.outcomes: list[str] = []  # of the batch being judged
+        self.barren = 0
+        self.kept_before = len(boot.machine)
+        # How many machine instructions come from batches up to each judged batch.
+        self.visible: dict[int, int] = {}
+
+    @property
+    def finished(self) -> bool:
+        """The target is reached: nothing more is sent, and the requests still in flight
+        are dropped (their answers would not be judged; a server stops generating them)."""
+        return len(self.boot.machine) >= self.target
+
+    def at_max_requests(self) -> bool:
+        limit = self.boot.settings.max_requests
+        return bool(limit) and self.judging // self.size * self.size >= limit
+
+    def take(self, limit: int) -> list[tuple[int, Request]]:
+        out: list[tuple[int, Request]] = []
+        with self.boot.ctx.store.transaction():
+            while len(out) < limit and self._may_compose(self.composing):
+                batch = self.composing // self.size
+                visible = self._visible_after(batch - self.ahead)
+                out.append((self.composing, self.boot.request(self.composing, visible)))
+                self.composing += 1
+        return out
+
+    def _may_compose(self, request_idx: int) -> bool:
+        batch = request_idx // self.size
+        limit = self.boot.settings.max_requests
+        if self.finished or (limit and batch * self.size >= limit):
+            return False
+        return batch - self.ahead < self.judging // self.size
+
+    def _visible_after(self, batch: int) -> int:
+        """Machine instructions accepted in batches up to `batch` (a prefix: instructions
+        are accepted in batch order)."""
+        if batch < 0:
+            return 0
+        if batch not in self.visible:
+            rows = self.boot.machine
+            self.visible[batch] = bisect.bisect_right([r.batch_idx for r in rows], batch)
+        return self.visible[batch]
+
+    def put(self, ticket: int, key: str, answer: Completion | None) -> None:
+        self.arrived[ticket] = (key, answer)
+        while self.judging in self.arrived and not self.finished:
+            key, found = self.arrived.pop(self.judging)
+            self._judge(self.judging, key, found)
+
+    def _judge(self, request_idx: int, key: str, answer: Completion | None) -> None:
+        batch = request_idx // self.size
+        boot = self.boot
+        done = boot.judge_response(request_idx, batch, key, answer, self.target, self.progress)
+        if not done:
+            return  # the target was reached inside this response
+        boot.ctx.store.complete_request(request_idx, batch, key, done)
+        self.outcomes.append(done)
+        self.judging += 1
+        if self.judging % self.size == 0:
+            kept = len(boot.machine)
+            self.barren = 0 if kept > self.kept_before else self.barren + 1
+            self.kept_before = kept
+            outcomes, self.outcomes = self.outcomes, []
+            boot.check_progress(outcomes, self.barren)
+
+
 @dataclass(frozen=True)
 class BlockScoring:
     """The similarity work for one response's candidates (by piece index): their encodings,
@@ -466,7 +564,7 @@ STAGE_DEF = Stage(
     settings=BootstrapSettings,
     templates=(TEMPLATE, CLASSIFICATION_TEMPLATE),
     stops=request_stops,
-    runtime_only=frozenset({"max_requests"}),
+    runtime_only=frozenset({"max_requests", "similarity_workers"}),
     depends_on_seeds=True,
     records=lambda store: store.count("candidates"),
     write_files=write_files,

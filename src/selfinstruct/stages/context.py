@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from selfinstruct.config import Config, RequestSettings
-from selfinstruct.llm.base import LLM, Completion, Failure, Request, Result
+from selfinstruct.llm.base import LLM, Request
 from selfinstruct.llm.choice import ModelChoice
-from selfinstruct.llm.untrusted import storable_completion
 from selfinstruct.prompts import Prompt, TemplateSet
-from selfinstruct.reporting.progress import Progress
-from selfinstruct.reporting.stats import StageStats
 from selfinstruct.seeds.task import SeedTask
+from selfinstruct.stages.budget import Budget
 from selfinstruct.store.run_store import RunStore
 
 
@@ -30,6 +27,8 @@ class RunContext:
     models: dict[str, ModelChoice] = field(default_factory=dict)
     # What each generating stage's records depend on under these settings (by stage name).
     fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The run's spending limits (None: none).
+    budget: Budget | None = None
     _llms: dict[str, LLM] = field(default_factory=dict, repr=False)
 
     @property
@@ -63,50 +62,6 @@ class RunContext:
         """A per-request sampling seed derived from the run's random seed."""
         blob = f"{self.config.random_seed}:{stage}:{index}".encode()
         return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") >> 1
-
-    def complete(
-        self,
-        stage: str,
-        requests: Sequence[Request],
-        stats: StageStats,
-        progress: Progress | None = None,
-    ) -> list[tuple[str, Completion | None]]:
-        """Answer requests, from the run's cache where possible. Each new answer is stored
-        the moment it arrives (and shown on the progress bar). Returns (cache key,
-        completion) pairs in request order, with None for a request that failed for good
-        (counted in stats)."""
-        backend_id = self.backend_id(stage)
-        keys = [request.key(backend_id) for request in requests]
-        found: dict[str, Completion | None] = {key: self.store.cached(key) for key in keys}
-        missing = [(k, r) for k, r in zip(keys, requests, strict=True) if found[k] is None]
-        stats.cached += len(requests) - len(missing)
-
-        def on_result(index: int, result: Result) -> None:
-            key, request = missing[index]
-            stats.requests += 1
-            if isinstance(result, Failure):
-                stats.failed[result.reason] += 1
-                stats.last_failure = result.detail
-                if progress is not None:
-                    progress.show_counts()
-                return
-            result = storable_completion(result)
-            self.store.put_response(key, stage, request, result)
-            found[key] = result
-            stats.prompt_tokens += result.prompt_tokens
-            stats.completion_tokens += result.completion_tokens
-            if progress is not None:
-                progress.show_counts()
-
-        if missing:
-            llm = self.llm_for(stage)
-            before = Counter(llm.counters)
-            llm.stream([r for _, r in missing], on_result)
-            after = Counter(llm.counters)
-            stats.notes.update(
-                {f"http_{k}" if k[0].isdigit() else k: v for k, v in (after - before).items()}
-            )
-        return [(key, found[key]) for key in keys]
 
     def request(
         self,

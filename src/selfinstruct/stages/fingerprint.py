@@ -73,10 +73,12 @@ def check_fingerprints(store: RunStore, current: dict[str, dict]) -> None:
 
 def _added_since(stage: str, before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
     """Values for keys a run recorded before they existed: a setting added later had its
-    default value then (the behaviour before the setting); anything else (a fact about the
+    default value then, or the value its settings class names in EARLIER (the behaviour
+    before the setting, where the default differs from it); anything else (a fact about the
     model not recorded then) is taken as it is now."""
     settings = get_stage(stage).settings
     defaults = dataclasses.asdict(settings()) if settings is not None else {}
+    defaults.update(getattr(settings, "EARLIER", {}))
     added = {}
     for key in now.keys() - before.keys():
         name = key.removeprefix(f"{stage}.")

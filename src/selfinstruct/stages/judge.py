@@ -55,7 +55,7 @@ class JudgeSettings(RequestSettings):
     prompt_style: str = ""  # empty: the run's
     base_url: str = ""
     api_key_env: str = ""
-    concurrency: int = 0  # requests in flight; 0: the backend's setting
+    concurrency: int | str = 0  # requests in flight ("auto": adaptive); 0: the backend's
     input_per_million: float = 0.0
     output_per_million: float = 0.0
     max_tokens: int = 200
@@ -66,7 +66,10 @@ class JudgeSettings(RequestSettings):
             yield "backend", f"unknown backend '{self.backend}' (known: {known_backends()})"
         if self.prompt_style and self.prompt_style not in PROMPT_STYLES:
             yield "prompt_style", f"must be one of {', '.join(PROMPT_STYLES)} or empty"
-        if self.concurrency < 0:
+        if isinstance(self.concurrency, str):
+            if self.concurrency != "auto":
+                yield "concurrency", "must be a number or 'auto'"
+        elif self.concurrency < 0:
             yield "concurrency", "must be >= 0 (0: the backend's setting)"
         for name in ("input_per_million", "output_per_million"):
             if getattr(self, name) < 0:

@@ -2,12 +2,14 @@
 per instruction, in acceptance order), each result committed as soon as it arrives.
 
 Batches are fixed windows of the record list (instructions 1-5, 6-10, ...), whatever is
-already done, so a request never depends on where an earlier process was interrupted. Several
-windows go out together when the backend keeps more requests in flight than one window holds.
-Requests that failed for good are tried again in up to two more passes."""
+already done, so a request never depends on where an earlier process was interrupted. There
+are no waves: the backend takes the next request whenever a slot frees, so its slots stay busy
+until the last request; results are committed in record order. Requests that failed for good
+are tried again after all others, in up to two more passes."""
 
 from __future__ import annotations
 
+from collections import Counter, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -16,7 +18,9 @@ from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.reporting.progress import Progress
 from selfinstruct.reporting.stats import StageStats
+from selfinstruct.stages.budget import budget_stop
 from selfinstruct.stages.context import RunContext
+from selfinstruct.stages.dispatch import serve
 
 PASSES = 3
 
@@ -59,64 +63,108 @@ class StagePlan(Generic[Row]):
 
 
 def run_plan(ctx: RunContext, plan: StagePlan[Row]) -> StageStats:
+    """Send the plan's pending requests, keeping the backend's slots busy, and commit each
+    result in row order; stop after the requests in flight if the run's budget runs out."""
     stats, rows = plan.stats, plan.rows
-    done = set(plan.done)
-    windows = plan.windows()
-    pending = _pending(windows, done)
-    concurrency = ctx.llm_for(stats.stage).concurrency if pending else 1  # loads no idle model
-    per_wave = windows_per_wave(concurrency, plan.batch_size)
-    progress = Progress(stats, len(rows), len(done & {r.id for r in rows}), quiet=ctx.quiet)
+    progress = Progress(stats, len(rows), len(plan.done & {r.id for r in rows}), quiet=ctx.quiet)
+    feed = PlanFeed(ctx, plan, progress)
     try:
-        for _ in range(PASSES):
-            waves = [windows[i : i + per_wave] for i in range(0, len(windows), per_wave)]
-            for wave in waves:
-                _run_wave(ctx, plan, wave, done, progress)
-            if not _pending(windows, done):
-                break
+        served = serve(ctx, feed, stats, progress)
     finally:
         progress.close()
+    if served.stopped:
+        raise budget_stop(ctx, stats, f"{feed.left()} of its {len(rows)} {stats.unit} left")
     if stats.failed and not stats.kept and not stats.cached:
         raise RunError(f"every {stats.stage} request failed; last error: {stats.last_failure}")
     return stats
 
 
-def windows_per_wave(concurrency: int, batch_size: int) -> int:
-    """One window at a time for a local engine; for a server, waves of about eight times the
-    requests in flight, so the server seldom idles between waves (answers are stored as they
-    arrive, so a large wave loses nothing when interrupted)."""
-    return 1 if concurrency <= 1 else -(-(8 * concurrency) // batch_size)
+class PlanFeed(Generic[Row]):
+    """A plan's pending rows as a feed: requests made window by window as the backend takes
+    them, results committed in row order (a result waits for the rows before it). A request
+    that failed for good is offered again after all others, up to PASSES times in all."""
 
+    def __init__(self, ctx: RunContext, plan: StagePlan[Row], progress: Progress) -> None:
+        self.ctx = ctx
+        self.plan = plan
+        self.progress = progress
+        self.pending: list[tuple[Row, Sequence[Row]]] = [
+            (row, window) for window in plan.windows() for row in window if row.id not in plan.done
+        ]
+        self.made = 0  # rows whose first request was made
+        self.queue: deque[tuple[int, Request]] = deque()
+        self.retry: deque[int] = deque()
+        self.failures: Counter[int] = Counter()
+        self.arrived: dict[int, tuple[str, Completion]] = {}
+        self.skipped: set[int] = set()  # failed: retried later or given up
+        self.committed = 0  # rows before this position are settled
+        self.stored = 0  # results committed
 
-def _pending(windows: list[Sequence[Row]], done: set[Hashable]) -> bool:
-    return any(row.id not in done for window in windows for row in window)
+    finished = False  # every answer is wanted
 
+    def left(self) -> int:
+        """Rows still without a result."""
+        return len(self.pending) - self.stored
 
-def _run_wave(
-    ctx: RunContext,
-    plan: StagePlan[Row],
-    wave: list[Sequence[Row]],
-    done: set[Hashable],
-    progress: Progress,
-) -> None:
-    stats = plan.stats
-    rows: list[Row] = []
-    requests: list[Request] = []
-    for window in wave:
-        batch = [row for row in window if row.id not in done]
-        if batch:
-            rows += batch
-            requests += plan.make_requests(window, batch)
-    if not requests:
-        return
-    answers = ctx.complete(stats.stage, requests, stats, progress)
-    for row, (key, answer) in zip(rows, answers, strict=True):
+    def take(self, limit: int) -> list[tuple[int, Request]]:
+        out: list[tuple[int, Request]] = []
+        while len(out) < limit and self._fill():
+            out.append(self.queue.popleft())
+        return out
+
+    def _fill(self) -> bool:
+        """Make sure a request is queued: the next window's, else a retry."""
+        if self.queue:
+            return True
+        if self.made < len(self.pending):
+            window = self.pending[self.made][1]
+            end = self.made
+            while end < len(self.pending) and self.pending[end][1] is window:
+                end += 1
+            batch = [row for row, _ in self.pending[self.made : end]]
+            requests = self.plan.make_requests(window, batch)
+            self.queue.extend(zip(range(self.made, end), requests, strict=True))
+            self.made = end
+            return True
+        if self.retry:
+            position = self.retry.popleft()
+            row, window = self.pending[position]
+            self.queue.append((position, self.plan.make_requests(window, [row])[0]))
+            return True
+        return False
+
+    def put(self, ticket: int, key: str, answer: Completion | None) -> None:
         if answer is None:
-            continue
-        with ctx.store.transaction():
-            reason = plan.record(row, key, answer)
-        done.add(row.id)
+            self.failures[ticket] += 1
+            self.skipped.add(ticket)
+            if self.failures[ticket] < PASSES:
+                self.retry.append(ticket)
+            self._advance()
+            return
+        self.skipped.discard(ticket)
+        if ticket < self.committed:
+            self._commit(ticket, key, answer)
+        else:
+            self.arrived[ticket] = (key, answer)
+            self._advance()
+
+    def _advance(self) -> None:
+        while self.committed < len(self.pending):
+            found = self.arrived.pop(self.committed, None)
+            if found is not None:
+                self._commit(self.committed, *found)
+            elif self.committed not in self.skipped:
+                return
+            self.committed += 1
+
+    def _commit(self, position: int, key: str, answer: Completion) -> None:
+        stats = self.plan.stats
+        row = self.pending[position][0]
+        with self.ctx.store.transaction():
+            reason = self.plan.record(row, key, answer)
         if reason:
             stats.drop(reason)
         else:
             stats.kept += 1
-        progress.advance()
+        self.stored += 1
+        self.progress.advance()

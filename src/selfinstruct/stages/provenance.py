@@ -81,15 +81,17 @@ def recompute(
     requests: Iterable[int],
 ) -> dict[int, PromptSources]:
     """The sources bootstrap composed these requests' prompts from: the seeds it prompts
-    with and the machine instructions (in id order) of the batches before each request's."""
+    with and the machine instructions (in id order) of the batches judged before each
+    request's batch b was composed (up to batch b - k, k = bootstrap.batches_in_flight)."""
     settings: BootstrapSettings = config.section(STAGE)
     pool = prompt_seeds(seeds, settings)
     before = _MachineBefore(machine)
+    size, ahead = settings.request_batch_size, settings.schedule(config.backend)
     return {
         request_idx: sources_of(
             compose(
                 pool,
-                before(request_idx // settings.request_batch_size),
+                before(request_idx // size - ahead + 1),
                 settings,
                 config.random_seed,
                 request_idx,

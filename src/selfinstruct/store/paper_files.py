@@ -1,12 +1,14 @@
-"""The paper's intermediate files, derived from the run store (names and fields kept)."""
+"""The paper's intermediate files, derived from the run store (names and fields kept). A
+merged run's records also name their source: `source_run` and `source_id`."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from selfinstruct.exporters.jsonl import write_jsonl
-from selfinstruct.store.run_store import RunStore
+from selfinstruct.store.run_store import InstructionRow, RunStore
 
 INSTRUCTIONS_FILE = "machine_generated_instructions.jsonl"
 INSTANCES_FILE = "machine_generated_instances.jsonl"
@@ -17,8 +19,17 @@ def labels_file_name(engine: str, template: str) -> str:
     return f"is_clf_or_not_{slug}_{template}.jsonl"
 
 
+def source_fields(sources: dict[int, tuple[str, int]], instruction_id: int) -> dict[str, Any]:
+    """`source_run` and `source_id` of a merged run's instruction (nothing otherwise)."""
+    if instruction_id not in sources:
+        return {}
+    run, source_id = sources[instruction_id]
+    return {"source_run": run, "source_id": source_id}
+
+
 def write_instructions(store: RunStore) -> Path:
     path = store.run_dir / INSTRUCTIONS_FILE
+    sources = store.merge_sources()
     write_jsonl(
         path,
         (
@@ -28,6 +39,7 @@ def write_instructions(store: RunStore) -> Path:
                 "avg_similarity_score": row.avg_similarity_score,
                 "metadata": store.response_record(row.response_key),
                 "request_idx": row.request_idx,
+                **source_fields(sources, row.id),
             }
             for row in store.instructions()
         ),
@@ -58,8 +70,9 @@ def write_instances(store: RunStore) -> Path:
     path = store.run_dir / INSTANCES_FILE
     raw = store.raw_instances()
     labels = store.labels()
+    sources = store.merge_sources()
 
-    def record(row):
+    def record(row: InstructionRow) -> dict[str, Any]:
         text, _, key = raw[row.id]
         return {
             "instruction": row.instruction,
@@ -72,6 +85,7 @@ def write_instances(store: RunStore) -> Path:
             },
             "most_similar": row.most_similar,
             "avg_similarity_score": row.avg_similarity_score,
+            **source_fields(sources, row.id),
         }
 
     write_jsonl(path, (record(row) for row in store.instructions() if row.id in raw))

@@ -199,7 +199,7 @@ class RunStore:
             (
                 key,
                 stage,
-                json.dumps(request.canonical(), ensure_ascii=False),
+                request.canonical_json(),
                 completion.text,
                 completion.finish_reason,
                 completion.prompt_tokens,
@@ -450,6 +450,14 @@ class RunStore:
         ).fetchone()
         return (row[0], row[1]) if row and row[0] is not None else None
 
+    def usage_by_stage(self) -> dict[str, tuple[int, int]]:
+        """(prompt, completion) tokens of every stored response, by stage: what the run has
+        spent."""
+        rows = self.db.execute(
+            "SELECT stage, SUM(prompt_tokens), SUM(completion_tokens) FROM responses GROUP BY stage"
+        )
+        return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}
+
     def count(self, table: str) -> int:
         if table not in {
             "labels",
@@ -542,6 +550,121 @@ class RunStore:
             "completion_tokens",
         )
         return [dict(zip(names, row, strict=True)) for row in rows]
+
+    # -- merged runs (selfinstruct merge) ---------------------------------------------------
+    @contextmanager
+    def snapshot(self) -> Iterator[RunStore]:
+        """Read in one transaction: every query inside sees the store as it stood at the
+        first one, while a writer elsewhere may go on."""
+        self.db.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self.db.execute("COMMIT")
+
+    def bootstrap_request_rows(self) -> dict[int, tuple[int, str, str]]:
+        """Each completed bootstrap request: (batch index, cache key, outcome), by index."""
+        rows = self.db.execute(
+            "SELECT request_idx, batch_idx, response_key, outcome FROM bootstrap_requests"
+        )
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    def label_rows(self) -> dict[int, tuple[str, bool, str]]:
+        """Each label: (raw answer, is classification, cache key), by instruction id."""
+        rows = self.db.execute(
+            "SELECT instruction_id, raw, is_classification, response_key FROM labels"
+        )
+        return {i: (raw, bool(clf), key) for i, raw, clf, key in rows}
+
+    def judgment_rows(self) -> list[tuple[Any, ...]]:
+        """Every judgment as stored (all judges; the instruction id first)."""
+        if not self.has_quality:
+            return []
+        return self.db.execute(
+            "SELECT * FROM judgments ORDER BY instruction_id, position, judge"
+        ).fetchall()
+
+    def relabel_rows(self) -> list[tuple[Any, ...]]:
+        """Every input-first label as stored (the instruction id first)."""
+        if not self.has_quality:
+            return []
+        rows = self.db.execute("SELECT * FROM relabels ORDER BY instruction_id, position")
+        return rows.fetchall()
+
+    def stage_run_rows(self) -> list[tuple[Any, ...]]:
+        """Every recorded stage run as stored, oldest first (without its id)."""
+        return self.db.execute(
+            "SELECT stage, started_at, seconds, requests, cached, prompt_tokens, "
+            "completion_tokens, kept, dropped FROM stage_runs ORDER BY id"
+        ).fetchall()
+
+    def response_rows(self, keys: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """The stored responses with these cache keys, as stored (the key first)."""
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            yield from self.db.execute(f"SELECT * FROM responses WHERE key IN ({marks})", chunk)
+
+    def put_response_row(self, row: Sequence[Any]) -> None:
+        self.db.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tuple(row))
+
+    def put_instruction(self, row: InstructionRow) -> None:
+        """Insert an instruction with its id as given (inside the caller's transaction)."""
+        self.db.execute(
+            "INSERT INTO instructions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.id,
+                row.instruction,
+                json.dumps(row.most_similar, ensure_ascii=False),
+                row.avg_similarity_score,
+                row.request_idx,
+                row.batch_idx,
+                row.response_key,
+                now(),
+            ),
+        )
+
+    def put_candidate(self, request_idx: int, piece_idx: int, text: str, decision: str) -> None:
+        self.db.execute(
+            "INSERT INTO candidates VALUES (?, ?, ?, ?)", (request_idx, piece_idx, text, decision)
+        )
+
+    def put_judgment_row(self, row: Sequence[Any]) -> None:
+        self.db.execute("INSERT INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tuple(row))
+
+    def put_relabel_row(self, row: Sequence[Any]) -> None:
+        self.db.execute("INSERT INTO relabels VALUES (?, ?, ?, ?, ?)", tuple(row))
+
+    def put_stage_run_row(self, row: Sequence[Any]) -> None:
+        self.db.execute(
+            "INSERT INTO stage_runs (stage, started_at, seconds, requests, cached, prompt_tokens,"
+            " completion_tokens, kept, dropped) VALUES (?,?,?,?,?,?,?,?,?)",
+            tuple(row),
+        )
+
+    @property
+    def has_merge_sources(self) -> bool:
+        """The schema records where a merged run's instructions came from."""
+        return "0005_merge_sources" in self.migrations
+
+    def put_merge_run(self, source: int, run_id: str, name: str, path: str) -> None:
+        self.db.execute("INSERT INTO merge_runs VALUES (?, ?, ?, ?)", (source, run_id, name, path))
+
+    def put_merge_source(self, instruction_id: int, source: int, source_id: int) -> None:
+        self.db.execute(
+            "INSERT INTO merge_sources VALUES (?, ?, ?)", (instruction_id, source, source_id)
+        )
+
+    def merge_sources(self) -> dict[int, tuple[str, int]]:
+        """A merged run's instructions: (source run's name, the instruction's id there), by
+        id here (empty for a run that is not a merge)."""
+        if not self.has_merge_sources:
+            return {}
+        rows = self.db.execute(
+            "SELECT s.instruction_id, r.name, s.source_id FROM merge_sources s "
+            "JOIN merge_runs r ON r.source = s.source"
+        )
+        return {i: (name, source_id) for i, name, source_id in rows}
 
 
 def _flag(value: bool | None) -> int | None:

@@ -90,11 +90,26 @@ QUALITY = """
         );
 """
 
+# Where a merged run's instructions came from (`selfinstruct merge`): `merge_runs` lists the
+# runs merged, by their position in the merge order; `merge_sources` gives each instruction's
+# run and its id there. Empty in a run that is not a merge.
+MERGE_SOURCES = """
+        CREATE TABLE merge_runs (
+            source INTEGER PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL,
+            path TEXT NOT NULL
+        );
+        CREATE TABLE merge_sources (
+            instruction_id INTEGER PRIMARY KEY REFERENCES instructions(id),
+            source INTEGER NOT NULL REFERENCES merge_runs(source), source_id INTEGER NOT NULL
+        );
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_initial", INITIAL),
     ("0002_parsed_instances", PARSED_INSTANCES),
     ("0003_prompt_sources", PROMPT_SOURCES),
     ("0004_quality", QUALITY),
+    ("0005_merge_sources", MERGE_SOURCES),
 ]
 
 

@@ -10,6 +10,11 @@ faults over a run's requests is reproducible. Bodies are read and written with
     with MockOpenAIServer(latency=0.1, fault_rate=0.2) as server:
         client = OpenAIClient(base_url=server.base_url, ...)
 
+For benchmarks it can behave like a GPU server: `latency_model=LatencyModel()` (testing/
+latency.py) sleeps time to first token plus a per-token time for a drawn answer length, and
+`capacity=K` answers 429 (with Retry-After) to a request arriving while K are in progress.
+`service_stats` (also GET /stats, with `stats`) adds up the service time per stage.
+
 Run it by hand with `python -m selfinstruct.testing.openai_server --port 8000 ...`.
 """
 
@@ -21,6 +26,7 @@ import hmac
 import json
 import os
 import random
+import select
 import socket
 import socketserver
 import sys
@@ -28,6 +34,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -40,10 +47,12 @@ from selfinstruct.llm.openai_format import (
     request_model,
     response_body,
 )
-from selfinstruct.testing.fake_backend import FakeLLM
+from selfinstruct.testing.fake_backend import FakeLLM, infer_task
+from selfinstruct.testing.latency import LatencyModel, ServiceLedger, parse_lengths
 
 FAULT_KINDS = ("429", "500", "503", "drop", "truncated", "slow")
 DEFAULT_MODEL = "fake"
+CANCEL_CHECK = 0.05  # seconds between checks that a client still waits for its answer
 
 
 class ApiError(Exception):
@@ -147,6 +156,16 @@ def format_seconds(value: float) -> str:
     if float(value).is_integer():
         return str(int(value))
     return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _over_capacity(capacity: int, retry_after: float) -> ApiError:
+    return ApiError(
+        429,
+        f"The server is at capacity ({capacity} requests in progress). Please retry later.",
+        kind="rate_limit_error",
+        code="rate_limit_exceeded",
+        headers={"Retry-After": format_seconds(retry_after)},
+    )
 
 
 def _fault_error(kind: str, retry_after: float) -> ApiError:
@@ -329,6 +348,21 @@ class _Handler(BaseHTTPRequestHandler):
         owner.check_model(model)
         with _as_api_error():
             requests = parse_requests(payload, chat)
+        ledger = owner._ledger
+        if not ledger.admit():
+            raise _over_capacity(owner.capacity or 0, owner.retry_after)
+        try:
+            self._serve(requests, model, chat)
+        except ApiError as error:
+            if error.status == 429:
+                ledger.rate_limited()
+            raise
+        finally:
+            ledger.release()
+
+    def _serve(self, requests: Sequence[Request], model: str, chat: bool) -> None:
+        """Answer admitted requests: faults, the fixed latency and the model's service time."""
+        owner = self.server.owner
         fault = owner.draw_fault()
         owner.wait(owner.latency)
         if fault in ("429", "500", "503"):
@@ -336,23 +370,75 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "drop":
             self.drop()
             return
+        service = owner.plan(requests)
+        spent = self._generating(service.seconds)
+        if spent is not None:  # the client went away: stop, as vLLM aborts the request
+            owner._ledger.cancelled(service.stage, owner.latency + spent)
+            return
         if fault == "slow":
             owner.wait(owner.slow_seconds)
-        number = owner.next_id()
-        answer = response_body(owner.answer(requests), model, chat, number=number)
+        completions = service.usage(owner.answer(requests))
+        answer = response_body(completions, model, chat, number=owner.next_id())
+        # Counted before the answer goes out: a client that has its answer sees it counted.
+        tokens = sum(c.completion_tokens for c in completions)
+        owner._ledger.served(service.stage, len(requests), owner.latency + service.seconds, tokens)
         if fault == "truncated":
             encoded = json.dumps(answer).encode("utf-8")
             self.send_bytes(200, encoded[: len(encoded) // 2])
-            return
-        self.send_json(200, answer)
-        owner._stats.prompts_ok(len(requests))
+        else:
+            owner._stats.prompts_ok(len(requests))
+            self.send_json(200, answer)
+
+    def _generating(self, seconds: float) -> float | None:
+        """Wait out a request's service time; the seconds spent if the client closed the
+        connection meanwhile (checked every CANCEL_CHECK seconds), else None."""
+        owner = self.server.owner
+        start = time.monotonic()
+        while (left := seconds - (time.monotonic() - start)) > 0:
+            owner.wait(min(CANCEL_CHECK, left))
+            if self._client_gone():
+                return time.monotonic() - start
+        return None
+
+    def _client_gone(self) -> bool:
+        """The client closed its end (an HTTP/1.1 client sends nothing more before the
+        answer, so a readable socket means end of file or a reset)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def server_stats(self, body: bytes) -> None:
+        owner = self.server.owner
+        self.send_json(200, {**owner.stats, "service": owner.service_stats})
 
 
 ROUTES: dict[str, dict[str, Route]] = {
     "/v1/models": {"GET": _Handler.list_models},
     "/v1/completions": {"POST": _Handler.completions},
     "/v1/chat/completions": {"POST": _Handler.chat_completions},
+    "/stats": {"GET": _Handler.server_stats},
 }
+
+
+@dataclass(frozen=True)
+class _Service:
+    """What the latency model decided for one body: its stage (the task the fake backend
+    recognises in its first prompt), the tokens of each answer, the seconds to sleep."""
+
+    stage: str
+    tokens: tuple[int, ...] | None  # None: no latency model, usage as the answers say
+    seconds: float
+
+    def usage(self, completions: Sequence[Completion]) -> list[Completion]:
+        """The answers, reporting the model's token counts as completion_tokens (text and
+        finish_reason stay the fake answer's, so the data is the same with or without it)."""
+        if self.tokens is None:
+            return list(completions)
+        return [
+            replace(c, completion_tokens=n) for c, n in zip(completions, self.tokens, strict=True)
+        ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,7 +450,12 @@ class MockOpenAIServer:
     latency and faults.
 
     Use as a context manager or call start()/stop(). `base_url` is "http://HOST:PORT/v1";
-    `stats` is a snapshot of the counters (requests, per-status, per-fault, prompts answered).
+    `stats` is a snapshot of the counters (requests, per-status, per-fault, prompts answered),
+    `service_stats` one of the generation requests' service time (see ServiceLedger).
+
+    `latency_model`: also sleep the model's time for each answered body (after the fixed
+    `latency`), and report its token counts as usage. `capacity`: at most this many generation
+    requests in progress; one more is answered 429 at once, with Retry-After `retry_after`.
     """
 
     def __init__(
@@ -382,8 +473,13 @@ class MockOpenAIServer:
         seed: int = 0,
         verbose: bool = False,
         llm: LLM | None = None,
+        latency_model: LatencyModel | None = None,
+        capacity: int | None = None,
     ) -> None:
         _validate(latency, fault_rate, faults, retry_after, slow_seconds, models)
+        self.latency_model = latency_model
+        self.capacity = capacity
+        self._ledger = ServiceLedger(capacity)
         self.host = host
         self.latency = latency
         self.fault_rate = fault_rate
@@ -465,6 +561,15 @@ class MockOpenAIServer:
     def stats(self) -> dict[str, Any]:
         return self._stats.snapshot()
 
+    @property
+    def service_stats(self) -> dict[str, Any]:
+        """Generation requests: capacity, in progress (now and at most), answered 200 and 429
+        (over_capacity: those refused for capacity), the service seconds (fixed latency plus
+        the model's time) and tokens of the 200s, in total and per stage (`stages`), and the
+        latency model."""
+        model = self.latency_model.describe() if self.latency_model else None
+        return {**self._ledger.snapshot(), "latency": self.latency, "latency_model": model}
+
     # Used by the request handler -------------------------------------------------------------
 
     def check_auth(self, header: str | None) -> None:
@@ -493,6 +598,16 @@ class MockOpenAIServer:
         with self._lock:
             self._ids += 1
             return self._ids
+
+    def plan(self, requests: Sequence[Request]) -> _Service:
+        """The stage, answer lengths and service seconds of a body (one batch: it takes as
+        long as its longest answer)."""
+        stage = infer_task(requests[0])
+        model = self.latency_model
+        if model is None:
+            return _Service(stage, None, 0.0)
+        tokens = tuple(model.tokens(stage, request, self.seed) for request in requests)
+        return _Service(stage, tokens, model.seconds(max(tokens)))
 
     def answer(self, requests: Sequence[Request]) -> list[Completion]:
         try:
@@ -567,7 +682,54 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", type=_split, default=None, help="comma-separated model names")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    _model_arguments(parser)
     return parser
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("latency model and capacity")
+    defaults = LatencyModel()
+    group.add_argument(
+        "--latency-model",
+        action="store_true",
+        help="sleep ttft + per_token * n per answer, n drawn per stage (implied by the next three)",
+    )
+    group.add_argument(
+        "--ttft",
+        type=float,
+        metavar="S",
+        help=f"seconds to the first token (default: {defaults.ttft})",
+    )
+    group.add_argument(
+        "--per-token",
+        type=float,
+        metavar="S",
+        help=f"seconds per generated token (default: {defaults.per_token})",
+    )
+    group.add_argument(
+        "--lengths",
+        metavar="SPEC",
+        help="answer lengths over the defaults: STAGE=MEDIAN:SIGMA,... (lognormal tokens; "
+        "'*' for any other stage; sigma 0 for a fixed length)",
+    )
+    group.add_argument(
+        "--capacity",
+        type=int,
+        metavar="K",
+        help="at most K generation requests in progress; more get 429 with --retry-after",
+    )
+
+
+def _latency_model(args: argparse.Namespace) -> LatencyModel | None:
+    given = (args.ttft, args.per_token, args.lengths)
+    if not args.latency_model and all(value is None for value in given):
+        return None
+    defaults = LatencyModel()
+    return LatencyModel(
+        ttft=defaults.ttft if args.ttft is None else args.ttft,
+        per_token=defaults.per_token if args.per_token is None else args.per_token,
+        lengths=parse_lengths(args.lengths or ""),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -579,6 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not api_key:
             parser.error(f"environment variable {args.api_key_env} is not set or empty")
     try:
+        latency_model = _latency_model(args)
         server = MockOpenAIServer(
             host=args.host,
             port=args.port,
@@ -591,6 +754,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             models=args.models,
             seed=args.seed,
             verbose=args.verbose,
+            latency_model=latency_model,
+            capacity=args.capacity,
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -601,7 +766,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
-        print(json.dumps(server.stats), file=sys.stderr, flush=True)
+        stats = {**server.stats, "service": server.service_stats}
+        print(json.dumps(stats), file=sys.stderr, flush=True)
     return 0
 
 

@@ -1,0 +1,166 @@
+"""Answering a stage's requests as they become ready: from the run's cache where it can, else
+from the stage's backend within the run's budget, each new answer stored the moment it
+arrives.
+
+A stage describes its work as a `StageFeed`: requests that may be sent now, and what to do
+with each answer (None for a request that failed for good, counted in the stage's stats). The
+backend keeps its slots busy by taking requests from it whenever one frees (llm/base.py
+`Feed`); cached answers are handed back at once and take no slot.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Protocol
+
+from selfinstruct.llm.base import Completion, Failure, Request, Result
+from selfinstruct.llm.untrusted import storable_completion
+from selfinstruct.reporting.progress import Progress
+from selfinstruct.reporting.stats import StageStats
+from selfinstruct.stages.budget import Budget, Reservation
+
+if TYPE_CHECKING:
+    from selfinstruct.stages.context import RunContext
+
+
+class StageFeed(Protocol):
+    """A stage's requests over time: `take(limit)` gives up to `limit` that may be sent now
+    (each with a ticket of the stage's choosing; [] when none is ready), `put` takes the
+    answer to one, and `finished` says that no answer still in flight is wanted."""
+
+    def take(self, limit: int) -> list[tuple[int, Request]]: ...
+
+    def put(self, ticket: int, key: str, answer: Completion | None) -> None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+
+class CachedFeed:
+    """The backend's view of a stage's feed: cached answers are served inside `take`, new
+    answers stored and counted before the stage sees them, and nothing sent that would
+    break the budget."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        feed: StageFeed,
+        stats: StageStats,
+        progress: Progress | None,
+        budget: Budget | None,
+    ) -> None:
+        self.ctx = ctx
+        self.feed = feed
+        self.stats = stats
+        self.progress = progress
+        self.budget = budget if budget is not None and budget.limited else None
+        self.backend_id = ctx.backend_id(stats.stage)
+        self.sent: dict[int, tuple[int, str, Request, Reservation | None]] = {}
+        self.tickets = 0
+        self.stopped = False  # the budget refused a request
+
+    @property
+    def finished(self) -> bool:
+        return self.feed.finished
+
+    def take(self, limit: int) -> list[tuple[int, Request]]:
+        out: list[tuple[int, Request]] = []
+        while len(out) < limit and not self.stopped and not self.feed.finished:
+            taken = self.feed.take(limit - len(out))
+            if not taken:
+                break
+            for ticket, request in taken:
+                self._route(ticket, request, out)
+        return out
+
+    def _route(self, ticket: int, request: Request, out: list[tuple[int, Request]]) -> None:
+        key = request.key(self.backend_id)
+        cached = self.ctx.store.cached(key)
+        if cached is not None:
+            self.stats.cached += 1
+            self.feed.put(ticket, key, cached)
+            return
+        if self.stopped:
+            return
+        held = None
+        if self.budget is not None:
+            held = self.budget.reserve(self.stats.stage, request)
+            if held is None:
+                self.stopped = True
+                return
+        self.tickets += 1
+        self.sent[self.tickets] = (ticket, key, request, held)
+        out.append((self.tickets, request))
+
+    def put(self, ticket: int, result: Result) -> None:
+        inner, key, request, held = self.sent.pop(ticket)
+        answer = self._store(key, request, result)
+        if self.budget is not None and held is not None:
+            self.budget.settle(self.stats.stage, request, held, answer)
+        if self.progress is not None:
+            self.progress.show_counts()
+        self.feed.put(inner, key, answer)
+
+    def _store(self, key: str, request: Request, result: Result) -> Completion | None:
+        self.stats.requests += 1
+        if isinstance(result, Failure):
+            self.stats.failed[result.reason] += 1
+            self.stats.last_failure = result.detail
+            return None
+        answer = storable_completion(result)
+        self.ctx.store.put_response(key, self.stats.stage, request, answer)
+        self.stats.prompt_tokens += answer.prompt_tokens
+        self.stats.completion_tokens += answer.completion_tokens
+        return answer
+
+
+def serve(
+    ctx: RunContext,
+    feed: StageFeed,
+    stats: StageStats,
+    progress: Progress | None = None,
+) -> CachedFeed:
+    """Answer a stage's feed until it has nothing more to send; the backend's retries and
+    errors are added to the stage's notes. Returns the feed's record (whether the budget
+    stopped it)."""
+    cached = CachedFeed(ctx, feed, stats, progress, ctx.budget)
+    llm = None
+    before: Counter[str] = Counter()
+    try:
+        while True:
+            pending = cached.take(1)  # the backend is loaded only when something is to send
+            if not pending:
+                return cached
+            if llm is None:
+                llm = ctx.llm_for(stats.stage)
+                before = Counter(llm.counters)
+            llm.serve(_Prefixed(cached, pending))
+            if cached.stopped or cached.finished:
+                return cached
+    finally:
+        if llm is not None:
+            after = Counter(llm.counters)
+            stats.notes.update(
+                {f"http_{k}" if k[0].isdigit() else k: v for k, v in (after - before).items()}
+            )
+            if llm.flow_note():
+                stats.details.append(llm.flow_note())
+
+
+class _Prefixed:
+    """A feed whose first requests were already taken (to learn that there are any)."""
+
+    def __init__(self, feed: CachedFeed, taken: list[tuple[int, Request]]) -> None:
+        self.feed = feed
+        self.taken = taken
+
+    def take(self, limit: int) -> list[tuple[int, Request]]:
+        head, self.taken = self.taken[:limit], self.taken[limit:]
+        return head + self.feed.take(limit - len(head))
+
+    def put(self, ticket: int, result: Result) -> None:
+        self.feed.put(ticket, result)
+
+    @property
+    def finished(self) -> bool:
+        return self.feed.finished
