@@ -26,6 +26,7 @@ Exits 1 when auto misses the target, or could not run, unless --no-check.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -59,22 +60,38 @@ def run_setting(args: argparse.Namespace, concurrency: str, log: Path) -> dict[s
     ):
         command = Command(server.base_url, concurrency, args.instructions, tuple(args.set))
         row = measure(server, command.argv("run", Path(tmp) / "run"), log, args.capacity)
+        row["completed"] = completed(Path(tmp) / "run")
         service = server.stats()["service"]
         row["max_in_progress"] = service["max_in_progress"]
         row["latency_model"] = service["latency_model"]
     answered = row["answered_200"] + row["answered_429"]
     row["share_429"] = row["answered_429"] / answered if answered else None
     generating = row["wall_to_last_answer"] or row["wall_seconds"]
-    row["instructions_per_second"] = args.instructions / generating
+    # Instructions that came through with their instances: requests refused until their
+    # attempts ran out leave instructions without them, which must not count.
+    row["instructions_per_second"] = row["completed"] / generating
     row["requests_per_second"] = row["answered_200"] / generating
     row["tokens_per_second"] = row["tokens"] / generating
     row["capacity_used"] = row.pop("fraction")  # service_seconds / capacity / wall
     return row
 
 
+def completed(out: Path) -> int:
+    """Instructions of a run that have their instances (run.json's counts)."""
+    try:
+        return int(json.loads((out / "run.json").read_text())["counts"]["instances"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
 def compare(settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """auto next to the best fixed setting that completed."""
-    fixed = {k: r for k, r in settings.items() if k != AUTO and r["exit_code"] == 0}
+    """auto next to the best fixed setting that completed (every instruction with its
+    instances, exit 0)."""
+    fixed = {
+        k: r
+        for k, r in settings.items()
+        if k != AUTO and r["exit_code"] == 0 and r["completed"] == max_completed(settings)
+    }
     best = max(fixed, key=lambda k: fixed[k]["instructions_per_second"], default=None)
     auto = settings.get(AUTO)
     ratio = None
@@ -83,14 +100,19 @@ def compare(settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"best_fixed": best, "auto_to_best": ratio}
 
 
+def max_completed(settings: dict[str, dict[str, Any]]) -> int:
+    return max((r["completed"] for r in settings.values()), default=0)
+
+
 def table(report: dict[str, Any]) -> str:
-    header = ["concurrency", "wall s", "gen s", "instr/s", "200s", "429s", "429 share"]
+    header = ["concurrency", "wall s", "gen s", "done", "instr/s", "200s", "429s", "429 share"]
     header += ["req/s", "tokens/s", "capacity used", "max in progress", "exit"]
     rows = [
         (
             name,
             r["wall_seconds"],
             r["wall_to_last_answer"],
+            r["completed"],
             round(r["instructions_per_second"], 2),
             r["answered_200"],
             r["answered_429"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -105,6 +106,13 @@ def store_snapshot(run_dir: Path) -> dict[str, list[tuple]]:
     }
     with sqlite3.connect(run_dir / "selfinstruct.db") as db:
         return {name: db.execute(sql).fetchall() for name, sql in queries.items()}
+
+
+def interruptible() -> None:
+    """For subprocess.Popen(preexec_fn=...): Ctrl-C (SIGINT) back to its default in the
+    child, so Python turns it into KeyboardInterrupt even when the tests run in the
+    background (a shell's `cmd &` starts them with SIGINT ignored, which children inherit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def records_snapshot(run_dir: Path) -> dict[str, list[tuple]]:

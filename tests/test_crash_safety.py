@@ -13,7 +13,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import DERIVED_FILES, cli, read_jsonl, store_snapshot, without_timestamps
+from conftest import (
+    DERIVED_FILES,
+    cli,
+    interruptible,
+    read_jsonl,
+    store_snapshot,
+    without_timestamps,
+)
 
 # A kill harness: dozens of 3000-instruction runs, SIGKILLed and rerun (minutes).
 pytestmark = pytest.mark.slow
@@ -52,6 +59,7 @@ def start(out: Path) -> subprocess.Popen:
         [sys.executable, "-m", "selfinstruct", "run", "--out", str(out), *ARGS],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=interruptible,
     )
 
 

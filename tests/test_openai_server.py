@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import interruptible
 
 from selfinstruct.testing.openai_server import MockOpenAIServer, format_seconds
 
@@ -409,7 +410,12 @@ def test_command_line_serves_until_interrupted() -> None:
         "0.5",
     ]
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
     )
     try:
         assert process.stdout is not None

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import cli, read_jsonl, store_snapshot
+from conftest import cli, read_jsonl, records_snapshot
 
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
@@ -166,4 +166,4 @@ def test_instances_wait_for_every_label_of_their_batch(tmp_path: Path) -> None:
             counts = json.loads((faulty / "run.json").read_text())["counts"]
             if result.returncode == 0 and counts["instances"] == 40:
                 break
-    assert store_snapshot(faulty) == store_snapshot(reference)
+    assert records_snapshot(faulty) == records_snapshot(reference)

@@ -42,39 +42,38 @@ FLAG_KEYS = {
 }
 
 
-class Concurrency(click.ParamType):
-    """A number of requests in flight (>= 1), or 'auto'."""
+class NumberOrWord(click.ParamType):
+    """A whole number >= 1, or one of a few words."""
 
-    name = "N|auto"
+    words: tuple[str, ...] = ()
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, int) or str(value).strip().lower() == "auto":
-            return value if isinstance(value, int) else "auto"
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        word = str(value).strip().lower()
+        if word in self.words:
+            return word
         try:
-            number = int(value)
+            number = int(word)
         except ValueError:
-            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+            self.fail(f"{value!r} is not a number or {' or '.join(self.words)}", param, ctx)
         if number < 1:
             self.fail(f"{number} is not >= 1", param, ctx)
         return number
 
 
-class BatchesInFlight(click.ParamType):
+class Concurrency(NumberOrWord):
+    """Requests in flight, or 'auto'."""
+
+    name = "N|auto"
+    words = ("auto",)
+
+
+class BatchesInFlight(NumberOrWord):
     """k >= 1, 'auto' or 'paper' (k = 1)."""
 
     name = "K|auto|paper"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        word = str(value).strip().lower()
-        if word in (AUTO_SCHEDULE, PAPER_SCHEDULE):
-            return word
-        try:
-            number = int(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a number, 'auto' or 'paper'", param, ctx)
-        if number < 1:
-            self.fail(f"{number} is not >= 1", param, ctx)
-        return number
+    words = (AUTO_SCHEDULE, PAPER_SCHEDULE)
 
 
 SET_HELP = (
