@@ -480,7 +480,7 @@ class BootstrapFeed:
             return 0
         if batch not in self.visible:
             rows = self.boot.machine
-            self.visible[batch] = bisect.bisect_right([r.batch_idx for r in rows], batch)
+            self.visible[batch] = bisect.bisect_right(rows, batch, key=lambda r: r.batch_idx)
         return self.visible[batch]
 
     def put(self, ticket: int, key: str, answer: Completion | None) -> None:
