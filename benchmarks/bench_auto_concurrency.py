@@ -169,7 +169,7 @@ def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
     return {
         "benchmark": "auto_concurrency",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": package_versions(("selfinstruct", "httpx", "httpcore")),
+        "versions": package_versions(("selfinstruct", "aiohttp")),
         "command": " ".join(["python -m benchmarks.bench_auto_concurrency", *sys.argv[1:]]),
         "parameters": {
             "instructions": args.instructions,

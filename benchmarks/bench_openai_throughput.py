@@ -365,7 +365,7 @@ def machine() -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    return package_versions(("selfinstruct", "httpx", "httpcore", "h11", "anyio"))
+    return package_versions(("selfinstruct", "aiohttp", "httpx"))
 
 
 def table(report: dict[str, Any]) -> str:

@@ -392,7 +392,7 @@ def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
     return {
         "benchmark": "run_throughput",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": package_versions(("selfinstruct", "httpx", "httpcore")),
+        "versions": package_versions(("selfinstruct", "aiohttp")),
         "command": " ".join(["python -m benchmarks.bench_run_throughput", *sys.argv[1:]]),
         "parameters": {
             "instructions": args.instructions,

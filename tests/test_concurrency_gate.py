@@ -125,6 +125,26 @@ def test_limits_stay_between_one_and_the_maximum() -> None:
     assert low.slots == 1
 
 
+def test_a_request_waits_for_a_slot_and_gets_the_one_freed() -> None:
+    async def scenario() -> list[str]:
+        gate, order = Gate(1), []
+        first = await gate.acquire()
+
+        async def second() -> None:
+            slot = await gate.acquire()
+            order.append(f"second in, {gate.in_flight} in flight")
+            await gate.release(slot, OK)
+
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.01)
+        order.append(f"{gate.queued} waiting")
+        await gate.release(first, OK)
+        await waiting
+        return order
+
+    assert asyncio.run(scenario()) == ["1 waiting", "second in, 1 in flight"]
+
+
 def test_outcomes_of_failures() -> None:
     assert outcome_of(None) == OK
     assert {outcome_of(r) for r in ("http_429", "http_503", "http_529", "timeout")} == {THROTTLED}

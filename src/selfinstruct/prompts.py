@@ -68,11 +68,15 @@ class TemplateSet:
         if self.user_dir is not None and not self.user_dir.is_dir():
             raise InputError(self.user_dir, "template directory not found")
         self._texts: dict[str, tuple[Path, str]] = {}
+        self._checked: set[tuple[str, TemplateSpec]] = set()  # texts are read once
 
     def render(self, style: str, spec: TemplateSpec, **values: object) -> Prompt:
         """Fill template `style/<name>` with values (and ${examples} from the few-shot file)."""
-        path, text = self._load(f"{style}/{spec.name}.txt")
-        self._check(path, text, spec)
+        relative = f"{style}/{spec.name}.txt"
+        path, text = self._load(relative)
+        if (relative, spec) not in self._checked:  # a stage renders one per request
+            self._check(path, text, spec)
+            self._checked.add((relative, spec))
         if spec.fewshot and "examples" not in values:
             values["examples"] = self._load(f"fewshot/{spec.name}.txt")[1].rstrip("\n")
         if style == "chat":

@@ -17,10 +17,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
+
+from selfinstruct.llm.json_text import object_format, value_text
 
 Messages = tuple[tuple[str, str], ...]
 
@@ -53,23 +56,40 @@ class Request:
         return json.loads(self._canonical_json)
 
     @functools.cached_property
-    def _canonical_json(self) -> str:
-        """canonical() as JSON (keys in field order), made once per request: every request
-        is keyed, stored and logged, and asdict is slow."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+    def _canonical_fields(self) -> dict[str, str]:
+        """Each field of canonical() as JSON text, in field order, encoded once: every
+        request is keyed, stored and logged, and the canonical JSON and the key's blob are
+        both made of these (llm/json_text.py)."""
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
         data["messages"] = [list(m) for m in self.messages] if self.messages else None
         data["stop"] = list(self.stop)
-        return json.dumps(data, ensure_ascii=False)
+        return {name: value_text(value) for name, value in data.items()}
+
+    @functools.cached_property
+    def _canonical_json(self) -> str:
+        return _CANONICAL % tuple(self._canonical_fields.values())
 
     def canonical_json(self) -> str:
         """json.dumps(self.canonical(), ensure_ascii=False), without the round trip."""
         return self._canonical_json
 
+    def field_json(self, name: str) -> str:
+        """One field of canonical() as JSON text (json.dumps(..., ensure_ascii=False))."""
+        return self._canonical_fields[name]
+
     def key(self, backend_id: str) -> str:
-        """A stable hash of the backend and the canonical request (the response cache key)."""
-        canonical = json.loads(self._canonical_json)
-        blob = json.dumps([backend_id, canonical], sort_keys=True, ensure_ascii=False)
+        """A stable hash of the backend and the canonical request (the response cache key):
+        of json.dumps([backend_id, self.canonical()], sort_keys=True, ensure_ascii=False),
+        made from the encoded fields (no value is a dict, so sorting the top-level keys is
+        all sort_keys does)."""
+        blob = _KEYED % (value_text(backend_id), *_sorted_texts(self._canonical_fields))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Request))
+_CANONICAL = object_format(_FIELD_NAMES)
+_KEYED = f"[%s, {object_format(sorted(_FIELD_NAMES))}]"
+_sorted_texts = operator.itemgetter(*sorted(_FIELD_NAMES))
 
 
 @dataclass(frozen=True)
@@ -102,14 +122,18 @@ class Feed(Protocol):
 
     `take(limit)` hands over up to `limit` requests that may be sent now, each with a ticket
     of the feed's choosing; it returns [] when none is ready. `put(ticket, result)` hands a
-    result back, which may make more requests ready. A backend serves a feed until `take`
-    returns [] with nothing in flight, or until `finished`: the feed wants no more answers,
-    and the backend drops those still in flight (a server stops generating them).
+    result back, which may make more requests ready; `put_all` hands back the results that
+    ended together, in order (the feed may store them in one commit). A backend serves a
+    feed until `take` returns [] with nothing in flight, or until `finished`: the feed wants
+    no more answers, and the backend drops those still in flight (a server stops generating
+    them).
     """
 
     def take(self, limit: int) -> list[tuple[int, Request]]: ...
 
     def put(self, ticket: int, result: Result) -> None: ...
+
+    def put_all(self, results: Sequence[tuple[int, Result]]) -> None: ...
 
     @property
     def finished(self) -> bool: ...
@@ -129,6 +153,10 @@ class ListFeed:
 
     def put(self, ticket: int, result: Result) -> None:
         self.on_result(ticket, result)
+
+    def put_all(self, results: Sequence[tuple[int, Result]]) -> None:
+        for ticket, result in results:
+            self.on_result(ticket, result)
 
     finished = False
 

@@ -49,8 +49,10 @@ class Gate:
         self.maximum = limit
         self.in_flight = 0
         self.waiting = 0  # requests sleeping before a retry (they hold no slot)
+        self.queued = 0  # requests waiting in `acquire` for a slot
         self.peak = 0
         self._condition: asyncio.Condition | None = None
+        # Set when a slot frees while its request lives on (it waits to retry).
         self.changed: asyncio.Event | None = None
 
     @property
@@ -62,20 +64,34 @@ class Gate:
         return self.slots - (tasks - self.waiting)
 
     async def acquire(self) -> Slot:
+        """A slot; waits (behind any request already waiting) while all are in use. The
+        usual case, a free slot and nobody waiting, takes no lock: nothing can come between
+        the check and the taking (one event loop, no await)."""
+        if not self.queued and self.in_flight < self.slots:
+            return self._take()
         condition = self._ready()
-        async with condition:
-            await condition.wait_for(lambda: self.in_flight < self.slots)
-            self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
-            return Slot(time.monotonic(), self.in_flight)
+        self.queued += 1
+        try:
+            async with condition:
+                await condition.wait_for(lambda: self.in_flight < self.slots)
+                return self._take()
+        finally:
+            self.queued -= 1
+
+    def _take(self) -> Slot:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        return Slot(time.monotonic(), self.in_flight)
 
     async def release(self, slot: Slot, outcome: str, retry_after: float | None = None) -> None:
-        condition = self._ready()
-        async with condition:
-            self.in_flight -= 1
-            self.adapt(slot, outcome, retry_after)
-            condition.notify_all()
-        self._signal()
+        self.in_flight -= 1
+        self.adapt(slot, outcome, retry_after)
+        if self.queued:
+            condition = self._ready()
+            async with condition:
+                condition.notify_all()
+        # No `changed` here: the request either ends (which wakes its caller anyway) or
+        # waits to retry (`sleep` signals).
 
     async def sleep(self, seconds: float) -> None:
         """Wait before a retry without holding a slot."""
@@ -92,9 +108,11 @@ class Gate:
     def describe(self) -> str:
         return str(self.slots)
 
-    def bind(self) -> None:
-        """Create the asyncio parts (in the running event loop)."""
+    def bind(self) -> asyncio.Event:
+        """Create the asyncio parts (in the running event loop); returns `changed`."""
         self._ready()
+        assert self.changed is not None  # made with the condition
+        return self.changed
 
     def _ready(self) -> asyncio.Condition:
         if self._condition is None:

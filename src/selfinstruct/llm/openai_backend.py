@@ -32,7 +32,13 @@ from selfinstruct.llm.base import (
     Result,
 )
 from selfinstruct.llm.concurrency import AUTO, ERROR, AdaptiveGate, Gate, outcome_of
-from selfinstruct.llm.openai_format import MalformedResponse, parse_body, request_body
+from selfinstruct.llm.handback import Handback
+from selfinstruct.llm.openai_format import (
+    MalformedResponse,
+    body_json,
+    parse_body,
+    request_body,
+)
 from selfinstruct.llm.rate_limit import RateLimiter
 from selfinstruct.llm.retry import (
     FATAL,
@@ -156,45 +162,28 @@ class OpenAIBackend(LLM):
         self._runner.run(self._serve(feed))
 
     async def _serve(self, feed: Feed) -> None:
-        """Keep the gate's slots busy from the feed; hand results back in ticket order of
-        each group that completes together."""
+        """Keep the gate's slots busy from the feed; the results of requests that end
+        together go back at once, in ticket order (llm/handback.py)."""
         self._ensure_session()
-        self.gate.bind()
-        tasks: dict[asyncio.Task[Result], int] = {}
+        back = Handback(feed, self.gate.bind())  # the gate wakes it too when a slot frees
 
         def fill() -> None:
-            room = self.gate.room(len(tasks))
+            room = self.gate.room(back.in_flight)
             if room > 0:
                 for ticket, request in feed.take(room):
-                    tasks[asyncio.create_task(self._attempts(request))] = ticket
+                    back.track(asyncio.create_task(self._attempts(request)), ticket)
 
         try:
             fill()
-            while tasks:
-                await self._next_event(set(tasks))
-                done = sorted((t for t in tasks if t.done()), key=tasks.__getitem__)
-                for task in done:
-                    feed.put(tasks.pop(task), task.result())
+            while back.in_flight:
+                await back.wake.wait()
+                back.wake.clear()
+                back.hand_back()
                 if feed.finished:
                     break  # the rest is cancelled below: the server stops generating them
                 fill()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _next_event(self, tasks: set[asyncio.Task[Result]]) -> None:
-        """Wait until a request ends or a slot frees (a request starts waiting to retry)."""
-        changed = self.gate.changed
-        if changed is None:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            return
-        changed.clear()
-        waiter = asyncio.create_task(changed.wait())
-        try:
-            await asyncio.wait({*tasks, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
+            await back.cancel()
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         """One session for every request, with a connection per slot (made in the running
@@ -221,6 +210,7 @@ class OpenAIBackend(LLM):
         path = "/chat/completions" if request.is_chat else "/completions"
         body = request_body(request, self.model)
         cost = len(str(body.get("prompt") or body.get("messages"))) / 4 + request.max_tokens
+        data = body_json(request, body)  # once: every attempt sends the same bytes
 
         async def attempt() -> Completion | FailedAttempt:
             assert self._limiter is not None
@@ -228,7 +218,7 @@ class OpenAIBackend(LLM):
             slot = await self.gate.acquire()
             outcome: Completion | FailedAttempt | None = None
             try:
-                outcome = await self._attempt(path, body, request.is_chat)
+                outcome = await self._attempt(path, data, request.is_chat)
                 return outcome
             finally:
                 if isinstance(outcome, FailedAttempt):
@@ -241,16 +231,17 @@ class OpenAIBackend(LLM):
             return dataclasses.replace(result, detail=self._scrub(result.detail))
         return result
 
-    async def _attempt(
-        self, path: str, body: dict[str, Any], chat: bool
-    ) -> Completion | FailedAttempt:
-        """One try: a Completion, or why not; raises BackendError when no retry can help."""
+    async def _attempt(self, path: str, data: bytes, chat: bool) -> Completion | FailedAttempt:
+        """One try: a Completion, or why not; raises BackendError when no retry can help.
+        `data` is the JSON body (llm/openai_format.py `body_json`), sent as aiohttp's `json=`
+        would send it."""
         import aiohttp
 
         url = self.base_url + path
         session = self._ensure_session()
+        payload = aiohttp.BytesPayload(data, content_type="application/json", encoding="utf-8")
         try:
-            async with session.post(url, json=body, proxy=self._proxy) as response:
+            async with session.post(url, data=payload, proxy=self._proxy) as response:
                 status = response.status
                 raw = await response.read()
                 retry_after = response.headers.get("retry-after")

@@ -8,6 +8,7 @@ on one side cannot be forgotten on the other (tests/test_wire_format.py checks t
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -54,6 +55,20 @@ def request_body(request: Request, model: str) -> dict[str, Any]:
     else:
         body["prompt"] = request.prompt
     return body
+
+
+def body_json(request: Request, body: dict[str, Any]) -> bytes:
+    """The request's body (`request_body`) as the bytes `json.dumps(body).encode()` makes of
+    it (what a client sends), with a completion prompt's text (the bulk of the body, and last
+    in it) taken from the request's canonical JSON: the same text when the prompt is ASCII
+    without DEL, the one character whose escaping depends on ensure_ascii. Each request's
+    prompt is then encoded once, not twice."""
+    prompt = request.field_json("prompt") if request.prompt is not None else ""
+    last = next(reversed(body), None)
+    if last != "prompt" or len(body) < 2 or not prompt.isascii() or "\x7f" in prompt:
+        return json.dumps(body).encode("utf-8")
+    head = json.dumps({name: value for name, value in body.items() if name != "prompt"})
+    return f'{head[:-1]}, "prompt": {prompt}}}'.encode()
 
 
 def batch_line(custom_id: str, request: Request, model: str) -> dict[str, Any]:

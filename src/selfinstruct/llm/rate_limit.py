@@ -43,9 +43,12 @@ class RateLimiter:
         self.requests = Bucket(requests_per_minute)
         self.tokens = Bucket(tokens_per_minute)
         self._lock = asyncio.Lock()
+        self.unlimited = self.requests.rate <= 0 and self.tokens.rate <= 0
 
     async def acquire(self, tokens: float) -> None:
         """Wait until one more request of about `tokens` tokens fits both limits."""
+        if self.unlimited:  # the usual case: no lock to take for every request
+            return
         async with self._lock:
             while True:
                 delay = self.requests.wait_time(1)

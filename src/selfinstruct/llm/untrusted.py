@@ -18,6 +18,8 @@ REPLACEMENT = "\ufffd"
 
 
 def storable(text: str) -> str:
+    if text.isascii():  # the usual case, known at once: no surrogate in it
+        return text
     return _SURROGATE.sub(REPLACEMENT, text)
 
 

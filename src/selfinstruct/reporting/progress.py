@@ -61,12 +61,16 @@ class Progress:
     def show_counts(self) -> None:
         """Refresh the counts (an answer arrived) without advancing the bar; at most a few
         times a second."""
+        if self._bar.disable:
+            return
         now = time.monotonic()
         if now - self._shown >= REFRESH_SECONDS:
             self._shown = now
             self._bar.set_postfix_str(self._postfix(), refresh=True)
 
     def advance(self, n: int = 1) -> None:
+        if self._bar.disable:  # --quiet: nothing to show (called per record)
+            return
         self._bar.set_postfix_str(self._postfix(), refresh=False)
         self._bar.update(n)
 

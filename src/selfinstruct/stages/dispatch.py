@@ -1,6 +1,7 @@
 """Answering a stage's requests as they become ready: from the run's cache where it can, else
 from the stage's backend within the run's budget, each new answer stored the moment it
-arrives.
+arrives (answers that arrive together, with the records they complete, in one commit:
+`Feed.put_all`, `RunStore.commit_together`).
 
 A stage describes its work as a `StageFeed`: requests that may be sent now, and what to do
 with each answer (None for a request that failed for good, counted in the stage's stats). The
@@ -11,6 +12,7 @@ backend keeps its slots busy by taking requests from it whenever one frees (llm/
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from selfinstruct.llm.base import Completion, Failure, Request, Result
@@ -38,8 +40,9 @@ class StageFeed(Protocol):
 
 class CachedFeed:
     """The backend's view of a stage's feed: cached answers are served inside `take`, new
-    answers stored and counted before the stage sees them, and nothing sent that would
-    break the budget."""
+    answers stored and counted before the stage sees them (answers that arrive together in
+    one commit, with the records they complete), and nothing sent that would break the
+    budget."""
 
     def __init__(
         self,
@@ -56,6 +59,7 @@ class CachedFeed:
         self.budget = budget if budget is not None and budget.limited else None
         self.backend_id = ctx.backend_id(stats.stage)
         self.sent: dict[int, tuple[int, str, Request, Reservation | None]] = {}
+        self.ready: list[tuple[int, Request]] = []  # taken by `has_pending`, not yet sent
         self.tickets = 0
         self.stopped = False  # the budget refused a request
 
@@ -63,8 +67,15 @@ class CachedFeed:
     def finished(self) -> bool:
         return self.feed.finished
 
+    def has_pending(self) -> bool:
+        """Whether a request waits to be sent (cached answers found on the way are served):
+        the backend is loaded only when something is to send."""
+        if not self.ready:
+            self.ready = self.take(1)
+        return bool(self.ready)
+
     def take(self, limit: int) -> list[tuple[int, Request]]:
-        out: list[tuple[int, Request]] = []
+        out, self.ready = self.ready[:limit], self.ready[limit:]
         while len(out) < limit and not self.stopped and not self.feed.finished:
             taken = self.feed.take(limit - len(out))
             if not taken:
@@ -93,6 +104,16 @@ class CachedFeed:
         out.append((self.tickets, request))
 
     def put(self, ticket: int, result: Result) -> None:
+        self.put_all([(ticket, result)])
+
+    def put_all(self, results: Sequence[tuple[int, Result]]) -> None:
+        """Answers that arrived together, stored with the records they complete in one
+        commit."""
+        with self.ctx.store.commit_together():
+            for ticket, result in results:
+                self._put(ticket, result)
+
+    def _put(self, ticket: int, result: Result) -> None:
         inner, key, request, held = self.sent.pop(ticket)
         answer = self._store(key, request, result)
         if self.budget is not None and held is not None:
@@ -127,16 +148,15 @@ def serve(
     llm = None
     before: Counter[str] = Counter()
     try:
-        while True:
-            pending = cached.take(1)  # the backend is loaded only when something is to send
-            if not pending:
-                return cached
+        while cached.has_pending():
             if llm is None:
                 llm = ctx.llm_for(stats.stage)
                 before = Counter(llm.counters)
-            llm.serve(_Prefixed(cached, pending))
+            with ctx.store.checkpoints_in_background():  # no stall of the serving thread
+                llm.serve(cached)
             if cached.stopped or cached.finished:
-                return cached
+                break
+        return cached
     finally:
         if llm is not None:
             after = Counter(llm.counters)
@@ -145,22 +165,3 @@ def serve(
             )
             if llm.flow_note():
                 stats.details.append(llm.flow_note())
-
-
-class _Prefixed:
-    """A feed whose first requests were already taken (to learn that there are any)."""
-
-    def __init__(self, feed: CachedFeed, taken: list[tuple[int, Request]]) -> None:
-        self.feed = feed
-        self.taken = taken
-
-    def take(self, limit: int) -> list[tuple[int, Request]]:
-        head, self.taken = self.taken[:limit], self.taken[limit:]
-        return head + self.feed.take(limit - len(head))
-
-    def put(self, ticket: int, result: Result) -> None:
-        self.feed.put(ticket, result)
-
-    @property
-    def finished(self) -> bool:
-        return self.feed.finished

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.quality.judgment import QUESTIONS, Judgment
 from selfinstruct.seeds.task import Instance, SeedTask
+from selfinstruct.store.checkpoints import BackgroundCheckpoints
 from selfinstruct.store.lock import RunLock
 from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, applied, migrate, now
 
@@ -65,6 +66,7 @@ class RunStore:
         self.db = db
         self._lock = lock
         self.migrations = applied(db)
+        self._grouped = False  # inside commit_together()
 
     @property
     def readonly(self) -> bool:
@@ -135,6 +137,12 @@ class RunStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All or nothing. Inside `commit_together` it is a savepoint: undone alone if it
+        fails, committed with the group."""
+        if self._grouped:
+            with self._savepoint():
+                yield self.db
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -143,6 +151,59 @@ class RunStore:
                 self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        self.db.execute("SAVEPOINT record")
+        try:
+            yield
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK TO record")
+                self.db.execute("RELEASE record")
+            raise
+        self.db.execute("RELEASE record")
+
+    @contextmanager
+    def commit_together(self) -> Iterator[None]:
+        """One commit for the writes and transactions inside, in their order, instead of
+        one each: a commit is most of what storing a short answer costs, and the answers
+        that arrive together (with the records they complete) can share one. Transactions
+        inside become savepoints, undone alone if they fail. On an exception, what was done
+        before it is committed all the same, as it would have been one commit at a time."""
+        if self._grouped:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._grouped = True
+        try:
+            yield
+        except BaseException:
+            self._grouped = False
+            with suppress(sqlite3.Error):  # the error on its way is the one to report
+                self._commit()
+            raise
+        self._grouped = False
+        self._commit()
+
+    def _commit(self) -> None:
+        """Commit the open transaction, if SQLite has not rolled it back already (after
+        SQLITE_FULL); one that cannot be committed is rolled back."""
+        if not self.db.in_transaction:
+            return
+        try:
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    def checkpoints_in_background(self) -> AbstractContextManager[object]:
+        """While a backend serves: the log checkpointed off the writing thread (store/
+        checkpoints.py); nothing for a read-only store."""
+        if self.readonly:
+            return nullcontext()
+        return BackgroundCheckpoints(self.run_dir / DB_NAME)
 
     # -- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 FORMAT = "selfinstruct-run"
@@ -134,4 +136,11 @@ def migrate(db: sqlite3.Connection) -> None:
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """The UTC time to the second, in ISO 8601 (what datetime.now(UTC).isoformat(timespec=
+    "seconds") writes): every stored answer is stamped, so the text is made once a second."""
+    return _second_text(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _second_text(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")
