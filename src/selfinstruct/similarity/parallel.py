@@ -1,38 +1,42 @@
-"""Pool scoring spread over threads: the pool's items cut into contiguous chunks.
+"""Pool scoring spread over processes: the pool's items cut into contiguous chunks, scored here
+and in helper processes (`processes.py`).
 
 rapidfuzz's `cdist` releases the GIL while it scores, but its own `workers` split the query
 rows, and a block of 5-9 candidates is a single SIMD batch there: one thread does all the
 work. Cutting the pool's items into chunks instead shares the work out whatever the block's
 size, and every pair is still scored on its own, so the scores are the very numbers one call
-would give.
+would give. The chunks go to processes, not threads: rapidfuzz holds the GIL while it reads
+the pool's strings, about half the work on short instructions, and two threads reached only
+1.3-1.6x one thread on two cores (two processes: 1.9-2.0x).
 
-The caller's thread and workers - 1 pool threads take chunks of up to MAX_CHUNK items until
-none are left; the last ones get smaller (down to MIN_CHUNK), so the threads finish close
-together, also when another process slows one core down. The threads start on first use and
-stop at `close`.
-
-Measured on a 2-core VM, 8 candidates a block: a chunk costs ~35 us beyond its pairs
-(rapidfuzz builds the candidates' bit vectors per call); chunks of up to 4,096 items keep
-their arrays in the 1 MB L2 cache and scaled best at 50,000 items (1.6-1.9x, against
-1.4-1.6x with chunks of up to 16,384); two threads pay from about 8,000 items (1.0x at
-4,096, 1.2x at 8,192, 1.4x at 16,384).
+The pool's range is cut into chunks, each 1 / (2 x processes) of what is left, kept within
+MIN_CHUNK..MAX_CHUNK, largest first; every process takes the next chunk nobody has taken
+(`processes.walk`), so everyone finishes close together, also when another program slows one
+core down. The helpers start the first time a block is large enough (PARALLEL_FROM items),
+take part once they have started (about 0.3 s; until then this process scores alone), and stop
+at `close`, when the pool is collected, or at exit. A helper that fails is dropped, with a
+warning, and whatever it left undone is scored here.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import threading
+import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from itertools import pairwise
-from typing import Generic, TypeVar
 
-T = TypeVar("T")
+import numpy as np
 
-CHUNK = 4096  # items per chunk on one thread
-PARALLEL_FROM = 8192  # fewer items are scored on one thread: waking a thread (~0.3 ms here)
-# and sharing the GIL cost about what a second core saves
-MIN_CHUNK = 1024  # the smallest chunk handed to a thread (the last ones)
+from selfinstruct.similarity.processes import Helper, HelperGone, Segment, walk
+
+log = logging.getLogger(__name__)
+
+CHUNK = 4096  # items per chunk when this process scores alone
+PARALLEL_FROM = 8192  # fewer items are scored here alone: a chunk sent to a helper and back
+# costs ~0.1 ms, and below this a block takes ~2 ms
+MIN_CHUNK = 1024  # the smallest chunk handed out (the last ones)
 MAX_CHUNK = 4096  # the largest
 
 
@@ -45,10 +49,10 @@ def cores() -> int:
 
 
 def resolve(workers: int) -> int:
-    """Threads for a `workers` setting: 0 means every core, n > 0 means n."""
+    """Processes for a `workers` setting: 0 means every core, n > 0 means n."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(
-            f"workers must be 0 (every core) or a positive number of threads, got {workers!r}"
+            f"workers must be 0 (every core) or a positive number of processes, got {workers!r}"
         )
     return workers or cores()
 
@@ -60,94 +64,114 @@ def chunks(size: int, least: int) -> list[tuple[int, int]]:
     return list(pairwise(size * i // parts for i in range(parts + 1)))
 
 
-class Chunks:
-    """Runs a function over contiguous chunks of range(size) on up to `workers` threads."""
+def guided(size: int, processes: int) -> list[tuple[int, int]]:
+    """range(size) cut into chunks in order, each 1 / (2 x processes) of what is left, kept
+    within MIN_CHUNK..MAX_CHUNK (and never leaving less than MIN_CHUNK behind)."""
+    cut, start = [], 0
+    while start < size:
+        left = size - start
+        count = min(MAX_CHUNK, max(MIN_CHUNK, left // (2 * processes)))
+        if left - count < MIN_CHUNK:
+            count = left
+        cut.append((start, start + count))
+        start += count
+    return cut
+
+
+Local = Callable[[int, int], None]  # scores items first..last of the block here
+
+
+class Spread:
+    """Scores a block of candidates against a range of the pool on up to `workers` processes:
+    this one and workers - 1 helpers."""
 
     def __init__(self, workers: int) -> None:
         self.workers = resolve(workers)
-        self._executor: ThreadPoolExecutor | None = None
-        self._pid = 0
+        self._helpers: list[Helper] = []
+        self._pid = os.getpid()
+        self._failed = False
+        self._segment = Segment()
+        self._finalizer = weakref.finalize(self, _stop, self._helpers, self._segment)
 
-    def run(self, work: Callable[[int, int], None], size: int) -> None:
-        """Call work(start, stop) for chunks that cover range(size) once; return when all
-        are done (an error is raised once every thread has stopped taking chunks)."""
-        if self.workers == 1 or size < PARALLEL_FROM:
-            for start, stop in chunks(size, CHUNK):
-                work(start, stop)
+    def run(
+        self, local: Local, out: np.ndarray, items: list[str], encoded: list[str], start: int
+    ) -> None:
+        """Fill out (a row per candidate of `encoded`, a column per pool item from `start`):
+        local(first, last) scores here, helpers score from their copy of `items`."""
+        width = out.shape[1]
+        helpers = self._ready() if self.workers > 1 and width >= PARALLEL_FROM else []
+        if not helpers:
+            for first, last in chunks(width, CHUNK):
+                local(first, last)
             return
-        queue = _Guided(size, self.workers)
-        executor = self._threads()
-        pending: list[Future[None]] = [
-            executor.submit(queue.drain, work) for _ in range(self.workers - 1)
-        ]
+        cut = guided(width, len(helpers) + 1)
+        layout = self._segment.lay_out(out.shape, cut)
         try:
-            queue.drain(work)
-        finally:
-            queue.stop()
-            for future in pending:
-                future.exception()  # wait: no thread may still write once we return
-        for future in pending:
-            future.result()
+            for helper in helpers:
+                self._guard(partial(helper.begin, items, (encoded, start), self._segment))
+            mine = set(walk(cut, layout, local))
+            for helper in helpers:
+                self._guard(helper.finish)
+            for index, (first, last) in enumerate(cut):
+                if index in mine:
+                    continue
+                if layout.done[index]:
+                    out[:, first:last] = layout.scores[:, first:last]
+                else:  # claimed by a helper that died
+                    local(first, last)
+        except BaseException:
+            del layout
+            self.close()  # helpers may still be writing: start afresh next time
+            raise
+
+    def wait_ready(self, timeout: float = 30.0) -> int:
+        """Start the helpers if need be and wait for them; the number ready."""
+        if self.workers == 1:
+            return 0
+        self._ready()
+        return sum(helper.wait_ready(timeout) for helper in self._helpers)
 
     def close(self) -> None:
-        """Stop the threads (they start again if `run` needs them later)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        """Stop the helpers (they start again if `run` needs them later)."""
+        _stop(self._helpers, self._segment)
 
-    def _threads(self) -> ThreadPoolExecutor:
-        if self._executor is None or self._pid != os.getpid():  # a forked child has none
-            self._executor = ThreadPoolExecutor(self.workers - 1, thread_name_prefix="rouge")
+    def _ready(self) -> list[Helper]:
+        """The helpers that have started; starts them the first time."""
+        if self._pid != os.getpid():  # a forked child must not use its parent's helpers
+            self._helpers.clear()
+            self._segment.forget()
             self._pid = os.getpid()
-        return self._executor
-
-
-class _Guided:
-    """Hands out chunks of range(size) in order, each 1 / (2 x threads) of what is left, kept
-    within MIN_CHUNK..MAX_CHUNK (and never leaving less than MIN_CHUNK behind)."""
-
-    def __init__(self, size: int, threads: int) -> None:
-        self._size = size
-        self._share = 2 * threads
-        self._next = 0
-        self._lock = threading.Lock()
-
-    def take(self) -> tuple[int, int] | None:
-        with self._lock:
-            start, left = self._next, self._size - self._next
-            if left <= 0:
-                return None
-            count = min(MAX_CHUNK, max(MIN_CHUNK, left // self._share))
-            if left - count < MIN_CHUNK:
-                count = left
-            self._next = start + count
-            return start, start + count
-
-    def stop(self) -> None:
-        with self._lock:
-            self._next = self._size
-
-    def drain(self, work: Callable[[int, int], None]) -> None:
-        while (chunk := self.take()) is not None:
+        if self._failed:
+            return []
+        if not self._helpers:
             try:
-                work(*chunk)
-            except BaseException:
-                self.stop()  # the others finish their chunk and stop too
-                raise
+                self._helpers.extend(Helper() for _ in range(self.workers - 1))
+            except OSError as error:
+                self._fail(f"could not start a helper process ({error})")
+                return []
+        if any(helper.gone for helper in self._helpers):
+            self._fail("a helper process ended")
+            return []
+        return [helper for helper in self._helpers if helper.is_ready()]
+
+    def _guard(self, step: Callable[[], None]) -> None:
+        """Run a step with a helper; a helper that is gone is left out from then on."""
+        try:
+            step()
+        except HelperGone:
+            self._fail("a helper process ended")
+
+    def _fail(self, why: str) -> None:
+        if not self._failed:
+            log.warning("ROUGE-L scoring continues in this process alone: %s", why)
+        self._failed = True
+        for helper in self._helpers:
+            helper.stop()
+        self._helpers.clear()
 
 
-class Once(Generic[T]):
-    """A value made by the first thread that asks for it (the others wait for it): work the
-    chunks share is done after the threads were woken, while the first chunk is scored."""
-
-    def __init__(self, make: Callable[[], T]) -> None:
-        self._make = make
-        self._made: list[T] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> T:
-        if not self._made:
-            with self._lock:
-                if not self._made:
-                    self._made.append(self._make())
-        return self._made[0]
+def _stop(helpers: list[Helper], segment: Segment) -> None:
+    for helper in helpers:
+        helper.stop()
+    helpers.clear()
+    segment.close()

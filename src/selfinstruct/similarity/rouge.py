@@ -9,9 +9,9 @@ The pool also keeps, for every token, the list of items that contain it, so `abo
 "does any item score above the threshold?" by scoring only the items the exact bounds of
 `bounds.py` leave possible.
 
-Scoring against the whole pool (a block, or one candidate) runs in chunks of the pool on up
-to `workers` threads (see `parallel.py`); the scores do not depend on the number of threads.
-`above` stays on the caller's thread: the bounds leave it a few dozen items to score.
+Scoring against the whole pool (a block, or one candidate) runs in chunks of the pool in up
+to `workers` processes (see `parallel.py`); the scores do not depend on their number. `above`
+stays in the caller's process: the bounds leave it a few dozen items to score.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from rapidfuzz.distance import LCSseq
 
 from selfinstruct.similarity.bounds import need_table, probe_tokens
 from selfinstruct.similarity.fmeasure import FTable, Scratch, f_measure
-from selfinstruct.similarity.parallel import Chunks, Once
+from selfinstruct.similarity.parallel import Spread
 from selfinstruct.similarity.tokenize import Tokenizer, rouge_tokens
 
 _SURROGATES = 0xE000 - 0xD800
@@ -67,14 +67,14 @@ class Similarity:
 class RougePool:
     """A growing pool of instructions, kept encoded for fast ROUGE-L scoring.
 
-    workers: threads that score a block or a candidate against the pool (0: every core, 1: the
-    caller's thread only). The extra threads start the first time the pool is large enough to
-    share out (`parallel.PARALLEL_FROM` items) and stop at `close()`, or when the pool is
-    garbage-collected; the pool is also a context manager that closes them."""
+    workers: processes that score a block or a candidate against the pool (0: every core, 1:
+    the caller's process only). The helper processes start the first time the pool is large
+    enough to share out (`parallel.PARALLEL_FROM` items) and stop at `close()`, when the pool
+    is garbage-collected, or at exit; the pool is also a context manager that closes them."""
 
     def __init__(self, tokenizer: Tokenizer = rouge_tokens, workers: int = 0) -> None:
         self.tokenizer = tokenizer
-        self._chunks = Chunks(workers)
+        self._spread = Spread(workers)
         self._scratch = Scratch()
         self.texts: list[str] = []
         self._encoded: list[str] = []
@@ -91,12 +91,17 @@ class RougePool:
 
     @property
     def workers(self) -> int:
-        """Threads scoring uses (0 resolved to the number of cores)."""
-        return self._chunks.workers
+        """Processes scoring uses (0 resolved to the number of cores)."""
+        return self._spread.workers
 
     def close(self) -> None:
-        """Stop the scoring threads; the pool stays usable (they start again when needed)."""
-        self._chunks.close()
+        """Stop the helper processes; the pool stays usable (they start again when needed)."""
+        self._spread.close()
+
+    def wait_ready(self, timeout: float = 30.0) -> int:
+        """Start the helper processes now and wait until they can take chunks (they would
+        otherwise join the scoring once started); the number ready."""
+        return self._spread.wait_ready(timeout)
 
     def __enter__(self) -> RougePool:
         return self
@@ -158,28 +163,43 @@ class RougePool:
 
     def rows(self, encoded: list[str], start: int = 0) -> np.ndarray:
         """Scores of each candidate (a row) against pool items start, start + 1, ...; the
-        pool is cut into chunks scored on the pool's threads."""
+        pool is cut into chunks scored in the pool's processes."""
         width = self._size - start
         if not encoded or width <= 0:
             return np.zeros((len(encoded), max(0, width)))
         out = np.empty((len(encoded), width))
-        scores = Once(lambda: self._scores(encoded, start))
+        scorer: list[ChunkScores] = []  # made at the first chunk: the helpers start first
 
-        def chunk(first: int, last: int) -> None:
-            lcs = process.cdist(
-                encoded,
-                self._encoded[start + first : start + last],
-                scorer=LCSseq.similarity,
-                dtype=np.int32,
-                workers=1,
-            )
-            scores.get()(lcs, start + first, out[:, first:last])
+        def local(first: int, last: int) -> None:
+            if not scorer:
+                scorer.append(self.scorer(encoded, start))
+            self.score_chunk(encoded, start, scorer[0], first, last, out[:, first:last])
 
-        self._chunks.run(chunk, width)
+        self._spread.run(local, out, self._encoded, encoded, start)
         self.pairs_scored += out.size
         return out
 
-    def _scores(self, encoded: list[str], start: int) -> ChunkScores:
+    def score_chunk(
+        self,
+        encoded: list[str],
+        start: int,
+        scorer: ChunkScores,
+        first: int,
+        last: int,
+        out: np.ndarray,
+    ) -> None:
+        """The candidates' scores against pool items start + first .. start + last into out
+        (a row per candidate, a column per item), by a scorer from `scorer`."""
+        lcs = process.cdist(
+            encoded,
+            self._encoded[start + first : start + last],
+            scorer=LCSseq.similarity,
+            dtype=np.int32,
+            workers=1,
+        )
+        scorer(lcs, start + first, out)
+
+    def scorer(self, encoded: list[str], start: int) -> ChunkScores:
         """How the LCS of the candidates against pool items first, first + 1, ... become
         their scores: looked up in an FTable when it is small next to the pairs to score
         (the rule), else computed by f_measure."""
@@ -193,11 +213,11 @@ class RougePool:
 
             return compute
         table = FTable(targets, self._max_length)
-        offsets = table.offsets(self._lengths[start : self._size])
 
         def look_up(lcs: np.ndarray, first: int, out: np.ndarray) -> None:
             index = self._scratch.index(lcs.shape)
-            table.into(lcs, offsets[first - start : first - start + lcs.shape[1]], out, index)
+            offsets = table.offsets(self._lengths[first : first + lcs.shape[1]])  # per chunk:
+            table.into(lcs, offsets, out, index)  # every process would redo the whole pool's
 
         return look_up
 
