@@ -409,18 +409,22 @@ def test_an_error_here_reaches_the_caller_and_stops_the_helpers(small_chunks, mo
     pool.close()
 
 
+HELPED_POOL = (  # a script's start: a pool of 40 items scored with a helper's help
+    "from selfinstruct.similarity import parallel\n"
+    "from selfinstruct.similarity.rouge import RougePool\n"
+    "parallel.PARALLEL_FROM = 16\n"
+    "pool = RougePool(workers=2)\n"
+    "for i in range(40):\n"
+    "    pool.add(f'write item {i} of the list')\n"
+    "assert pool.wait_ready() == 1\n"
+    "pool.score('write the list')\n"
+)
+
+
 def test_a_helper_ignores_ctrl_c_and_leaves_when_its_parent_dies(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(
-        "import random, sys, time\n"
-        "from selfinstruct.similarity import parallel\n"
-        "from selfinstruct.similarity.rouge import RougePool\n"
-        "parallel.PARALLEL_FROM = 16\n"
-        "pool = RougePool(workers=2)\n"
-        "for i in range(40):\n"
-        "    pool.add(f'write item {i} of the list')\n"
-        "assert pool.wait_ready() == 1\n"
-        "pool.score('write the list')\n"
+        HELPED_POOL + "import time\n"
         "print(pool._spread._helpers[0].process.pid, pool._spread._segment.name, flush=True)\n"
         "time.sleep(60)\n"
     )
@@ -483,15 +487,7 @@ def test_the_guided_cut_covers_the_range_once_in_order(small_chunks, processes, 
 def test_a_pool_left_open_removes_its_segment_at_exit(tmp_path):
     script = tmp_path / "open.py"
     script.write_text(
-        "from selfinstruct.similarity import parallel\n"
-        "from selfinstruct.similarity.rouge import RougePool\n"
-        "parallel.PARALLEL_FROM = 16\n"
-        "pool = RougePool(workers=2)\n"
-        "for i in range(40):\n"
-        "    pool.add(f'write item {i} of the list')\n"
-        "assert pool.wait_ready() == 1\n"
-        "pool.score('write the list')\n"
-        "print(pool._spread._segment.name)\n"  # no close(): exit stops the helpers
+        HELPED_POOL + "print(pool._spread._segment.name)\n"  # no close(): exit stops helpers
     )
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True

@@ -34,8 +34,8 @@ from selfinstruct.similarity.processes import Helper, HelperGone, Segment, walk
 log = logging.getLogger(__name__)
 
 CHUNK = 4096  # items per chunk when this process scores alone
-PARALLEL_FROM = 8192  # fewer items are scored here alone: a chunk sent to a helper and back
-# costs ~0.1 ms, and below this a block takes ~2 ms
+PARALLEL_FROM = 8192  # fewer items are scored here alone: below this a block takes ~2 ms,
+# and handing it to a helper (a message each way, its scores copied back) eats the gain
 MIN_CHUNK = 1024  # the smallest chunk handed out (the last ones)
 MAX_CHUNK = 4096  # the largest
 
@@ -165,13 +165,15 @@ class Spread:
         if not self._failed:
             log.warning("ROUGE-L scoring continues in this process alone: %s", why)
         self._failed = True
-        for helper in self._helpers:
-            helper.stop()
-        self._helpers.clear()
+        _stop_helpers(self._helpers)  # the segment stays: this block's views still read it
 
 
 def _stop(helpers: list[Helper], segment: Segment) -> None:
+    _stop_helpers(helpers)
+    segment.close()
+
+
+def _stop_helpers(helpers: list[Helper]) -> None:
     for helper in helpers:
         helper.stop()
     helpers.clear()
-    segment.close()

@@ -250,7 +250,10 @@ def serve(receive: Connection, send: Connection) -> None:
                 memory.close()
             memory = attach(name)
         _walk_block(pool, (encoded, start), Layout(memory.buf, shape, len(chunks)), chunks)
-        send.send_bytes(b"")
+        try:
+            send.send_bytes(b"")
+        except OSError:  # the parent stopped listening (it dropped the helpers): leave
+            return
 
 
 def _walk_block(pool: Any, block: tuple[list[str], int], layout: Layout, chunks: Chunks) -> None:
