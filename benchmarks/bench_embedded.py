@@ -54,8 +54,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.machine import cpu_model, package_versions, system_busy_seconds
+from selfinstruct.llm.backends.embedded import DEFAULT_UBATCH, EmbeddedLLM
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.llm.embedded import DEFAULT_UBATCH, EmbeddedLLM
 from selfinstruct.llm.model_file import packaged_model_path
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.stages.classify import ClassifySettings
@@ -364,7 +364,7 @@ def run_demo(count: int) -> dict[str, Any]:
 def machine() -> dict[str, Any]:
     import llama_cpp
 
-    from selfinstruct.llm.embedded import available_cores
+    from selfinstruct.llm.backends.embedded import available_cores
 
     info: dict[str, Any] = {
         "platform": platform.platform(),
@@ -477,7 +477,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from selfinstruct.llm.embedded import available_cores
+    from selfinstruct.llm.backends.embedded import available_cores
 
     threads = args.threads or available_cores()
     requests = stage_requests(args.instructions)

@@ -49,8 +49,8 @@ from typing import Any
 import httpx
 
 from benchmarks.machine import cpu_model, package_versions, system_busy_seconds
+from selfinstruct.llm.backends.openai import OpenAIBackend, OpenAISettings
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.llm.openai_backend import OpenAIBackend, OpenAISettings
 from selfinstruct.llm.openai_format import COMPLETIONS, request_body
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.stages.instances import InstancesSettings

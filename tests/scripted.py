@@ -9,8 +9,8 @@ from pathlib import Path
 
 from conftest import cli
 
+from selfinstruct.llm.backends.fake import FakeLLM, infer_task
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.testing.fake_backend import FakeLLM, infer_task
 
 Writer = Callable[[Request], Completion]
 FAST = "[openai]\nmax_attempts = 1\nbackoff_base = 0.01\ntimeout = 10.0\n"

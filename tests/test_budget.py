@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import cli, store_snapshot
 
+from selfinstruct.engine.budget import Budget
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.stages.budget import Budget
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
 FAKE = ["--backend", "fake", "--num-instructions", "60", "-q"]

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from conftest import cli, store_snapshot
 
+from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.base import LLM, Completion, Feed, Request
 from selfinstruct.store.run_store import RunStore
-from selfinstruct.testing.fake_backend import FakeLLM
 
 TESTS = Path(__file__).resolve().parent
 
@@ -59,7 +59,7 @@ class Grouped(LLM):
 
 @contextmanager
 def backend(llm: LLM) -> Iterator[None]:
-    from selfinstruct.stages.context import RunContext
+    from selfinstruct.engine.context import RunContext
 
     original = RunContext.llm_for
     RunContext.llm_for = lambda self, stage: llm  # type: ignore[method-assign]

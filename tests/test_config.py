@@ -13,7 +13,7 @@ from conftest import expect_input_error, write_file
 from selfinstruct.cli import main
 from selfinstruct.errors import InputError
 from selfinstruct.llm.registry import BUILT_IN, known_backends
-from selfinstruct.settings import defaults, load_config
+from selfinstruct.run.layers import defaults, load_config
 from selfinstruct.stages.bootstrap import BLOCKED_KEYWORDS
 
 ANY = object()

@@ -14,7 +14,7 @@ import yaml
 from conftest import cli, read_jsonl, store_snapshot
 
 from selfinstruct.analysis.table1 import Table1
-from selfinstruct.exporters.card import CardData, render, size_category
+from selfinstruct.card.document import CardData, render, size_category
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
 HUB_KEYS = [

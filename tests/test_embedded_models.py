@@ -61,7 +61,7 @@ def test_chat_style_without_a_template_stops_before_the_run(
 
 
 def test_a_named_chat_format_serves_chat_prompts(base_model: Path) -> None:
-    from selfinstruct.llm.embedded import EmbeddedLLM
+    from selfinstruct.llm.backends.embedded import EmbeddedLLM
 
     llm = EmbeddedLLM(base_model, n_ctx=1024, n_threads=0, n_batch=512, chat_format="chatml")
     try:
@@ -100,7 +100,7 @@ LOG_PROBE = """
 import sys
 from pathlib import Path
 from selfinstruct.llm.base import Request
-from selfinstruct.llm.embedded import EmbeddedLLM
+from selfinstruct.llm.backends.embedded import EmbeddedLLM
 llm = EmbeddedLLM(Path(sys.argv[1]), n_ctx=16384, n_threads=0, n_batch=512)
 print(llm.generate([Request(prompt="1. Name a color.\\n2.", max_tokens=4)])[0].finish_reason)
 llm.close()

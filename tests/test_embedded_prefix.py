@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="the embedded extra is not installed")
 
+from selfinstruct.llm.backends.embedded import EmbeddedLLM
 from selfinstruct.llm.base import Request
-from selfinstruct.llm.embedded import EmbeddedLLM
 from selfinstruct.llm.model_file import packaged_model_path
 from selfinstruct.llm.prefix_cache import PrefixCache
 from selfinstruct.prompts import TemplateSet

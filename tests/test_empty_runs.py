@@ -13,8 +13,8 @@ import pytest
 from conftest import cli
 from scripted import ScriptedLLM, answer, run_against
 
+from selfinstruct.llm.backends.fake_text import instruction
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.testing.fake_text import instruction
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
 

@@ -240,9 +240,9 @@ def test_bad_model_options(tmp_path: Path, args: list[str], message: str) -> Non
 
 def test_a_failed_answer_loses_the_pair_and_is_not_rated(tmp_path: Path) -> None:
     from selfinstruct.evaluation.run import Candidate, Settings, evaluate
+    from selfinstruct.llm.backends.fake import FakeLLM
     from selfinstruct.llm.base import Failure
     from selfinstruct.prompts import TemplateSet
-    from selfinstruct.testing.fake_backend import FakeLLM
 
     class Broken(FakeLLM):
         def stream(self, requests, on_result):  # every answer fails

@@ -59,7 +59,7 @@ def test_adapter_and_merged_model_load_independently(tuned: Path) -> None:
 import json, torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from selfinstruct.llm.transformers_backend import load_model
+from selfinstruct.llm.backends.transformers import load_model
 merged = AutoModelForCausalLM.from_pretrained({str(tuned / "merged")!r}, dtype=torch.float32)
 tokenizer = AutoTokenizer.from_pretrained({str(tuned / "merged")!r})
 base, _ = load_model(json.load(open({str(tuned / "adapter" / "selfinstruct_base.json")!r}))["base"])

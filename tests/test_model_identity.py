@@ -16,8 +16,8 @@ from selfinstruct.errors import BackendError, RunError
 from selfinstruct.llm.gguf import ArrayInfo, chat_template, read_metadata
 from selfinstruct.llm.model_file import inspect_model
 from selfinstruct.llm.urls import public_url
-from selfinstruct.pipeline import RunOptions, open_run
-from selfinstruct.settings import Layers
+from selfinstruct.run.layers import Layers
+from selfinstruct.run.open import RunOptions, open_run
 from selfinstruct.store import paper_files
 from selfinstruct.store.run_store import RunStore
 

@@ -30,10 +30,10 @@ from conftest import cli, read_jsonl, store_snapshot
 from selfinstruct.errors import BackendError
 from selfinstruct.exporters import FORMATS
 from selfinstruct.llm import rate_limit
+from selfinstruct.llm.backends.fake import FakeLLM
+from selfinstruct.llm.backends.openai import OpenAIBackend, OpenAISettings
 from selfinstruct.llm.base import Completion, Failure, Request, Result
-from selfinstruct.llm.openai_backend import OpenAIBackend, OpenAISettings
 from selfinstruct.llm.rate_limit import RateLimiter
-from selfinstruct.testing.fake_backend import FakeLLM
 from selfinstruct.testing.openai_server import FAULT_KINDS, MockOpenAIServer, completion_reply
 
 KEY_ENV = "SELFINSTRUCT_TEST_OPENAI_KEY"
@@ -764,7 +764,7 @@ def test_no_minute_carries_more_than_the_per_minute_limit(
 
 
 def test_the_proxy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from selfinstruct.llm.openai_backend import environment_proxy
+    from selfinstruct.llm.backends.openai import environment_proxy
 
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)

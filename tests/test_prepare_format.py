@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 
 from selfinstruct.config import Config
+from selfinstruct.console.stats import StageStats
+from selfinstruct.dataset.finetune_format import augment_input, encode
 from selfinstruct.errors import InputError
-from selfinstruct.exporters.jsonl import json_line, write_jsonl
 from selfinstruct.exporters.records import Example, PromptCompletion
+from selfinstruct.io.atomic import json_line, write_jsonl
 from selfinstruct.prompts import FinetuneLayout, TemplateSet
-from selfinstruct.reporting.stats import StageStats
+from selfinstruct.run.layers import defaults
 from selfinstruct.seeds.task import Instance, SeedTask
-from selfinstruct.settings import defaults
-from selfinstruct.stages.finetune_format import augment_input, encode
-from selfinstruct.stages.parse import GeneratedTask, parse_task
 from selfinstruct.stages.prepare import build
 from selfinstruct.stages.registry import template_spec, template_specs
+from selfinstruct.views.tasks import GeneratedTask, parse_task
 
 EOT = "<|endoftext|>"
 

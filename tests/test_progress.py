@@ -9,8 +9,8 @@ import weakref
 
 import pytest
 
-from selfinstruct.reporting.progress import Progress, short_count
-from selfinstruct.reporting.stats import StageStats
+from selfinstruct.console.progress import Progress, short_count
+from selfinstruct.console.stats import StageStats
 
 
 class Clock:
@@ -25,7 +25,7 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr("tqdm.std.time", fake)
-    monkeypatch.setattr("selfinstruct.reporting.progress.time.monotonic", fake)
+    monkeypatch.setattr("selfinstruct.console.progress.time.monotonic", fake)
     return fake
 
 

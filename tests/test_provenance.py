@@ -18,7 +18,7 @@ import pytest
 from conftest import cli, read_jsonl
 
 import selfinstruct
-from selfinstruct.pipeline import open_view
+from selfinstruct.run.open import open_view
 from selfinstruct.stages.bootstrap import STAGE, prompt_line, render
 
 ARCHIVE = Path(__file__).parent / "data" / "release-0.1.0-runs.tar.gz"

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from conftest import cli
 
+from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import prompt_text
 from selfinstruct.quality.calibration import Labelled, packaged_path, read_labelled
 from selfinstruct.quality.consistency import agrees, answered_label, label_set
 from selfinstruct.quality.judgment import Criteria, Judgment, parse_judgment
-from selfinstruct.testing.fake_backend import FakeLLM
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
 FULL = (

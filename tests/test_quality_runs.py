@@ -14,10 +14,10 @@ from conftest import cli, read_jsonl
 from scripted import ScriptedLLM, answer, run_against
 
 from selfinstruct.evaluation.tasks import read_tasks
+from selfinstruct.llm.backends.fake_text import WordSource
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import prompt_text
 from selfinstruct.stages.bootstrap import fake_answer as fake_bootstrap
-from selfinstruct.testing.fake_text import WordSource
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
 EVAL = {task.id: task for task in read_tasks()}

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import cli, records_snapshot, store_snapshot
 
+from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.base import LLM, Completion, Feed, Request
-from selfinstruct.testing.fake_backend import FakeLLM
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
 FAKE = ["--backend", "fake", "-q"]
@@ -172,7 +172,7 @@ class OutOfOrder(LLM):
 
 def test_stages_commit_in_record_order_whatever_order_answers_arrive(tmp_path: Path) -> None:
     from selfinstruct.api import Run
-    from selfinstruct.stages.context import RunContext
+    from selfinstruct.engine.context import RunContext
 
     ordered, shuffled = tmp_path / "ordered", tmp_path / "shuffled"
     cli("bootstrap", "--out", str(ordered), "--num-instructions", "80", *FAKE)

@@ -10,7 +10,7 @@ import pytest
 from conftest import cli
 
 from selfinstruct.errors import InputError
-from selfinstruct.settings import Layers, layered, parse_set
+from selfinstruct.run.layers import Layers, layered, parse_set
 
 
 def config_of(run: Path) -> dict:

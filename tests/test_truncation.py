@@ -9,10 +9,10 @@ from pathlib import Path
 
 from scripted import ScriptedLLM, answer, run_against
 
+from selfinstruct.llm.backends.fake_text import instruction
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.reporting.truncation import truncation_advice
 from selfinstruct.stages.bootstrap import BootstrapSettings
-from selfinstruct.testing.fake_text import instruction
+from selfinstruct.stages.bootstrap.truncation import truncation_advice
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import cli, read_jsonl
 
+from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.testing.fake_backend import FakeLLM
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
 HOSTILE = [

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.openai_format import (
     CHAT,
@@ -21,7 +22,6 @@ from selfinstruct.llm.openai_format import (
     request_body,
     response_body,
 )
-from selfinstruct.testing.fake_backend import FakeLLM
 from selfinstruct.testing.openai_server import DEFAULT_MODEL, MockOpenAIServer
 
 DECODING = {

@@ -29,14 +29,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from selfinstruct.card.document import write_card
+from selfinstruct.card.gather import imported_card
 from selfinstruct.config import Config
+from selfinstruct.console.stats import StageStats
+from selfinstruct.console.summary import print_summary
+from selfinstruct.engine.batch_files import read_batch, write_batch
+from selfinstruct.engine.context import RunContext
+from selfinstruct.engine.plan import StagePlan
+from selfinstruct.engine.stage import Stage
 from selfinstruct.errors import EmptyDatasetError, InputError, RunError
-from selfinstruct.estimate import StageEstimate
 from selfinstruct.exporters import EXPORTS
-from selfinstruct.exporters.card import write_card
 from selfinstruct.filters.screen import Screen
 from selfinstruct.importers.paper import read_tasks
-from selfinstruct.pipeline import (
+from selfinstruct.prompts import TemplateSet
+from selfinstruct.quality.judgment import Judgment
+from selfinstruct.run.estimate import StageEstimate
+from selfinstruct.run.layers import Layers, layered
+from selfinstruct.run.open import (
     Limits,
     RunOptions,
     estimate_run,
@@ -44,30 +54,20 @@ from selfinstruct.pipeline import (
     open_view,
     run_stage,
 )
-from selfinstruct.prompts import TemplateSet
-from selfinstruct.quality.judgment import Judgment
-from selfinstruct.reporting.funnel import stats_losses
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.reporting.summary import print_summary
 from selfinstruct.seeds import load_seeds
-from selfinstruct.settings import Layers, layered
 from selfinstruct.stages import judge, prepare
-from selfinstruct.stages.batch_files import read_batch, write_batch
-from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.dataset_card import imported_card
-from selfinstruct.stages.parse import parse_task, parsed_tasks
-from selfinstruct.stages.per_instruction import StagePlan
+from selfinstruct.stages.bootstrap.provenance import NO_SOURCES, prompt_sources
 from selfinstruct.stages.prepare import (
     build,
     decontaminator_for,
     prepared_data,
     write_outputs,
 )
-from selfinstruct.stages.provenance import NO_SOURCES, prompt_sources
 from selfinstruct.stages.quality import quality_numbers
 from selfinstruct.stages.registry import STAGES, get_stage
-from selfinstruct.stages.stage import Stage
 from selfinstruct.store.run_store import PromptSources, RunStore
+from selfinstruct.views.funnel import stats_losses
+from selfinstruct.views.tasks import parse_task, parsed_tasks
 
 if TYPE_CHECKING:
     from selfinstruct.report.build import Written

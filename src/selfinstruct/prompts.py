@@ -18,8 +18,8 @@ from importlib import resources
 from pathlib import Path
 
 from selfinstruct.errors import InputError
-from selfinstruct.inputs.text import read_text
-from selfinstruct.inputs.toml import parse_toml
+from selfinstruct.io.text import read_text
+from selfinstruct.io.toml import parse_toml
 
 ROLES = ("system", "user", "assistant")
 FINETUNE_KEYS = {

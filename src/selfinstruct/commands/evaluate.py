@@ -17,7 +17,7 @@ from selfinstruct.evaluation.run import evaluate as run_evaluation
 from selfinstruct.evaluation.tasks import read_tasks
 from selfinstruct.llm.base import LLM
 from selfinstruct.prompts import TemplateSet
-from selfinstruct.settings import Layers, layered
+from selfinstruct.run.layers import Layers, layered
 
 STYLES = ("completion", "chat")
 

@@ -11,7 +11,7 @@ from selfinstruct.commands.common import handle_errors
 from selfinstruct.commands.options import set_option
 from selfinstruct.errors import RunError
 from selfinstruct.prompts import TemplateSet
-from selfinstruct.settings import Layers, layered
+from selfinstruct.run.layers import Layers, layered
 from selfinstruct.training.data import load_rows
 from selfinstruct.training.finetune import FinetuneSettings
 from selfinstruct.training.finetune import finetune as run_finetune

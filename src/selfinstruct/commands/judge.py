@@ -14,11 +14,11 @@ from selfinstruct.commands.common import handle_errors
 from selfinstruct.commands.options import run_options_from
 from selfinstruct.commands.stages import stage_command
 from selfinstruct.config import Config
+from selfinstruct.engine.context import settings_request
 from selfinstruct.errors import InputError
 from selfinstruct.evaluation.respond import collect
-from selfinstruct.exporters.jsonl import write_json, write_jsonl
+from selfinstruct.io.atomic import write_json, write_jsonl
 from selfinstruct.llm.base import Completion
-from selfinstruct.pipeline import open_view
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.quality.calibration import (
     PACKAGED,
@@ -29,9 +29,9 @@ from selfinstruct.quality.calibration import (
     read_labelled,
 )
 from selfinstruct.quality.judgment import parse_judgment
-from selfinstruct.settings import layered
+from selfinstruct.run.layers import layered
+from selfinstruct.run.open import open_view
 from selfinstruct.stages import judge as judge_stage
-from selfinstruct.stages.context import settings_request
 from selfinstruct.store.run_store import RunStore
 
 CALIBRATION_FILE = "calibration.json"

@@ -9,10 +9,10 @@ from typing import Any
 import click
 
 from selfinstruct.config import PROMPT_STYLES
-from selfinstruct.estimate import format_estimate
 from selfinstruct.llm.registry import known_backends
-from selfinstruct.pipeline import Limits, RunOptions, estimate_run
-from selfinstruct.settings import Layers
+from selfinstruct.run.estimate import format_estimate
+from selfinstruct.run.layers import Layers
+from selfinstruct.run.open import Limits, RunOptions, estimate_run
 from selfinstruct.stages.bootstrap import AUTO_SCHEDULE, PAPER_SCHEDULE, TOKENIZERS
 
 # Flags with a setting of their own (any other setting: --set SECTION.KEY=VALUE).

@@ -12,11 +12,11 @@ import click
 from selfinstruct.api import Run
 from selfinstruct.commands.common import handle_errors
 from selfinstruct.commands.options import estimated, run_options, run_options_from
+from selfinstruct.console.summary import format_total
+from selfinstruct.engine.batch_files import describe
+from selfinstruct.engine.stage import Stage
 from selfinstruct.report import REPORT_NAME, report_line
-from selfinstruct.reporting.summary import format_total
-from selfinstruct.stages.batch_files import describe
 from selfinstruct.stages.registry import STAGES
-from selfinstruct.stages.stage import Stage
 
 
 def run_from(kwargs: dict[str, Any]) -> Run:

@@ -19,7 +19,7 @@ from selfinstruct.evaluation.judge import (
 from selfinstruct.evaluation.respond import answer_request, answer_text, collect
 from selfinstruct.evaluation.summary import format_table, model_summary, pair_summary
 from selfinstruct.evaluation.tasks import EvalTask
-from selfinstruct.exporters.jsonl import write_atomic, write_json, write_jsonl
+from selfinstruct.io.atomic import write_atomic, write_json, write_jsonl
 from selfinstruct.llm.base import LLM, Completion, Failure
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.similarity.rouge import rouge_l

@@ -8,8 +8,8 @@ from importlib import resources
 from pathlib import Path
 
 from selfinstruct.errors import InputError
-from selfinstruct.inputs.jsonl import json_objects, string_field
-from selfinstruct.inputs.text import read_text
+from selfinstruct.io.jsonl import json_objects, string_field
+from selfinstruct.io.text import read_text
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from selfinstruct.exporters.jsonl import write_atomic
 from selfinstruct.exporters.records import Example, provenance_fields
+from selfinstruct.io.atomic import write_atomic
 
 
 def write_alpaca(path: Path, examples: Sequence[Example]) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from selfinstruct.exporters.jsonl import write_jsonl
 from selfinstruct.exporters.records import PromptCompletion
+from selfinstruct.io.atomic import write_jsonl
 
 
 def write_prompt_completion(path: Path, records: Sequence[PromptCompletion]) -> None:

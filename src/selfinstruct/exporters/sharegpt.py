@@ -7,9 +7,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from selfinstruct.exporters.jsonl import write_atomic
 from selfinstruct.exporters.openai_chat import user_turn
 from selfinstruct.exporters.records import Example, provenance_fields
+from selfinstruct.io.atomic import write_atomic
 
 
 def conversation(example: Example) -> dict:

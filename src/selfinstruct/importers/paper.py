@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import InputError
-from selfinstruct.inputs.jsonl import json_objects, string_field
-from selfinstruct.inputs.text import read_text
+from selfinstruct.io.jsonl import json_objects, string_field
+from selfinstruct.io.text import read_text
 from selfinstruct.parsing.labels import is_yes
-from selfinstruct.stages.parse import GeneratedTask
+from selfinstruct.views.tasks import GeneratedTask
 
 
 def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:

@@ -17,10 +17,10 @@ from selfinstruct.llm.base import LLM
 
 ENTRY_POINT_GROUP = "selfinstruct.backends"
 BUILT_IN = {
-    "embedded": "selfinstruct.llm.embedded:EmbeddedLLM",
-    "fake": "selfinstruct.testing.fake_backend:FakeLLM",
-    "openai": "selfinstruct.llm.openai_backend:OpenAIBackend",
-    "transformers": "selfinstruct.llm.transformers_backend:TransformersLLM",
+    "embedded": "selfinstruct.llm.backends.embedded:EmbeddedLLM",
+    "fake": "selfinstruct.llm.backends.fake:FakeLLM",
+    "openai": "selfinstruct.llm.backends.openai:OpenAIBackend",
+    "transformers": "selfinstruct.llm.backends.transformers:TransformersLLM",
 }
 
 

@@ -7,11 +7,11 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from selfinstruct.console.progress import Progress
+from selfinstruct.console.stats import StageStats
 from selfinstruct.merging.order import Slot, merge_order
 from selfinstruct.merging.select import Selector, Verdict
 from selfinstruct.merging.source import Candidate, SourceRun
-from selfinstruct.reporting.progress import Progress
-from selfinstruct.reporting.stats import StageStats
 from selfinstruct.similarity.tokenize import get_tokenizer
 from selfinstruct.stages.bootstrap import prompt_seeds
 from selfinstruct.store.run_store import InstructionRow

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from selfinstruct.console.stats import StageStats
+from selfinstruct.console.summary import counts
+from selfinstruct.engine.context import RunContext
 from selfinstruct.merging.decide import MergePlan
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.reporting.summary import counts
-from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.registry import STAGES
 from selfinstruct.store.schema import now
 

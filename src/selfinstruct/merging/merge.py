@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from selfinstruct.console.stats import StageStats
 from selfinstruct.errors import RunError
-from selfinstruct.exporters.jsonl import write_json
+from selfinstruct.io.atomic import write_json
 from selfinstruct.merging.atomic import written_whole
 from selfinstruct.merging.checks import (
     check_compatible,
@@ -27,8 +28,7 @@ from selfinstruct.merging.manifest import MANIFEST, manifest, summary_lines, wri
 from selfinstruct.merging.order import name_runs, sort_runs
 from selfinstruct.merging.source import opened_runs
 from selfinstruct.merging.write import MergedStore
-from selfinstruct.pipeline import RunOptions, open_run
-from selfinstruct.reporting.stats import StageStats
+from selfinstruct.run.open import RunOptions, open_run
 from selfinstruct.store.run_store import RunStore
 
 

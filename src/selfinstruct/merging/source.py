@@ -10,12 +10,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from selfinstruct.engine.context import RunContext
 from selfinstruct.errors import RunError
-from selfinstruct.pipeline import open_view
+from selfinstruct.run.open import open_view
 from selfinstruct.seeds import seed_hash
 from selfinstruct.stages.bootstrap import BootstrapSettings
-from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.provenance import prompt_sources
+from selfinstruct.stages.bootstrap.provenance import prompt_sources
 from selfinstruct.store.run_store import InstructionRow, PromptSources
 
 

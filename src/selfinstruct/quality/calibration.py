@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import InputError
-from selfinstruct.inputs.jsonl import json_objects, string_field
-from selfinstruct.inputs.text import read_text
+from selfinstruct.io.jsonl import json_objects, string_field
+from selfinstruct.io.text import read_text
 from selfinstruct.quality.agreement import Agreement, binary_agreement, cohen_kappa
 from selfinstruct.quality.judgment import QUESTIONS, RATINGS, Judgment
 

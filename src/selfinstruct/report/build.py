@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfinstruct.engine.context import RunContext
 from selfinstruct.errors import InputError
-from selfinstruct.exporters.jsonl import write_atomic, write_json
-from selfinstruct.pipeline import open_view
+from selfinstruct.io.atomic import write_atomic, write_json
 from selfinstruct.report import REPORT_NAME
 from selfinstruct.report.collect import browser, read_run, summary
 from selfinstruct.report.page import render
-from selfinstruct.stages.context import RunContext
+from selfinstruct.run.open import open_view
 
 REPORT_FILES = (REPORT_NAME, "report.json")
 

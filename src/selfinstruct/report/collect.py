@@ -23,24 +23,24 @@ from selfinstruct.analysis.table1 import table1, words
 from selfinstruct.analysis.variety import variety
 from selfinstruct.analysis.verbs import VerbNouns, parse_verbs
 from selfinstruct.config import PricingSettings
+from selfinstruct.console.cost import cost, priced
+from selfinstruct.engine.context import RunContext
 from selfinstruct.errors import InputError
 from selfinstruct.filters.screen import Drop, Screen
 from selfinstruct.parsing.labels import UNREADABLE, read_label
-from selfinstruct.pipeline import model_description
-from selfinstruct.report.funnel import Step, excerpt, step
-from selfinstruct.reporting.cost import cost, priced
+from selfinstruct.report.steps import Step, excerpt, step
+from selfinstruct.run.open import model_description
 from selfinstruct.seeds import seed_hash
 from selfinstruct.similarity.tokenize import Tokenizer, get_tokenizer
 from selfinstruct.stages import prepare
 from selfinstruct.stages.bootstrap import BootstrapSettings
-from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.parse import ParsedTask, parsed_tasks
-from selfinstruct.stages.provenance import prompt_sources
+from selfinstruct.stages.bootstrap.provenance import prompt_sources
 from selfinstruct.stages.quality import quality_numbers
 from selfinstruct.stages.registry import get_stage
 from selfinstruct.store.run_store import InstructionRow, PromptSources
 from selfinstruct.store.schema import now
 from selfinstruct.version import __version__
+from selfinstruct.views.tasks import ParsedTask, parsed_tasks
 
 FORMAT = "selfinstruct-report"
 FORMAT_VERSION = 1

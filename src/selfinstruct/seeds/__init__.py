@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from selfinstruct.errors import InputError
-from selfinstruct.inputs.text import read_text
+from selfinstruct.io.text import read_text
 from selfinstruct.seeds.jsonl import parse_jsonl
 from selfinstruct.seeds.plain import parse_plain
 from selfinstruct.seeds.table import parse_csv

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from selfinstruct.errors import InputError
-from selfinstruct.inputs.jsonl import json_objects
+from selfinstruct.io.jsonl import json_objects
 from selfinstruct.seeds.checks import check_unique, require_bool, require_str
 from selfinstruct.seeds.task import Instance, SeedTask
 

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfinstruct.config import RequestSettings
+from selfinstruct.console.stats import StageStats
+from selfinstruct.engine.context import RunContext
+from selfinstruct.engine.plan import StagePlan, run_plan
+from selfinstruct.engine.stage import Stage
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.parsing.labels import UNREADABLE, is_yes, label_counts, unreadable_answers
 from selfinstruct.prompts import TemplateSpec
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.per_instruction import StagePlan, run_plan
-from selfinstruct.stages.stage import Stage
 from selfinstruct.store import paper_files
 from selfinstruct.store.run_store import InstructionRow, RunStore
 

@@ -11,17 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfinstruct.config import RequestSettings
+from selfinstruct.console.stats import StageStats
+from selfinstruct.engine.context import RunContext
+from selfinstruct.engine.plan import StagePlan, run_plan
+from selfinstruct.engine.stage import Stage
 from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText
 from selfinstruct.prompts import TemplateSpec
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.parse import store_parsed
-from selfinstruct.stages.per_instruction import StagePlan, run_plan
-from selfinstruct.stages.stage import Stage
 from selfinstruct.store import paper_files
 from selfinstruct.store.run_store import InstructionRow
+from selfinstruct.views.tasks import store_parsed
 
 STAGE = "instances"
 _ASKS = frozenset({"instruction"})

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from selfinstruct.config import PROMPT_STYLES, Config, PricingSettings, RequestSettings
+from selfinstruct.console.stats import StageStats
+from selfinstruct.engine.context import RunContext
+from selfinstruct.engine.plan import StagePlan, run_plan
+from selfinstruct.engine.stage import Estimate, Stage
 from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.choice import ModelChoice
@@ -25,12 +29,8 @@ from selfinstruct.llm.registry import backend_class, known_backends
 from selfinstruct.prompts import Prompt, TemplateSet, TemplateSpec
 from selfinstruct.quality.judgment import LINE_LABELS, QUESTIONS, parse_judgment
 from selfinstruct.quality.table2 import Judged, QualityTable, quality_table
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.parse import parsed_tasks
-from selfinstruct.stages.per_instruction import StagePlan, run_plan
-from selfinstruct.stages.stage import Estimate, Stage
 from selfinstruct.store.run_store import InstanceRecord, RunStore
+from selfinstruct.views.tasks import parsed_tasks
 
 STAGE = "judge"
 TEMPLATE = TemplateSpec(

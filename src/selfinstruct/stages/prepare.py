@@ -9,33 +9,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selfinstruct.card.document import card_problems
+from selfinstruct.card.gather import write_run_card
 from selfinstruct.config import Config
+from selfinstruct.console.stats import StageStats
+from selfinstruct.dataset.finetune_format import augment_input, encode
+from selfinstruct.engine.context import RunContext
+from selfinstruct.engine.stage import Stage
 from selfinstruct.errors import EmptyDatasetError
 from selfinstruct.exporters import FORMATS, Example, PromptCompletion
-from selfinstruct.exporters.card import card_problems
-from selfinstruct.exporters.jsonl import write_jsonl
 from selfinstruct.exporters.records import Provenance
 from selfinstruct.filters.instance import count_verdicts, instance_verdicts
 from selfinstruct.filters.screen import Drop, Screen
+from selfinstruct.io.atomic import write_jsonl
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.quality.contamination import Decontaminator, load_eval_tasks
 from selfinstruct.quality.judgment import Criteria, check_choices
-from selfinstruct.reporting.funnel import (
+from selfinstruct.seeds.task import SeedTask
+from selfinstruct.similarity.tokenize import get_tokenizer
+from selfinstruct.stages import judge, relabel
+from selfinstruct.stages.bootstrap.provenance import instruction_provenance, seed_provenance
+from selfinstruct.views.funnel import (
     empty_dataset_message,
     prepared_counts,
     run_funnel,
     shortfall_warning,
 )
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.seeds.task import SeedTask
-from selfinstruct.similarity.tokenize import get_tokenizer
-from selfinstruct.stages import judge, relabel
-from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.dataset_card import write_run_card
-from selfinstruct.stages.finetune_format import augment_input, encode
-from selfinstruct.stages.parse import ParsedTask, parsed_tasks
-from selfinstruct.stages.provenance import instruction_provenance, seed_provenance
-from selfinstruct.stages.stage import Stage
+from selfinstruct.views.tasks import ParsedTask, parsed_tasks
 
 STAGE = "prepare"
 FINETUNE_DIR = "finetuning_data"

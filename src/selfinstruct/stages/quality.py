@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from selfinstruct.engine.context import RunContext
 from selfinstruct.stages import judge, relabel
-from selfinstruct.stages.context import RunContext
 
 
 def quality_numbers(ctx: RunContext) -> dict[str, Any]:

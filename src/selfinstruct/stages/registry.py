@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from selfinstruct.engine.stage import Stage
 from selfinstruct.errors import InputError
 from selfinstruct.llm.fake_answers import FakeAnswer
 from selfinstruct.prompts import TemplateSpec
 from selfinstruct.stages import bootstrap, classify, instances, judge, prepare, relabel
-from selfinstruct.stages.stage import Stage
 
 STAGES: tuple[Stage, ...] = (
     bootstrap.STAGE_DEF,

@@ -11,19 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from selfinstruct.config import Config, RequestSettings
+from selfinstruct.console.stats import StageStats
+from selfinstruct.engine.context import RunContext
+from selfinstruct.engine.plan import StagePlan, run_plan
+from selfinstruct.engine.stage import Estimate, Stage
 from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.prompts import TemplateSpec
 from selfinstruct.quality.consistency import agrees, label_set
 from selfinstruct.quality.table2 import Share
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.judge import NO_INPUT
-from selfinstruct.stages.parse import ParsedTask, parsed_tasks
-from selfinstruct.stages.per_instruction import StagePlan, run_plan
-from selfinstruct.stages.stage import Estimate, Stage
 from selfinstruct.store.run_store import InstanceRecord, RunStore
+from selfinstruct.views.tasks import ParsedTask, parsed_tasks
 
 STAGE = "relabel"
 TEMPLATE = TemplateSpec("relabel", frozenset({"instruction", "labels", "input"}))

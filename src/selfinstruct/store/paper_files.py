@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.exporters.jsonl import write_jsonl
+from selfinstruct.io.atomic import write_jsonl
 from selfinstruct.store.run_store import InstructionRow, RunStore
 
 INSTRUCTIONS_FILE = "machine_generated_instructions.jsonl"

@@ -1,1 +1,1 @@
-"""Test and benchmark helpers: a local OpenAI-compatible server answering with FakeLLM."""
+"""Test and benchmark tools: a local OpenAI-compatible server with a latency model."""

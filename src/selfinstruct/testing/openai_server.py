@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from selfinstruct.llm.backends.fake import FakeLLM, infer_task
 from selfinstruct.llm.base import LLM, Completion, Request
 from selfinstruct.llm.openai_format import (
     BadRequest,
@@ -47,7 +48,6 @@ from selfinstruct.llm.openai_format import (
     request_model,
     response_body,
 )
-from selfinstruct.testing.fake_backend import FakeLLM, infer_task
 from selfinstruct.testing.latency import LatencyModel, ServiceLedger, parse_lengths
 
 FAULT_KINDS = ("429", "500", "503", "drop", "truncated", "slow")

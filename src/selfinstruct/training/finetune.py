@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import RunError
-from selfinstruct.exporters.jsonl import current_umask
+from selfinstruct.io.atomic import current_umask
 
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -112,7 +112,7 @@ def _train(
     settings: FinetuneSettings,
     quiet: bool,
 ) -> FinetuneResult:
-    from selfinstruct.llm.transformers_backend import BASE_FILE, go_offline, load_model
+    from selfinstruct.llm.backends.transformers import BASE_FILE, go_offline, load_model
 
     go_offline()  # before the Hugging Face libraries are imported
     try:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selfinstruct.inputs.text import read_text
+from selfinstruct.io.text import read_text
 
 ROLES = {"system", "user", "assistant", "tool", "function"}
 MESSAGE_KEYS = {"role", "content", "name", "weight", "function_call", "tool_calls", "tool_call_id"}

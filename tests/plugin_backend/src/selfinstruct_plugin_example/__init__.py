@@ -9,8 +9,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.testing.fake_backend import FakeLLM
 
 
 @dataclass

@@ -24,6 +24,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from selfinstruct.config import RequestSettings
+from selfinstruct.console.progress import Progress
+from selfinstruct.console.stats import StageStats
+from selfinstruct.engine.budget import budget_stop
+from selfinstruct.engine.context import RunContext
+from selfinstruct.engine.dispatch import serve
+from selfinstruct.engine.stage import Estimate, Stage
 from selfinstruct.errors import RunError
 from selfinstruct.filters.instruction import heuristic_reason, upper_first
 from selfinstruct.llm.base import Completion, Request
@@ -31,17 +37,11 @@ from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.llm.registry import backend_class, known_backends
 from selfinstruct.parsing.instructions import split_instructions
 from selfinstruct.prompts import Prompt, TemplateSet, TemplateSpec
-from selfinstruct.reporting.progress import Progress
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.reporting.truncation import truncation_advice
 from selfinstruct.seeds.task import SeedTask
 from selfinstruct.similarity.prefilter import Prefilter
 from selfinstruct.similarity.rouge import Block, RougePool
 from selfinstruct.similarity.tokenize import get_tokenizer
-from selfinstruct.stages.budget import budget_stop
-from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.dispatch import serve
-from selfinstruct.stages.stage import Estimate, Stage
+from selfinstruct.stages.bootstrap.truncation import truncation_advice
 from selfinstruct.store import paper_files
 from selfinstruct.store.run_store import InstructionRow, PromptSources, RunStore
 

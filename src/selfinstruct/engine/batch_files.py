@@ -9,13 +9,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from selfinstruct.engine.context import RunContext
+from selfinstruct.engine.plan import StagePlan
 from selfinstruct.errors import InputError
-from selfinstruct.exporters.jsonl import write_jsonl
-from selfinstruct.inputs.jsonl import json_objects
-from selfinstruct.inputs.text import read_text
+from selfinstruct.io.atomic import write_jsonl
+from selfinstruct.io.jsonl import json_objects
+from selfinstruct.io.text import read_text
 from selfinstruct.llm.openai_format import MalformedResponse, batch_line, parse_body
-from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.per_instruction import StagePlan
 
 
 def write_batch(ctx: RunContext, plan: StagePlan[Any], path: Path) -> int:

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.config import Config, PricingSettings
+from selfinstruct.console.stats import StageStats
+from selfinstruct.engine.context import RunContext
+from selfinstruct.engine.plan import StagePlan
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.fake_answers import FakeAnswer
 from selfinstruct.prompts import TemplateSpec
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.per_instruction import StagePlan
 from selfinstruct.store.run_store import RunStore
 
 

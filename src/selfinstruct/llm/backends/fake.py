@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from functools import cache
 
 from selfinstruct.evaluation.judge import FAKE_ANSWERS as JUDGE_ANSWERS
+from selfinstruct.llm.backends.fake_text import WordSource
 from selfinstruct.llm.base import LLM, Completion, Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.stages.registry import fake_answers
-from selfinstruct.testing.fake_text import WordSource
 
 
 class FakeLLM(LLM):

@@ -8,14 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from selfinstruct.config import Config
+from selfinstruct.console.cost import cost, priced
+from selfinstruct.engine.stage import Estimate, Stage
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.prompts import TemplateSet, TemplateSpec
-from selfinstruct.reporting.cost import cost, priced
+from selfinstruct.run.fingerprints import fingerprints
 from selfinstruct.seeds import seed_hash
 from selfinstruct.seeds.task import SeedTask
-from selfinstruct.stages.fingerprint import fingerprints
 from selfinstruct.stages.registry import generating_stages, get_stage
-from selfinstruct.stages.stage import Estimate, Stage
 from selfinstruct.store.run_store import RunStore
 
 CHARS_PER_TOKEN = 4.0

@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfinstruct.analysis.table1 import Table1, table1
+from selfinstruct.card.document import CardData, Dropped, Fact, code, write_card
 from selfinstruct.config import Config
+from selfinstruct.console.stats import StageStats
+from selfinstruct.engine.context import RunContext
 from selfinstruct.exporters import FORMATS
-from selfinstruct.exporters.card import CardData, Dropped, Fact, code, write_card
 from selfinstruct.parsing.labels import UNREADABLE
-from selfinstruct.reporting.funnel import run_funnel
-from selfinstruct.reporting.stats import StageStats
 from selfinstruct.seeds import seed_hash
-from selfinstruct.stages.context import RunContext
 from selfinstruct.stages.quality import quality_numbers
 from selfinstruct.version import __version__
+from selfinstruct.views.funnel import run_funnel
 
 if TYPE_CHECKING:  # prepare imports this module
     from selfinstruct.stages.prepare import PreparedData

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from selfinstruct.analysis.table1 import Table1
-from selfinstruct.exporters.jsonl import write_atomic
+from selfinstruct.io.atomic import write_atomic
 
 CARD_FILE = "README.md"
 TAGS = ("self-instruct", "synthetic", "instruction-tuning")

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from selfinstruct.console.stats import StageStats
+from selfinstruct.console.summary import counts
 from selfinstruct.parsing.labels import label_counts
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.reporting.summary import counts
 from selfinstruct.store.run_store import RunStore
 
 # Below this share of the instructions asked for, a finished dataset gets a warning.

@@ -12,7 +12,7 @@ import time
 
 from tqdm import tqdm
 
-from selfinstruct.reporting.stats import StageStats
+from selfinstruct.console.stats import StageStats
 
 REFRESH_SECONDS = 0.25
 

@@ -16,30 +16,30 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.config import Config, PricingSettings
+from selfinstruct.console.stats import StageStats
+from selfinstruct.console.summary import print_summary
+from selfinstruct.engine.budget import Budget
+from selfinstruct.engine.context import RunContext
+from selfinstruct.engine.stage import Stage
 from selfinstruct.errors import RunError, SelfInstructError
-from selfinstruct.estimate import StageEstimate, estimate
-from selfinstruct.exporters.jsonl import remove_stale_temporaries, write_json
+from selfinstruct.io.atomic import remove_stale_temporaries, write_json
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.model_file import MODEL_DISTRIBUTION
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.report import report_line
-from selfinstruct.reporting.funnel import run_funnel
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.reporting.summary import print_summary
+from selfinstruct.run.estimate import StageEstimate, estimate
+from selfinstruct.run.fingerprints import check_fingerprints, fingerprints
+from selfinstruct.run.layers import Layers, explicit, layered
 from selfinstruct.seeds import SeedTask, load_seeds, seed_hash
-from selfinstruct.settings import Layers, explicit, layered
 from selfinstruct.stages import judge, relabel
-from selfinstruct.stages.budget import Budget
-from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.fingerprint import check_fingerprints, fingerprints
-from selfinstruct.stages.parse import backfill
-from selfinstruct.stages.provenance import backfill_prompt_sources
+from selfinstruct.stages.bootstrap.provenance import backfill_prompt_sources
 from selfinstruct.stages.quality import quality_numbers
 from selfinstruct.stages.registry import STAGES
-from selfinstruct.stages.stage import Stage
 from selfinstruct.store.run_store import RunStore
 from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, now
 from selfinstruct.version import __version__
+from selfinstruct.views.funnel import run_funnel
+from selfinstruct.views.tasks import backfill
 
 VERSIONED = ("numpy", "rapidfuzz")  # what every run uses; backends add their own
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selfinstruct.config import Config, RequestSettings
+from selfinstruct.engine.budget import Budget
 from selfinstruct.llm.base import LLM, Request
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.prompts import Prompt, TemplateSet
 from selfinstruct.seeds.task import SeedTask
-from selfinstruct.stages.budget import Budget
 from selfinstruct.store.run_store import RunStore
 
 

@@ -21,8 +21,8 @@ from selfinstruct.config import (
     validate,
 )
 from selfinstruct.errors import InputError
-from selfinstruct.inputs.text import read_text
-from selfinstruct.inputs.toml import parse_toml
+from selfinstruct.io.text import read_text
+from selfinstruct.io.toml import parse_toml
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.registry import known_backends
 from selfinstruct.llm.registry import section_types as backend_sections

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from selfinstruct.config import PricingSettings
+from selfinstruct.console.stats import StageStats
 from selfinstruct.errors import BudgetExhausted
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.reporting.stats import StageStats
 
 if TYPE_CHECKING:
-    from selfinstruct.stages.context import RunContext
+    from selfinstruct.engine.context import RunContext
 
 OVERHEAD = 16  # tokens a chat template may add per message
 MARGIN = 1.25

@@ -14,13 +14,13 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from selfinstruct.console.progress import Progress
+from selfinstruct.console.stats import StageStats
+from selfinstruct.engine.budget import budget_stop
+from selfinstruct.engine.context import RunContext
+from selfinstruct.engine.dispatch import serve
 from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.reporting.progress import Progress
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.stages.budget import budget_stop
-from selfinstruct.stages.context import RunContext
-from selfinstruct.stages.dispatch import serve
 
 PASSES = 3
 

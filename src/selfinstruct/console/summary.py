@@ -7,8 +7,8 @@ import sys
 from collections.abc import Mapping
 
 from selfinstruct.config import PricingSettings
-from selfinstruct.reporting.cost import cost, priced
-from selfinstruct.reporting.stats import StageStats
+from selfinstruct.console.cost import cost, priced
+from selfinstruct.console.stats import StageStats
 
 
 def counts(counter: dict[str, int]) -> str:

@@ -15,14 +15,14 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from selfinstruct.console.progress import Progress
+from selfinstruct.console.stats import StageStats
+from selfinstruct.engine.budget import Budget, Reservation
 from selfinstruct.llm.base import Completion, Failure, Request, Result
 from selfinstruct.llm.untrusted import storable_completion
-from selfinstruct.reporting.progress import Progress
-from selfinstruct.reporting.stats import StageStats
-from selfinstruct.stages.budget import Budget, Reservation
 
 if TYPE_CHECKING:
-    from selfinstruct.stages.context import RunContext
+    from selfinstruct.engine.context import RunContext
 
 
 class StageFeed(Protocol):

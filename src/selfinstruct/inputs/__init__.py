@@ -1,1 +1,0 @@
-"""Reading user-supplied files with errors that name the file, line and field."""

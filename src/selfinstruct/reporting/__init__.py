@@ -1,1 +1,0 @@
-"""What users see: progress while a stage runs, a summary when it ends."""
