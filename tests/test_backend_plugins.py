@@ -1,10 +1,13 @@
 """Third-party backends: found through the `selfinstruct.backends` entry-point group, with
 their own settings section, usable anywhere a built-in backend is. The example plug-in
-(tests/plugin_backend) is installed in the test environment by `make install-test`."""
+(tests/plugin_backend) is put on the path for these tests only, its distribution found there
+as an installed one would be: nothing is installed into the user's environment."""
 
 from __future__ import annotations
 
+import importlib
 import json
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -14,17 +17,31 @@ from conftest import cli
 from selfinstruct.errors import BackendError
 from selfinstruct.llm.base import LLM
 from selfinstruct.llm.choice import ModelChoice
-from selfinstruct.llm.registry import ENTRY_POINT_GROUP, backend_class, known_backends
+from selfinstruct.llm.registry import (
+    ENTRY_POINT_GROUP,
+    _targets,
+    backend_class,
+    known_backends,
+)
+
+PLUGIN = Path(__file__).parent / "plugin_backend" / "src"
 
 
 @pytest.fixture(autouse=True)
-def _plugin_installed() -> None:
+def _plugin_on_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The example plug-in, findable for the length of one test (it is not installed)."""
+    monkeypatch.syspath_prepend(str(PLUGIN))
+    forget_backends()
     names = [entry.name for entry in metadata.entry_points(group=ENTRY_POINT_GROUP)]
-    if "example" not in names:
-        pytest.fail(
-            "the example backend plug-in is not installed: "
-            "pip install --no-deps -e tests/plugin_backend (make install-test does)"
-        )
+    assert "example" in names, f"no example plug-in's distribution in {PLUGIN}"
+    yield
+    forget_backends()  # the next lookup, the plug-in gone from the path, finds none
+
+
+def forget_backends() -> None:
+    importlib.invalidate_caches()
+    _targets.cache_clear()
+    backend_class.cache_clear()
 
 
 def test_plugin_is_found_by_name() -> None:

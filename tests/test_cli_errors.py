@@ -724,7 +724,7 @@ def test_run_in_use_by_another_process(tmp_path: Path, launcher: str) -> None:
         )
         assert proc.returncode != 0
         assert_error(proc.returncode, proc.stdout, proc.stderr, str(out), "in use")
-        assert store.instruction_count() == 0
+        assert store.pool.instruction_count() == 0
     finally:
         store.close()
 

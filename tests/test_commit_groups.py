@@ -21,6 +21,7 @@ from conftest import cli, store_snapshot
 
 from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.base import LLM, Completion, Feed, Request
+from selfinstruct.store.labels import Labels
 from selfinstruct.store.run_store import RunStore
 
 TESTS = Path(__file__).resolve().parent
@@ -110,19 +111,19 @@ def test_groups_commit_whole_and_in_record_order(bootstrapped: Path, tmp_path: P
     def between(groups: int) -> None:
         seen.append(committed(grouped))
 
-    put_label = RunStore.put_label
+    put_label = Labels.put
 
-    def recording(self: RunStore, *args: object) -> None:
+    def recording(self: Labels, *args: object) -> None:
         unchanged.append(committed(grouped) == seen[-1])
         put_label(self, *args)  # type: ignore[arg-type]
 
     llm = Grouped(between)
-    RunStore.put_label = recording  # type: ignore[method-assign]
+    Labels.put = recording  # type: ignore[method-assign]
     try:
         with backend(llm):
             Run.open(grouped, quiet=True).stage("classify")
     finally:
-        RunStore.put_label = put_label  # type: ignore[method-assign]
+        Labels.put = put_label  # type: ignore[method-assign]
     cli("classify", "--out", str(ordered), "--backend", "fake", "-q")
 
     states = [*seen, committed(grouped)]
@@ -143,9 +144,10 @@ DYING_RUN = """
     sys.path.insert(0, {tests!r})
     from test_commit_groups import Grouped, backend
     from selfinstruct.api import Run
+    from selfinstruct.store.labels import Labels
     from selfinstruct.store.run_store import RunStore
 
-    put_label, calls = RunStore.put_label, [0]
+    put_label, calls = Labels.put, [0]
 
     def dying(self, *args):
         calls[0] += 1
@@ -153,7 +155,7 @@ DYING_RUN = """
             os._exit(9)  # as SIGKILL: nothing more runs, no commit, no cleanup
         put_label(self, *args)
 
-    RunStore.put_label = dying
+    Labels.put = dying
     with backend(Grouped()):
         Run.open(Path(sys.argv[1]), quiet=True).stage("classify")
 """

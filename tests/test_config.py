@@ -14,7 +14,7 @@ from selfinstruct.cli import main
 from selfinstruct.errors import InputError
 from selfinstruct.llm.registry import BUILT_IN, known_backends
 from selfinstruct.run.layers import defaults, load_config
-from selfinstruct.stages.bootstrap import BLOCKED_KEYWORDS
+from selfinstruct.stages.bootstrap.settings import BLOCKED_KEYWORDS
 
 ANY = object()
 

@@ -8,7 +8,7 @@ import pytest
 
 from selfinstruct.filters.instance import filter_instances, invalid_reason
 from selfinstruct.filters.instruction import heuristic_reason, upper_first
-from selfinstruct.stages.bootstrap import BLOCKED_KEYWORDS, BootstrapSettings
+from selfinstruct.stages.bootstrap.settings import BLOCKED_KEYWORDS, BootstrapSettings
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from conftest import cli, read_jsonl, store_snapshot
 from selfinstruct.llm.backends.fake import FakeLLM, infer_task
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import prompt_text
-from selfinstruct.quality.judgment import RATINGS
+from selfinstruct.paper import RATINGS
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
 QUIET = ("--quiet", "--set", "prepare.report=false")

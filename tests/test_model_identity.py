@@ -98,7 +98,7 @@ def test_run_json_names_the_model_file_its_sha256_and_the_packages_used(
 ) -> None:
     out = tmp_path / "run"
     ctx = open_run(
-        RunOptions(out=out, layers=Layers(flags={"model": str(base_model)}), quiet=True),
+        RunOptions(out=out, layers=Layers(given={"model": str(base_model)}), quiet=True),
         create=True,
     )
     ctx.store.close()
@@ -117,9 +117,9 @@ def test_run_json_names_the_model_file_its_sha256_and_the_packages_used(
 
 def test_a_model_file_that_changed_under_a_run_is_refused(base_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    options = RunOptions(out=out, layers=Layers(flags={"model": str(base_model)}), quiet=True)
+    options = RunOptions(out=out, layers=Layers(given={"model": str(base_model)}), quiet=True)
     ctx = open_run(options, create=True)
-    ctx.store.record_candidate(0, 0, "Write a haiku about rain.", "kept", None)
+    ctx.store.pool.record_candidate(0, 0, "Write a haiku about rain.", "kept", None)
     ctx.store.close()
     write_gguf(base_model, {**BASE, "general.name": "Another model"})  # same path, new file
     with pytest.raises(RunError, match="model_sha256"):

@@ -19,7 +19,8 @@ from conftest import cli, read_jsonl
 
 import selfinstruct
 from selfinstruct.run.open import open_view
-from selfinstruct.stages.bootstrap import STAGE, prompt_line, render
+from selfinstruct.stages.bootstrap.compose import prompt_line, render
+from selfinstruct.stages.bootstrap.settings import STAGE
 
 ARCHIVE = Path(__file__).parent / "data" / "release-0.1.0-runs.tar.gz"
 FAKE = ["--backend", "fake", "-q"]
@@ -75,8 +76,8 @@ def rendered_from_ids(run: Path, request_idx: int, stored: Any) -> Any:
     ctx = open_view(run)
     try:
         seeds = {t.id: t.instruction for t in ctx.seeds}
-        machine = {row.id: row.instruction for row in ctx.store.instructions()}
-        found = ctx.store.prompt_sources()[request_idx]
+        machine = {row.id: row.instruction for row in ctx.store.pool.instructions()}
+        found = ctx.store.pool.prompt_sources()[request_idx]
         seed_lines = {prompt_line(text) for text in seeds.values()}
         text = stored if isinstance(stored, str) else stored[-1][1]
         shown = re.findall(r"^\d+\. (.+)$", text, flags=re.M)

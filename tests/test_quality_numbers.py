@@ -8,20 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from selfinstruct.paper import QUESTIONS, RATINGS, TABLE2
 from selfinstruct.quality.agreement import (
     Agreement,
     binary_agreement,
     cohen_kappa,
     wilson_interval,
 )
-from selfinstruct.quality.table2 import (
-    PAPER_TABLE2,
-    QUESTIONS,
-    RATINGS,
-    Judged,
-    Share,
-    quality_table,
-)
+from selfinstruct.quality.table2 import Judged, Share, quality_table
 
 
 def classic_2x2() -> tuple[list[bool], list[bool]]:
@@ -312,7 +306,7 @@ def test_empty_table() -> None:
     assert "unparseable" in text and "2" in text.splitlines()[-1]
     data = table.as_dict()
     assert data["unparseable"] == 2
-    assert data["paper"] == PAPER_TABLE2
+    assert data["paper"] == dict(TABLE2)
     assert data["groups"]["all"]["all three"]["percent"] is None
 
 

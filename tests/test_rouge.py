@@ -22,7 +22,7 @@ from selfinstruct.similarity.tokenize import (
     rouge_tokens,
     unicode_tokens,
 )
-from selfinstruct.stages.bootstrap import BootstrapSettings
+from selfinstruct.stages.bootstrap.settings import BootstrapSettings
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 SHARED_SEEDS = Path("/work/shared/data/seed_tasks.jsonl")

@@ -186,19 +186,19 @@ def test_stages_commit_in_record_order_whatever_order_answers_arrive(tmp_path: P
 
     RunContext.llm_for = llm_for  # type: ignore[method-assign]
     try:
-        from selfinstruct.store.run_store import RunStore
+        from selfinstruct.store.labels import Labels
 
-        put_label = RunStore.put_label
+        put_label = Labels.put
 
-        def recording(self: RunStore, instruction_id: int, *rest: object) -> None:
+        def recording(self: Labels, instruction_id: int, *rest: object) -> None:
             commits.append(instruction_id)
             put_label(self, instruction_id, *rest)  # type: ignore[arg-type]
 
-        RunStore.put_label = recording  # type: ignore[method-assign]
+        Labels.put = recording  # type: ignore[method-assign]
         try:
             Run.open(shuffled, quiet=True).stage("classify")
         finally:
-            RunStore.put_label = put_label  # type: ignore[method-assign]
+            Labels.put = put_label  # type: ignore[method-assign]
     finally:
         RunContext.llm_for = original  # type: ignore[method-assign]
     cli("classify", "--out", str(ordered), *FAKE)

@@ -47,7 +47,8 @@ def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
     config.write_text(
         "num_instructions = 11\nrandom_seed = 5\n[bootstrap]\ntemperature = 0.1\ntop_p = 0.2\n"
     )
-    layers = Layers(config, {"random_seed": 6, "bootstrap.top_p": 0.3}, ("bootstrap.top_p=0.4",))
+    given = {"random_seed": 6, "bootstrap": {"top_p": 0.3}}
+    layers = Layers(config, given, ("bootstrap.top_p=0.4",))
     found = layered(layers)
     assert found.num_instructions == 11  # the file over the default (100)
     assert found.random_seed == 6  # a flag over the file

@@ -11,7 +11,7 @@ from scripted import ScriptedLLM, answer, run_against
 
 from selfinstruct.llm.backends.fake_text import instruction
 from selfinstruct.llm.base import Completion, Request
-from selfinstruct.stages.bootstrap import BootstrapSettings
+from selfinstruct.stages.bootstrap.settings import BootstrapSettings
 from selfinstruct.stages.bootstrap.truncation import truncation_advice
 from selfinstruct.testing.openai_server import MockOpenAIServer
 

@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfinstruct.card.document import write_card
-from selfinstruct.card.gather import imported_card
+from selfinstruct.card.gather import imported_card, quality_text
 from selfinstruct.config import Config
 from selfinstruct.console.stats import StageStats
 from selfinstruct.console.summary import print_summary
+from selfinstruct.dataset.build import build
+from selfinstruct.dataset.outputs import EXPORT_DIR, write_outputs
+from selfinstruct.dataset.settings import decontaminator_for
 from selfinstruct.engine.batch_files import read_batch, write_batch
 from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.plan import StagePlan
@@ -44,27 +47,13 @@ from selfinstruct.filters.screen import Screen
 from selfinstruct.importers.paper import read_tasks
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.quality.judgment import Judgment
-from selfinstruct.run.estimate import StageEstimate
-from selfinstruct.run.layers import Layers, layered
-from selfinstruct.run.open import (
-    Limits,
-    RunOptions,
-    estimate_run,
-    open_run,
-    open_view,
-    run_stage,
-)
+from selfinstruct.run.drive import run_stage
+from selfinstruct.run.estimate import StageEstimate, estimate_run
+from selfinstruct.run.layers import Layers, layered, merge
+from selfinstruct.run.open import Limits, RunOptions, opened, viewed
 from selfinstruct.seeds import load_seeds
-from selfinstruct.stages import judge, prepare
+from selfinstruct.stages import judge, prepare, registry
 from selfinstruct.stages.bootstrap.provenance import NO_SOURCES, prompt_sources
-from selfinstruct.stages.prepare import (
-    build,
-    decontaminator_for,
-    prepared_data,
-    write_outputs,
-)
-from selfinstruct.stages.quality import quality_numbers
-from selfinstruct.stages.registry import STAGES, get_stage
 from selfinstruct.store.run_store import PromptSources, RunStore
 from selfinstruct.views.funnel import stats_losses
 from selfinstruct.views.tasks import parse_task, parsed_tasks
@@ -157,13 +146,13 @@ class Run:
         if num_instructions is not None:
             settings["num_instructions"] = num_instructions
         with self._opened(create=True, generate=True, **settings) as ctx:
-            return {
-                stage.name: run_stage(ctx, stage) for stage in STAGES if stage.active(ctx.config)
-            }
+            stages = [stage for stage in registry.STAGES if stage.active(ctx.config)]
+            return {stage.name: run_stage(ctx, stage) for stage in stages}
 
-    def stage(self, name: str, **settings: Any) -> StageStats:
-        """Run one stage by name (see `selfinstruct.stages.registry.STAGES`)."""
-        stage = get_stage(name)
+    def stage(self, stage: str | Stage, **settings: Any) -> StageStats:
+        """Run one stage, given as a `Stage` or by name (see
+        `selfinstruct.stages.registry.STAGES`)."""
+        stage = registry.get_stage(stage) if isinstance(stage, str) else stage
         with self._opened(create=stage.creates_run, generate=stage.generates, **settings) as ctx:
             return run_stage(ctx, stage)
 
@@ -192,7 +181,7 @@ class Run:
 
     def instructions(self) -> list[Instruction]:
         with self._view() as ctx:
-            labels = ctx.store.labels()
+            labels = ctx.store.labels.all()
             sources = prompt_sources(ctx.store, ctx.config, ctx.seeds)
             return [
                 Instruction(
@@ -205,7 +194,7 @@ class Run:
                     found.seed_ids,
                     found.machine_ids,
                 )
-                for row in ctx.store.instructions()
+                for row in ctx.store.pool.instructions()
                 for found in [sources.get(row.request_idx, NO_SOURCES)]
             ]
 
@@ -234,7 +223,7 @@ class Run:
     def dataset(self) -> list[dict[str, str]]:
         """The filtered data, as instruction/input/output dicts (what `alpaca` exports)."""
         with self._view() as ctx:
-            data = prepared_data(ctx, prepare.STAGE_DEF.new_stats())
+            data = prepare.prepared_data(ctx, prepare.STAGE_DEF.new_stats())
         return [
             {"instruction": e.instruction, "input": e.input, "output": e.output}
             for e in data.training
@@ -254,7 +243,7 @@ class Run:
         path = Path(path)
         with self._view() as ctx:
             stats = prepare.STAGE_DEF.new_stats()
-            data = prepared_data(ctx, stats, provenance=provenance)
+            data = prepare.prepared_data(ctx, stats, provenance=provenance)
         if not data.training:
             losses = stats_losses(stats)
             raise EmptyDatasetError(
@@ -267,7 +256,7 @@ class Run:
         """The quality numbers of the checks the run has made: `quality` (the paper's Table 2
         from the current judge's answers, with 95% intervals) and `label_agreement`."""
         with self._view() as ctx:
-            return quality_numbers(ctx)
+            return registry.quality_numbers(ctx)
 
     def judgments(self) -> dict[str, Judgment]:
         """The current judge's judgment of each instance, by instance id (empty without a
@@ -275,7 +264,7 @@ class Run:
         with self._view() as ctx:
             if not judge.enabled(ctx.config):
                 return {}
-            return ctx.store.judgments(judge.current_judge(ctx))
+            return judge.judgments(ctx.store, judge.current_judge(ctx))
 
     def report(
         self,
@@ -290,15 +279,16 @@ class Run:
         is the run's prepare.report_verbs)."""
         from selfinstruct.report.build import write_report
 
-        with self._view() as ctx:
-            return write_report(
-                ctx, Path(out) if out else None, [Path(p) for p in compare], verbs=verbs
-            )
+        with ExitStack() as stack:
+            ctx = stack.enter_context(self._view())
+            others = [stack.enter_context(viewed(Path(p), quiet=True)) for p in compare]
+            return write_report(ctx, Path(out) if out else None, others, verbs=verbs)
 
     def estimate(self, **settings: Any) -> list[StageEstimate]:
-        """Expected requests and tokens of what is left to do (nothing is written)."""
+        """Expected requests, tokens and cost of what is left to do, by stage (nothing is
+        written; the run directory need not exist yet)."""
         layers = _merged(self.layers, settings)
-        return estimate_run(RunOptions(self.path, layers, self.quiet))[0]
+        return estimate_run(RunOptions(self.path, layers, self.quiet))
 
     def to_pandas(self) -> Any:
         """The parsed instances as a pandas DataFrame, one row per instance."""
@@ -318,31 +308,18 @@ class Run:
         return datasets.Dataset.from_list(rows)
 
     # -- opening ----------------------------------------------------------------------------
-    @contextmanager
-    def _opened(self, *, create: bool, generate: bool, **settings: Any) -> Iterator[RunContext]:
+    def _opened(self, *, create: bool, generate: bool, **settings: Any) -> Any:
         layers = _merged(self.layers, settings)
         options = RunOptions(self.path, layers, self.quiet, self.limits)
-        ctx = open_run(options, create=create, generate=generate)
-        try:
-            yield ctx
-        finally:
-            try:
-                ctx.close()
-            finally:
-                ctx.store.close()
+        return opened(options, create=create, generate=generate)
 
-    @contextmanager
-    def _view(self) -> Iterator[RunContext]:
-        ctx = open_view(self.path, self.layers, quiet=self.quiet)
-        try:
-            yield ctx
-        finally:
-            ctx.store.close()
+    def _view(self) -> Any:
+        return viewed(self.path, self.layers, quiet=self.quiet)
 
 
 def _batch_stage(name: str) -> tuple[Stage, Callable[[RunContext, StageStats], StagePlan[Any]]]:
     """A stage whose requests can go through batch files, and its plan."""
-    stage = get_stage(name)
+    stage = registry.get_stage(name)
     if stage.plan is None:
         raise InputError("stage", f"the {name} stage cannot use batch files")
     return stage, stage.plan
@@ -351,22 +328,13 @@ def _batch_stage(name: str) -> tuple[Stage, Callable[[RunContext, StageStats], S
 def _layers(
     config_file: str | Path | None, settings: dict[str, Any], sets: tuple[str, ...] = ()
 ) -> Layers:
-    return Layers(Path(config_file) if config_file else None, _flat(settings), sets)
+    return Layers(Path(config_file) if config_file else None, dict(settings), sets)
 
 
 def _merged(layers: Layers, settings: dict[str, Any]) -> Layers:
-    return Layers(layers.config_file, {**layers.flags, **_flat(settings)}, layers.sets)
-
-
-def _flat(settings: dict[str, Any]) -> dict[str, Any]:
-    """Keyword settings as dotted keys: bootstrap={"temperature": 1} -> bootstrap.temperature."""
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{name}": item for name, item in value.items()})
-        else:
-            flat[key] = str(value) if isinstance(value, Path) else value
-    return flat
+    """Settings given to one call, over the run object's own (keyword arguments are nested
+    already: core keys, and sections as dicts)."""
+    return Layers(layers.config_file, merge(layers.given, settings), layers.sets)
 
 
 def prepare_paper_files(
@@ -401,6 +369,8 @@ def prepare_paper_files(
         )
     paths = write_outputs(Path(out), data)
     labelled = [(task.instruction, task.is_classification) for task in tasks]
-    card = imported_card(config, data, stats, labelled, [Path(instances), Path(labels)], Path(out))
-    paths.append(write_card(Path(out) / prepare.EXPORT_DIR, card))
+    sources = [Path(instances), Path(labels)]
+    quality = quality_text(config, registry.card_lines(config, {}))
+    card = imported_card(config, data, stats, labelled, sources, Path(out), quality)
+    paths.append(write_card(Path(out) / EXPORT_DIR, card))
     return paths

@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import re
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -33,6 +33,45 @@ CORE_KEYS = (
     "templates",
 )
 PRICING = "pricing"
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A command-line flag that sets settings, declared by the stage or backend that owns them
+    (any setting can also be given as --set SECTION.KEY=VALUE).
+
+    `names`: its spellings, the first naming its parameter ("--tokenizer"; a switch:
+    "--relabel/--no-relabel"). `key`: the dotted setting it sets. `kind`: "text", "int",
+    "float", "path", "switch", "choice" (one of `choices`, or of the names `choices_of`
+    gives when the command runs) or "count" (a whole number >= 1, or one of `words`).
+    `minimum`: a number's least value; `multiple`: it may be repeated. `settings`: for a
+    flag that sets several settings or reads its value (`--judge BACKEND[:MODEL]`), the
+    dotted settings a given value sets, instead of `key`."""
+
+    names: tuple[str, ...]
+    help: str
+    key: str = ""
+    kind: str = "text"
+    choices: tuple[str, ...] = ()
+    choices_of: Callable[[], Sequence[str]] | None = None
+    words: tuple[str, ...] = ()
+    minimum: float | None = None
+    multiple: bool = False
+    metavar: str = ""
+    settings: Callable[[Any], dict[str, Any]] | None = None
+
+    @property
+    def parameter(self) -> str:
+        """The name its value goes by ("--judge-prompt-style" -> judge_prompt_style)."""
+        return self.names[0].split("/")[0].lstrip("-").replace("-", "_")
+
+    def given(self, value: Any) -> dict[str, Any]:
+        """The settings (dotted keys) a value given on the command line sets."""
+        if value is None or (self.multiple and not value):
+            return {}
+        if self.settings is not None:
+            return self.settings(value)
+        return {self.key: list(value) if self.multiple else value}
 
 
 @dataclass
@@ -67,6 +106,16 @@ class PricingSettings:
 
     input_per_million: float = 0.0
     output_per_million: float = 0.0
+
+    @property
+    def priced(self) -> bool:
+        return self.input_per_million > 0 or self.output_per_million > 0
+
+    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
+        """Money spent (or expected) on these tokens."""
+        return (
+            prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million
+        ) / 1_000_000
 
 
 @dataclass

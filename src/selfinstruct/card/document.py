@@ -21,6 +21,7 @@ import yaml
 
 from selfinstruct.analysis.table1 import Table1
 from selfinstruct.io.atomic import write_atomic
+from selfinstruct.paper import table1_figure
 
 CARD_FILE = "README.md"
 TAGS = ("self-instruct", "synthetic", "instruction-tuning")
@@ -39,17 +40,17 @@ SIZE_CATEGORIES = (
     (10**11, "10B<n<100B"),
     (10**12, "100B<n<1T"),
 )
-# Table 1 of the paper (GPT-3 davinci), by Table1 field; rows without a figure show "-".
+# The rows of Table 1, by Table1 field, beside the paper's figures (paper.py).
 TABLE1_ROWS = (
-    ("instructions", "instructions", "52,445"),
-    ("classification", "classification instructions", "11,584"),
-    ("non_classification", "non-classification instructions", "40,861"),
-    ("unlabelled", "instructions not labelled yet", "-"),
-    ("instances", "instances", "82,439"),
-    ("empty_input", "instances with an empty input", "35,878"),
-    ("avg_instruction_words", "average instruction length (words)", "15.9"),
-    ("avg_input_words", "average non-empty input length (words)", "12.7"),
-    ("avg_output_words", "average output length (words)", "18.9"),
+    ("instructions", "instructions"),
+    ("classification", "classification instructions"),
+    ("non_classification", "non-classification instructions"),
+    ("unlabelled", "instructions not labelled yet"),
+    ("instances", "instances"),
+    ("empty_input", "instances with an empty input"),
+    ("avg_instruction_words", "average instruction length (words)"),
+    ("avg_input_words", "average non-empty input length (words)"),
+    ("avg_output_words", "average output length (words)"),
 )
 PACKAGED_MODEL_WARNING = (  # the last item of the limitations
     "\n- **This data was made by the embedded default model (SmolLM2-135M-Instruct), which "
@@ -220,12 +221,12 @@ def _table1(table: Table1) -> str:
         "| | this dataset | the paper (GPT-3) |",
         "| --- | ---: | ---: |",
     ]
-    for key, label, paper in TABLE1_ROWS:
+    for key, label in TABLE1_ROWS:
         value = values[key]
         if key == "unlabelled" and not value:
             continue
         shown = f"{value:.2f}" if isinstance(value, float) else f"{value:,}"
-        rows.append(f"| {label} | {shown} | {paper} |")
+        rows.append(f"| {label} | {shown} | {table1_figure(key)} |")
     return "\n".join(rows)
 
 

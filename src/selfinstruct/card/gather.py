@@ -5,22 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from selfinstruct.analysis.table1 import Table1, table1
 from selfinstruct.card.document import CardData, Dropped, Fact, code, write_card
 from selfinstruct.config import Config
 from selfinstruct.console.stats import StageStats
+from selfinstruct.dataset.build import PreparedData
 from selfinstruct.engine.context import RunContext
 from selfinstruct.exporters import FORMATS
 from selfinstruct.parsing.labels import UNREADABLE
 from selfinstruct.seeds import seed_hash
-from selfinstruct.stages.quality import quality_numbers
 from selfinstruct.version import __version__
 from selfinstruct.views.funnel import run_funnel
-
-if TYPE_CHECKING:  # prepare imports this module
-    from selfinstruct.stages.prepare import PreparedData
 
 # The settings the card shows, by section ("": core keys).
 CARD_SETTINGS = {
@@ -51,31 +48,24 @@ CARD_SETTINGS = {
     ),
 }
 PACKAGED_EVAL = "the evaluation tasks packaged with selfinstruct"
-TABLE2_ROWS = (
-    ("instruction", "valid instruction", "92%"),
-    ("input", "appropriate input", "79%"),
-    ("output", "correct output", "58%"),
-    ("all three", "all three valid", "54%"),
-    ("rating A", "rating A", ""),
-    ("rating B", "rating B", ""),
-    ("rating C", "rating C", ""),
-    ("rating D", "rating D", ""),
-)
 STYLES = {
     "completion": "the paper's list continuation, for base models",
     "chat": "chat messages, for instruct models",
 }
 
 
-def write_run_card(ctx: RunContext, data: PreparedData, stats: StageStats, directory: Path) -> Path:
-    """exports/README.md for a run's dataset (prepare has just built `data`)."""
-    return write_card(directory, run_card(ctx, data, stats))
+def write_run_card(
+    ctx: RunContext, data: PreparedData, stats: StageStats, directory: Path, quality: str
+) -> Path:
+    """exports/README.md for a run's dataset (prepare has just built `data`); `quality`: what
+    it says of the quality checks (`quality_text`)."""
+    return write_card(directory, run_card(ctx, data, stats, quality))
 
 
-def run_card(ctx: RunContext, data: PreparedData, stats: StageStats) -> CardData:
+def run_card(ctx: RunContext, data: PreparedData, stats: StageStats, quality: str) -> CardData:
     store, config = ctx.store, ctx.config
-    rows = store.instructions()
-    labels = store.labels()
+    rows = store.pool.instructions()
+    labels = store.labels.all()
     model = store.get_meta("model_file") or {}
     funnel = run_funnel(store, config.num_instructions, config.prompt_style)
     made_with: list[Fact] = [
@@ -108,7 +98,7 @@ def run_card(ctx: RunContext, data: PreparedData, stats: StageStats) -> CardData
         name=store.run_dir.resolve().name,
         packaged_model=bool(model.get("packaged")),
         software=_software(store.get_meta("versions") or {}),
-        quality=quality_text(config, quality_numbers(ctx)),
+        quality=quality,
     )
 
 
@@ -119,6 +109,7 @@ def imported_card(
     tasks: Sequence[tuple[str, bool]],
     sources: Sequence[Path],
     out: Path,
+    quality: str,
 ) -> CardData:
     """The card of a dataset prepared from the paper's files of another run (`tasks`: their
     instructions and labels): the model and generation settings are not in those files."""
@@ -139,7 +130,7 @@ def imported_card(
         name=out.resolve().name,
         settings={"prepare": _section(config, "prepare")},
         software=f"Prepared with selfinstruct {__version__}.",
-        quality=quality_text(config, {}),
+        quality=quality,
     )
 
 
@@ -173,9 +164,9 @@ def _card(
     )
 
 
-def quality_text(config: Config, numbers: dict[str, Any]) -> str:
-    """What the card says about decontamination, the judge (with the paper's Table 2) and
-    label consistency; empty when none of them ran."""
+def quality_text(config: Config, checks: list[str]) -> str:
+    """What the card says about decontamination (prepare's own), then about the checks of
+    the run's stages (`checks`: their lines, in run order)."""
     prepare = config.section("prepare")
     lines = []
     if prepare.decontaminate:
@@ -186,50 +177,7 @@ def quality_text(config: Config, numbers: dict[str, Any]) -> str:
             f"sharing {prepare.decontaminate_ngram} consecutive words with an evaluation task, "
             "were dropped."
         )
-    agreement = numbers.get("label_agreement")
-    if agreement and agreement["n"]:
-        lines.append(
-            f"- Label consistency: the model's input-first label agreed with the output-first one "
-            f"for {agreement['percent']:.1f}% of {agreement['n']:,} classification instances; "
-            "those that disagreed were dropped."
-        )
-    found = numbers.get("quality")
-    if found:
-        criteria = f"rating {prepare.min_rating} or better" if prepare.min_rating else ""
-        if prepare.require_yes:
-            criteria += (" and " if criteria else "") + "yes to " + ", ".join(prepare.require_yes)
-        lines.append(
-            f"- Every instance was reviewed by {code(found['judge'])} with the paper's three "
-            f"questions and its A-D rating; prepare kept {criteria or 'every judged instance'}. "
-            "The review of all judged instances (before that filter; 95% intervals):"
-        )
-        lines += ["", _table2(found)]
-    else:
-        lines.append(
-            "- No model judged the instances (the paper's review questions and rating for "
-            "every instance: `selfinstruct judge --judge BACKEND[:MODEL]`)."
-        )
-    return "\n".join(lines)
-
-
-def _table2(found: dict[str, Any]) -> str:
-    groups = found["groups"]
-    rows = [
-        "| | all | classification | non-classification | the paper |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for key, label, paper in TABLE2_ROWS:
-        cells = [_cell(groups[g][key]) for g in ("all", "classification", "non-classification")]
-        rows.append(f"| {label} | {' | '.join(cells)} | {paper} |")
-    if found["unparseable"]:
-        rows.append(f"\n{found['unparseable']:,} judge answers could not be read; left out.")
-    return "\n".join(rows)
-
-
-def _cell(share: dict[str, Any]) -> str:
-    if not share["n"]:
-        return "–"
-    return f"{share['percent']:.1f}% [{share['low']:.1f}, {share['high']:.1f}] (n={share['n']:,})"
+    return "\n".join([*lines, *checks])
 
 
 def _style(style: str) -> str:

@@ -17,7 +17,7 @@ from selfinstruct.evaluation.run import evaluate as run_evaluation
 from selfinstruct.evaluation.tasks import read_tasks
 from selfinstruct.llm.base import LLM
 from selfinstruct.prompts import TemplateSet
-from selfinstruct.run.layers import Layers, layered
+from selfinstruct.run.layers import Layers, layered, nest
 
 STYLES = ("completion", "chat")
 
@@ -151,7 +151,7 @@ def _open(opened: list[LLM], config: Config, backend: str, model: str, style: st
 
 def _config(kwargs: dict[str, Any]) -> Config:
     flags = {"openai.base_url": kwargs["base_url"], "openai.api_key_env": kwargs["api_key_env"]}
-    return layered(Layers(kwargs["config_file"], flags, kwargs["sets"]))
+    return layered(Layers(kwargs["config_file"], nest(flags), kwargs["sets"]))
 
 
 def _pairs(option: str | None, labels: list[str], judged: bool) -> list[tuple[str, str]]:

@@ -30,7 +30,7 @@ from selfinstruct.quality.calibration import (
 )
 from selfinstruct.quality.judgment import parse_judgment
 from selfinstruct.run.layers import layered
-from selfinstruct.run.open import open_view
+from selfinstruct.run.open import viewed
 from selfinstruct.stages import judge as judge_stage
 from selfinstruct.store.run_store import RunStore
 
@@ -74,9 +74,8 @@ def calibration_config(kwargs: dict[str, Any]) -> Config:
     options = run_options_from({**kwargs, "out": kwargs.get("out") or Path(".")})
     if not (kwargs.get("out") and RunStore.exists(kwargs["out"])):
         return layered(options.layers)
-    view = open_view(kwargs["out"], options.layers, quiet=True)
-    view.store.close()
-    return view.config
+    with viewed(kwargs["out"], options.layers, quiet=True) as view:
+        return view.config
 
 
 def ask_judge(

@@ -9,8 +9,9 @@ import click
 
 from selfinstruct.api import prepare_paper_files
 from selfinstruct.commands.common import handle_errors
-from selfinstruct.commands.options import estimated, run_options, run_options_from
-from selfinstruct.commands.stages import print_outputs, run_from
+from selfinstruct.commands.options import run_options, run_options_from
+from selfinstruct.commands.stages import estimated, print_outputs, run_from
+from selfinstruct.stages import prepare as prepare_stage
 
 
 @click.command()
@@ -43,9 +44,9 @@ def prepare(import_instances: Path | None, import_labels: Path | None, **kwargs:
             options.out,
             config_file=layers.config_file,
             quiet=options.quiet,
-            **layers.flags,
             sets=layers.sets,
+            **layers.given,
         )
     else:
-        paths = run_from(kwargs).stage("prepare").outputs
+        paths = run_from(kwargs).stage(prepare_stage.STAGE_DEF).outputs
     print_outputs(paths)

@@ -11,18 +11,26 @@ import click
 
 from selfinstruct.api import Run
 from selfinstruct.commands.common import handle_errors
-from selfinstruct.commands.options import estimated, run_options, run_options_from
+from selfinstruct.commands.options import run_options, run_options_from
 from selfinstruct.console.summary import format_total
 from selfinstruct.engine.batch_files import describe
 from selfinstruct.engine.stage import Stage
 from selfinstruct.report import REPORT_NAME, report_line
-from selfinstruct.stages.registry import STAGES
+from selfinstruct.run.estimate import format_estimate
+from selfinstruct.stages import registry
 
 
 def run_from(kwargs: dict[str, Any]) -> Run:
     """The run the flags name, with the settings they give."""
     options = run_options_from(kwargs)
     return Run(options.out, options.layers, options.quiet, options.limits)
+
+
+def estimated(kwargs: dict[str, Any]) -> bool:
+    """With --estimate: print the estimate and tell the command to stop."""
+    if kwargs["estimate"]:
+        click.echo(format_estimate(run_from(kwargs).estimate()))
+    return bool(kwargs["estimate"])
 
 
 @click.command()
@@ -36,7 +44,7 @@ def run(**kwargs: Any) -> None:
     stats = list(target.generate().values())
     if not kwargs["quiet"]:
         config = target.config
-        prices = {stage.name: stage.prices(config) for stage in STAGES}
+        prices = {stage.name: stage.prices(config) for stage in registry.STAGES}
         click.echo(format_total(stats, prices), err=True)
     print_outputs([path for s in stats for path in s.outputs])
 
@@ -74,7 +82,7 @@ def stage_command(stage: Stage) -> click.Command:
             click.echo(
                 f"read {batch_in}: {describe(target.read_batch(stage.name, batch_in))}", err=True
             )
-        stats = target.stage(stage.name)
+        stats = target.stage(stage)
         if stats.outputs:
             print_outputs(stats.outputs)
 
@@ -86,7 +94,7 @@ def stage_command(stage: Stage) -> click.Command:
 
 
 def stage_commands() -> list[click.Command]:
-    return [stage_command(stage) for stage in STAGES]
+    return [stage_command(stage) for stage in registry.STAGES]
 
 
 def print_outputs(paths: list[Path]) -> None:

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Mapping
 
 from selfinstruct.config import PricingSettings
-from selfinstruct.console.cost import cost, priced
 from selfinstruct.console.stats import StageStats
 
 
@@ -17,9 +16,9 @@ def counts(counter: dict[str, int]) -> str:
 
 
 def _cost(pricing: PricingSettings | None, tokens_in: int, tokens_out: int) -> str:
-    if pricing is None or not priced(pricing):
+    if pricing is None or not pricing.priced:
         return ""
-    return f", cost ${cost(pricing, tokens_in, tokens_out):.4f}"
+    return f", cost ${pricing.cost(tokens_in, tokens_out):.4f}"
 
 
 def _outcome(stats: StageStats) -> str:
@@ -67,9 +66,9 @@ def format_total(
     kept = ", ".join(f"{s.stage} {s.verb} {s.kept} {s.unit}" for s in stages)
     prices = [pricing.get(s.stage) for s in stages] if pricing else []
     spent = ""
-    if any(p is not None and priced(p) for p in prices):
+    if any(p is not None and p.priced for p in prices):
         total = sum(
-            cost(p, s.prompt_tokens, s.completion_tokens)
+            p.cost(s.prompt_tokens, s.completion_tokens)
             for s, p in zip(stages, prices, strict=True)
             if p is not None
         )

@@ -25,7 +25,7 @@ def write_batch(ctx: RunContext, plan: StagePlan[Any], path: Path) -> int:
     lines = []
     for request in plan.pending_requests():
         key = request.key(backend_id)
-        if ctx.store.cached(key) is None:
+        if ctx.store.responses.get(key) is None:
             lines.append(batch_line(key, request, model))
     write_jsonl(path, lines)
     return len(lines)
@@ -54,7 +54,7 @@ def read_batch(ctx: RunContext, plan: StagePlan[Any], path: Path) -> Counter[str
             except MalformedResponse:
                 counts["malformed"] += 1
                 continue
-            ctx.store.put_response(key, plan.stats.stage, request, completion)
+            ctx.store.responses.put(key, plan.stats.stage, request, completion)
             counts["stored"] += 1
     return counts
 

@@ -15,15 +15,11 @@ tokens, the largest tokens-per-byte ratio seen, with a `MARGIN`, takes the bytes
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from selfinstruct.config import PricingSettings
 from selfinstruct.console.stats import StageStats
 from selfinstruct.errors import BudgetExhausted
 from selfinstruct.llm.base import Completion, Request
-
-if TYPE_CHECKING:
-    from selfinstruct.engine.context import RunContext
 
 OVERHEAD = 16  # tokens a chat template may add per message
 MARGIN = 1.25
@@ -106,9 +102,7 @@ class Budget:
 
     def price(self, stage: str, prompt: int, completion: int) -> float:
         prices = self.prices.get(stage)
-        if prices is None:
-            return 0.0
-        return (prompt * prices.input_per_million + completion * prices.output_per_million) / 1e6
+        return 0.0 if prices is None else prices.cost(prompt, completion)
 
     def _prompt_bound(self, request: Request) -> int:
         size = prompt_bytes(request)
@@ -124,9 +118,8 @@ class Budget:
             self.tokens_per_byte = max(self.tokens_per_byte or 0.0, ratio)
 
 
-def budget_stop(ctx: RunContext, stats: StageStats, left: str) -> BudgetExhausted:
+def budget_stop(budget: Budget | None, stats: StageStats, left: str) -> BudgetExhausted:
     """The error a stage stops with when the budget refused its next request."""
-    budget = ctx.budget
     spent = budget.spent() if budget is not None else "the budget"
     return BudgetExhausted(
         f"budget reached: the run has spent {spent}, and the next {stats.stage} request "

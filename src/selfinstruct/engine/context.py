@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from selfinstruct.config import Config, RequestSettings
 from selfinstruct.engine.budget import Budget
+from selfinstruct.filters.screen import InstanceCheck
 from selfinstruct.llm.base import LLM, Request
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.prompts import Prompt, TemplateSet
@@ -29,6 +30,10 @@ class RunContext:
     fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The run's spending limits (None: none).
     budget: Budget | None = None
+    # Prepare's checks on other stages' records: what each stage that declares one makes of
+    # this run (None: nothing to check). Given by whoever opens the run, which knows the
+    # stages; prepare, a stage itself, does not.
+    checks: tuple[Callable[[RunContext], InstanceCheck | None], ...] = ()
     _llms: dict[str, LLM] = field(default_factory=dict, repr=False)
 
     @property
@@ -57,6 +62,17 @@ class RunContext:
 
     def model_label(self) -> str:
         return self.choice.label()
+
+    def model_description(self) -> dict[str, Any]:
+        """Which model answered: backend and name, plus what identifies it (a model file's
+        path and sha256; a server's address without credentials)."""
+        choice = self.choice
+        found: dict[str, Any] = {"backend": choice.name, "model": choice.label()}
+        record = self.store.get_meta("model_file")
+        if record:
+            found.update({k: record[k] for k in ("file", "sha256", "size") if k in record})
+        found.update(choice.describe(self.config.prompt_style))
+        return found
 
     def request_seed(self, stage: str, index: int | str) -> int:
         """A per-request sampling seed derived from the run's random seed."""

@@ -86,7 +86,7 @@ class CachedFeed:
 
     def _route(self, ticket: int, request: Request, out: list[tuple[int, Request]]) -> None:
         key = request.key(self.backend_id)
-        cached = self.ctx.store.cached(key)
+        cached = self.ctx.store.responses.get(key)
         if cached is not None:
             self.stats.cached += 1
             self.feed.put(ticket, key, cached)
@@ -129,7 +129,7 @@ class CachedFeed:
             self.stats.last_failure = result.detail
             return None
         answer = storable_completion(result)
-        self.ctx.store.put_response(key, self.stats.stage, request, answer)
+        self.ctx.store.responses.put(key, self.stats.stage, request, answer)
         self.stats.prompt_tokens += answer.prompt_tokens
         self.stats.completion_tokens += answer.completion_tokens
         return answer

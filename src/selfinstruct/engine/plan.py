@@ -73,7 +73,7 @@ def run_plan(ctx: RunContext, plan: StagePlan[Row]) -> StageStats:
     finally:
         progress.close()
     if served.stopped:
-        raise budget_stop(ctx, stats, f"{feed.left()} of its {len(rows)} {stats.unit} left")
+        raise budget_stop(ctx.budget, stats, f"{feed.left()} of its {len(rows)} {stats.unit} left")
     if stats.failed and not stats.kept and not stats.cached:
         raise RunError(f"every {stats.stage} request failed; last error: {stats.last_failure}")
     return stats

@@ -1,26 +1,32 @@
-"""What a stage is: one small definition that everything else reads.
+"""What a stage is: one declaration that everything else reads.
 
-A run is the ordered list of stages in `stages/registry.py`. The `run` command, the per-stage
-commands, fingerprints, `--estimate`, resume and Ctrl-C handling, config validation and the
-fake backend all read a `Stage` instead of naming stages. Adding a stage is one module that
-defines its `Stage`, its templates, one entry in the registry and (if it stores records) one
-schema migration in `store/schema.py`.
+A run is the ordered list of stages in `stages/registry.py`. The `run` command and the
+per-stage commands with their flags, settings sections, fingerprints, `--estimate`, budgets,
+resume, run.json's counts, prepare's quality screen, merge, the report's and the card's
+numbers and the fake backend all read a `Stage` instead of naming stages. Adding a stage is
+its module (which declares its `Stage`), its templates, one line in the registry and, if it
+keeps records about instances, one migration in `store/schema.py` that creates its
+`RecordTable`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.config import Config, PricingSettings
+from selfinstruct.config import Config, Flag, PricingSettings
 from selfinstruct.console.stats import StageStats
 from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.plan import StagePlan
+from selfinstruct.filters.screen import InstanceCheck
 from selfinstruct.llm.choice import ModelChoice
-from selfinstruct.llm.fake_answers import FakeAnswer
+from selfinstruct.llm.fake_answers import FakeAnswer, teach
 from selfinstruct.prompts import TemplateSpec
+from selfinstruct.store.records import RecordTable
 from selfinstruct.store.run_store import RunStore
 
 
@@ -36,15 +42,21 @@ class Estimate:
 class Stage:
     name: str
     help: str  # one line, the command's help
-    run: Callable[[RunContext, StageStats], None]
+    # Does the stage's work; may return what it produced (prepare: the dataset), which the
+    # run hands to what it writes after the stage (the card and the report).
+    run: Callable[[RunContext, StageStats], object]
     unit: str = "records"  # what its summary counts
     verb: str = "kept"  # what `kept` means: kept, labelled, answered
     settings: type | None = None  # the dataclass of its [name] settings section
+    flags: tuple[Flag, ...] = ()  # command-line flags that set its settings
     templates: tuple[TemplateSpec, ...] = ()  # the templates that shape its requests
     stops: Callable[[str, Any], list[str]] | None = None  # default stops for (style, settings)
     runtime_only: frozenset[str] = frozenset()  # settings that do not change its records
     depends_on_seeds: bool = False  # the seed set is part of its fingerprint
     records: Callable[[RunStore], int] | None = None  # how many records it holds
+    table: RecordTable | None = None  # its records about instances (merge copies them)
+    # What run.json counts of its records ({"labels": 40}; {} when there is nothing to say).
+    counts: Callable[[RunContext], dict[str, int]] | None = None
     plan: Callable[[RunContext, StageStats], StagePlan[Any]] | None = None  # batch files too
     write_files: Callable[[RunContext], list[Path]] | None = None  # the paper's files
     # Requests still needed for (store, target instructions, the stage's fingerprint under
@@ -54,9 +66,18 @@ class Stage:
     sample_template: TemplateSpec | None = None  # --estimate measures a typical prompt
     assumed_output_tokens: float = 0.0  # for --estimate before any answer was seen
     fake_answers: tuple[FakeAnswer, ...] = ()
-    # Runs once the stage is recorded (its time is not the stage's), also after the stage
-    # stopped with an error of ours; returns the files it wrote (e.g. prepare's report).
-    after: Callable[[RunContext, StageStats], list[Path]] | None = None
+    # Records a run made by an older release lacks, made when the run is opened for writing
+    # (and computed in memory by readers of such a run).
+    backfill: Callable[[RunContext], object] | None = None
+    # Prepare's check on the stage's records (None for a run where it does not apply): an
+    # instance it rejects is dropped with its reason, counted and written to
+    # quality_drops.jsonl.
+    screen: Callable[[RunContext], InstanceCheck | None] | None = None
+    # What it measured, by name (run.json, report.json, the card, `Run.quality()`), and the
+    # lines the dataset card says about it given every stage's numbers.
+    numbers: Callable[[RunContext], dict[str, Any]] | None = None
+    card_lines: Callable[[Config, dict[str, Any]], list[str]] | None = None
+    writes_dataset: bool = False  # the run writes the dataset card and report after it
     creates_run: bool = False  # its command may start a new run directory
     generates: bool = True  # sends requests (so the backend is checked before it runs)
     # Whether `run` runs it (None: always); a stage that is off can still be run by name.
@@ -68,9 +89,13 @@ class Stage:
     # Reads and checks the files its settings name (InputError naming file, line and field),
     # before a command writes or sends anything.
     check: Callable[[Config], None] | None = None
-    # Its records are kept per fingerprint: new settings (a new judge) add records beside
-    # the old ones instead of being refused, and never touch other stages' records.
+    # Its records are kept per version (a hash of its fingerprint): new settings (a new
+    # judge) add records beside the old ones instead of being refused, and never touch other
+    # stages' records.
     versioned: bool = False
+
+    def __post_init__(self) -> None:
+        teach(self.fake_answers)  # the fake backend learns how its requests are answered
 
     def active(self, config: Config) -> bool:
         return self.enabled is None or self.enabled(config)
@@ -102,4 +127,17 @@ class Stage:
         return Estimate(target - (self.records(store) if store else 0), "one per instruction")
 
     def has_records(self, store: RunStore) -> bool:
+        if self.table is not None and store.records.count(self.table):
+            return True
         return self.records is not None and self.records(store) > 0
+
+    def version(self, ctx: RunContext) -> str:
+        """The version of its records the settings in use name (a versioned stage's)."""
+        return version_id(ctx.fingerprints.get(self.name, {}))
+
+
+def version_id(fingerprint: dict[str, Any]) -> str:
+    """The version a versioned stage's records are stored under: a hash of its fingerprint
+    (the settings its answers depend on)."""
+    blob = json.dumps(fingerprint, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

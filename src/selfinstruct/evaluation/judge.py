@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from selfinstruct.evaluation.tasks import EvalTask
 from selfinstruct.llm.base import Request
-from selfinstruct.llm.fake_answers import FakeAnswer, FakeText
+from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, teach
 from selfinstruct.prompts import TemplateSet, TemplateSpec
 
 JUDGE_MAX_TOKENS = 96
@@ -107,3 +107,4 @@ FAKE_ANSWERS = (
     FakeAnswer(PAIRWISE_TEMPLATE.name, _fake_preference, marker="Preferred: <A, B or tie>"),
     FakeAnswer(RATING_TEMPLATE.name, _fake_rating, marker="Rating: <A, B, C or D>"),
 )
+teach(FAKE_ANSWERS)

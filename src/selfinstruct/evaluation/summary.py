@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from selfinstruct.quality.judgment import RATINGS
+from selfinstruct.paper import RATINGS
 
 BOOTSTRAP_SAMPLES = 2000
 CONFIDENCE = 0.95

@@ -1,28 +1,27 @@
 """Prepare's quality screen, beyond the paper's filters: decontamination against evaluation
-sets, the judge's verdicts and label consistency. Each check that is on gives a task or an
-instance a drop reason with a detail (the evaluation task matched, the judge's reasons, the
-input-first label); prepare writes them to `quality_drops.jsonl`, and the report shows them.
+sets, and the checks stages declare on their own records (the judge's verdicts, label
+consistency, a plug-in's check). Each gives a task or an instance a drop reason with a detail
+(the evaluation task matched, the judge's reasons, the input-first label); prepare writes them
+to `quality_drops.jsonl`, and the report shows them.
 
 Order, per task: `contaminated` (its instruction is too close to an evaluation instruction:
-every instance goes). Per instance: the judge (`judge_missing`, `judge_unparseable`,
-`judge_rejected`), then `label_disagrees`, then `contaminated` (an n-gram shared with an
-evaluation task); the paper's filters come after these."""
+every instance goes). Per instance: the stages' checks by rank (the judge's
+`judge_missing`, `judge_unparseable`, `judge_rejected`, then `label_disagrees`), then
+`contaminated` (an n-gram shared with an evaluation task); the paper's filters come after
+these."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 from selfinstruct.quality.contamination import Decontaminator, Match
-from selfinstruct.quality.judgment import Criteria, Judgment
-from selfinstruct.store.run_store import InstanceRecord
+from selfinstruct.store.rows import InstanceRecord
 
 CONTAMINATED = "contaminated"
-JUDGE_MISSING = "judge_missing"
-JUDGE_UNPARSEABLE = "judge_unparseable"
-JUDGE_REJECTED = "judge_rejected"
-LABEL_DISAGREES = "label_disagrees"
 
 
 @dataclass(frozen=True)
@@ -35,17 +34,35 @@ class Drop:
     detail: str
 
 
+def drop_instance(record: InstanceRecord, reason: str, detail: str) -> Drop:
+    return Drop(record.instruction_id, record.position, reason, detail)
+
+
+class InstanceCheck(Protocol):
+    """A stage's check on its records about instances. Checks run in ascending `rank`; the
+    first that drops an instance names the reason. `kept` counts the instances it let through
+    without a verdict, by reason (summaries show them as "<reason>_kept")."""
+
+    rank: int
+    kept: Counter[str]
+
+    def drop(self, record: InstanceRecord) -> Drop | None: ...
+
+    def warnings(self, dropped: Mapping[str, int], run_dir: Path) -> list[str]:
+        """What the user should hear about, given prepare's drop counts."""
+        ...
+
+
 @dataclass
 class Screen:
-    """The checks that are on (None: off) and what they found so far."""
+    """The checks that are on (decontamination: None when off) and what they found so far."""
 
     decontaminator: Decontaminator | None = None
-    judgments: Mapping[str, Judgment] | None = None  # the current judge's, by instance id
-    criteria: Criteria = field(default_factory=Criteria)
-    relabels: Mapping[str, tuple[str, bool | None]] | None = None  # by instance id
-    keep_unjudged: bool = False  # keep (and count) instances without a readable judgment
+    checks: Sequence[InstanceCheck] = ()
     contaminated_tasks: dict[int, Match] = field(default_factory=dict)
-    kept_unjudged: Counter[str] = field(default_factory=Counter)  # counted when kept
+
+    def __post_init__(self) -> None:
+        self.checks = sorted(self.checks, key=lambda check: check.rank)
 
     def check_instructions(self, tasks: Sequence[tuple[int, str]]) -> None:
         """Match every (instruction id, instruction) against the evaluation instructions at
@@ -64,44 +81,24 @@ class Screen:
 
     def instance_drop(self, record: InstanceRecord) -> Drop | None:
         """Why the screen drops one instance (None: it passes)."""
-        return self._judge(record) or self._relabel(record) or self._ngram(record)
+        for check in self.checks:
+            found = check.drop(record)
+            if found is not None:
+                return found
+        return self._ngram(record)
 
-    def _judge(self, record: InstanceRecord) -> Drop | None:
-        if self.judgments is None or not self.criteria.active:
-            return None
-        judgment = self.judgments.get(record.id)
-        if judgment is None or not judgment.readable:
-            reason = JUDGE_MISSING if judgment is None else JUDGE_UNPARSEABLE
-            if self.keep_unjudged:
-                self.kept_unjudged[reason] += 1
-                return None
-            why = "not judged by the current judge" if judgment is None else "answer unreadable"
-            return _drop(record, reason, why)
-        failures = self.criteria.failures(judgment)
-        if not failures:
-            return None
-        why = "; ".join(
-            f"{said} ({judgment.reasons[key]})" if judgment.reasons.get(key) else said
-            for key, said in failures
-        )
-        return _drop(record, JUDGE_REJECTED, why)
+    def kept_notes(self) -> dict[str, int]:
+        """The instances the checks let through without a verdict ("judge_missing_kept")."""
+        counts: Counter[str] = Counter()
+        for check in self.checks:
+            counts.update(check.kept)
+        return {f"{reason}_kept": n for reason, n in counts.items()}
 
-    def _relabel(self, record: InstanceRecord) -> Drop | None:
-        if self.relabels is None or record.id not in self.relabels:
-            return None
-        answer, agrees = self.relabels[record.id]
-        if agrees is not False:
-            return None
-        shown = " ".join(answer.split())[:80]
-        detail = f"output-first {record.output!r}, input-first {shown!r}"
-        return _drop(record, LABEL_DISAGREES, detail)
+    def warnings(self, dropped: Mapping[str, int], run_dir: Path) -> list[str]:
+        return [line for check in self.checks for line in check.warnings(dropped, run_dir)]
 
     def _ngram(self, record: InstanceRecord) -> Drop | None:
         if self.decontaminator is None:
             return None
         match = self.decontaminator.instance_match(record.input, record.output)
-        return None if match is None else _drop(record, CONTAMINATED, match.describe())
-
-
-def _drop(record: InstanceRecord, reason: str, detail: str) -> Drop:
-    return Drop(record.instruction_id, record.position, reason, detail)
+        return None if match is None else drop_instance(record, CONTAMINATED, match.describe())

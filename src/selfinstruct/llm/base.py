@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
+from selfinstruct.config import Flag
 from selfinstruct.llm.json_text import object_format, value_text
 
 Messages = tuple[tuple[str, str], ...]
@@ -165,7 +166,8 @@ class LLM:
     """Base class of every backend: override `generate` or `agenerate` (or both).
 
     A backend is also its own description, read without creating it: its `name`, its
-    `Settings` dataclass (the `[name]` section of a config; None when it has none), what it
+    `Settings` dataclass (the `[name]` section of a config; None when it has none) and the
+    command-line `flags` that set them, what it
     `supports` ("completion", "chat", "batch": requests as OpenAI batch files), the packages
     whose versions shape its answers, and the class methods below, which work from the model
     name and settings alone. Backends are found by name in `llm/registry.py`, third-party
@@ -174,6 +176,7 @@ class LLM:
 
     name: ClassVar[str] = ""
     Settings: ClassVar[type | None] = None
+    flags: ClassVar[tuple[Flag, ...]] = ()  # command-line flags that set its settings
     supports: ClassVar[frozenset[str]] = frozenset({"completion", "chat"})
     packages: ClassVar[tuple[str, ...]] = ()
     needs_model: ClassVar[bool] = False  # a run must name a model (--model)

@@ -1,6 +1,11 @@
 """How the fake backend answers: each stage (and the evaluation judge) says, for each kind of
 request it sends, how a plausible answer looks, using text the fake backend lends it. So the
-fake backend names no stage, and a new stage brings its fake answers along."""
+fake backend names no stage, and a new stage brings its fake answers along.
+
+Answers are taught to the fake backend where they are declared (`teach`): declaring a `Stage`
+teaches its `fake_answers`, and the evaluation judge teaches its own when its module loads.
+A request is always built by the module that declares its kind, so the kind is known by the
+time the request is answered; the test server imports every declaring module."""
 
 from __future__ import annotations
 
@@ -34,6 +39,25 @@ class FakeAnswer:
     task: str
     write: Callable[[FakeText, Request], str]
     marker: str = ""
+
+
+_TAUGHT: dict[str, FakeAnswer] = {}  # by task, in the order they were taught
+
+
+def teach(answers: Sequence[FakeAnswer]) -> None:
+    """Tell the fake backend how to answer these kinds of request (a kind taught again keeps
+    its first answer and place)."""
+    for answer in answers:
+        _TAUGHT.setdefault(answer.task, answer)
+
+
+def taught_for(task: str) -> FakeAnswer | None:
+    return _TAUGHT.get(task)
+
+
+def taught() -> tuple[FakeAnswer, ...]:
+    """Every answer taught so far, in the order taught."""
+    return tuple(_TAUGHT.values())
 
 
 def prompt_text(request: Request) -> str:

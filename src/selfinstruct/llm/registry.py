@@ -12,6 +12,7 @@ import importlib
 from functools import cache
 from importlib import metadata
 
+from selfinstruct.config import Flag
 from selfinstruct.errors import BackendError
 from selfinstruct.llm.base import LLM
 
@@ -69,3 +70,14 @@ def section_types() -> dict[str, type]:
         if settings is not None:
             sections[name] = settings
     return sections
+
+
+def backend_flags() -> list[Flag]:
+    """The command-line flags of every backend that has some, by backend name."""
+    found: list[Flag] = []
+    for name in known_backends():
+        try:
+            found += backend_class(name).flags
+        except BackendError:
+            continue  # a broken plug-in is reported when it is chosen
+    return found

@@ -13,7 +13,7 @@ from selfinstruct.merging.order import Slot, merge_order
 from selfinstruct.merging.select import Selector, Verdict
 from selfinstruct.merging.source import Candidate, SourceRun
 from selfinstruct.similarity.tokenize import get_tokenizer
-from selfinstruct.stages.bootstrap import prompt_seeds
+from selfinstruct.stages.bootstrap.compose import prompt_seeds
 from selfinstruct.store.run_store import InstructionRow
 
 # Candidates scored against the pool in one call (a block holds BLOCK rows of pool size).

@@ -28,7 +28,9 @@ from selfinstruct.merging.manifest import MANIFEST, manifest, summary_lines, wri
 from selfinstruct.merging.order import name_runs, sort_runs
 from selfinstruct.merging.source import opened_runs
 from selfinstruct.merging.write import MergedStore
-from selfinstruct.run.open import RunOptions, open_run
+from selfinstruct.run.drive import run_stage
+from selfinstruct.run.open import RunOptions, open_run, opened
+from selfinstruct.stages import prepare
 from selfinstruct.store.run_store import RunStore
 
 
@@ -78,9 +80,8 @@ def prepare_merged(result: MergeResult, *, quiet: bool = False) -> list[Path]:
     yet); returns the files written."""
     if not result.answered:
         return []
-    from selfinstruct.api import Run
-
-    return Run(result.out, quiet=quiet).stage("prepare").outputs
+    with opened(RunOptions(result.out, quiet=quiet), create=False, generate=False) as ctx:
+        return run_stage(ctx, prepare.STAGE_DEF).outputs
 
 
 def check_out(out: Path) -> None:

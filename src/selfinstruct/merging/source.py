@@ -14,8 +14,8 @@ from selfinstruct.engine.context import RunContext
 from selfinstruct.errors import RunError
 from selfinstruct.run.open import open_view
 from selfinstruct.seeds import seed_hash
-from selfinstruct.stages.bootstrap import BootstrapSettings
 from selfinstruct.stages.bootstrap.provenance import prompt_sources
+from selfinstruct.stages.bootstrap.settings import BootstrapSettings
 from selfinstruct.store.run_store import InstructionRow, PromptSources
 
 
@@ -95,12 +95,12 @@ def read_run(path: Path, ctx: RunContext) -> SourceRun:
     identity = {"created_at": created_at, "fingerprints": store.get_meta("fingerprints")}
     run_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     size = ctx.config.section("bootstrap").request_batch_size
-    requests = store.bootstrap_request_rows()
+    requests = store.pool.request_rows()
     batches: dict[int, list[Candidate]] = {index // size: [] for index in requests}
-    for candidate in candidates(path, store.candidates(), store.instructions()):
+    for candidate in candidates(path, store.pool.candidates(), store.pool.instructions()):
         batches.setdefault(candidate.request_idx // size, []).append(candidate)
     sources = prompt_sources(store, ctx.config, ctx.seeds)
-    keys = store.request_keys()
+    keys = store.pool.request_keys()
     return SourceRun(path, ctx, run_id, created_at, batches, requests, keys, sources)
 
 

@@ -11,11 +11,12 @@ the instructions in merge order, plus where each came from.
   when their run dropped them, and get the merge's (`kept`, `duplicate`, `rouge`) otherwise.
   Prompt sources name the seeds and the merged ids of the machine instructions shown (those
   the merge dropped are left out);
-- a kept instruction brings its label, instances answer, instance records, judgments (of
-  every judge) and input-first labels; the responses all these refer to are copied (a cache
-  key two runs used for different answers gets the second run's id appended). A judge's id
-  covers its run's random seed: each run's current judge that differs from the first run's
-  only in that seed has its judgments stored as the merged run's current judge's;
+- a kept instruction brings its label, instances answer, instance records, and every
+  stage's records about its instances (judgments of every judge, input-first labels...);
+  the responses all these refer to are copied (a cache key two runs used for different
+  answers gets the second run's id appended). A versioned stage's version (a judge's id)
+  covers its run's random seed: each run's current version that differs from the first
+  run's only in that seed has its records stored as the merged run's current version's;
 - every run's recorded stage runs (time, requests, tokens), so totals cover all machines;
 - `merge_runs` and `merge_sources`: each instruction's run and its id there.
 """
@@ -26,10 +27,12 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
+from selfinstruct.engine.stage import Stage, version_id
 from selfinstruct.merging.decide import Decision, MergePlan
 from selfinstruct.merging.order import Slot
 from selfinstruct.merging.source import SourceRun
-from selfinstruct.stages import judge
+from selfinstruct.stages import registry
+from selfinstruct.store.records import RecordTable
 from selfinstruct.store.run_store import RunStore
 from selfinstruct.store.schema import now
 
@@ -49,14 +52,14 @@ class MergedStore:
             self._meta(manifest)
             for position, run in enumerate(self.plan.runs):
                 path = str(run.path.resolve())
-                self.store.put_merge_run(position, run.run_id, run.name, path)
+                self.store.merges.put_run(position, run.run_id, run.name, path)
                 self._copy_responses(position, run)
             for slot, decisions in self.plan.slots:
                 self._bootstrap(slot, decisions)
             for position, run in enumerate(self.plan.runs):
                 self._records(position, run)
-                for row in run.ctx.store.stage_run_rows():
-                    self.store.put_stage_run_row(row)
+                for row in run.ctx.store.stage_runs.rows():
+                    self.store.stage_runs.put_row(row)
 
     def _meta(self, manifest: dict[str, Any]) -> None:
         first = self.plan.runs[0].ctx.store
@@ -67,7 +70,7 @@ class MergedStore:
             self.store.set_meta(key, first.get_meta(key))
         self.store.set_meta("created_at", now())
         self.store.set_meta("merge", manifest)
-        self.store.save_seeds(self.plan.runs[0].ctx.seeds)
+        self.store.seeds.save(self.plan.runs[0].ctx.seeds)
 
     def _key(self, position: int, key: str) -> str:
         return self.keys[position].get(key, key)
@@ -76,24 +79,25 @@ class MergedStore:
         """The responses the run's merged records refer to; a key already used for another
         answer is renamed."""
         needed = sorted(set(self._needed_keys(position, run)) - {""})
-        for row in run.ctx.store.response_rows(needed):
+        for row in run.ctx.store.responses.rows(needed):
             key, text, finish = row[0], row[3], row[4]
-            found = self.store.cached(key)
+            found = self.store.responses.get(key)
             if found is None:
-                self.store.put_response_row(row)
+                self.store.responses.put_row(row)
             elif (found.text, found.finish_reason) != (text, finish):
                 renamed = f"{key}:{run.run_id}"
                 self.keys[position][key] = renamed
-                self.store.put_response_row((renamed, *row[1:]))
+                self.store.responses.put_row((renamed, *row[1:]))
 
     def _needed_keys(self, position: int, run: SourceRun) -> Iterator[str]:
         store = run.ctx.store
         yield from run.request_keys.values()
         ids = self._ids(position)
-        yield from (key for i, (_, _, key) in store.label_rows().items() if i in ids)
-        yield from (key for i, (_, _, key) in store.raw_instances().items() if i in ids)
-        yield from (row[3] for row in store.judgment_rows() if row[0] in ids)
-        yield from (row[2] for row in store.relabel_rows() if row[0] in ids)
+        yield from (key for i, (_, _, key) in store.labels.rows().items() if i in ids)
+        yield from (key for i, (_, _, key) in store.instances.raw().items() if i in ids)
+        for table in _tables():
+            rows = store.records.rows(table)
+            yield from (row[table.key_index] for row in rows if row[0] in ids)
 
     def _ids(self, position: int) -> dict[int, int]:
         """The run's merged instructions: id there -> id here."""
@@ -110,7 +114,7 @@ class MergedStore:
         for request_idx in range(slot.batch * size, (slot.batch + 1) * size):
             merged_idx = slot.request(request_idx, size)
             key, outcome = _request(run, request_idx, judged)
-            self.store.complete_request(
+            self.store.pool.complete_request(
                 merged_idx, slot.merged_batch, self._key(slot.run, key), outcome
             )
             found = run.sources.get(request_idx)
@@ -119,57 +123,68 @@ class MergedStore:
             shown = [
                 self.plan.ids[(slot.run, m)] for m in machine if (slot.run, m) in self.plan.ids
             ]
-            self.store.put_prompt_sources(merged_idx, seeds, shown)
+            self.store.pool.put_prompt_sources(merged_idx, seeds, shown)
         for decision in decisions:
             candidate = decision.candidate
             merged_idx = slot.request(candidate.request_idx, size)
-            self.store.put_candidate(
+            self.store.pool.put_candidate(
                 merged_idx, candidate.piece_idx, candidate.text, decision.decision
             )
             if decision.row is not None and candidate.row is not None:
                 key = self._key(slot.run, decision.row.response_key)
-                self.store.put_instruction(dataclasses.replace(decision.row, response_key=key))
-                self.store.put_merge_source(decision.row.id, slot.run, candidate.row.id)
+                self.store.pool.put_instruction(dataclasses.replace(decision.row, response_key=key))
+                self.store.merges.put_source(decision.row.id, slot.run, candidate.row.id)
 
-    def _judges(self, position: int, run: SourceRun) -> dict[str, str]:
-        """The run's current judge as the merged run's, when the two differ only in the
-        random seed (a judge's id covers the run's seed; its answers are the same judge's)."""
-        ours = self.plan.runs[0].fingerprints.get(judge.STAGE)
-        theirs = run.fingerprints.get(judge.STAGE)
+    def _versions(self, position: int, run: SourceRun, stage: Stage) -> dict[str, str]:
+        """The run's current version of a versioned stage as the merged run's, when the two
+        differ only in the random seed (a version covers the run's seed; its records are the
+        same judge's)."""
+        ours = self.plan.runs[0].fingerprints.get(stage.name)
+        theirs = run.fingerprints.get(stage.name)
         if position == 0 or not ours or not theirs or _unseeded(ours) != _unseeded(theirs):
             return {}
-        target = judge.judge_id(ours)
-        if target in run.ctx.store.judge_counts():
+        target = version_id(ours)
+        if stage.table is None or target in run.ctx.store.records.versions(stage.table):
             return {}
-        return {judge.judge_id(theirs): target}
+        return {version_id(theirs): target}
 
     def _records(self, position: int, run: SourceRun) -> None:
         """What follows each kept instruction: label, instances answer and records,
         judgments, input-first labels."""
         store = run.ctx.store
         ids = self._ids(position)
-        labels, raw = store.label_rows(), store.raw_instances()
-        parsed, unparsed = store.parsed_instances(), set(store.unparsed_instances())
+        labels, raw = store.labels.rows(), store.instances.raw()
+        parsed, unparsed = store.instances.parsed(), set(store.instances.unparsed())
         for source, merged in sorted(ids.items(), key=lambda item: item[1]):
             if source in labels:
                 answer, is_clf, key = labels[source]
-                self.store.put_label(merged, answer, is_clf, self._key(position, key))
+                self.store.labels.put(merged, answer, is_clf, self._key(position, key))
             if source in raw:
                 text, finish, key = raw[source]
-                self.store.put_instances(merged, text, finish, self._key(position, key))
+                self.store.instances.put(merged, text, finish, self._key(position, key))
                 if source not in unparsed:  # else parsed when the merged run is opened
                     pairs = [(r.input, r.output) for r in parsed.get(source, [])]
-                    self.store.put_parsed(merged, pairs)
-        judges = self._judges(position, run)
-        for row in store.judgment_rows():
-            if row[0] in ids:
-                key = self._key(position, row[3])
-                judge = judges.get(row[2], row[2])
-                self.store.put_judgment_row((ids[row[0]], row[1], judge, key, *row[4:]))
-        for row in store.relabel_rows():
-            if row[0] in ids:
-                key = self._key(position, row[2])
-                self.store.put_relabel_row((ids[row[0]], row[1], key, *row[3:]))
+                    self.store.instances.put_parsed(merged, pairs)
+        for stage in registry.STAGES:
+            if stage.table is not None:
+                self._stage_records(position, run, stage, ids)
+
+    def _stage_records(
+        self, position: int, run: SourceRun, stage: Stage, ids: dict[int, int]
+    ) -> None:
+        """A stage's records about the merged instructions' instances, with their ids, cache
+        keys and (for a versioned stage) versions as the merged run has them."""
+        table = stage.table
+        assert table is not None
+        versions = self._versions(position, run, stage) if table.version else {}
+        for row in run.ctx.store.records.rows(table):
+            if row[0] not in ids:
+                continue
+            found = [ids[row[0]], *row[1:]]
+            found[table.key_index] = self._key(position, row[table.key_index])
+            if table.version:
+                found[2] = versions.get(row[2], row[2])
+            self.store.records.put_row(table, found)
 
 
 def _request(run: SourceRun, request_idx: int, judged: set[int]) -> tuple[str, str]:
@@ -179,6 +194,10 @@ def _request(run: SourceRun, request_idx: int, judged: set[int]) -> tuple[str, s
         _, key, outcome = run.requests[request_idx]
         return key, outcome
     return run.request_keys.get(request_idx, ""), "ok" if request_idx in judged else UNJUDGED
+
+
+def _tables() -> list[RecordTable]:
+    return [stage.table for stage in registry.STAGES if stage.table is not None]
 
 
 def _unseeded(fingerprint: dict[str, Any]) -> dict[str, Any]:

@@ -19,8 +19,9 @@ from typing import Any
 from selfinstruct.errors import InputError
 from selfinstruct.io.jsonl import json_objects, string_field
 from selfinstruct.io.text import read_text
+from selfinstruct.paper import QUESTIONS, RATINGS
 from selfinstruct.quality.agreement import Agreement, binary_agreement, cohen_kappa
-from selfinstruct.quality.judgment import QUESTIONS, RATINGS, Judgment
+from selfinstruct.quality.judgment import Judgment
 
 PACKAGED = "packaged"
 ACCEPTED_RATINGS = ("A", "B")

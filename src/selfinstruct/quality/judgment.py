@@ -8,8 +8,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-QUESTIONS = ("instruction", "input", "output")
-RATINGS = ("A", "B", "C", "D")
+from selfinstruct.paper import QUESTIONS, RATINGS
+
 # The label of each answer line, as the templates ask for them (questions, then rating).
 LINE_LABELS = {
     "instruction": "Valid task",

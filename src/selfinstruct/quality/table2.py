@@ -17,14 +17,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from selfinstruct.paper import ALL_THREE, QUESTIONS, RATINGS, TABLE2, table2_figure
 from selfinstruct.quality.agreement import wilson_interval
-from selfinstruct.quality.judgment import QUESTIONS, RATINGS
 
-ALL_THREE = "all three"
 ROWS = (*QUESTIONS, ALL_THREE, *(f"rating {rating}" for rating in RATINGS))
 GROUPS = ("all", "classification", "non-classification")
-
-PAPER_TABLE2 = {"instruction": 92.0, "input": 79.0, "output": 58.0, "all three": 54.0}
 
 ROW_LABELS = {
     "instruction": "valid instruction",
@@ -98,7 +95,7 @@ class QualityTable:
                 for group, rows in self.groups.items()
             },
             "unparseable": self.unparseable,
-            "paper": dict(PAPER_TABLE2),
+            "paper": dict(TABLE2),
         }
 
     def format(self) -> str:
@@ -106,9 +103,8 @@ class QualityTable:
         header = ["", *GROUPS, "paper"]
         body = [self._row_cells(row) for row in ROWS]
         widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-        title = (
-            "Table 2: quality of generated data (judge); paper: 92% valid instruction, "
-            "79% appropriate input, 58% correct output, 54% all three"
+        title = "Table 2: quality of generated data (judge); paper: " + ", ".join(
+            f"{table2_figure(row)} {ROW_LABELS[row]}" for row in TABLE2
         )
         lines = [title, _join(header, widths), _join(["-" * w for w in widths], widths)]
         lines += [_join(cells, widths) for cells in body]
@@ -116,7 +112,7 @@ class QualityTable:
         return "\n".join(lines)
 
     def _row_cells(self, row: str) -> list[str]:
-        paper = PAPER_TABLE2.get(row)
+        paper = TABLE2.get(row)
         return [
             ROW_LABELS.get(row, row),
             *(self.groups[group][row].cell() for group in GROUPS),
@@ -165,3 +161,35 @@ def quality_table(judged: Iterable[Judged], unparseable: int = 0) -> QualityTabl
         groups={group: _shares(members[group]) for group in GROUPS},
         unparseable=unparseable,
     )
+
+
+# The rows of a Table 2 in markdown (the dataset card), with their labels there.
+MARKDOWN_ROWS = (
+    ("instruction", "valid instruction"),
+    ("input", "appropriate input"),
+    ("output", "correct output"),
+    (ALL_THREE, "all three valid"),
+    *((f"rating {rating}", f"rating {rating}") for rating in RATINGS),
+)
+
+
+def table2_markdown(found: Mapping[str, Any]) -> str:
+    """A Table 2 (as `QualityTable.as_dict` gives it) as a markdown table beside the paper's
+    figures, with a note on unreadable answers."""
+    groups = found["groups"]
+    rows = [
+        "| | all | classification | non-classification | the paper |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key, label in MARKDOWN_ROWS:
+        cells = [_markdown_cell(groups[group][key]) for group in GROUPS]
+        rows.append(f"| {label} | {' | '.join(cells)} | {table2_figure(key)} |")
+    if found["unparseable"]:
+        rows.append(f"\n{found['unparseable']:,} judge answers could not be read; left out.")
+    return "\n".join(rows)
+
+
+def _markdown_cell(share: Mapping[str, Any]) -> str:
+    if not share["n"]:
+        return EMPTY_CELL
+    return f"{share['percent']:.1f}% [{share['low']:.1f}, {share['high']:.1f}] (n={share['n']:,})"

@@ -13,7 +13,6 @@ from selfinstruct.io.atomic import write_atomic, write_json
 from selfinstruct.report import REPORT_NAME
 from selfinstruct.report.collect import browser, read_run, summary
 from selfinstruct.report.page import render
-from selfinstruct.run.open import open_view
 
 REPORT_FILES = (REPORT_NAME, "report.json")
 
@@ -32,20 +31,20 @@ def json_path(html: Path) -> Path:
 def write_report(
     ctx: RunContext,
     out: Path | None = None,
-    compare: Sequence[Path] = (),
+    compare: Sequence[RunContext] = (),
     *,
     verbs: bool | None = None,
 ) -> Written:
-    """Report on the run `ctx` has open (reading only), compared with other run directories;
-    both files are written atomically. `verbs`: the verb-noun chart (default: the run's
-    prepare.report_verbs)."""
+    """Report on the run `ctx` has open (reading only), compared with other open runs (the
+    caller opens and closes them); both files are written atomically. `verbs`: the verb-noun
+    chart (default: the run's prepare.report_verbs)."""
     out = out or ctx.store.run_dir / REPORT_NAME
     check_out(out, ctx.store.run_dir)
     if verbs is None:
         verbs = ctx.config.section("prepare").report_verbs
     data = read_run(ctx, verbs=verbs)
     report = summary(data)
-    compared = [_summary_of(path, verbs) for path in compare]
+    compared = [summary(read_run(other, verbs=verbs)) for other in compare]
     if compared:
         report["compared"] = compared
     html = render(report, browser(data), compared)
@@ -63,11 +62,3 @@ def check_out(out: Path, run_dir: Path) -> None:
     for path in (out, json_path(out)):
         if path.resolve().parent == run and path.exists() and path.name not in REPORT_FILES:
             raise InputError("--out", f"{path} is one of the run's own files; choose another name")
-
-
-def _summary_of(run_dir: Path, verbs: bool) -> dict[str, Any]:
-    ctx = open_view(run_dir)
-    try:
-        return summary(read_run(ctx, verbs=verbs))
-    finally:
-        ctx.store.close()

@@ -23,20 +23,18 @@ from selfinstruct.analysis.table1 import table1, words
 from selfinstruct.analysis.variety import variety
 from selfinstruct.analysis.verbs import VerbNouns, parse_verbs
 from selfinstruct.config import PricingSettings
-from selfinstruct.console.cost import cost, priced
+from selfinstruct.dataset.build import build, left_out, task_verdicts
+from selfinstruct.dataset.settings import STAGE as PREPARE
 from selfinstruct.engine.context import RunContext
 from selfinstruct.errors import InputError
 from selfinstruct.filters.screen import Drop, Screen
 from selfinstruct.parsing.labels import UNREADABLE, read_label
 from selfinstruct.report.steps import Step, excerpt, step
-from selfinstruct.run.open import model_description
 from selfinstruct.seeds import seed_hash
 from selfinstruct.similarity.tokenize import Tokenizer, get_tokenizer
-from selfinstruct.stages import prepare
-from selfinstruct.stages.bootstrap import BootstrapSettings
+from selfinstruct.stages import prepare, registry
 from selfinstruct.stages.bootstrap.provenance import prompt_sources
-from selfinstruct.stages.quality import quality_numbers
-from selfinstruct.stages.registry import get_stage
+from selfinstruct.stages.bootstrap.settings import BootstrapSettings
 from selfinstruct.store.run_store import InstructionRow, PromptSources
 from selfinstruct.store.schema import now
 from selfinstruct.version import __version__
@@ -83,28 +81,28 @@ class RunData:
 
 def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
     store = ctx.store
-    rows = store.instructions()
+    rows = store.pool.instructions()
     tasks = parsed_tasks(store, ctx.config.prompt_style)
     stats = prepare.STAGE_DEF.new_stats()
     screen = prepare.screen_for(ctx)
-    data = prepare.build(tasks, ctx.seeds, ctx.config, ctx.templates, stats, None, screen)
+    data = build(tasks, ctx.seeds, ctx.config, ctx.templates, stats, None, screen)
     texts = [row.instruction for row in rows]
     tokenizer = _tokenizer(ctx)
     seeds = [seed.instruction for seed in ctx.seeds]
     return RunData(
         ctx=ctx,
         rows=rows,
-        labels=store.labels(),
+        labels=store.labels.all(),
         tasks={task.instruction_id: task for task in tasks},
         kept={(e.instruction, e.input, e.output) for e in data.generated},
         generated=[(e.input, e.output) for e in data.generated],
         verbs=parse_verbs(texts) if verbs else VerbNouns(available=False, hint=SKIPPED),
         seed_scores=nearest_seeds(texts, seeds, tokenizer),
         sources=prompt_sources(store, ctx.config, ctx.seeds),
-        candidates=store.candidates(),
-        outcomes=store.request_outcomes_by_index(),
-        request_keys=store.request_keys(),
-        answers=store.stage_responses("bootstrap"),
+        candidates=store.pool.candidates(),
+        outcomes=store.pool.request_outcomes_by_index(),
+        request_keys=store.pool.request_keys(),
+        answers=store.responses.of_stage("bootstrap"),
         screen=screen,
         screened=data.screened,
     )
@@ -151,7 +149,7 @@ def summary(data: RunData) -> dict[str, Any]:
         },
         "funnel": [s.as_dict() for s in funnel(data)],
         "economics": economics(data.ctx),
-        **quality_numbers(data.ctx),
+        **registry.quality_numbers(data.ctx),
         "screened": dict(Counter(drop.reason for drop in data.screened).most_common()),
     }
 
@@ -161,7 +159,7 @@ def run_info(ctx: RunContext) -> dict[str, Any]:
     return {
         "path": str(store.run_dir),
         "name": Path(store.run_dir).resolve().name,
-        "model": model_description(ctx, store.get_meta("model_file")),
+        "model": ctx.model_description(),
         "prompt_style": config.prompt_style,
         "num_instructions": config.num_instructions,
         "seeds": {
@@ -227,7 +225,7 @@ def _classify_step(data: RunData) -> Step:
 
 
 def _instances_step(data: RunData) -> Step:
-    raw = data.ctx.store.raw_instances()
+    raw = data.ctx.store.instances.raw()
     drops = []
     for instruction_id, (text, finish, _) in raw.items():
         task = data.tasks.get(instruction_id)
@@ -241,7 +239,7 @@ def instance_reasons(data: RunData, task: ParsedTask) -> list[str]:
     """Each instance's fate in prepare: "" when kept, else the reason it was dropped."""
     if _skipped(data, task):
         return [NOT_CLASSIFICATION] * len(task.instances)
-    verdicts, _ = prepare.task_verdicts(task, data.screen)
+    verdicts, _ = task_verdicts(task, data.screen)
     return [
         reason or ("" if (task.instruction, *pair) in data.kept else OVER_CAP)
         for pair, reason in zip(task.pairs, verdicts, strict=True)
@@ -250,8 +248,7 @@ def instance_reasons(data: RunData, task: ParsedTask) -> list[str]:
 
 def _skipped(data: RunData, task: ParsedTask) -> bool:
     """Whether prepare leaves the task out whole (only classification tasks wanted)."""
-    settings: prepare.PrepareSettings = data.ctx.config.section(prepare.STAGE)
-    return settings.classification_tasks_only and not task.is_classification
+    return left_out(task, data.ctx.config.section(PREPARE))
 
 
 def _prepare_step(data: RunData) -> Step:
@@ -289,7 +286,7 @@ def _tasks_step(data: RunData) -> Step:
 def economics(ctx: RunContext) -> dict[str, Any]:
     """Requests, cache hits, tokens, cost (each stage at its own prices: the judge's may
     differ), time and throughput per stage and in total."""
-    stages = [_rates(row, _prices(ctx, row["stage"])) for row in ctx.store.stage_totals()]
+    stages = [_rates(row, _prices(ctx, row["stage"])) for row in ctx.store.stage_runs.totals()]
     total = {key: sum(s[key] for s in stages) for key in _SUMMED}
     costs = [s["cost"] for s in stages if s["cost"] is not None]
     summed = _rates({"stage": "total", **total}, None)
@@ -303,10 +300,10 @@ _SUMMED = ("runs", "seconds", "requests", "cached", "prompt_tokens", "completion
 def _prices(ctx: RunContext, stage: str) -> PricingSettings | None:
     """A stage's prices (None: none set, or a stage this release does not know)."""
     try:
-        pricing = get_stage(stage).prices(ctx.config)
+        pricing = registry.get_stage(stage).prices(ctx.config)
     except InputError:
         return None
-    return pricing if priced(pricing) else None
+    return pricing if pricing.priced else None
 
 
 def _rates(row: dict[str, Any], pricing: PricingSettings | None) -> dict[str, Any]:
@@ -314,7 +311,7 @@ def _rates(row: dict[str, Any], pricing: PricingSettings | None) -> dict[str, An
     return {
         **row,
         "seconds": round(seconds, 3),
-        "cost": round(cost(pricing, row["prompt_tokens"], row["completion_tokens"]), 6)
+        "cost": round(pricing.cost(row["prompt_tokens"], row["completion_tokens"]), 6)
         if pricing is not None
         else None,
         "requests_per_second": round(row["requests"] / seconds, 3) if seconds else 0.0,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from selfinstruct import paper
 from selfinstruct.report.charts import (
     histogram_chart,
     legend,
@@ -16,18 +17,8 @@ from selfinstruct.report.charts import (
     sunburst,
     swatch,
 )
+from selfinstruct.report.numbers import stage_numbers
 
-# The paper's Table 1 (GPT-3, 175 seeds), shown beside the run's own numbers.
-PAPER_TABLE1 = {
-    "instructions": 52445,
-    "classification": 11584,
-    "non_classification": 40861,
-    "instances": 82439,
-    "empty_input": 35878,
-    "avg_instruction_words": 15.9,
-    "avg_input_words": 12.7,
-    "avg_output_words": 18.9,
-}
 TABLE1_ROWS = (
     ("instructions", "# of instructions"),
     ("classification", "- # of classification instructions"),
@@ -86,7 +77,7 @@ def header(report: dict[str, Any]) -> str:
 def overview(report: dict[str, Any]) -> str:
     t1 = report["table1"]
     rows = [
-        (escape(label), number(t1[key]), number(PAPER_TABLE1.get(key)))
+        (escape(label), number(t1[key]), number(paper.TABLE1.get(key)))
         for key, label in TABLE1_ROWS
         if key != "unlabelled" or t1[key]
     ]
@@ -147,6 +138,9 @@ def quality(report: dict[str, Any]) -> str:
             f"<p>Label consistency: the input-first label agrees with the output-first one for "
             f"{_share(agreement)} of readable answers ({agreement['unreadable']:,} unreadable).</p>"
         )
+    for name, values in stage_numbers(report).items():
+        if name not in ("quality", "label_agreement"):  # a stage the page knows nothing of
+            parts.append(f"<p>{escape(name)}: {_flat_numbers(values)}</p>")
     screened = report.get("screened") or {}
     if screened:
         items = ", ".join(f"{escape(k)} {number(v)}" for k, v in screened.items())
@@ -154,6 +148,16 @@ def quality(report: dict[str, Any]) -> str:
     if not parts:
         return ""
     return section("quality", "Quality (Table 2)", "".join(parts), " ".join(notes))
+
+
+def _flat_numbers(values: Any, prefix: str = "") -> str:
+    """A stage's numbers as "key value" pairs (nested keys joined with dots)."""
+    if not isinstance(values, dict):
+        return f"{escape(prefix)} {number(values)}".strip()
+    return ", ".join(
+        _flat_numbers(value, f"{prefix}.{key}" if prefix else str(key))
+        for key, value in values.items()
+    )
 
 
 def diversity(report: dict[str, Any]) -> str:

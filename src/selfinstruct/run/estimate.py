@@ -5,17 +5,18 @@ mean tokens per request of each stage) and otherwise rough assumptions, which ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from selfinstruct.config import Config
-from selfinstruct.console.cost import cost, priced
+from selfinstruct.config import Config, PricingSettings
 from selfinstruct.engine.stage import Estimate, Stage
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.prompts import TemplateSet, TemplateSpec
 from selfinstruct.run.fingerprints import fingerprints
+from selfinstruct.run.layers import explicit
+from selfinstruct.run.open import RunOptions, resolve, viewed
 from selfinstruct.seeds import seed_hash
 from selfinstruct.seeds.task import SeedTask
-from selfinstruct.stages.registry import generating_stages, get_stage
+from selfinstruct.stages import registry
 from selfinstruct.store.run_store import RunStore
 
 CHARS_PER_TOKEN = 4.0
@@ -27,40 +28,59 @@ class StageEstimate:
     requests: int
     prompt_tokens: float
     completion_tokens: float
-    basis: str
+    basis: str  # how the requests were worked out
+    pricing: PricingSettings = field(default_factory=PricingSettings)  # the stage's prices
+
+    @property
+    def cost(self) -> float:
+        return self.pricing.cost(self.prompt_tokens, self.completion_tokens)
 
 
 def estimate(
     config: Config, templates: TemplateSet, seeds: list[SeedTask], store: RunStore | None
 ) -> list[StageEstimate]:
     """Every stage that sends requests and can say how many it still needs."""
-    have = store.instruction_count() if store else 0
+    have = store.pool.instruction_count() if store else 0
     target = max(config.num_instructions, have)
     choice = ModelChoice.of(config.backend, config.model, config.sections)
     known = store.get_meta("model_file") if store else None
     prints = fingerprints(config, choice, templates, seed_hash(seeds), known)
     rows = []
-    for stage in generating_stages():
+    for stage in registry.generating_stages():
         if not stage.active(config):
             continue
         planned = stage.expected(store, target, prints.get(stage.name))
         if planned is not None:
             chars = _prompt_chars(templates, stage.style(config), stage.sample_template, seeds)
-            rows.append(_stage(store, stage, planned, chars))
+            rows.append(_stage(store, stage, planned, chars, stage.prices(config)))
     return rows
 
 
+def estimate_run(options: RunOptions) -> list[StageEstimate]:
+    """--estimate for a run directory, existing or not (with the settings it would run
+    with); nothing is written."""
+    if not RunStore.exists(options.out):
+        config, templates, seeds = resolve(options.layers, None, explicit(options.layers))
+        return estimate(config, templates, seeds, None)
+    with viewed(options.out, options.layers, quiet=options.quiet) as ctx:
+        return estimate(ctx.config, ctx.templates, ctx.seeds, ctx.store)
+
+
 def _stage(
-    store: RunStore | None, stage: Stage, planned: Estimate, prompt_chars: float
+    store: RunStore | None,
+    stage: Stage,
+    planned: Estimate,
+    prompt_chars: float,
+    pricing: PricingSettings,
 ) -> StageEstimate:
-    seen = store.mean_usage(stage.name) if store else None
+    seen = store.responses.mean_usage(stage.name) if store else None
     if seen:
         prompt, completion = seen
     else:
         prompt, completion = prompt_chars / CHARS_PER_TOKEN, stage.assumed_output_tokens
     requests = max(planned.requests, 0)
     return StageEstimate(
-        stage.name, requests, requests * prompt, requests * completion, planned.basis
+        stage.name, requests, requests * prompt, requests * completion, planned.basis, pricing
     )
 
 
@@ -89,7 +109,7 @@ def _prompt_chars(
     return float(sum(len(text) for _, text in prompt.messages or ()))
 
 
-def format_estimate(rows: list[StageEstimate], config: Config) -> str:
+def format_estimate(rows: list[StageEstimate]) -> str:
     lines = [f"{'stage':<10} {'requests':>9} {'tokens in':>12} {'tokens out':>11}  basis"]
     for row in rows:
         lines.append(
@@ -101,17 +121,17 @@ def format_estimate(rows: list[StageEstimate], config: Config) -> str:
     lines.append(
         f"{'total':<10} {sum(r.requests for r in rows):>9} {tokens_in:>12,.0f} {tokens_out:>11,.0f}"
     )
-    prices = {row.stage: get_stage(row.stage).prices(config) for row in rows}
-    if any(priced(p) for p in prices.values()):
-        spent = sum(cost(prices[r.stage], r.prompt_tokens, r.completion_tokens) for r in rows)
+    prices = {row.stage: row.pricing for row in rows}
+    if any(p.priced for p in prices.values()):
+        spent = sum(row.cost for row in rows)
         shown = ", ".join(
             f"{name} {p.input_per_million}/{p.output_per_million}"
             for name, p in prices.items()
-            if priced(p)
+            if p.priced
         )
         lines.append(f"expected cost: ${spent:.2f} (per million tokens in/out: {shown})")
-        if not all(priced(p) for p in prices.values()):
-            unpriced = ", ".join(name for name, p in prices.items() if not priced(p))
+        if not all(p.priced for p in prices.values()):
+            unpriced = ", ".join(name for name, p in prices.items() if not p.priced)
             lines.append(f"no prices set for: {unpriced}")
     else:
         lines.append("set [pricing] input_per_million and output_per_million for a cost")

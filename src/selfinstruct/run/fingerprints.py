@@ -10,7 +10,7 @@ from selfinstruct.config import Config
 from selfinstruct.errors import RunError
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.prompts import TemplateSet
-from selfinstruct.stages.registry import generating_stages, get_stage
+from selfinstruct.stages import registry
 from selfinstruct.store.run_store import RunStore
 
 # Keys added to every stage's fingerprint after runs existed, with the value that held before.
@@ -31,7 +31,7 @@ def fingerprints(
     if model_record and model_record.get("sha256"):
         common["model_sha256"] = model_record["sha256"]
     result = {}
-    for stage in generating_stages():
+    for stage in registry.generating_stages():
         style = stage.style(config)
         settings = dataclasses.asdict(config.section(stage.name)) if stage.settings else {}
         for key in stage.runtime_only:
@@ -62,12 +62,12 @@ def check_fingerprints(store: RunStore, current: dict[str, dict]) -> None:
     records per fingerprint, so any change is allowed there)."""
     stored = store.get_meta("fingerprints") or {}
     for stage, now in current.items():
-        if get_stage(stage).versioned:
+        if registry.get_stage(stage).versioned:
             continue
         before = stored.get(stage)
         if before:
             before = {**_added_since(stage, before, now), **before}
-        if before and before != now and get_stage(stage).has_records(store):
+        if before and before != now and registry.get_stage(stage).has_records(store):
             raise RunError(_message(store, stage, before, now))
 
 
@@ -76,7 +76,7 @@ def _added_since(stage: str, before: dict[str, Any], now: dict[str, Any]) -> dic
     default value then, or the value its settings class names in EARLIER (the behaviour
     before the setting, where the default differs from it); anything else (a fact about the
     model not recorded then) is taken as it is now."""
-    settings = get_stage(stage).settings
+    settings = registry.get_stage(stage).settings
     defaults = dataclasses.asdict(settings()) if settings is not None else {}
     defaults.update(getattr(settings, "EARLIER", {}))
     added = {}

@@ -34,12 +34,24 @@ SET_OPTION = "--set"
 
 @dataclass
 class Layers:
-    """What the user gave, top layer last: a config file, flag values by dotted key, and
-    `--set` assignments as written."""
+    """What the user gave, top layer last: a config file, settings given as values (flags,
+    the API's keyword arguments; nested as in a TOML file: {"bootstrap": {"top_p": 0.3}}),
+    and `--set` assignments as written."""
 
     config_file: Path | None = None
-    flags: dict[str, Any] = field(default_factory=dict)
+    given: dict[str, Any] = field(default_factory=dict)
     sets: tuple[str, ...] = ()
+
+
+def nest(dotted: dict[str, Any]) -> dict[str, Any]:
+    """Settings by dotted key ({"bootstrap.top_p": 0.3}) as nested tables, None values left
+    out (a flag not given)."""
+    found: dict[str, Any] = {}
+    for key, value in dotted.items():
+        if value is not None:
+            section, _, name = key.rpartition(".")
+            (found.setdefault(section, {}) if section else found)[name] = value
+    return found
 
 
 def section_types() -> dict[str, type]:
@@ -89,12 +101,18 @@ def explicit(layers: Layers) -> dict[str, Any]:
             if found.get(key):
                 found[key] = str((base_dir / found[key]).resolve())
         _resolve_section_paths(found, base_dir)
-    for dotted, value in layers.flags.items():
-        if value is not None:
-            _assign(found, dotted, value)
+    found = merge(found, _absolute_paths(layers.given))
     for text in layers.sets:
         _assign(found, *parse_set(text))
     return found
+
+
+def _absolute_paths(given: dict[str, Any]) -> dict[str, Any]:
+    """The core settings that hold paths, made absolute (relative to where the command runs)."""
+    return {
+        key: str(Path(value).resolve()) if key in PATH_KEYS and value else value
+        for key, value in given.items()
+    }
 
 
 def _resolve_section_paths(found: dict[str, Any], base_dir: Path) -> None:

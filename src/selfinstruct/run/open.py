@@ -1,45 +1,36 @@
-"""Open a run directory with the right settings, and run its stages.
+"""Opening a run directory with the right settings.
 
 `open_run` opens a run to work on it (the run's lock, settings checked against what it holds,
-the backend checked first when the command may send requests). `open_view` opens one to read
-it: no lock, nothing written, safe while another process generates into it. `run_stage` runs
-one stage of the registry and prints its summary, also when the stage stops with an error."""
+the backend checked first when the command may send requests, records older releases did not
+make backfilled). `open_view` opens one to read it: no lock, nothing written, safe while
+another process generates into it. Both give the `RunContext` stages work with."""
 
 from __future__ import annotations
 
-import contextlib
 import platform
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from selfinstruct.config import Config, PricingSettings
-from selfinstruct.console.stats import StageStats
-from selfinstruct.console.summary import print_summary
 from selfinstruct.engine.budget import Budget
 from selfinstruct.engine.context import RunContext
-from selfinstruct.engine.stage import Stage
-from selfinstruct.errors import RunError, SelfInstructError
-from selfinstruct.io.atomic import remove_stale_temporaries, write_json
+from selfinstruct.errors import RunError
+from selfinstruct.io.atomic import remove_stale_temporaries
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.model_file import MODEL_DISTRIBUTION
 from selfinstruct.prompts import TemplateSet
-from selfinstruct.report import report_line
-from selfinstruct.run.estimate import StageEstimate, estimate
 from selfinstruct.run.fingerprints import check_fingerprints, fingerprints
 from selfinstruct.run.layers import Layers, explicit, layered
+from selfinstruct.run.run_file import write_run_file
 from selfinstruct.seeds import SeedTask, load_seeds, seed_hash
-from selfinstruct.stages import judge, relabel
-from selfinstruct.stages.bootstrap.provenance import backfill_prompt_sources
-from selfinstruct.stages.quality import quality_numbers
-from selfinstruct.stages.registry import STAGES
+from selfinstruct.stages import registry
 from selfinstruct.store.run_store import RunStore
-from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, now
+from selfinstruct.store.schema import now
 from selfinstruct.version import __version__
-from selfinstruct.views.funnel import run_funnel
-from selfinstruct.views.tasks import backfill
 
 VERSIONED = ("numpy", "rapidfuzz")  # what every run uses; backends add their own
 
@@ -93,18 +84,19 @@ def open_run(options: RunOptions, *, create: bool, generate: bool = True) -> Run
         check_fingerprints(store, prints)
         with store.transaction():
             store.set_meta("fingerprints", prints)
-            if not store.has_candidates():
-                store.save_seeds(seeds)
+            if not store.pool.has_candidates():
+                store.seeds.save(seeds)
             store.set_meta("config", config.to_dict())
             if store.get_meta("created_at") is None:
                 store.set_meta("created_at", now())
             if generate:
                 store.set_meta("model_file", model_record)
                 store.set_meta("versions", versions(choice, model_record))
-        backfill(store, config.prompt_style)
-        backfill_prompt_sources(store, config, seeds)
-        remove_stale_temporaries(out)
         ctx = context(config, store, templates, seeds, quiet=options.quiet, prints=prints)
+        for stage in registry.STAGES:  # records a run made by an older release lacks
+            if stage.backfill is not None:
+                stage.backfill(ctx)
+        remove_stale_temporaries(out)
         ctx.budget = budget(options.limits, prices, store)
         write_run_file(ctx)
         return ctx
@@ -112,6 +104,31 @@ def open_run(options: RunOptions, *, create: bool, generate: bool = True) -> Run
         if store is not None:
             store.close()
         raise
+
+
+@contextmanager
+def opened(options: RunOptions, *, create: bool, generate: bool) -> Iterator[RunContext]:
+    """`open_run` for as long as the block lasts (the backends and the store closed after)."""
+    ctx = open_run(options, create=create, generate=generate)
+    try:
+        yield ctx
+    finally:
+        try:
+            ctx.close()
+        finally:
+            ctx.store.close()
+
+
+@contextmanager
+def viewed(
+    run_dir: Path, layers: Layers | None = None, *, quiet: bool = False
+) -> Iterator[RunContext]:
+    """`open_view` for as long as the block lasts."""
+    ctx = open_view(run_dir, layers, quiet=quiet)
+    try:
+        yield ctx
+    finally:
+        ctx.store.close()
 
 
 def open_view(run_dir: Path, layers: Layers | None = None, *, quiet: bool = False) -> RunContext:
@@ -138,19 +155,28 @@ def context(
 ) -> RunContext:
     """A run's context, with the models of the stages that have their own (the judge) and
     each stage's fingerprint under these settings (`prints`, when already computed)."""
-    models = {stage.name: stage.choice(config) for stage in STAGES if stage.model is not None}
+    stages = registry.STAGES
+    models = {stage.name: stage.choice(config) for stage in stages if stage.model is not None}
     if prints is None:
         choice = ModelChoice.of(config.backend, config.model, config.sections)
         known = store.get_meta("model_file")
         prints = fingerprints(config, choice, templates, seed_hash(seeds), known)
+    checks = tuple(stage.screen for stage in stages if stage.screen is not None)
     return RunContext(
-        config, store, templates, seeds, quiet=quiet, models=models, fingerprints=prints
+        config,
+        store,
+        templates,
+        seeds,
+        quiet=quiet,
+        models=models,
+        fingerprints=prints,
+        checks=checks,
     )
 
 
 def budget_prices(limits: Limits, config: Config) -> dict[str, PricingSettings]:
     """Each stage's prices, checked before anything is written: a cost limit needs some."""
-    prices = {stage.name: stage.prices(config) for stage in STAGES}
+    prices = {stage.name: stage.prices(config) for stage in registry.STAGES}
     if limits.max_cost is not None and not any(
         p.input_per_million or p.output_per_million for p in prices.values()
     ):
@@ -168,7 +194,7 @@ def budget(limits: Limits, prices: dict[str, PricingSettings], store: RunStore) 
     if limits.max_tokens is None and limits.max_cost is None:
         return None
     found = Budget(limits.max_tokens, limits.max_cost, prices=prices)
-    for stage, (prompt, completion) in store.usage_by_stage().items():
+    for stage, (prompt, completion) in store.responses.usage_by_stage().items():
         found.spent_tokens += prompt + completion
         found.spent_cost += found.price(stage, prompt, completion)
     return found
@@ -177,22 +203,9 @@ def budget(limits: Limits, prices: dict[str, PricingSettings], store: RunStore) 
 def preflight_stage_models(config: Config) -> None:
     """Check the model of each stage that has its own and will run (the judge), in its
     prompt style, before anything is written."""
-    for stage in STAGES:
+    for stage in registry.STAGES:
         if stage.model is not None and stage.active(config):
             stage.choice(config).preflight(stage.style(config), identify=False)
-
-
-def estimate_run(options: RunOptions) -> tuple[list[StageEstimate], Config]:
-    """--estimate for a run directory, existing or not (with the settings it would run
-    with); nothing is written."""
-    if not RunStore.exists(options.out):
-        config, templates, seeds = resolve(options.layers, None, explicit(options.layers))
-        return estimate(config, templates, seeds, None), config
-    ctx = open_view(options.out, options.layers, quiet=options.quiet)
-    try:
-        return estimate(ctx.config, ctx.templates, ctx.seeds, ctx.store), ctx.config
-    finally:
-        ctx.store.close()
 
 
 def resolve(
@@ -201,11 +214,11 @@ def resolve(
     """Settings (the run's stored ones under what the user gave), templates and seeds."""
     config = layered(layers, store.get_meta("config") if store else None, given)
     templates = TemplateSet(config.templates or None)
-    for stage in STAGES:
+    for stage in registry.STAGES:
         templates.check_all(stage.style(config), stage.templates)
         if stage.check is not None:
             stage.check(config)
-    stored_seeds = store.load_seeds() if store and "seeds" not in given else []
+    stored_seeds = store.seeds.load() if store and "seeds" not in given else []
     return config, templates, stored_seeds or load_seeds(config.seeds or None)
 
 
@@ -222,110 +235,3 @@ def versions(choice: ModelChoice, model_record: dict[str, Any] | None) -> dict[s
         except metadata.PackageNotFoundError:
             continue
     return found
-
-
-def write_run_file(ctx: RunContext) -> None:
-    """run.json: a human-readable description of the run (the database is authoritative)."""
-    store, config = ctx.store, ctx.config
-    funnel = run_funnel(store, config.num_instructions, config.prompt_style)
-    write_json(
-        store.run_dir / "run.json",
-        {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "created_at": store.get_meta("created_at"),
-            "updated_at": now(),
-            "model": model_description(ctx, store.get_meta("model_file")),
-            "seeds": {
-                "path": config.seeds or "(packaged)",
-                "count": len(ctx.seeds),
-                "sha256": seed_hash(ctx.seeds),
-            },
-            "versions": store.get_meta("versions"),
-            "counts": run_counts(ctx),
-            "labels": funnel.labels,
-            "funnel": funnel.as_dict(),
-            **quality_numbers(ctx),
-            "config": config.to_dict(),
-        },
-    )
-
-
-def run_counts(ctx: RunContext) -> dict[str, int]:
-    """Records of each kind (judgments: the current judge's; only with the checks on)."""
-    store, config = ctx.store, ctx.config
-    counts = {
-        "instructions": store.instruction_count(),
-        "labels": store.count("labels"),
-        "instances": store.count("instances"),
-    }
-    if judge.enabled(config):
-        counts["judgments"] = len(store.judgments(judge.current_judge(ctx)))
-    if relabel.enabled(config) and store.has_quality:
-        counts["relabels"] = store.count("relabels")
-    return counts
-
-
-def model_description(ctx: RunContext, model_record: dict[str, Any] | None) -> dict[str, Any]:
-    """Which model answered: backend and name, plus what identifies it (a model file's path
-    and sha256; a server's address without credentials)."""
-    choice = ctx.choice
-    found: dict[str, Any] = {"backend": choice.name, "model": choice.label()}
-    if model_record:
-        found.update({k: model_record[k] for k in ("file", "sha256", "size") if k in model_record})
-    found.update(choice.describe(ctx.config.prompt_style))
-    return found
-
-
-def run_stage(ctx: RunContext, stage: Stage) -> StageStats:
-    """Run one stage, then write the paper's files it derives, record it in the run and print
-    its summary. A stage that stops with an error (or Ctrl-C) does the same first, as far as
-    it can, so the error line comes after the counts it refers to."""
-    stats = stage.new_stats()
-    try:
-        stage.run(ctx, stats)
-    except BaseException as exc:
-        _finish(ctx, stage, stats, failed=True)
-        if isinstance(exc, SelfInstructError):
-            for path in _after(ctx, stage, stats):
-                print(report_line(path), file=sys.stderr)
-        raise
-    _finish(ctx, stage, stats, failed=False)
-    stats.outputs += _after(ctx, stage, stats)
-    return stats
-
-
-def _after(ctx: RunContext, stage: Stage, stats: StageStats) -> list[Path]:
-    """The stage's `after` step; a failure there is a warning (the stage's work is saved)."""
-    if stage.after is None:
-        return []
-    try:
-        return stage.after(ctx, stats)
-    except Exception as exc:  # a report must never cost the user the data already written
-        print(
-            f"warning: {stage.name}: {exc.__class__.__name__}: {exc}; what the stage wrote is "
-            f"complete (selfinstruct report --run {ctx.store.run_dir} tries the report again)",
-            file=sys.stderr,
-        )
-        return []
-
-
-def _finish(ctx: RunContext, stage: Stage, stats: StageStats, *, failed: bool) -> None:
-    stats.stop()
-    if not failed:
-        _record(ctx, stage, stats)
-        print_summary(stats, stage.prices(ctx.config), quiet=ctx.quiet)
-        return
-    # After a failure: the counts first, then whatever can still be recorded; a second error
-    # (a full disk, say) must not hide the first, which the caller raises again.
-    print_summary(stats, stage.prices(ctx.config), quiet=ctx.quiet)
-    with contextlib.suppress(Exception):
-        _record(ctx, stage, stats)
-
-
-def _record(ctx: RunContext, stage: Stage, stats: StageStats) -> None:
-    """The paper's files the stage derives, its row in the store's stage runs, run.json."""
-    if stage.write_files is not None:
-        stage.write_files(ctx)
-    ctx.store.add_stage_run(stats.stage, stats.started_at, stats.seconds, stats.as_dict())
-    write_run_file(ctx)

@@ -1,6 +1,6 @@
 """Helper processes that score chunks of the pool: the parent's side (`Helper`, `Segment`), the
 rule every process follows to share a block's chunks (`walk`), and the helper's own loop
-(`main`, run as `python -m selfinstruct.similarity.processes R W`).
+(the helper's own loop is `helper.py`, run as `python -m selfinstruct.similarity.helper R W`).
 
 Threads could not use a second core well: rapidfuzz turns every pool item into its own string
 view while holding the GIL, about half of a block's time against short items, so two threads
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ import numpy as np
 SPIN_SECONDS = 0.002  # how long a process polls for the other's message before it sleeps
 STOP_WAIT = 5.0  # seconds a helper gets to leave before it is killed
 READY = "ready"
+HELPER_MODULE = "selfinstruct.similarity.helper"  # the helper's program (helper.py)
 
 
 class HelperGone(Exception):
@@ -57,7 +57,7 @@ class Helper:
         child_reads, parent_writes = os.pipe()
         parent_reads, child_writes = os.pipe()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(child_reads), str(child_writes)],
+            [sys.executable, "-m", HELPER_MODULE, str(child_reads), str(child_writes)],
             pass_fds=(child_reads, child_writes),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -225,53 +225,3 @@ def _child_environment() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
-
-
-def serve(receive: Connection, send: Connection) -> None:
-    """The helper's loop: keep the pool's items, walk each block's chunks."""
-    from selfinstruct.similarity.rouge import RougePool
-
-    pool = RougePool(workers=1)
-    send.send(READY)
-    memory: SharedMemory | None = None
-    while True:
-        try:
-            spin(receive, SPIN_SECONDS)
-            message = receive.recv()
-        except (EOFError, OSError):
-            return
-        if message[0] == "items":
-            for encoded in message[1]:
-                pool.add("", encoded)
-            continue
-        _, encoded, start, name, shape, chunks = message
-        if memory is None or memory.name != name:
-            if memory is not None:
-                memory.close()
-            memory = attach(name)
-        _walk_block(pool, (encoded, start), Layout(memory.buf, shape, len(chunks)), chunks)
-        try:
-            send.send_bytes(b"")
-        except OSError:  # the parent stopped listening (it dropped the helpers): leave
-            return
-
-
-def _walk_block(pool: Any, block: tuple[list[str], int], layout: Layout, chunks: Chunks) -> None:
-    encoded, start = block
-    scorer = pool.scorer(encoded, start)
-
-    def score(first: int, last: int) -> None:
-        pool.score_chunk(encoded, start, scorer, first, last, layout.scores[:, first:last])
-
-    walk(chunks, layout, score)
-
-
-def main(argv: list[str]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    receive = Connection(int(argv[0]), writable=False)
-    send = Connection(int(argv[1]), readable=False)
-    serve(receive, send)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

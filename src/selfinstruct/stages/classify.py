@@ -45,7 +45,7 @@ def run(ctx: RunContext, stats: StageStats) -> None:
 def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstructionRow]:
     settings: ClassifySettings = ctx.config.section(STAGE)
     style = ctx.config.prompt_style
-    labelled: set[Hashable] = set(ctx.store.labels())
+    labelled: set[Hashable] = set(ctx.store.labels.all())
     stop = request_stops(style, settings)
 
     def make_requests(
@@ -58,12 +58,12 @@ def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstructionRow]:
         return requests
 
     def record(row: InstructionRow, key: str, answer: Completion) -> str | None:
-        ctx.store.put_label(row.id, answer.text, is_yes(answer.text, style), key)
+        ctx.store.labels.put(row.id, answer.text, is_yes(answer.text, style), key)
         return None
 
     return StagePlan(
         stats,
-        ctx.store.instructions(),
+        ctx.store.pool.instructions(),
         labelled,
         settings.request_batch_size,
         make_requests,
@@ -73,7 +73,7 @@ def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstructionRow]:
 
 def describe_labels(store: RunStore, style: str) -> str:
     """The label distribution of the whole run, unreadable answers shown as written."""
-    raws = [raw for raw, _ in store.labels().values()]
+    raws = [raw for raw, _ in store.labels.all().values()]
     found = label_counts(raws, style)
     text = "labels: " + ", ".join(f"{name} {n}" for name, n in found.items())
     if found[UNREADABLE]:
@@ -113,6 +113,7 @@ STAGE_DEF = Stage(
     templates=(TEMPLATE,),
     stops=request_stops,
     records=lambda store: store.count("labels"),
+    counts=lambda ctx: {"labels": ctx.store.count("labels")},
     plan=plan,
     write_files=write_files,
     sample_template=TEMPLATE,

@@ -21,7 +21,7 @@ from selfinstruct.llm.fake_answers import FakeAnswer, FakeText
 from selfinstruct.prompts import TemplateSpec
 from selfinstruct.store import paper_files
 from selfinstruct.store.run_store import InstructionRow
-from selfinstruct.views.tasks import store_parsed
+from selfinstruct.views.tasks import backfill, store_parsed
 
 STAGE = "instances"
 _ASKS = frozenset({"instruction"})
@@ -63,9 +63,9 @@ def run(ctx: RunContext, stats: StageStats) -> None:
 def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstructionRow]:
     settings: InstancesSettings = ctx.config.section(STAGE)
     style = ctx.config.prompt_style
-    labels = ctx.store.labels()
-    done = set(ctx.store.raw_instances())
-    rows = ctx.store.instructions()
+    labels = ctx.store.labels.all()
+    done = set(ctx.store.instances.raw())
+    rows = ctx.store.pool.instructions()
     unlabelled = [r for r in rows if r.id not in labels]
     if rows and len(unlabelled) == len(rows):
         raise RunError(
@@ -98,7 +98,7 @@ def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstructionRow]:
         return requests
 
     def record(row: InstructionRow, key: str, answer: Completion) -> str | None:
-        ctx.store.put_instances(row.id, answer.text, answer.finish_reason, key)
+        ctx.store.instances.put(row.id, answer.text, answer.finish_reason, key)
         store_parsed(ctx.store, row.id, answer.text, answer.truncated, labels[row.id][1], style)
         return None
 
@@ -156,6 +156,8 @@ STAGE_DEF = Stage(
     templates=(CLASSIFICATION_TEMPLATE, GENERATION_TEMPLATE),
     stops=request_stops,
     records=lambda store: store.count("instances"),
+    counts=lambda ctx: {"instances": ctx.store.count("instances")},
+    backfill=lambda ctx: backfill(ctx.store, ctx.config.prompt_style),
     plan=plan,
     write_files=write_files,
     sample_template=GENERATION_TEMPLATE,

@@ -10,25 +10,31 @@ generated data. Prepare filters on the current judge's judgments (`prepare.min_r
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from selfinstruct.config import PROMPT_STYLES, Config, PricingSettings, RequestSettings
+from selfinstruct.card.document import code
+from selfinstruct.config import PROMPT_STYLES, Config, Flag, PricingSettings, RequestSettings
 from selfinstruct.console.stats import StageStats
+from selfinstruct.dataset.settings import PrepareSettings
 from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.plan import StagePlan, run_plan
-from selfinstruct.engine.stage import Estimate, Stage
+from selfinstruct.engine.stage import Estimate, Stage, version_id
 from selfinstruct.errors import RunError
+from selfinstruct.filters.screen import Drop, drop_instance
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.llm.registry import backend_class, known_backends
+from selfinstruct.paper import QUESTIONS
 from selfinstruct.prompts import Prompt, TemplateSet, TemplateSpec
-from selfinstruct.quality.judgment import LINE_LABELS, QUESTIONS, parse_judgment
-from selfinstruct.quality.table2 import Judged, QualityTable, quality_table
+from selfinstruct.quality.judgment import LINE_LABELS, Criteria, Judgment, parse_judgment
+from selfinstruct.quality.table2 import Judged, QualityTable, quality_table, table2_markdown
+from selfinstruct.store.records import RecordTable
 from selfinstruct.store.run_store import InstanceRecord, RunStore
 from selfinstruct.views.tasks import parsed_tasks
 
@@ -42,6 +48,17 @@ MARKER = "Correct output: is the output a correct and acceptable response"  # in
 OVERRIDES = {"base_url": "base_url", "api_key_env": "api_key_env", "concurrency": "max_concurrency"}
 ASSUMED_INSTANCES = 3.0  # per instruction, for --estimate before any instance exists
 UNREADABLE_WARNING = 0.1  # warn when this share of the judge's answers cannot be read
+JUDGE_MISSING = "judge_missing"
+JUDGE_UNPARSEABLE = "judge_unparseable"
+JUDGE_REJECTED = "judge_rejected"
+# Its records: the answers to the paper's three questions (1 yes, 0 no, NULL unreadable), the
+# rating and the reasons (JSON), per instance and judge (the version: see `current_judge`).
+JUDGMENTS = RecordTable(
+    "judgments",
+    ("instruction_ok", "input_ok", "output_ok", "rating", "reasons"),
+    migration="0004_quality",
+    version="judge",
+)
 
 
 @dataclass
@@ -139,13 +156,32 @@ def judge_pricing(config: Config) -> PricingSettings:
 def judge_id(fingerprint: dict[str, Any]) -> str:
     """The id a judge's judgments are stored under: a hash of the judge stage's fingerprint
     (the settings its answers depend on)."""
-    blob = json.dumps(fingerprint, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return version_id(fingerprint)
 
 
 def current_judge(ctx: RunContext) -> str:
     """The id of the judge the settings in use name."""
     return judge_id(ctx.fingerprints.get(STAGE, {}))
+
+
+def judgments(store: RunStore, judge: str) -> dict[str, Judgment]:
+    """One judge's judgments by instance id ("<instruction id>.<position>")."""
+    return {
+        instance: Judgment(
+            {q: _bool(v) for q, v in zip(QUESTIONS, values[:3], strict=True)},
+            values[3],
+            json.loads(values[4]),
+        )
+        for instance, values in store.records.of(JUDGMENTS, judge).items()
+    }
+
+
+def put_judgment(
+    store: RunStore, record: InstanceRecord, judge: str, key: str, found: Judgment
+) -> None:
+    answers = [_flag(found.answers.get(q)) for q in QUESTIONS]
+    reasons = json.dumps(found.reasons, ensure_ascii=False, sort_keys=True)
+    store.records.put(JUDGMENTS, record, key, (*answers, found.rating, reasons), version=judge)
 
 
 def judge_name(config: Config) -> str:
@@ -158,12 +194,12 @@ def quality_of_run(store: RunStore, config: Config, judge: str) -> QualityTable 
     """The paper's Table 2 from one judge's judgments (None without a judge)."""
     if not enabled(config):
         return None
-    judgments = store.judgments(judge)
-    if not judgments:
+    found_judgments = judgments(store, judge)
+    if not found_judgments:
         return None
-    labels = store.labels()
+    labels = store.labels.all()
     judged, unreadable = [], 0
-    for instance_id, found in judgments.items():
+    for instance_id, found in found_judgments.items():
         if not found.readable:
             unreadable += 1
             continue
@@ -203,7 +239,7 @@ def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstanceRecord]:
     settings = settings_of(ctx.config)
     style = judge_style(ctx.config)
     judge = current_judge(ctx)
-    texts = {row.id: row.instruction for row in ctx.store.instructions()}
+    texts = {row.id: row.instruction for row in ctx.store.pool.instructions()}
     stop = request_stops(style, settings)
 
     def make_requests(
@@ -220,13 +256,13 @@ def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstanceRecord]:
 
     def record(row: InstanceRecord, key: str, answer: Completion) -> str | None:
         found = parse_judgment(answer.text, style)
-        ctx.store.put_judgment(row, judge, key, found)
+        put_judgment(ctx.store, row, judge, key, found)
         if not found.readable:
             stats.notes["unparseable"] += 1  # stored as such; prepare keeps them apart
         return None
 
     rows = instance_records(ctx.store, ctx.config.prompt_style)
-    done: set[Hashable] = set(ctx.store.judgments(judge))
+    done: set[Hashable] = set(ctx.store.records.of(JUDGMENTS, judge))
     return StagePlan(stats, rows, done, settings.request_batch_size, make_requests, record)
 
 
@@ -250,8 +286,154 @@ def estimate(store: RunStore | None, target: int, fingerprint: dict[str, Any]) -
         return Estimate(round(target * ASSUMED_INSTANCES), f"{ASSUMED_INSTANCES:g} per instruction")
     answered = store.count("instances")
     per = store.count("parsed_instances") / max(answered, 1)
-    judged = len(store.judgments(judge_id(fingerprint)))
+    judged = len(store.records.of(JUDGMENTS, judge_id(fingerprint)))
     return Estimate(round(target * per) - judged, f"{per:.1f} instances per instruction so far")
+
+
+@dataclass
+class JudgeCheck:
+    """Prepare's check on the current judge's verdicts (prepare.min_rating,
+    prepare.require_yes); an instance without a readable judgment is dropped, or kept and
+    counted with prepare.keep_unjudged."""
+
+    judgments: Mapping[str, Judgment]
+    criteria: Criteria
+    keep_unjudged: bool = False
+    rank: int = 1  # before label consistency: the judge's verdict is the broader one
+    kept: Counter[str] = field(default_factory=Counter)
+
+    def drop(self, record: InstanceRecord) -> Drop | None:
+        judgment = self.judgments.get(record.id)
+        if judgment is None or not judgment.readable:
+            reason = JUDGE_MISSING if judgment is None else JUDGE_UNPARSEABLE
+            if self.keep_unjudged:
+                self.kept[reason] += 1
+                return None
+            why = "not judged by the current judge" if judgment is None else "answer unreadable"
+            return drop_instance(record, reason, why)
+        failures = self.criteria.failures(judgment)
+        if not failures:
+            return None
+        why = "; ".join(
+            f"{said} ({judgment.reasons[key]})" if judgment.reasons.get(key) else said
+            for key, said in failures
+        )
+        return drop_instance(record, JUDGE_REJECTED, why)
+
+    def warnings(self, dropped: Mapping[str, int], run_dir: Path) -> list[str]:
+        """Warnings when instances were dropped for want of a readable judgment."""
+        found = []
+        if missing := dropped.get(JUDGE_MISSING, 0):
+            found.append(
+                f"{missing} instances have no judgment by the current judge (judge_missing): "
+                f"run 'selfinstruct judge --out {run_dir}' first, or keep them with "
+                "--set prepare.keep_unjudged=true"
+            )
+        if unreadable := dropped.get(JUDGE_UNPARSEABLE, 0):
+            found.append(
+                f"{unreadable} instances were dropped because the judge's answer could not be "
+                "read (judge_unparseable): a stronger judge, a larger judge.max_tokens or the "
+                "other prompt style may help; --set prepare.keep_unjudged=true keeps them"
+            )
+        return found
+
+
+def screen(ctx: RunContext) -> JudgeCheck | None:
+    """The check prepare applies, when a judge is set and prepare asks something of it."""
+    settings: PrepareSettings = ctx.config.section("prepare")
+    criteria = Criteria(settings.min_rating, tuple(settings.require_yes))
+    if not enabled(ctx.config) or not criteria.active:
+        return None
+    return JudgeCheck(judgments(ctx.store, current_judge(ctx)), criteria, settings.keep_unjudged)
+
+
+def numbers(ctx: RunContext) -> dict[str, Any]:
+    """The paper's Table 2 from the current judge's answers (with the judge's name)."""
+    table = quality_of_run(ctx.store, ctx.config, current_judge(ctx))
+    if table is None:
+        return {}
+    return {"quality": {"judge": judge_name(ctx.config), **table.as_dict()}}
+
+
+def card_lines(config: Config, found: Mapping[str, Any]) -> list[str]:
+    """What the dataset card says of the judge: who reviewed, what prepare kept, Table 2."""
+    quality = found.get("quality")
+    if not quality:
+        return [
+            "- No model judged the instances (the paper's review questions and rating for "
+            "every instance: `selfinstruct judge --judge BACKEND[:MODEL]`)."
+        ]
+    prepare: PrepareSettings = config.section("prepare")
+    criteria = f"rating {prepare.min_rating} or better" if prepare.min_rating else ""
+    if prepare.require_yes:
+        criteria += (" and " if criteria else "") + "yes to " + ", ".join(prepare.require_yes)
+    return [
+        f"- Every instance was reviewed by {code(quality['judge'])} with the paper's three "
+        f"questions and its A-D rating; prepare kept {criteria or 'every judged instance'}. "
+        "The review of all judged instances (before that filter; 95% intervals):",
+        "",
+        table2_markdown(quality),
+    ]
+
+
+def counts(ctx: RunContext) -> dict[str, int]:
+    """The current judge's judgments (with a judge set)."""
+    if not enabled(ctx.config):
+        return {}
+    return {"judgments": len(ctx.store.records.of(JUDGMENTS, current_judge(ctx)))}
+
+
+def judge_flag(value: str) -> dict[str, Any]:
+    """--judge BACKEND[:MODEL] ('none': no judge)."""
+    backend, _, model = value.strip().partition(":")
+    backend = "" if backend.lower() in ("", "none") else backend
+    return {f"{STAGE}.backend": backend, f"{STAGE}.model": model if backend else ""}
+
+
+FLAGS = (
+    Flag(
+        ("--judge",),
+        "Judge every instance with this model (e.g. openai:gpt-4o-mini, embedded) and filter "
+        "on its verdicts in prepare (prepare.min_rating, default B); 'none' turns a run's "
+        "judge off.",
+        metavar="BACKEND[:MODEL]",
+        settings=judge_flag,
+    ),
+    Flag(
+        ("--judge-base-url",),
+        "The judge's OpenAI-compatible server (default: the [openai] section's).",
+        f"{STAGE}.base_url",
+    ),
+    Flag(
+        ("--judge-api-key-env",),
+        "Environment variable holding the judge's API key (never stored).",
+        f"{STAGE}.api_key_env",
+        metavar="NAME",
+    ),
+    Flag(
+        ("--judge-concurrency",),
+        "The judge's requests kept in flight (default: its backend's setting).",
+        f"{STAGE}.concurrency",
+        kind="count",
+        words=("auto",),
+        metavar="N|auto",
+    ),
+    Flag(
+        ("--judge-prompt-style", "--judge-style"),
+        "How the judge is asked (default: the run's prompt style).",
+        f"{STAGE}.prompt_style",
+        kind="choice",
+        choices=PROMPT_STYLES,
+    ),
+)
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _bool(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def fake_answer(text: FakeText, request: Request) -> str:
@@ -280,17 +462,22 @@ STAGE_DEF = Stage(
     unit="instances",
     verb="judged",
     settings=JudgeSettings,
+    flags=FLAGS,
     templates=(TEMPLATE,),
     stops=request_stops,
     runtime_only=frozenset(
         {"request_batch_size", *OVERRIDES, "input_per_million", "output_per_million"}
     ),
-    records=lambda store: sum(store.judge_counts().values()),
+    table=JUDGMENTS,
+    counts=counts,
     plan=plan,
     estimate=estimate,
     sample_template=TEMPLATE,
     assumed_output_tokens=80.0,
     fake_answers=(FakeAnswer(TEMPLATE.name, fake_answer, marker=MARKER),),
+    screen=screen,
+    numbers=numbers,
+    card_lines=card_lines,
     enabled=enabled,
     model=judge_choice,
     prompt_style=judge_style,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from selfinstruct.config import Config
+from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.stage import Stage
 from selfinstruct.errors import InputError
-from selfinstruct.llm.fake_answers import FakeAnswer
 from selfinstruct.prompts import TemplateSpec
 from selfinstruct.stages import bootstrap, classify, instances, judge, prepare, relabel
 
+# The run, in order. Everything reads this tuple when it runs (through this module), so a
+# stage added here (or, in a test, patched in) is seen everywhere.
 STAGES: tuple[Stage, ...] = (
     bootstrap.STAGE_DEF,
     classify.STAGE_DEF,
@@ -51,11 +56,6 @@ def template_spec(name: str) -> TemplateSpec:
     raise InputError("template", f"no stage renders a template named '{name}'")
 
 
-def fake_answers() -> list[FakeAnswer]:
-    """How the fake backend answers each stage's requests, in run order."""
-    return [answer for stage in STAGES for answer in stage.fake_answers]
-
-
 def default_stops(stage: str, style: str, settings: object = None) -> list[str]:
     """The stop sequences a stage's requests use with the given settings (its defaults when
     none are given)."""
@@ -63,3 +63,23 @@ def default_stops(stage: str, style: str, settings: object = None) -> list[str]:
     if found.stops is None or found.settings is None:
         return []
     return found.stops(style, settings if settings is not None else found.settings())
+
+
+def quality_numbers(ctx: RunContext) -> dict[str, Any]:
+    """What the run's stages measured (the current judge's Table 2, the label agreement...),
+    for run.json, the report, the card and the API."""
+    found: dict[str, Any] = {}
+    for stage in STAGES:
+        if stage.numbers is not None:
+            found.update(stage.numbers(ctx))
+    return found
+
+
+def card_lines(config: Config, numbers: dict[str, Any]) -> list[str]:
+    """What the dataset card says about the stages' checks, in run order."""
+    return [
+        line
+        for stage in STAGES
+        if stage.card_lines is not None
+        for line in stage.card_lines(config, numbers)
+    ]

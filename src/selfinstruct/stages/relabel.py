@@ -6,22 +6,26 @@ kept, never guessed."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from selfinstruct.config import Config, RequestSettings
+from selfinstruct.config import Config, Flag, RequestSettings
 from selfinstruct.console.stats import StageStats
 from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.plan import StagePlan, run_plan
 from selfinstruct.engine.stage import Estimate, Stage
 from selfinstruct.errors import RunError
+from selfinstruct.filters.screen import Drop, drop_instance
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.prompts import TemplateSpec
 from selfinstruct.quality.consistency import agrees, label_set
 from selfinstruct.quality.table2 import Share
 from selfinstruct.stages.judge import NO_INPUT
+from selfinstruct.store.records import RecordTable
 from selfinstruct.store.run_store import InstanceRecord, RunStore
 from selfinstruct.views.tasks import ParsedTask, parsed_tasks
 
@@ -30,6 +34,10 @@ TEMPLATE = TemplateSpec("relabel", frozenset({"instruction", "labels", "input"})
 UNREADABLE = "unreadable"
 ASSUMED_CLASSIFICATION = 0.25  # share of classification tasks, for --estimate before any label
 ASSUMED_INSTANCES = 3
+LABEL_DISAGREES = "label_disagrees"
+# Its records: the input-first label of each instance asked about, and whether it agrees with
+# the output-first one (1, 0; NULL: unreadable).
+RELABELS = RecordTable("relabels", ("answer", "agrees"), migration="0004_quality")
 
 
 @dataclass
@@ -98,20 +106,29 @@ def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstanceRecord]:
 
     def record(row: InstanceRecord, key: str, answer: Completion) -> str | None:
         verdict = agrees(answer.text, row.output, labels[row.instruction_id])
-        ctx.store.put_relabel(row, key, answer.text, verdict)
+        agreed = None if verdict is None else int(verdict)
+        ctx.store.records.put(RELABELS, row, key, (answer.text, agreed))
         if verdict is None:
             stats.notes[UNREADABLE] += 1  # kept: an unreadable answer is no disagreement
         return None
 
     rows = [record for task in tasks for record in task.instances]
-    done: set[Hashable] = set(ctx.store.relabels())
+    done: set[Hashable] = set(ctx.store.records.of(RELABELS))
     return StagePlan(stats, rows, done, settings.request_batch_size, make_requests, record)
+
+
+def relabels(store: RunStore) -> dict[str, tuple[str, bool | None]]:
+    """The input-first label of each instance asked about: (answer, agrees), by id."""
+    return {
+        instance: (answer, None if agrees is None else bool(agrees))
+        for instance, (answer, agrees) in store.records.of(RELABELS).items()
+    }
 
 
 def agreement(store: RunStore) -> dict[str, Any]:
     """How often the input-first label agrees with the output-first one: over readable
     answers, with a 95% interval; unreadable answers counted apart."""
-    verdicts = [agreed for _, agreed in store.relabels().values()]
+    verdicts = [agreed for _, agreed in relabels(store).values()]
     readable = [v for v in verdicts if v is not None]
     share = Share(sum(readable), len(readable))
     return {**share.as_dict(), "unreadable": len(verdicts) - len(readable)}
@@ -134,7 +151,68 @@ def estimate(store: RunStore | None, target: int, fingerprint: dict[str, Any]) -
         assumed = round(target * ASSUMED_CLASSIFICATION * ASSUMED_INSTANCES)
         return Estimate(assumed, "assumed: a quarter classification tasks, 3 instances each")
     pending = sum(len(t.instances) for t in classification_tasks(store, "completion"))
-    return Estimate(pending - store.count("relabels"), "one per classification instance")
+    return Estimate(pending - store.records.count(RELABELS), "one per classification instance")
+
+
+@dataclass
+class RelabelCheck:
+    """Prepare's check on label consistency: an instance whose input-first label disagrees
+    with its output-first one is dropped (an unreadable answer is no disagreement)."""
+
+    relabels: Mapping[str, tuple[str, bool | None]]
+    rank: int = 2  # after the judge's verdict
+    kept: Counter[str] = field(default_factory=Counter)
+
+    def drop(self, record: InstanceRecord) -> Drop | None:
+        answer, agrees = self.relabels.get(record.id, ("", None))
+        if agrees is not False:
+            return None
+        shown = " ".join(answer.split())[:80]
+        detail = f"output-first {record.output!r}, input-first {shown!r}"
+        return drop_instance(record, LABEL_DISAGREES, detail)
+
+    def warnings(self, dropped: Mapping[str, int], run_dir: Path) -> list[str]:
+        return []
+
+
+def screen(ctx: RunContext) -> RelabelCheck | None:
+    return RelabelCheck(relabels(ctx.store)) if enabled(ctx.config) else None
+
+
+def numbers(ctx: RunContext) -> dict[str, Any]:
+    """The label agreement, once some instance was asked about."""
+    store = ctx.store
+    if not enabled(ctx.config) or not store.records.count(RELABELS):
+        return {}
+    return {"label_agreement": agreement(store)}
+
+
+def card_lines(config: Config, found: Mapping[str, Any]) -> list[str]:
+    agreement = found.get("label_agreement")
+    if not agreement or not agreement["n"]:
+        return []
+    return [
+        f"- Label consistency: the model's input-first label agreed with the output-first one "
+        f"for {agreement['percent']:.1f}% of {agreement['n']:,} classification instances; "
+        "those that disagreed were dropped."
+    ]
+
+
+def counts(ctx: RunContext) -> dict[str, int]:
+    if not enabled(ctx.config) or not ctx.store.records.has(RELABELS):
+        return {}
+    return {"relabels": ctx.store.records.count(RELABELS)}
+
+
+FLAGS = (
+    Flag(
+        ("--relabel/--no-relabel",),
+        "Label consistency: the model labels each classification input again, input first; "
+        "prepare drops the instances whose labels disagree.",
+        f"{STAGE}.enabled",
+        kind="switch",
+    ),
+)
 
 
 def fake_answer(text: FakeText, request: Request) -> str:
@@ -155,14 +233,19 @@ STAGE_DEF = Stage(
     unit="instances",
     verb="relabelled",
     settings=RelabelSettings,
+    flags=FLAGS,
     templates=(TEMPLATE,),
     stops=request_stops,
     runtime_only=frozenset({"enabled"}),
-    records=lambda store: store.count("relabels") if store.has_quality else 0,
+    table=RELABELS,
+    counts=counts,
     plan=plan,
     estimate=estimate,
     sample_template=TEMPLATE,
     assumed_output_tokens=3.0,
     fake_answers=(FakeAnswer(TEMPLATE.name, fake_answer, marker="answer with the correct label"),),
+    screen=screen,
+    numbers=numbers,
+    card_lines=card_lines,
     enabled=enabled,
 )

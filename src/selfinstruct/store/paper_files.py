@@ -29,7 +29,7 @@ def source_fields(sources: dict[int, tuple[str, int]], instruction_id: int) -> d
 
 def write_instructions(store: RunStore) -> Path:
     path = store.run_dir / INSTRUCTIONS_FILE
-    sources = store.merge_sources()
+    sources = store.merges.sources()
     write_jsonl(
         path,
         (
@@ -37,11 +37,11 @@ def write_instructions(store: RunStore) -> Path:
                 "instruction": row.instruction,
                 "most_similar": row.most_similar,
                 "avg_similarity_score": row.avg_similarity_score,
-                "metadata": store.response_record(row.response_key),
+                "metadata": store.responses.record(row.response_key),
                 "request_idx": row.request_idx,
                 **source_fields(sources, row.id),
             }
-            for row in store.instructions()
+            for row in store.pool.instructions()
         ),
     )
     return path
@@ -51,12 +51,12 @@ def write_labels(store: RunStore, engine: str, template: str, *, old_engine: str
     """The labels file, named after the model's short name (`engine`). Runs written before
     used the whole model name (a GGUF's full path): that copy is replaced by this one."""
     path = store.run_dir / labels_file_name(engine, template)
-    labels = store.labels()
+    labels = store.labels.all()
     write_jsonl(
         path,
         (
             {"instruction": row.instruction, "is_classification": labels[row.id][0]}
-            for row in store.instructions()
+            for row in store.pool.instructions()
             if row.id in labels
         ),
     )
@@ -68,25 +68,25 @@ def write_labels(store: RunStore, engine: str, template: str, *, old_engine: str
 
 def write_instances(store: RunStore) -> Path:
     path = store.run_dir / INSTANCES_FILE
-    raw = store.raw_instances()
-    labels = store.labels()
-    sources = store.merge_sources()
+    raw = store.instances.raw()
+    labels = store.labels.all()
+    sources = store.merges.sources()
 
     def record(row: InstructionRow) -> dict[str, Any]:
         text, _, key = raw[row.id]
         return {
             "instruction": row.instruction,
             "raw_instances": text,
-            "instance_metadata": store.response_record(key),
+            "instance_metadata": store.responses.record(key),
             "instruction_metadata": {
                 "is_classification": labels[row.id][0] if row.id in labels else None,
                 "request_idx": row.request_idx,
-                **store.response_record(row.response_key),
+                **store.responses.record(row.response_key),
             },
             "most_similar": row.most_similar,
             "avg_similarity_score": row.avg_similarity_score,
             **source_fields(sources, row.id),
         }
 
-    write_jsonl(path, (record(row) for row in store.instructions() if row.id in raw))
+    write_jsonl(path, (record(row) for row in store.pool.instructions() if row.id in raw))
     return path

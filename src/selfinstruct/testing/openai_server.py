@@ -40,15 +40,23 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from selfinstruct.evaluation.judge import FAKE_ANSWERS as EVALUATION_ANSWERS
 from selfinstruct.llm.backends.fake import FakeLLM, infer_task
 from selfinstruct.llm.base import LLM, Completion, Request
+from selfinstruct.llm.fake_answers import teach
 from selfinstruct.llm.openai_format import (
     BadRequest,
     parse_requests,
     request_model,
     response_body,
 )
+from selfinstruct.stages.registry import STAGES
 from selfinstruct.testing.latency import LatencyModel, ServiceLedger, parse_lengths
+
+# Requests arrive over HTTP from any process: the fake backend must know every kind of request
+# (the stages teach theirs when declared; said here so it holds whatever imported what).
+teach([answer for stage in STAGES for answer in stage.fake_answers])
+teach(EVALUATION_ANSWERS)
 
 FAULT_KINDS = ("429", "500", "503", "drop", "truncated", "slow")
 DEFAULT_MODEL = "fake"

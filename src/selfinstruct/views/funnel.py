@@ -31,14 +31,14 @@ class Funnel:
 
 
 def run_funnel(store: RunStore, asked: int, style: str) -> Funnel:
-    decisions = store.candidate_decisions()
-    finish = store.instance_finish_reasons()
+    decisions = store.pool.candidate_decisions()
+    finish = store.instances.finish_reasons()
     return Funnel(
         asked=asked,
-        instructions=store.instruction_count(),
+        instructions=store.pool.instruction_count(),
         candidates_dropped={k: v for k, v in sorted(decisions.items()) if k != "kept"},
-        responses=dict(sorted(store.request_outcomes().items())),
-        labels=label_counts((raw for raw, _ in store.labels().values()), style),
+        responses=dict(sorted(store.pool.request_outcomes().items())),
+        labels=label_counts((raw for raw, _ in store.labels.all().values()), style),
         answered=sum(finish.values()),
         answered_truncated=finish.get("length", 0),
         prepared=store.get_meta("prepared"),

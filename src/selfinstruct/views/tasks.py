@@ -55,16 +55,18 @@ def store_parsed(
     style: str,
 ) -> None:
     """Parse one stored answer and store its records (inside the caller's transaction)."""
-    store.put_parsed(instruction_id, parse_instances(raw, truncated, is_classification, style))
+    store.instances.put_parsed(
+        instruction_id, parse_instances(raw, truncated, is_classification, style)
+    )
 
 
 def backfill(store: RunStore, style: str) -> int:
     """Parse the stored answers that have no records yet (a run made before instance
     records existed); returns how many were parsed."""
-    todo = store.unparsed_instances()
+    todo = store.instances.unparsed()
     if not todo:
         return 0
-    labels, raw = store.labels(), store.raw_instances()
+    labels, raw = store.labels.all(), store.instances.raw()
     with store.transaction():
         for instruction_id in todo:
             text, finish, _ = raw[instruction_id]
@@ -77,11 +79,11 @@ def backfill(store: RunStore, style: str) -> int:
 def parsed_tasks(store: RunStore, style: str) -> list[ParsedTask]:
     """Every labelled instruction with an instances answer, with its instance records (those
     not stored yet parsed in memory: a read-only view of an older run)."""
-    labels, raw = store.labels(), store.raw_instances()
-    stored = store.parsed_instances()
-    unparsed = set(store.unparsed_instances())
+    labels, raw = store.labels.all(), store.instances.raw()
+    stored = store.instances.parsed()
+    unparsed = set(store.instances.unparsed())
     tasks = []
-    for row in store.instructions():
+    for row in store.pool.instructions():
         if row.id not in raw or row.id not in labels:
             continue
         is_clf = labels[row.id][1]

@@ -15,13 +15,16 @@ import json
 import random
 import re
 from collections.abc import Sequence
-from functools import cache
 
-from selfinstruct.evaluation.judge import FAKE_ANSWERS as JUDGE_ANSWERS
 from selfinstruct.llm.backends.fake_text import WordSource
 from selfinstruct.llm.base import LLM, Completion, Request
-from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
-from selfinstruct.stages.registry import fake_answers
+from selfinstruct.llm.fake_answers import (
+    FakeAnswer,
+    FakeText,
+    prompt_text,
+    taught,
+    taught_for,
+)
 
 
 class FakeLLM(LLM):
@@ -37,24 +40,18 @@ class FakeLLM(LLM):
 
     def _answer(self, request: Request) -> Completion:
         if request.task:
-            answer = _by_task().get(request.task) or FakeAnswer(request.task, _generic)
+            answer = taught_for(request.task) or FakeAnswer(request.task, _generic)
         else:
             answer = _recognise(request)
         text = answer.write(WordSource(random.Random(_digest(request))), request)
         return _finish(text, request)
 
 
-@cache
-def _answers() -> tuple[FakeAnswer, ...]:
-    """The evaluation judge's and the stages' answers, the longest (most specific) markers
-    first: prompts that quote generated text (a judge's) may contain a shorter marker."""
-    found = (*JUDGE_ANSWERS, *fake_answers())
-    return tuple(sorted(found, key=lambda answer: -len(answer.marker)))
-
-
-@cache
-def _by_task() -> dict[str, FakeAnswer]:
-    return {answer.task: answer for answer in _answers()}
+def _answers() -> list[FakeAnswer]:
+    """The answers taught (by the stages and the evaluation judge), the longest (most
+    specific) markers first: prompts that quote generated text (a judge's) may contain a
+    shorter marker."""
+    return sorted(taught(), key=lambda answer: -len(answer.marker))
 
 
 def _recognise(request: Request) -> FakeAnswer:

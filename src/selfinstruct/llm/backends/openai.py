@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from selfinstruct.config import Flag
 from selfinstruct.errors import BackendError
 from selfinstruct.llm.base import (
     LLM,
@@ -106,6 +107,44 @@ class OpenAISettings:
 class OpenAIBackend(LLM):
     name = "openai"
     Settings = OpenAISettings
+    flags = (
+        Flag(
+            ("--base-url",),
+            "openai backend: the server's base URL, e.g. http://127.0.0.1:8000/v1 (default: "
+            "OpenAI's).",
+            "openai.base_url",
+        ),
+        Flag(
+            ("--api-key-env",),
+            "openai backend: environment variable holding the API key (default "
+            "OPENAI_API_KEY). The key itself is never stored.",
+            "openai.api_key_env",
+            metavar="NAME",
+        ),
+        Flag(
+            ("--concurrency",),
+            "openai backend: requests kept in flight (16), or 'auto': start low and adapt to "
+            "the server from its 429s, Retry-After and latency.",
+            "openai.max_concurrency",
+            kind="count",
+            words=(AUTO,),
+            metavar="N|auto",
+        ),
+        Flag(
+            ("--requests-per-minute",),
+            "openai backend: client-side request rate limit (0: none).",
+            "openai.requests_per_minute",
+            kind="float",
+            minimum=0,
+        ),
+        Flag(
+            ("--tokens-per-minute",),
+            "openai backend: client-side token rate limit (0: none).",
+            "openai.tokens_per_minute",
+            kind="float",
+            minimum=0,
+        ),
+    )
     supports = frozenset({"completion", "chat", "batch"})
     packages = ("aiohttp",)
     needs_model = True

@@ -3,7 +3,7 @@ the bootstrap prompt that produced each one.
 
 Bootstrap records each prompt's sources as it composes the prompt. Requests composed before
 those records existed (a run made by an older release) get theirs recomputed with the pure
-function bootstrap composes with (`bootstrap.compose`): `backfill_prompt_sources` stores them
+function bootstrap composes with (`compose.compose`): `backfill_prompt_sources` stores them
 when the run is opened for writing; `prompt_sources` gives every reader the same map (a
 read-only view of an older run computes the missing ones in memory, writing nothing)."""
 
@@ -15,13 +15,8 @@ from collections.abc import Iterable, Sequence
 from selfinstruct.config import Config
 from selfinstruct.exporters.records import Provenance
 from selfinstruct.seeds.task import SeedTask
-from selfinstruct.stages.bootstrap import (
-    STAGE,
-    BootstrapSettings,
-    compose,
-    prompt_seeds,
-    sources_of,
-)
+from selfinstruct.stages.bootstrap.compose import compose, prompt_seeds, sources_of
+from selfinstruct.stages.bootstrap.settings import STAGE, BootstrapSettings
 from selfinstruct.store.run_store import InstructionRow, PromptSources, RunStore
 
 NO_SOURCES = PromptSources((), ())
@@ -32,18 +27,18 @@ def prompt_sources(
 ) -> dict[int, PromptSources]:
     """Every bootstrap request's prompt sources that matter (completed requests and those
     that produced instructions), by request index: recorded ones, the rest recomputed."""
-    found = store.prompt_sources()
+    found = store.pool.prompt_sources()
     return {**found, **_missing(store, config, seeds, found)}
 
 
 def backfill_prompt_sources(store: RunStore, config: Config, seeds: Sequence[SeedTask]) -> int:
     """Store the prompt sources of requests composed before they were recorded; returns how
     many were added."""
-    computed = _missing(store, config, seeds, store.prompt_sources())
+    computed = _missing(store, config, seeds, store.pool.prompt_sources())
     if computed:
         with store.transaction():
             for request_idx, sources in computed.items():
-                store.put_prompt_sources(request_idx, sources.seed_ids, sources.machine_ids)
+                store.pool.put_prompt_sources(request_idx, sources.seed_ids, sources.machine_ids)
     return len(computed)
 
 
@@ -54,14 +49,9 @@ def instruction_provenance(
     sources = prompt_sources(store, config, seeds)
     return {
         row.id: Provenance(row.id, found.seed_ids, found.machine_ids)
-        for row in store.instructions()
+        for row in store.pool.instructions()
         for found in [sources.get(row.request_idx, NO_SOURCES)]
     }
-
-
-def seed_provenance(seed: SeedTask) -> Provenance:
-    """A seed task in a dataset: no instruction id, its own seed id as its source."""
-    return Provenance(None, (seed.id,), ())
 
 
 def _missing(
@@ -70,8 +60,8 @@ def _missing(
     seeds: Sequence[SeedTask],
     found: dict[int, PromptSources],
 ) -> dict[int, PromptSources]:
-    todo = store.sourced_requests() - found.keys()
-    return recompute(store.instructions(), config, seeds, todo) if todo else {}
+    todo = store.pool.sourced_requests() - found.keys()
+    return recompute(store.pool.instructions(), config, seeds, todo) if todo else {}
 
 
 def recompute(

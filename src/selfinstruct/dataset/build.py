@@ -1,0 +1,148 @@
+"""Prepare's dataset, built from parsed tasks: the quality screen first, then the paper's
+filters, the cap on instances per task, the seed tasks when asked for, and the fine-tuning
+encoding (inputs sometimes dropped, one of the layouts drawn, duplicates removed, shuffled).
+Everything it needs is given; it reads no store, so the same code builds the dataset of a run,
+of a read-only view and of the paper's files."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from selfinstruct.config import Config
+from selfinstruct.console.stats import StageStats
+from selfinstruct.dataset.finetune_format import augment_input, encode
+from selfinstruct.dataset.settings import STAGE, PrepareSettings
+from selfinstruct.exporters.records import Example, PromptCompletion, Provenance
+from selfinstruct.filters.instance import count_verdicts, instance_verdicts
+from selfinstruct.filters.screen import Drop, Screen
+from selfinstruct.prompts import TemplateSet
+from selfinstruct.seeds.task import SeedTask
+from selfinstruct.views.tasks import ParsedTask
+
+
+@dataclass
+class PreparedData:
+    generated: list[Example] = field(default_factory=list)
+    training: list[Example] = field(default_factory=list)
+    encoded: list[PromptCompletion] = field(default_factory=list)
+    screened: list[Drop] = field(default_factory=list)  # what the quality screen dropped
+
+    @property
+    def task_count(self) -> int:
+        """Generated tasks with at least one instance in the data."""
+        return len({example.instruction for example in self.generated})
+
+
+def build(
+    tasks: Sequence[ParsedTask],
+    seeds: Sequence[SeedTask],
+    config: Config,
+    templates: TemplateSet,
+    stats: StageStats,
+    provenance: Mapping[int, Provenance] | None = None,
+    screen: Screen | None = None,
+) -> PreparedData:
+    """The dataset; with `provenance` (by instruction id) its examples carry their sources;
+    with a `screen`, its quality checks drop tasks and instances first."""
+    settings: PrepareSettings = config.section(STAGE)
+    rng = random.Random(f"{config.random_seed}:{STAGE}")
+    data = PreparedData()
+    screen = screen or Screen()
+    considered = [t for t in tasks if not left_out(t, settings)]
+    screen.check_instructions([(t.instruction_id, t.instruction) for t in considered])
+    for task in tasks:
+        if left_out(task, settings):
+            stats.lose("tasks", "not_classification")
+            continue
+        if not task.pairs:
+            stats.lose("tasks", "unparseable")
+        verdicts, drops = task_verdicts(task, screen)
+        data.screened += drops
+        if drops and drops[0].position is None:
+            stats.lose("tasks", drops[0].reason)
+        count_verdicts(verdicts, stats.dropped)
+        pairs = [pair for pair, v in zip(task.pairs, verdicts, strict=True) if v is None]
+        if len(pairs) > settings.max_instances_per_task:
+            stats.drop("over_task_cap", len(pairs) - settings.max_instances_per_task)
+            pairs = rng.sample(pairs, settings.max_instances_per_task)
+        source = provenance[task.instruction_id] if provenance is not None else None
+        data.generated.extend(Example(task.instruction, i, o, source) for i, o in pairs)
+    stats.notes.update(screen.kept_notes())
+    data.training = list(data.generated)
+    if settings.include_seed_tasks:
+        data.training += [
+            Example(
+                t.instruction,
+                x.input,
+                x.output,
+                seed_provenance(t) if provenance is not None else None,
+            )
+            for t in clean_seeds(seeds, screen, stats)
+            for x in t.instances
+        ]
+    layouts = templates.finetune_layouts()
+    encoded: dict[PromptCompletion, None] = {}
+    for example in data.training:
+        augmented = Example(
+            example.instruction,
+            augment_input(example.input, rng, settings.field_removal_probability),
+            example.output,
+        )
+        encoded.setdefault(encode(augmented, layouts, rng, settings.end_of_text))
+    stats.lose("examples", "duplicate_prompt_completion", len(data.training) - len(encoded))
+    data.encoded = list(encoded)
+    rng.shuffle(data.encoded)
+    stats.kept = len(data.generated)
+    stats.notes["tasks_kept"] = data.task_count
+    stats.notes["examples_written"] = len(data.encoded)
+    return data
+
+
+def clean_seeds(seeds: Sequence[SeedTask], screen: Screen, stats: StageStats) -> list[SeedTask]:
+    """The seed tasks whose instruction and instances pass decontamination (a seed set may
+    hold evaluation tasks too); the others are counted as seed tasks lost."""
+    if screen.decontaminator is None:
+        return list(seeds)
+    matched = screen.decontaminator.instruction_matches([t.instruction for t in seeds])
+    kept = []
+    for task, match in zip(seeds, matched, strict=True):
+        hit = match or next(
+            (
+                m
+                for x in task.instances
+                if (m := screen.decontaminator.instance_match(x.input, x.output))
+            ),
+            None,
+        )
+        if hit is None:
+            kept.append(task)
+        else:
+            stats.lose("seed tasks", "contaminated")
+    return kept
+
+
+def left_out(task: ParsedTask, settings: PrepareSettings) -> bool:
+    """Whether prepare leaves the task out whole (only classification tasks wanted)."""
+    return settings.classification_tasks_only and not task.is_classification
+
+
+def task_verdicts(task: ParsedTask, screen: Screen) -> tuple[list[str | None], list[Drop]]:
+    """Each instance's drop reason before the per-task cap (None: kept), and the quality
+    screen's drops with their details: the screen first, then the paper's filters on what
+    the screen keeps."""
+    whole = screen.task_drop(task.instruction_id)
+    if whole is not None:
+        return [whole.reason] * len(task.instances), [whole]
+    drops = [screen.instance_drop(record) for record in task.instances]
+    verdicts: list[str | None] = [drop.reason if drop else None for drop in drops]
+    passed = [i for i, reason in enumerate(verdicts) if reason is None]
+    for i, reason in zip(passed, instance_verdicts([task.pairs[i] for i in passed]), strict=True):
+        verdicts[i] = reason
+    return verdicts, [drop for drop in drops if drop is not None]
+
+
+def seed_provenance(seed: SeedTask) -> Provenance:
+    """A seed task in a dataset: no instruction id, its own seed id as its source."""
+    return Provenance(None, (seed.id,), ())
