@@ -57,6 +57,7 @@ check: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q -m "not slow" --hypothesis-profile=fast -n 2
 
 bench: install-test

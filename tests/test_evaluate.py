@@ -12,7 +12,7 @@ from conftest import read_jsonl
 
 from selfinstruct.cli import main
 from selfinstruct.errors import InputError
-from selfinstruct.evaluation.judge import combine, parse_preference, parse_rating
+from selfinstruct.evaluation.grading import combine, parse_preference, parse_rating
 from selfinstruct.evaluation.summary import bootstrap_interval, pair_summary
 from selfinstruct.evaluation.tasks import read_tasks
 from selfinstruct.similarity.rouge import rouge_l

@@ -28,7 +28,7 @@ import pytest
 from conftest import cli, read_jsonl, store_snapshot
 
 from selfinstruct.errors import BackendError
-from selfinstruct.exporters import FORMATS
+from selfinstruct.exporters import written
 from selfinstruct.llm import rate_limit
 from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.backends.openai import OpenAIBackend, OpenAISettings
@@ -428,7 +428,7 @@ def test_api_key_never_lands_on_disk_or_in_output(
             outputs.append(cli(stage, "--out", str(out)))
         assert server.stats["status"].get(200, 0) > 0
     assert len(read_jsonl(out / "machine_generated_instances.jsonl")) == 20
-    for fmt in FORMATS:
+    for fmt in (found.name for found in written()):
         target = tmp_path / "exports" / f"{fmt}.out"
         target.parent.mkdir(exist_ok=True)
         outputs.append(cli("export", "--run", str(out), "--format", fmt, "--out", str(target)))

@@ -42,7 +42,7 @@ from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.plan import StagePlan
 from selfinstruct.engine.stage import Stage
 from selfinstruct.errors import EmptyDatasetError, InputError, RunError
-from selfinstruct.exporters import EXPORTS
+from selfinstruct.exporters import formats
 from selfinstruct.filters.screen import Screen
 from selfinstruct.importers.paper import read_tasks
 from selfinstruct.prompts import TemplateSet
@@ -63,10 +63,14 @@ if TYPE_CHECKING:
 
 PANDAS_HINT = "to_pandas needs pandas: pip install pandas"
 DATASETS_HINT = "to_hf_dataset needs the datasets package: pip install datasets"
-PROVENANCE_REFUSED = (
-    "prompt-completion records cannot carry provenance (each is an encoded, shuffled example); "
-    "use alpaca, openai-chat, sharegpt, parquet or hf"
-)
+
+
+def provenance_refused(format: str) -> str:
+    carrying = ", ".join(name for name, found in formats().items() if not found.encoded)
+    return (
+        f"{format} records cannot carry provenance (each is an encoded, shuffled example); "
+        f"use {carrying}"
+    )
 
 
 @dataclass(frozen=True)
@@ -230,16 +234,17 @@ class Run:
         ]
 
     def export(self, format: str, path: str | Path, *, provenance: bool = False) -> int:
-        """Write the run's dataset in one format (alpaca, openai-chat, prompt-completion,
-        sharegpt; parquet and hf with the `hub` extra); returns the records written. Reads
-        the run without writing to it. `provenance`: each record also gets `instruction_id`,
-        `seed_ids` and `machine_ids` (not for prompt-completion)."""
-        if format not in EXPORTS:
-            raise InputError(
-                "format", f"unknown format '{format}' (known: {', '.join(sorted(EXPORTS))})"
-            )
-        if provenance and format == "prompt-completion":
-            raise InputError("--provenance", PROVENANCE_REFUSED)
+        """Write the run's dataset in one format (`selfinstruct.exporters.formats()`:
+        alpaca, openai-chat, prompt-completion, sharegpt; parquet and hf with the `hub`
+        extra); returns the records written. Reads the run without writing to it.
+        `provenance`: each record also gets `instruction_id`, `seed_ids` and `machine_ids`
+        (not in formats of encoded records: prompt-completion)."""
+        known = formats()
+        if format not in known:
+            raise InputError("format", f"unknown format '{format}' (known: {', '.join(known)})")
+        chosen = known[format]
+        if provenance and chosen.encoded:
+            raise InputError("--provenance", provenance_refused(format))
         path = Path(path)
         with self._view() as ctx:
             stats = prepare.STAGE_DEF.new_stats()
@@ -249,8 +254,8 @@ class Run:
             raise EmptyDatasetError(
                 f"{self.path} holds no instance to export ({losses}); {path} was not written"
             )
-        EXPORTS[format](path, data.training, data.encoded)
-        return len(data.encoded) if format == "prompt-completion" else len(data.training)
+        chosen.write(path, data.training, data.encoded)
+        return len(data.encoded) if chosen.encoded else len(data.training)
 
     def quality(self) -> dict[str, Any]:
         """The quality numbers of the checks the run has made: `quality` (the paper's Table 2

@@ -9,12 +9,14 @@ import importlib
 
 import click
 
+# Each a click command, or a function that makes one (commands whose options come from the
+# stages, backends or export formats: made when used, so they offer those known then).
 COMMANDS = {
-    "run": "selfinstruct.commands.stages:run",
-    "prepare": "selfinstruct.commands.prepare:prepare",
-    "export": "selfinstruct.commands.export:export",
+    "run": "selfinstruct.commands.stages:run_command",
+    "prepare": "selfinstruct.commands.prepare:prepare_command",
+    "export": "selfinstruct.commands.export:export_command",
     "report": "selfinstruct.commands.report:report",
-    "judge": "selfinstruct.commands.judge:judge",
+    "judge": "selfinstruct.commands.judge:judge_command",
     "evaluate": "selfinstruct.commands.evaluate:evaluate",
     "finetune": "selfinstruct.commands.finetune:finetune",
     "validate": "selfinstruct.commands.validate:validate",
@@ -33,7 +35,8 @@ class Commands(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS:
             module, _, attribute = COMMANDS[cmd_name].partition(":")
-            command: click.Command = getattr(importlib.import_module(module), attribute)
+            found = getattr(importlib.import_module(module), attribute)
+            command: click.Command = found if isinstance(found, click.Command) else found()
             return command
         from selfinstruct.commands.stages import stage_command
         from selfinstruct.stages.registry import get_stage, stage_names

@@ -13,7 +13,7 @@ from selfinstruct.config import Config
 from selfinstruct.console.stats import StageStats
 from selfinstruct.dataset.build import PreparedData
 from selfinstruct.engine.context import RunContext
-from selfinstruct.exporters import FORMATS
+from selfinstruct.exporters import written
 from selfinstruct.parsing.labels import UNREADABLE
 from selfinstruct.seeds import seed_hash
 from selfinstruct.version import __version__
@@ -153,7 +153,7 @@ def _card(
         license=prepare.license,
         language=prepare.language,
         records=len(data.training),
-        data_files=[filename for filename, _ in FORMATS.values()],
+        data_files=[found.file_name for found in written()],
         made_with=made_with,
         table1=stats,
         settings=settings if settings is not None else _settings(config),

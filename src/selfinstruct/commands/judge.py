@@ -145,6 +145,3 @@ def judge_command() -> click.Command:
         )
     )
     return command
-
-
-judge = judge_command()

@@ -14,39 +14,45 @@ from selfinstruct.commands.stages import estimated, print_outputs, run_from
 from selfinstruct.stages import prepare as prepare_stage
 
 
-@click.command()
-@run_options
-@click.option(
-    "--import-instances",
-    type=click.Path(path_type=Path),
-    help="The paper's machine_generated_instances.jsonl from another run.",
-)
-@click.option(
-    "--import-labels",
-    type=click.Path(path_type=Path),
-    help="The paper's is_clf_or_not_*.jsonl matching --import-instances.",
-)
-@handle_errors(resumable=True)
-def prepare(import_instances: Path | None, import_labels: Path | None, **kwargs: Any) -> None:
-    """Stage 4: filter the instances and write fine-tuning data and exports. With
-    --import-instances and --import-labels, works on the paper's intermediate files instead
-    of a run."""
-    if estimated(kwargs):
-        return
-    if (import_instances is None) != (import_labels is None):
-        raise click.UsageError("--import-instances and --import-labels go together")
-    if import_instances is not None and import_labels is not None:
-        options = run_options_from(kwargs)
-        layers = options.layers
-        paths = prepare_paper_files(
-            import_instances,
-            import_labels,
-            options.out,
-            config_file=layers.config_file,
-            quiet=options.quiet,
-            sets=layers.sets,
-            **layers.given,
-        )
-    else:
-        paths = run_from(kwargs).stage(prepare_stage.STAGE_DEF).outputs
-    print_outputs(paths)
+def prepare_command() -> click.Command:
+    """`selfinstruct prepare`, with the flags of the stages and backends known when it is
+    made."""
+
+    @click.command(name="prepare")
+    @run_options
+    @click.option(
+        "--import-instances",
+        type=click.Path(path_type=Path),
+        help="The paper's machine_generated_instances.jsonl from another run.",
+    )
+    @click.option(
+        "--import-labels",
+        type=click.Path(path_type=Path),
+        help="The paper's is_clf_or_not_*.jsonl matching --import-instances.",
+    )
+    @handle_errors(resumable=True)
+    def prepare(import_instances: Path | None, import_labels: Path | None, **kwargs: Any) -> None:
+        """Stage 4: filter the instances and write fine-tuning data and exports. With
+        --import-instances and --import-labels, works on the paper's intermediate files instead
+        of a run."""
+        if estimated(kwargs):
+            return
+        if (import_instances is None) != (import_labels is None):
+            raise click.UsageError("--import-instances and --import-labels go together")
+        if import_instances is not None and import_labels is not None:
+            options = run_options_from(kwargs)
+            layers = options.layers
+            paths = prepare_paper_files(
+                import_instances,
+                import_labels,
+                options.out,
+                config_file=layers.config_file,
+                quiet=options.quiet,
+                sets=layers.sets,
+                **layers.given,
+            )
+        else:
+            paths = run_from(kwargs).stage(prepare_stage.STAGE_DEF).outputs
+        print_outputs(paths)
+
+    return prepare

@@ -33,20 +33,25 @@ def estimated(kwargs: dict[str, Any]) -> bool:
     return bool(kwargs["estimate"])
 
 
-@click.command()
-@run_options
-@handle_errors(resumable=True)
-def run(**kwargs: Any) -> None:
-    """Run every stage into the run directory --out (resumes an existing run)."""
-    if estimated(kwargs):
-        return
-    target = run_from(kwargs)
-    stats = list(target.generate().values())
-    if not kwargs["quiet"]:
-        config = target.config
-        prices = {stage.name: stage.prices(config) for stage in registry.STAGES}
-        click.echo(format_total(stats, prices), err=True)
-    print_outputs([path for s in stats for path in s.outputs])
+def run_command() -> click.Command:
+    """`selfinstruct run`, with the flags of the stages and backends known when it is made."""
+
+    @click.command(name="run")
+    @run_options
+    @handle_errors(resumable=True)
+    def run(**kwargs: Any) -> None:
+        """Run every stage into the run directory --out (resumes an existing run)."""
+        if estimated(kwargs):
+            return
+        target = run_from(kwargs)
+        stats = list(target.generate().values())
+        if not kwargs["quiet"]:
+            config = target.config
+            prices = {stage.name: stage.prices(config) for stage in registry.STAGES}
+            click.echo(format_total(stats, prices), err=True)
+        print_outputs([path for s in stats for path in s.outputs])
+
+    return run
 
 
 def batch_options(func: Callable[..., Any]) -> Callable[..., Any]:

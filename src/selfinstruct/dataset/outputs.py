@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selfinstruct.dataset.build import PreparedData
-from selfinstruct.exporters import FORMATS
+from selfinstruct.exporters import written
 from selfinstruct.filters.screen import Drop
 from selfinstruct.io.atomic import write_jsonl
 from selfinstruct.store.run_store import RunStore
@@ -74,8 +74,8 @@ def write_outputs(run_dir: Path, data: PreparedData) -> list[Path]:
         if old != paths[1]:
             old.unlink()
     write_jsonl(paths[1], ({"prompt": r.prompt, "completion": r.completion} for r in data.encoded))
-    for filename, writer in FORMATS.values():
-        path = run_dir / EXPORT_DIR / filename
-        writer(path, data.training, data.encoded)
+    for found in written():
+        path = run_dir / EXPORT_DIR / found.file_name
+        found.write(path, data.training, data.encoded)
         paths.append(path)
     return paths

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfinstruct.evaluation.judge import (
+from selfinstruct.evaluation.grading import (
     combine,
     pairwise_request,
     parse_preference,

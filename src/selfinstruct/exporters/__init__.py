@@ -1,34 +1,33 @@
-"""Writers for the dataset formats, by name. `FORMATS` are written by `prepare` into
-exports/ (file name, writer); `EXPORTS` are every format `export --format` can write."""
+"""The dataset formats: each module here declares the formats it writes (`FORMATS`, a tuple of
+`ExportFormat`), found by name when first asked for. A new format is one module.
+
+`written()`: what prepare writes into exports/, in rank order; `formats()`: every format
+`export --format` can write, by name."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+import importlib
+import pkgutil
+from functools import cache
 
-from selfinstruct.exporters.alpaca import write_alpaca
-from selfinstruct.exporters.hub import write_hf, write_parquet
-from selfinstruct.exporters.openai_chat import write_openai_chat
-from selfinstruct.exporters.prompt_completion import write_prompt_completion
-from selfinstruct.exporters.records import Example, PromptCompletion
-from selfinstruct.exporters.sharegpt import write_sharegpt
+from selfinstruct.exporters.records import Example, ExportFormat, PromptCompletion, Writer
 
-Writer = Callable[[Path, Sequence[Example], Sequence[PromptCompletion]], None]
 
-FORMATS: dict[str, tuple[str, Writer]] = {
-    "alpaca": ("alpaca.json", lambda p, ex, pc: write_alpaca(p, ex)),
-    "openai-chat": ("openai_chat.jsonl", lambda p, ex, pc: write_openai_chat(p, ex)),
-    "prompt-completion": (
-        "prompt_completion.jsonl",
-        lambda p, ex, pc: write_prompt_completion(p, pc),
-    ),
-}
+@cache
+def formats() -> dict[str, ExportFormat]:
+    """Every format the modules of this package declare, by name."""
+    found: dict[str, ExportFormat] = {}
+    for module in pkgutil.iter_modules(__path__):
+        for declared in getattr(
+            importlib.import_module(f"{__name__}.{module.name}"), "FORMATS", ()
+        ):
+            found[declared.name] = declared
+    return dict(sorted(found.items()))
 
-EXPORTS: dict[str, Writer] = {
-    **{name: writer for name, (_, writer) in FORMATS.items()},
-    "sharegpt": lambda p, ex, pc: write_sharegpt(p, ex),
-    "parquet": lambda p, ex, pc: write_parquet(p, ex),
-    "hf": lambda p, ex, pc: write_hf(p, ex),
-}
 
-__all__ = ["EXPORTS", "FORMATS", "Example", "PromptCompletion"]
+def written() -> list[ExportFormat]:
+    """The formats prepare writes into exports/, the first the dataset card's default."""
+    return sorted((f for f in formats().values() if f.file_name), key=lambda f: f.rank)
+
+
+__all__ = ["Example", "ExportFormat", "PromptCompletion", "Writer", "formats", "written"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import InputError, RunError
-from selfinstruct.exporters.records import Example, has_provenance, provenance_fields
+from selfinstruct.exporters.records import Example, ExportFormat, has_provenance, provenance_fields
 
 HINT = "pip install 'selfinstruct[hub]' (the datasets package, with pyarrow)"
 COLUMNS = ("instruction", "input", "output")
@@ -96,3 +96,17 @@ def _datasets() -> Any:
 
 def _is_saved_dataset(path: Path) -> bool:
     return path.is_dir() and all((path / name).is_file() for name in SAVED_DATASET)
+
+
+FORMATS = (
+    ExportFormat(
+        "parquet",
+        lambda path, examples, encoded: write_parquet(path, examples),
+        "one file (needs pip install 'selfinstruct[hub]')",
+    ),
+    ExportFormat(
+        "hf",
+        lambda path, examples, encoded: write_hf(path, examples),
+        "a directory from datasets' save_to_disk (needs pip install 'selfinstruct[hub]')",
+    ),
+)

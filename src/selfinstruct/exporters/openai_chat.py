@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from selfinstruct.exporters.records import Example, provenance_fields
+from selfinstruct.exporters.records import Example, ExportFormat, provenance_fields
 from selfinstruct.io.atomic import write_jsonl
 
 
@@ -26,3 +26,14 @@ def chat_record(example: Example) -> dict:
 
 def write_openai_chat(path: Path, examples: Sequence[Example]) -> None:
     write_jsonl(path, (chat_record(e) for e in examples))
+
+
+FORMATS = (
+    ExportFormat(
+        "openai-chat",
+        lambda path, examples, encoded: write_openai_chat(path, examples),
+        "chat fine-tuning JSONL",
+        file_name="openai_chat.jsonl",
+        rank=1,
+    ),
+)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -48,3 +49,23 @@ def has_provenance(examples: Sequence[Example]) -> bool:
 class PromptCompletion:
     prompt: str
     completion: str
+
+
+Writer = Callable[[Path, Sequence[Example], Sequence[PromptCompletion]], None]
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """A dataset format, declared in its module's `FORMATS` (exporters/__init__.py finds
+    every module's). `write(path, examples, encoded)` writes it; `file_name`: prepare writes
+    it into exports/ under this name, `rank` placing it among those files (the first is the
+    dataset card's default config; "": only `export --format` writes it); `encoded`: it holds
+    the encoded fine-tuning records (one per prompt/completion pair), which carry no
+    provenance."""
+
+    name: str
+    write: Writer
+    help: str  # a few words for `export --help`
+    file_name: str = ""
+    rank: int = 0
+    encoded: bool = False

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selfinstruct.exporters.openai_chat import user_turn
-from selfinstruct.exporters.records import Example, provenance_fields
+from selfinstruct.exporters.records import Example, ExportFormat, provenance_fields
 from selfinstruct.io.atomic import write_atomic
 
 
@@ -25,3 +25,12 @@ def conversation(example: Example) -> dict:
 def write_sharegpt(path: Path, examples: Sequence[Example]) -> None:
     items = [conversation(example) for example in examples]
     write_atomic(path, [json.dumps(items, ensure_ascii=False, indent=2) + "\n"])
+
+
+FORMATS = (
+    ExportFormat(
+        "sharegpt",
+        lambda path, examples, encoded: write_sharegpt(path, examples),
+        "JSON array of conversations, for Axolotl and LLaMA-Factory",
+    ),
+)

@@ -40,7 +40,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from selfinstruct.evaluation.judge import FAKE_ANSWERS as EVALUATION_ANSWERS
+from selfinstruct.evaluation.grading import FAKE_ANSWERS as EVALUATION_ANSWERS
 from selfinstruct.llm.backends.fake import FakeLLM, infer_task
 from selfinstruct.llm.base import LLM, Completion, Request
 from selfinstruct.llm.fake_answers import teach

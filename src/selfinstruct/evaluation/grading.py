@@ -1,5 +1,6 @@
-"""An LLM judge: the paper's A/B/C/D rating of one response, and a pairwise preference
-between two responses asked in both orders so that position bias cancels out."""
+"""Grading candidates' answers with a model (`selfinstruct evaluate --judge`): the paper's
+A/B/C/D rating of one response, and a pairwise preference between two responses asked in
+both orders so that position bias cancels out."""
 
 from __future__ import annotations
 
