@@ -49,7 +49,7 @@ test: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # The fast inner loop: lint, format check, types, and the tests not marked slow (no embedded
 # model, no training, no crash harness), with fewer fuzz examples. `make test` runs them all.

@@ -9,7 +9,7 @@ any client can do with C requests in flight is C / latency requests per second (
   from the packaged templates); the target applies to this one;
 * ours in stage waves (for information): the same backend driven the way the classify and
   instances stages drive it, one call per wave of whole `request_batch_size` windows
-  (stages/per_instruction.py), each wave waiting for its slowest request;
+  (what engine/plan.py did then), each wave waiting for its slowest request;
 * the paper's way: one call at a time, `request_batch_size` prompts per call (a list `prompt`
   to /v1/completions) over a plain `httpx.Client`, as the original Self-Instruct loop did.
 
@@ -269,7 +269,8 @@ def bench_ours(server: Server, count: int, concurrency: int, warmup: int) -> dic
 
 def stage_wave_size(concurrency: int, batch: int) -> int:
     """Requests per `stream` call of the classify and instances stages on a fresh run: whole
-    windows of `request_batch_size`, as many as stages/per_instruction.py sends at once."""
+    windows of `request_batch_size`, as many as the per-record stages sent at once before
+    they served feeds."""
     return windows_per_wave(concurrency, batch) * batch
 
 

@@ -1,5 +1,6 @@
-"""The Python API: the README's example runs as written; runs are created, generated,
-read and exported through `selfinstruct.Run`; errors are typed."""
+"""The Python API: the documented example (docs/reference/python-api.md) runs as written;
+runs are created, generated, read and exported through `selfinstruct.Run`; errors are
+typed."""
 
 from __future__ import annotations
 
@@ -13,17 +14,19 @@ import pytest
 import selfinstruct
 from selfinstruct.errors import EmptyDatasetError, InputError, RunError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "python-api.md"
 
 
-def readme_example() -> str:
-    section = README.read_text(encoding="utf-8").split("## Python API", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+def documented_example() -> str:
+    """The page's first Python block."""
+    found = re.search(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+    assert found is not None, f"{GUIDE} holds no Python example"
+    return found.group(1)
 
 
-def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
+def test_the_documented_example_runs_as_written(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", readme_example()],
+        [sys.executable, "-c", documented_example()],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -39,10 +39,16 @@ RESUME = (
 
 # Volatile JSON values, as key paths ("*": every item of a list), left out on both sides.
 TIMED = ("seconds", "requests_per_second", "tokens_per_second")  # wall-clock time, rates
+# The versions of the packages a run records are those of the last process that generated
+# into it (the resume here): the test's environment's, not necessarily the baseline's.
 VOLATILE_JSON: dict[str, list[tuple[str, ...]]] = {
-    "run.json": [("updated_at",)],  # the time of the last command that changed the run
+    "run.json": [
+        ("updated_at",),  # the time of the last command that changed the run
+        ("versions",),
+    ],
     "report.json": [
         ("generated_at",),  # when the report was written
+        ("run", "versions"),
         ("run", "path"),  # the run directory as the command was given it (the tmp_path)
         *(("economics", "stages", "*", key) for key in TIMED),
         *(("economics", "total", key) for key in TIMED),
@@ -61,6 +67,10 @@ ANSWER_TIMES: dict[str, list[tuple[str, ...]]] = {
 # the rows the test's commands add (a stage_runs row per stage and command; the partial
 # run's answers). The meta table has no such key: its created_at is the run's creation.
 VOLATILE_COLUMNS = {"stage_runs": ("started_at", "seconds"), "responses": ("created_at",)}
+VOLATILE_META = ("versions",)  # meta keys whose value is the environment's (see above)
+# The dataset card's line naming the versions it was generated with (the environment's).
+CARD = "exports/README.md"
+CARD_VERSIONS = re.compile(r"^(Generated with selfinstruct \S+) \(.*\)\.$", re.M)
 
 # report.html: the same values where the page shows them.
 REPORT_TIME = re.compile(r"(<dt>Report</dt><dd>)[^,<]*")  # "<time>, selfinstruct <version>"
@@ -209,6 +219,8 @@ def comparable(
         masked = [
             _masked(row, volatile if new else []) for row, new in zip(rows, added, strict=True)
         ]
+        if name == "meta":
+            masked = [[row[0], MASK] if row[0] in VOLATILE_META else row for row in masked]
         result[name] = sorted(masked, key=repr)
     return result
 
@@ -292,6 +304,11 @@ def compare_file(case: Case, relative: str) -> None:
         got = masked_report(actual, actual.with_name("report.json"))
         want = masked_report(expected, case.expected("report.json"))
         assert got == want, diff(want.split("><"), got.split("><"), actual)
+    elif relative == CARD:
+        got, want = (
+            CARD_VERSIONS.sub(rf"\1 ({MASK}).", p.read_text("utf-8")) for p in (actual, expected)
+        )
+        assert got == want, diff(want.splitlines(), got.splitlines(), actual)
     else:
         assert actual.read_bytes() == expected.read_bytes(), f"{relative} differs"
 

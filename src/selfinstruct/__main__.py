@@ -1,3 +1,5 @@
+"""`python -m selfinstruct`: the command line."""
+
 from selfinstruct.cli import main
 
 main()

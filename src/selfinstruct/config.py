@@ -2,7 +2,7 @@
 
 Each section's dataclass belongs to the stage or backend that reads it (a stage module, a
 backend module); this module only holds the container and knows no section by name. Which
-sections exist is given by the caller (`settings.py` asks the stage and backend registries),
+sections exist is given by the caller (`run/layers.py` asks the stage and backend registries),
 so a new stage or backend brings its settings without an edit here.
 
 A settings dataclass may define `problems()`, yielding (key, message) for values out of
@@ -78,13 +78,13 @@ class Flag:
 class RequestSettings:
     """The decoding settings of a stage that sends requests (OpenAI's names and ranges)."""
 
-    request_batch_size: int = 5
-    temperature: float = 0.0
-    top_p: float = 0.0
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    max_tokens: int = 256
-    stop: list[str] | None = None
+    request_batch_size: int = 5  # requests per batch window
+    temperature: float = 0.0  # sampling temperature (0 to 2)
+    top_p: float = 0.0  # nucleus sampling (0 to 1)
+    presence_penalty: float = 0.0  # -2 to 2
+    frequency_penalty: float = 0.0  # -2 to 2
+    max_tokens: int = 256  # the most tokens an answer may have
+    stop: list[str] | None = None  # stop sequences; unset: the stage's default.
 
     def problems(self) -> Iterator[tuple[str, str]]:
         if not 0.0 <= self.temperature <= 2.0:
@@ -123,13 +123,15 @@ class Config:
     """The core settings, and the settings object of each section by name (`config.bootstrap`
     reads `sections["bootstrap"]`)."""
 
-    seeds: str = ""
-    num_instructions: int = 100
+    seeds: str = ""  # seed tasks file (.jsonl, .txt, .csv, .yaml); empty: the packaged seeds
+    num_instructions: int = 100  # machine instructions to generate in total
+    # the backend's name (`selfinstruct run --help` lists those installed)
     backend: str = "embedded"
-    model: str = ""
+    model: str = ""  # the model asked of the backend; empty: the backend's default
+    # completion (the paper's list continuation) or chat (messages)
     prompt_style: str = "completion"
-    random_seed: int = 42
-    templates: str = ""
+    random_seed: int = 42  # seeds sampling, prompt composition and shuffling
+    templates: str = ""  # a directory of templates overriding ours file by file
     pricing: PricingSettings = field(default_factory=PricingSettings)
     sections: dict[str, Any] = field(default_factory=dict)
 

@@ -11,7 +11,7 @@ import json
 import math
 import re
 import string
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,7 +26,6 @@ from selfinstruct.paper import table1_figure
 CARD_FILE = "README.md"
 TAGS = ("self-instruct", "synthetic", "instruction-tuning")
 # An identifier as the Hub spells licenses and languages: cc-by-4.0, apache-2.0, en, zh-Hans.
-IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 # The Hub's size buckets: (upper bound, name); beyond the last one "n>1T".
 SIZE_CATEGORIES = (
     (10**3, "n<1K"),
@@ -89,15 +88,6 @@ class CardData:
 
 
 NO_QUALITY = "No checks beyond the paper's filters."
-
-
-def card_problems(license: str, language: str, dataset_name: str) -> Iterator[tuple[str, str]]:
-    """(setting, message) for card settings the header cannot hold."""
-    for key, value in (("license", license), ("language", language)):
-        if not IDENTIFIER.fullmatch(value):
-            yield key, "must be an identifier such as cc-by-4.0 or en (no spaces)"
-    if not dataset_name.isprintable():
-        yield "dataset_name", "must be one line of printable text"
 
 
 def size_category(records: int) -> str:

@@ -23,23 +23,24 @@ IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 class PrepareSettings:
     """Stage 4: filter and format for fine-tuning."""
 
-    max_instances_per_task: int = 5
-    include_seed_tasks: bool = False
-    classification_tasks_only: bool = False
+    max_instances_per_task: int = 5  # instances kept per task (a random sample beyond)
+    include_seed_tasks: bool = False  # add the seed tasks' instances to the fine-tuning data
+    classification_tasks_only: bool = False  # keep classification tasks only
+    # chance an input's field label is dropped (the paper's augmentation)
     field_removal_probability: float = 0.5
-    end_of_text: str = "<|endoftext|>"
+    end_of_text: str = "<|endoftext|>"  # appended to every completion
     provenance: bool = False  # exports/ records carry instruction_id, seed_ids, machine_ids
     # The dataset card (exports/README.md); none of these changes the data.
     license: str = "unknown"  # a Hub license identifier: cc-by-4.0, apache-2.0, other...
-    language: str = "en"
+    language: str = "en"  # the card's language
     dataset_name: str = ""  # the card's pretty_name; empty: the run directory's name
-    # The run's HTML report (report.html, report.json); `report_verbs`: its verb-noun chart
-    # (a spaCy parse of every instruction, when the report extra is installed).
-    report: bool = True
+    report: bool = True  # write the run's HTML report (report.html, report.json)
+    # the report's verb-noun chart (a spaCy parse of every instruction; the report extra)
     report_verbs: bool = True
     # The judge's verdicts, when a judge is set: the worst rating kept (A best; empty: any)
     # and the questions that must be answered yes (instruction, input, output).
     min_rating: str = "B"
+    # with a judge: questions answered yes (instruction, input, output)
     require_yes: list[str] = field(default_factory=list)
     # Instances without a readable judgment (an unparseable answer, or none yet): dropped
     # (judge_unparseable, judge_missing), or kept and counted apart.
@@ -49,9 +50,10 @@ class PrepareSettings:
     # `decontaminate_rouge` to an evaluation instruction, or an instance sharing
     # `decontaminate_ngram` consecutive words with an evaluation task.
     decontaminate: bool = True
+    # evaluation tasks; empty: our packaged ones
     decontaminate_files: list[str] = field(default_factory=list, metadata={"paths": True})
-    decontaminate_rouge: float = 0.7
-    decontaminate_ngram: int = 13
+    decontaminate_rouge: float = 0.7  # drop an instruction above this ROUGE-L to an evaluation one
+    decontaminate_ngram: int = 13  # drop an instance sharing this many consecutive words with one
 
     def problems(self) -> Any:
         if self.max_instances_per_task < 1:

@@ -1,5 +1,6 @@
 """The run report: one self-contained HTML file (report.html) and the numbers behind its
-charts (report.json), computed from a run store opened read-only.
+charts (report.json), computed from a run its caller has opened (read-only is enough); it
+never opens a run itself.
 
 This module stays light (the standard library only): commands name the report without
 loading it."""

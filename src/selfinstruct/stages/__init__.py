@@ -1,1 +1,2 @@
-"""The stages of a run (`stage.py` says what a stage is; `registry.py` lists them in order)."""
+"""The stages of a run, one module (or package) each, and `registry.py`, which lists them in
+run order (what a stage is: `engine/stage.py`)."""

@@ -2,7 +2,7 @@
 (labels, then inputs) for classification tasks, input first for the rest.
 
 Each answer is stored as it arrives, and parsed at once into instance records with stable ids
-(`stages/parse.py`), so later stages can refer to one instance."""
+(`views/tasks.py`), so later stages can refer to one instance."""
 
 from __future__ import annotations
 
@@ -34,9 +34,10 @@ GENERATION_TEMPLATE = TemplateSpec("instances_generation", _ASKS, _MAX, fewshot=
 class InstancesSettings(RequestSettings):
     """Stage 3: input/output instances for each instruction."""
 
-    max_instances: int = 5
+    max_instances: int = 5  # instances asked for per instruction (1 to 20)
     presence_penalty: float = 1.5
     max_tokens: int = 350
+    # max_tokens when the batch window holds a classification task
     max_tokens_with_classification: int = 300
 
     def problems(self) -> Iterator[tuple[str, str]]:

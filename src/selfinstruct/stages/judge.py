@@ -67,14 +67,14 @@ class JudgeSettings(RequestSettings):
     where it is served and what it costs. Backend settings left empty come from the
     backend's own section ([openai] ...)."""
 
-    backend: str = ""
-    model: str = ""
+    backend: str = ""  # the judge's backend; empty: no judge
+    model: str = ""  # the judge's model (--judge BACKEND:MODEL)
     prompt_style: str = ""  # empty: the run's
-    base_url: str = ""
-    api_key_env: str = ""
+    base_url: str = ""  # empty: the backend's section ([openai] base_url)
+    api_key_env: str = ""  # empty: the backend's section
     concurrency: int | str = 0  # requests in flight ("auto": adaptive); 0: the backend's
-    input_per_million: float = 0.0
-    output_per_million: float = 0.0
+    input_per_million: float = 0.0  # the judge's prices (0: the run's, when it is the run's model)
+    output_per_million: float = 0.0  # the judge's prices (0: the run's, when it is the run's model)
     max_tokens: int = 200
 
     def problems(self) -> Iterator[tuple[str, str]]:

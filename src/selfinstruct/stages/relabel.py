@@ -44,7 +44,7 @@ RELABELS = RecordTable("relabels", ("answer", "agrees"), migration="0004_quality
 class RelabelSettings(RequestSettings):
     """Label consistency of classification instances (asks the run's model)."""
 
-    enabled: bool = False
+    enabled: bool = False  # run it (--relabel), and drop the instances whose labels disagree
     max_tokens: int = 16
 
     def problems(self) -> Iterator[tuple[str, str]]:

