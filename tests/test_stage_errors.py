@@ -3,6 +3,7 @@ before the error line, so the error can refer to the counts above it."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -47,7 +48,10 @@ def test_bootstrap_that_gives_up_prints_its_drop_reasons_first(
     summary = next(i for i, line in enumerate(lines) if line.startswith("[bootstrap]"))
     assert summary < error
     assert "kept 0 instructions, dropped 100 (duplicate 100)" in lines[summary]
-    assert "requests 50 (+0 from cache)" in lines[summary]
+    # 50 answers judged; answers to requests still in flight (k = 8 batches of 1 ahead) may
+    # have arrived, out of order, and been counted before the 50th was judged.
+    sent = re.search(r"requests (\d+) \(\+0 from cache\)", lines[summary])
+    assert sent is not None and 50 <= int(sent.group(1)) < 50 + 8
 
 
 def test_a_stage_that_fails_keeps_what_it_committed_and_reports_it(

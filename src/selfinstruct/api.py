@@ -1,4 +1,5 @@
-"""The Python API: a run directory as an object. The command line is a thin layer over it.
+"""The Python API: a run directory as an object. The run and stage commands, prepare, export
+and report are thin layers over it.
 
     import selfinstruct
 
@@ -49,7 +50,7 @@ from selfinstruct.prompts import TemplateSet
 from selfinstruct.quality.judgment import Judgment
 from selfinstruct.run.drive import run_stage
 from selfinstruct.run.estimate import StageEstimate, estimate_run
-from selfinstruct.run.layers import Layers, layered, merge
+from selfinstruct.run.layers import Layers, layered, merge_settings
 from selfinstruct.run.open import Limits, RunOptions, opened, viewed
 from selfinstruct.seeds import load_seeds
 from selfinstruct.stages import judge, prepare, registry
@@ -261,7 +262,7 @@ class Run:
         """The quality numbers of the checks the run has made: `quality` (the paper's Table 2
         from the current judge's answers, with 95% intervals) and `label_agreement`."""
         with self._view() as ctx:
-            return registry.quality_numbers(ctx)
+            return registry.stage_numbers(ctx)
 
     def judgments(self) -> dict[str, Judgment]:
         """The current judge's judgment of each instance, by instance id (empty without a
@@ -339,7 +340,7 @@ def _layers(
 def _merged(layers: Layers, settings: dict[str, Any]) -> Layers:
     """Settings given to one call, over the run object's own (keyword arguments are nested
     already: core keys, and sections as dicts)."""
-    return Layers(layers.config_file, merge(layers.given, settings), layers.sets)
+    return Layers(layers.config_file, merge_settings(layers.given, settings), layers.sets)
 
 
 def prepare_paper_files(

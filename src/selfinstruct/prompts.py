@@ -29,6 +29,8 @@ FINETUNE_KEYS = {
 
 Messages = tuple[tuple[str, str], ...]
 
+NO_INPUT = "(none)"  # how a prompt shows an instance without an input
+
 
 @dataclass(frozen=True)
 class TemplateSpec:

@@ -6,7 +6,7 @@ This module and its two templates (templates/completion/ and templates/chat/) ar
 Wired in with one line in the stage registry and one migration (`MIGRATION`), it has a
 command and flags, a settings section, a fingerprint, an estimate, records that merge
 copies, run.json counts, drops in prepare, the report and quality_drops.jsonl, a line in
-the dataset card, and fake answers (tests/test_stage_declaration.py checks each)."""
+the dataset card, and fake answers (tests/test_declared_once.py checks each)."""
 
 from __future__ import annotations
 

@@ -98,10 +98,6 @@ def stage_command(stage: Stage) -> click.Command:
     return click.command(name=stage.name, help=stage.help)(run_options(command))
 
 
-def stage_commands() -> list[click.Command]:
-    return [stage_command(stage) for stage in registry.STAGES]
-
-
 def print_outputs(paths: list[Path]) -> None:
     """The files written, the report last (open it in a browser)."""
     reports = [path for path in paths if path.name == REPORT_NAME]

@@ -21,7 +21,9 @@ IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 @dataclass
 class PrepareSettings:
-    """Stage 4: filter and format for fine-tuning."""
+    """Stage 4: filter and format for fine-tuning. It also holds how the judge's verdicts
+    filter (min_rating, require_yes, keep_unjudged): prepare applies them, whichever judge
+    the run has."""
 
     max_instances_per_task: int = 5  # instances kept per task (a random sample beyond)
     include_seed_tasks: bool = False  # add the seed tasks' instances to the fine-tuning data

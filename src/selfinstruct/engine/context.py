@@ -33,7 +33,7 @@ class RunContext:
     # Prepare's checks on other stages' records: what each stage that declares one makes of
     # this run (None: nothing to check). Given by whoever opens the run, which knows the
     # stages; prepare, a stage itself, does not.
-    checks: tuple[Callable[[RunContext], InstanceCheck | None], ...] = ()
+    screens: tuple[Callable[[RunContext], InstanceCheck | None], ...] = ()
     _llms: dict[str, LLM] = field(default_factory=dict, repr=False)
 
     @property

@@ -1,5 +1,6 @@
 """Shared loop of the stages that send one request per record (classify and instances: one
-per instruction, in acceptance order), each result committed as soon as it arrives.
+per instruction, in acceptance order; relabel and judge: one per instance), each result
+committed as soon as it arrives.
 
 Batches are fixed windows of the record list (instructions 1-5, 6-10, ...), whatever is
 already done, so a request never depends on where an earlier process was interrupted. There

@@ -53,7 +53,7 @@ class Stage:
     stops: Callable[[str, Any], list[str]] | None = None  # default stops for (style, settings)
     runtime_only: frozenset[str] = frozenset()  # settings that do not change its records
     depends_on_seeds: bool = False  # the seed set is part of its fingerprint
-    records: Callable[[RunStore], int] | None = None  # how many records it holds
+    record_count: Callable[[RunStore], int] | None = None  # how many records it holds
     table: RecordTable | None = None  # its records about instances (merge copies them)
     # What run.json counts of its records ({"labels": 40}; {} when there is nothing to say).
     counts: Callable[[RunContext], dict[str, int]] | None = None
@@ -88,7 +88,7 @@ class Stage:
     pricing: Callable[[Config], PricingSettings] | None = None
     # Reads and checks the files its settings name (InputError naming file, line and field),
     # before a command writes or sends anything.
-    check: Callable[[Config], None] | None = None
+    check_inputs: Callable[[Config], None] | None = None
     # Its records are kept per version (a hash of its fingerprint): new settings (a new
     # judge) add records beside the old ones instead of being refused, and never touch other
     # stages' records.
@@ -122,14 +122,14 @@ class Stage:
         or cannot say)."""
         if self.estimate is not None:
             return self.estimate(store, target, fingerprint or {})
-        if self.plan is None or self.records is None:
+        if self.plan is None or self.record_count is None:
             return None
-        return Estimate(target - (self.records(store) if store else 0), "one per instruction")
+        return Estimate(target - (self.record_count(store) if store else 0), "one per instruction")
 
     def has_records(self, store: RunStore) -> bool:
         if self.table is not None and store.records.count(self.table):
             return True
-        return self.records is not None and self.records(store) > 0
+        return self.record_count is not None and self.record_count(store) > 0
 
     def version(self, ctx: RunContext) -> str:
         """The version of its records the settings in use name (a versioned stage's)."""

@@ -1,9 +1,9 @@
-"""How the fake backend answers: each stage (and the evaluation judge) says, for each kind of
+"""How the fake backend answers: each stage (and evaluation's grader) says, for each kind of
 request it sends, how a plausible answer looks, using text the fake backend lends it. So the
 fake backend names no stage, and a new stage brings its fake answers along.
 
 Answers are taught to the fake backend where they are declared (`teach`): declaring a `Stage`
-teaches its `fake_answers`, and the evaluation judge teaches its own when its module loads.
+teaches its `fake_answers`, and evaluation's grader teaches its own when its module loads.
 A request is always built by the module that declares its kind, so the kind is known by the
 time the request is answered; the test server imports every declaring module."""
 

@@ -1,9 +1,10 @@
 """The OpenAI wire format, both directions, defined once.
 
-The live client (`openai_backend`) and batch files (OpenAI Batch API, `vllm run-batch`) turn a
-`Request` into a body and a response body into a `Completion`; the local test server
-(`testing.openai_server`) does the opposite. Keeping both directions here means a field added
-on one side cannot be forgotten on the other (tests/test_wire_format.py checks the round trips).
+The live client (`llm/backends/openai.py`) and batch files (OpenAI Batch API, `vllm
+run-batch`) turn a `Request` into a body and a response body into a `Completion`; the local
+test server (`testing.openai_server`) does the opposite. Keeping both directions here means a
+field added on one side cannot be forgotten on the other (tests/test_wire_format.py checks
+the round trips).
 """
 
 from __future__ import annotations

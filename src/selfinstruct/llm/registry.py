@@ -59,7 +59,7 @@ def backend_class(name: str) -> type[LLM]:
     return found
 
 
-def section_types() -> dict[str, type]:
+def backend_sections() -> dict[str, type]:
     """The settings section of each backend that has one, by backend name."""
     sections = {}
     for name in known_backends():

@@ -68,7 +68,7 @@ def _verdicts(selector: Selector, texts: list[str], progress: Progress) -> Itera
     """The verdicts in order, judged BLOCK candidates at a time (across batches and runs:
     the blocks only group the scoring, every decision is made at its own turn)."""
     for start in range(0, len(texts), BLOCK):
-        found = selector.judge(texts[start : start + BLOCK])
+        found = selector.decide(texts[start : start + BLOCK])
         yield from found
         progress.advance(len(found))
 

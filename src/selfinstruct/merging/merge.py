@@ -15,7 +15,6 @@ from pathlib import Path
 from selfinstruct.console.stats import StageStats
 from selfinstruct.errors import RunError
 from selfinstruct.io.atomic import write_json
-from selfinstruct.merging.atomic import written_whole
 from selfinstruct.merging.checks import (
     check_compatible,
     check_distinct,
@@ -27,6 +26,7 @@ from selfinstruct.merging.decide import MergePlan, decide
 from selfinstruct.merging.manifest import MANIFEST, manifest, summary_lines, write_paper_files
 from selfinstruct.merging.order import name_runs, sort_runs
 from selfinstruct.merging.source import opened_runs
+from selfinstruct.merging.staging import written_whole
 from selfinstruct.merging.write import MergedStore
 from selfinstruct.run.drive import run_stage
 from selfinstruct.run.open import RunOptions, open_run, opened

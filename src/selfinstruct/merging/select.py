@@ -54,7 +54,7 @@ class Selector:
     def close(self) -> None:
         self.pool.close()
 
-    def judge(self, texts: Sequence[str]) -> list[Verdict]:
+    def decide(self, texts: Sequence[str]) -> list[Verdict]:
         """Decide candidates in order, each against the pool as it stands at its turn."""
         encoded = [self.pool.encode(text) for text in texts]
         settled = self.prefilter.settle(encoded)

@@ -119,3 +119,45 @@ def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
     low = 0.0 if k == 0 else max(0.0, centre - half)  # exact bounds at the edges: no float drift
     high = 1.0 if k == n else min(1.0, centre + half)
     return (low, high)
+
+
+EMPTY_CELL = "–"  # a share of nothing, in a table
+
+
+@dataclass(frozen=True)
+class Share:
+    """`yes` of `n` items."""
+
+    yes: int
+    n: int
+
+    @property
+    def percent(self) -> float | None:
+        """100 * yes / n; None when n == 0."""
+        return 100.0 * self.yes / self.n if self.n else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The 95% Wilson score interval in percent; None when n == 0."""
+        if not self.n:
+            return None
+        low, high = wilson_interval(self.yes, self.n)
+        return (100.0 * low, 100.0 * high)
+
+    def as_dict(self) -> dict[str, int | float | None]:
+        """Counts, percent and interval bounds (rounded to 1 decimal; None when n == 0)."""
+        percent, interval = self.percent, self.interval
+        return {
+            "yes": self.yes,
+            "n": self.n,
+            "percent": None if percent is None else round(percent, 1),
+            "low": None if interval is None else round(interval[0], 1),
+            "high": None if interval is None else round(interval[1], 1),
+        }
+
+    def cell(self) -> str:
+        """'92.0% [89.1, 94.3] (n=250)'; '–' when n == 0."""
+        percent, interval = self.percent, self.interval
+        if percent is None or interval is None:
+            return EMPTY_CELL
+        return f"{percent:.1f}% [{interval[0]:.1f}, {interval[1]:.1f}] (n={self.n})"

@@ -149,7 +149,7 @@ def summary(data: RunData) -> dict[str, Any]:
         },
         "funnel": [s.as_dict() for s in funnel(data)],
         "economics": economics(data.ctx),
-        **registry.quality_numbers(data.ctx),
+        **registry.stage_numbers(data.ctx),
         "screened": dict(Counter(drop.reason for drop in data.screened).most_common()),
     }
 

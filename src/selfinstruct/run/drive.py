@@ -48,7 +48,7 @@ def run_stage(ctx: RunContext, stage: Stage) -> StageStats:
 def write_card(ctx: RunContext, data: PreparedData, stats: StageStats) -> Path:
     """exports/README.md for the dataset the stage has just built, with what the run's
     stages measured."""
-    numbers = registry.quality_numbers(ctx)
+    numbers = registry.stage_numbers(ctx)
     quality = quality_text(ctx.config, registry.card_lines(ctx.config, numbers))
     return write_run_card(ctx, data, stats, ctx.store.run_dir / EXPORT_DIR, quality)
 

@@ -24,9 +24,8 @@ from selfinstruct.errors import InputError
 from selfinstruct.io.text import read_text
 from selfinstruct.io.toml import parse_toml
 from selfinstruct.llm.choice import ModelChoice
-from selfinstruct.llm.registry import known_backends
-from selfinstruct.llm.registry import section_types as backend_sections
-from selfinstruct.stages.registry import section_types as stage_sections
+from selfinstruct.llm.registry import backend_sections, known_backends
+from selfinstruct.stages.registry import stage_sections
 
 PATH_KEYS = ("seeds", "templates")  # paths in a config file are relative to the file
 SET_OPTION = "--set"
@@ -101,7 +100,7 @@ def explicit(layers: Layers) -> dict[str, Any]:
             if found.get(key):
                 found[key] = str((base_dir / found[key]).resolve())
         _resolve_section_paths(found, base_dir)
-    found = merge(found, _absolute_paths(layers.given))
+    found = merge_settings(found, _absolute_paths(layers.given))
     for text in layers.sets:
         _assign(found, *parse_set(text))
     return found
@@ -158,7 +157,7 @@ def layered(
     """The settings of a command: `base` (packaged defaults, or a run's stored settings)
     under what the user gave (`given`: `explicit(layers)`, when the caller has it already)."""
     top = explicit(layers) if given is None else given
-    data = merge(_known(base) if base else defaults().to_dict(), top)
+    data = merge_settings(_known(base) if base else defaults().to_dict(), top)
     try:
         return from_dict(data, "<command line>")
     except InputError as exc:  # name --set when the setting came from there
@@ -186,11 +185,11 @@ def _known(stored: dict[str, Any]) -> dict[str, Any]:
     return known
 
 
-def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def merge_settings(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
+            merged[key] = merge_settings(merged[key], value)
         else:
             merged[key] = value
     return merged

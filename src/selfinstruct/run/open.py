@@ -161,7 +161,7 @@ def context(
         choice = ModelChoice.of(config.backend, config.model, config.sections)
         known = store.get_meta("model_file")
         prints = fingerprints(config, choice, templates, seed_hash(seeds), known)
-    checks = tuple(stage.screen for stage in stages if stage.screen is not None)
+    screens = tuple(stage.screen for stage in stages if stage.screen is not None)
     return RunContext(
         config,
         store,
@@ -170,7 +170,7 @@ def context(
         quiet=quiet,
         models=models,
         fingerprints=prints,
-        checks=checks,
+        screens=screens,
     )
 
 
@@ -216,8 +216,8 @@ def resolve(
     templates = TemplateSet(config.templates or None)
     for stage in registry.STAGES:
         templates.check_all(stage.style(config), stage.templates)
-        if stage.check is not None:
-            stage.check(config)
+        if stage.check_inputs is not None:
+            stage.check_inputs(config)
     stored_seeds = store.seeds.load() if store and "seeds" not in given else []
     return config, templates, stored_seeds or load_seeds(config.seeds or None)
 

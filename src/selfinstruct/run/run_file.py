@@ -32,7 +32,7 @@ def write_run_file(ctx: RunContext) -> None:
             "counts": run_counts(ctx),
             "labels": funnel.labels,
             "funnel": funnel.as_dict(),
-            **registry.quality_numbers(ctx),
+            **registry.stage_numbers(ctx),
             "config": config.to_dict(),
         },
     )

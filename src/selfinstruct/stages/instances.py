@@ -18,10 +18,10 @@ from selfinstruct.engine.stage import Stage
 from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText
+from selfinstruct.parsing.instances import parse_instances
 from selfinstruct.prompts import TemplateSpec
 from selfinstruct.store import paper_files
-from selfinstruct.store.run_store import InstructionRow
-from selfinstruct.views.tasks import backfill, store_parsed
+from selfinstruct.store.run_store import InstructionRow, RunStore
 
 STAGE = "instances"
 _ASKS = frozenset({"instruction"})
@@ -121,6 +121,36 @@ def _windows_waiting_for_labels(
     return waiting
 
 
+def store_parsed(
+    store: RunStore,
+    instruction_id: int,
+    raw: str,
+    truncated: bool,
+    is_classification: bool,
+    style: str,
+) -> None:
+    """Parse one stored answer and store its records (inside the caller's transaction)."""
+    store.instances.put_parsed(
+        instruction_id, parse_instances(raw, truncated, is_classification, style)
+    )
+
+
+def backfill(store: RunStore, style: str) -> int:
+    """Parse the stored answers that have no records yet (a run made before instance
+    records existed); returns how many were parsed."""
+    todo = store.instances.unparsed()
+    if not todo:
+        return 0
+    labels, raw = store.labels.all(), store.instances.raw()
+    with store.transaction():
+        for instruction_id in todo:
+            text, finish, _ = raw[instruction_id]
+            store_parsed(
+                store, instruction_id, text, finish == "length", labels[instruction_id][1], style
+            )
+    return len(todo)
+
+
 def write_files(ctx: RunContext) -> list[Path]:
     return [paper_files.write_instances(ctx.store)]
 
@@ -156,7 +186,7 @@ STAGE_DEF = Stage(
     settings=InstancesSettings,
     templates=(CLASSIFICATION_TEMPLATE, GENERATION_TEMPLATE),
     stops=request_stops,
-    records=lambda store: store.count("instances"),
+    record_count=lambda store: store.count("instances"),
     counts=lambda ctx: {"instances": ctx.store.count("instances")},
     backfill=lambda ctx: backfill(ctx.store, ctx.config.prompt_style),
     plan=plan,

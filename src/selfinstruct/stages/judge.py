@@ -31,7 +31,7 @@ from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.llm.registry import backend_class, known_backends
 from selfinstruct.paper import QUESTIONS
-from selfinstruct.prompts import Prompt, TemplateSet, TemplateSpec
+from selfinstruct.prompts import NO_INPUT, Prompt, TemplateSet, TemplateSpec
 from selfinstruct.quality.judgment import LINE_LABELS, Criteria, Judgment, parse_judgment
 from selfinstruct.quality.table2 import Judged, QualityTable, quality_table, table2_markdown
 from selfinstruct.store.records import RecordTable
@@ -42,7 +42,6 @@ STAGE = "judge"
 TEMPLATE = TemplateSpec(
     "judge_instance", frozenset({"instruction", "input", "output"}), fewshot=True
 )
-NO_INPUT = "(none)"
 MARKER = "Correct output: is the output a correct and acceptable response"  # in both styles
 # Judge settings that override the backend's own section, by the backend setting they set.
 OVERRIDES = {"base_url": "base_url", "api_key_env": "api_key_env", "concurrency": "max_concurrency"}
@@ -153,15 +152,10 @@ def judge_pricing(config: Config) -> PricingSettings:
     return config.pricing if same else PricingSettings()
 
 
-def judge_id(fingerprint: dict[str, Any]) -> str:
-    """The id a judge's judgments are stored under: a hash of the judge stage's fingerprint
-    (the settings its answers depend on)."""
-    return version_id(fingerprint)
-
-
 def current_judge(ctx: RunContext) -> str:
-    """The id of the judge the settings in use name."""
-    return judge_id(ctx.fingerprints.get(STAGE, {}))
+    """The id the judgments of the judge the settings in use are stored under: the judge
+    stage's version (a hash of the settings its answers depend on)."""
+    return STAGE_DEF.version(ctx)
 
 
 def judgments(store: RunStore, judge: str) -> dict[str, Judgment]:
@@ -286,7 +280,7 @@ def estimate(store: RunStore | None, target: int, fingerprint: dict[str, Any]) -
         return Estimate(round(target * ASSUMED_INSTANCES), f"{ASSUMED_INSTANCES:g} per instruction")
     answered = store.count("instances")
     per = store.count("parsed_instances") / max(answered, 1)
-    judged = len(store.records.of(JUDGMENTS, judge_id(fingerprint)))
+    judged = len(store.records.of(JUDGMENTS, version_id(fingerprint)))
     return Estimate(round(target * per) - judged, f"{per:.1f} instances per instruction so far")
 
 

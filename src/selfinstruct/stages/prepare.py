@@ -28,7 +28,7 @@ from selfinstruct.views.tasks import parsed_tasks
 def screen_for(ctx: RunContext) -> Screen:
     """The quality checks the run's settings turn on: decontamination, and the checks the
     run's stages declare on their records."""
-    checks = [check for make in ctx.checks if (check := make(ctx)) is not None]
+    checks = [check for make in ctx.screens if (check := make(ctx)) is not None]
     return Screen(decontaminator=decontaminator_for(ctx.config), checks=checks)
 
 
@@ -110,5 +110,5 @@ STAGE_DEF = Stage(
     flags=FLAGS,
     writes_dataset=True,
     generates=False,
-    check=check_files,
+    check_inputs=check_files,
 )

@@ -1,4 +1,5 @@
-"""The stages of a run, in order. A new stage is one entry here (and its module)."""
+"""The stages of a run, in order, and what is asked of all of them. A new stage is one line
+here (see docs/architecture.md for the rest of what it is)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def get_stage(name: str) -> Stage:
     raise InputError("stage", f"unknown stage '{name}' (known: {', '.join(stage_names())})")
 
 
-def section_types() -> dict[str, type]:
+def stage_sections() -> dict[str, type]:
     """The settings section of each stage that has one, in run order."""
     return {stage.name: stage.settings for stage in STAGES if stage.settings is not None}
 
@@ -65,7 +66,7 @@ def default_stops(stage: str, style: str, settings: object = None) -> list[str]:
     return found.stops(style, settings if settings is not None else found.settings())
 
 
-def quality_numbers(ctx: RunContext) -> dict[str, Any]:
+def stage_numbers(ctx: RunContext) -> dict[str, Any]:
     """What the run's stages measured (the current judge's Table 2, the label agreement...),
     for run.json, the report, the card and the API."""
     found: dict[str, Any] = {}

@@ -7,7 +7,7 @@ kept, never guessed."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,9 @@ from selfinstruct.errors import RunError
 from selfinstruct.filters.screen import Drop, drop_instance
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
-from selfinstruct.prompts import TemplateSpec
+from selfinstruct.prompts import NO_INPUT, TemplateSpec
+from selfinstruct.quality.agreement import Share
 from selfinstruct.quality.consistency import agrees, label_set
-from selfinstruct.quality.table2 import Share
-from selfinstruct.stages.judge import NO_INPUT
 from selfinstruct.store.records import RecordTable
 from selfinstruct.store.run_store import InstanceRecord, RunStore
 from selfinstruct.views.tasks import ParsedTask, parsed_tasks
@@ -46,9 +45,6 @@ class RelabelSettings(RequestSettings):
 
     enabled: bool = False  # run it (--relabel), and drop the instances whose labels disagree
     max_tokens: int = 16
-
-    def problems(self) -> Iterator[tuple[str, str]]:
-        yield from super().problems()
 
 
 def enabled(config: Config) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from selfinstruct.store.family import Family
 from selfinstruct.store.rows import InstanceRecord
 
-PARSED_INSTANCES = "0002_parsed_instances"  # the migration that holds parsed records
+MIGRATION = "0002_parsed_instances"  # the migration that made the parsed records
 
 
 class Instances(Family):
@@ -34,7 +34,7 @@ class Instances(Family):
     def has_parsed(self) -> bool:
         """The schema has parsed instance records (a run made before them may not, when
         it is opened read-only)."""
-        return PARSED_INSTANCES in self.migrations
+        return MIGRATION in self.migrations
 
     def put_parsed(self, instruction_id: int, pairs: list[tuple[str, str]]) -> None:
         """Store an answer's parsed instances and mark it parsed (inside the caller's

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from selfinstruct.store.family import Family
 
-MERGE_SOURCES = "0005_merge_sources"  # the migration that holds them
+MIGRATION = "0005_merge_sources"  # the migration that made them
 
 
 class MergeSources(Family):
     @property
     def present(self) -> bool:
         """The schema records where a merged run's instructions came from."""
-        return MERGE_SOURCES in self.migrations
+        return MIGRATION in self.migrations
 
     def put_run(self, source: int, run_id: str, name: str, path: str) -> None:
         self.db.execute("INSERT INTO merge_runs VALUES (?, ?, ?, ?)", (source, run_id, name, path))

@@ -11,7 +11,7 @@ from selfinstruct.store.family import Family
 from selfinstruct.store.rows import InstructionRow, PromptSources
 from selfinstruct.store.schema import now
 
-PROMPT_SOURCES = "0003_prompt_sources"  # the migration that records prompt sources
+MIGRATION = "0003_prompt_sources"  # the migration that made the prompt sources
 
 
 class Pool(Family):
@@ -150,7 +150,7 @@ class Pool(Family):
     def has_prompt_sources(self) -> bool:
         """The schema records prompt sources (a run made before them may not, when it is
         opened read-only)."""
-        return PROMPT_SOURCES in self.migrations
+        return MIGRATION in self.migrations
 
     def put_prompt_sources(
         self, request_idx: int, seed_ids: Sequence[str], machine_ids: Sequence[int]

@@ -81,7 +81,8 @@ class RunStore:
     @classmethod
     def open_readonly(cls, run_dir: Path) -> RunStore:
         """The store as it is, in SQLite's read-only mode: an older schema is read as it is
-        (callers check `has_parsed_instances`), and a writer may keep working meanwhile."""
+        (callers check `store.instances.has_parsed` and the like), and a writer may keep
+        working meanwhile."""
         path = run_dir / DB_NAME
         if not path.is_file():
             raise RunError(f"{run_dir} is not a run directory (no {DB_NAME})")

@@ -8,7 +8,7 @@ faults over a run's requests is reproducible. Bodies are read and written with
 `llm.openai_format`, the same code the client uses, so the two sides cannot drift apart.
 
     with MockOpenAIServer(latency=0.1, fault_rate=0.2) as server:
-        client = OpenAIClient(base_url=server.base_url, ...)
+        run = Run.create(out, backend="openai", openai={"base_url": server.base_url})
 
 For benchmarks it can behave like a GPU server: `latency_model=LatencyModel()` (testing/
 latency.py) sleeps time to first token plus a per-token time for a drawn answer length, and

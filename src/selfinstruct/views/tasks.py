@@ -2,9 +2,9 @@
 `prepare`.
 
 The instances stage stores each answer's parsed instances in the same transaction as the
-answer; answers stored by an older release are parsed when the run is next opened for
-writing (`backfill`). A read-only view parses what is not stored yet in memory, so every
-reader sees the same records."""
+answer, and parses the answers an older release stored when the run is next opened for
+writing. A read-only view parses what is not stored yet in memory, so every reader sees the
+same records."""
 
 from __future__ import annotations
 
@@ -44,36 +44,6 @@ def parse_task(task: GeneratedTask, style: str, instruction_id: int = 0) -> Pars
     pairs = parse_instances(task.raw_instances, task.truncated, task.is_classification, style)
     records = [InstanceRecord(instruction_id, i, inp, out) for i, (inp, out) in enumerate(pairs)]
     return ParsedTask(instruction_id, task.instruction, task.is_classification, records)
-
-
-def store_parsed(
-    store: RunStore,
-    instruction_id: int,
-    raw: str,
-    truncated: bool,
-    is_classification: bool,
-    style: str,
-) -> None:
-    """Parse one stored answer and store its records (inside the caller's transaction)."""
-    store.instances.put_parsed(
-        instruction_id, parse_instances(raw, truncated, is_classification, style)
-    )
-
-
-def backfill(store: RunStore, style: str) -> int:
-    """Parse the stored answers that have no records yet (a run made before instance
-    records existed); returns how many were parsed."""
-    todo = store.instances.unparsed()
-    if not todo:
-        return 0
-    labels, raw = store.labels.all(), store.instances.raw()
-    with store.transaction():
-        for instruction_id in todo:
-            text, finish, _ = raw[instruction_id]
-            store_parsed(
-                store, instruction_id, text, finish == "length", labels[instruction_id][1], style
-            )
-    return len(todo)
 
 
 def parsed_tasks(store: RunStore, style: str) -> list[ParsedTask]:

@@ -1,7 +1,7 @@
 """A deterministic backend for tests and dry runs: no model, instant, varied answers.
 
 Each answer is a pure function of the request (prompt or messages, seed, decoding settings),
-so reruns and resumed runs see the same text. Every stage (and the evaluation judge) says how
+so reruns and resumed runs see the same text. Every stage (and evaluation's grader) says how
 its answers look (`FakeAnswer`s in its module), in the format and prompt style it asks for,
 now and then with the things real models write: too-short or off-limits instructions,
 repeats of the examples, preambles, answers cut off at max_tokens. Stop sequences and
@@ -48,7 +48,7 @@ class FakeLLM(LLM):
 
 
 def _answers() -> list[FakeAnswer]:
-    """The answers taught (by the stages and the evaluation judge), the longest (most
+    """The answers taught (by the stages and evaluation's grader), the longest (most
     specific) markers first: prompts that quote generated text (a judge's) may contain a
     shorter marker."""
     return sorted(taught(), key=lambda answer: -len(answer.marker))

@@ -1,6 +1,6 @@
 """Stage 1: grow the task pool with new instructions written by the model.
 
-settings.py holds its settings, compose.py its prompts, judging.py its loop.
+settings.py holds its settings, compose.py its prompts, loop.py its loop.
 
 Requests go out in batches of `request_batch_size`; every prompt of a batch is composed from
 the pool as it stood before the batch (its own random generator, seeded by the run seed and
@@ -28,7 +28,7 @@ from selfinstruct.engine.stage import Estimate, Stage
 from selfinstruct.llm.base import Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.stages.bootstrap.compose import CLASSIFICATION_TEMPLATE, TEMPLATE
-from selfinstruct.stages.bootstrap.judging import Bootstrap
+from selfinstruct.stages.bootstrap.loop import Bootstrap
 from selfinstruct.stages.bootstrap.provenance import backfill_prompt_sources
 from selfinstruct.stages.bootstrap.settings import (
     AUTO_SCHEDULE,
@@ -130,7 +130,7 @@ STAGE_DEF = Stage(
     stops=request_stops,
     runtime_only=frozenset({"max_requests", "similarity_workers"}),
     depends_on_seeds=True,
-    records=lambda store: store.count("candidates"),
+    record_count=lambda store: store.count("candidates"),
     counts=counts,
     write_files=write_files,
     estimate=estimate,
