@@ -232,12 +232,12 @@ def test_report_files_never_replace_run_files(run_dir: Path, tmp_path: Path) -> 
 def test_a_report_that_fails_is_a_warning_after_a_complete_dataset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from selfinstruct.run import drive
+    from selfinstruct.report import build
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("no report today")
 
-    monkeypatch.setattr(drive, "write_report", broken)
+    monkeypatch.setattr(build, "write_report", broken)
     result = cli("run", "--out", tmp_path / "run", "--backend", "fake", "--num-instructions", 5)
     assert "warning: prepare: ValueError: no report today" in result.stderr
     assert (tmp_path / "run" / "exports" / "alpaca.json").is_file()

@@ -20,7 +20,6 @@ from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.stage import Stage
 from selfinstruct.errors import SelfInstructError
 from selfinstruct.report import report_line
-from selfinstruct.report.build import write_report
 from selfinstruct.run.run_file import write_run_file
 from selfinstruct.stages import registry
 
@@ -60,6 +59,8 @@ def _report(ctx: RunContext, stage: Stage) -> list[Path]:
     settings: PrepareSettings = ctx.config.section(PREPARE)
     if not stage.writes_dataset or not settings.report:
         return []
+    from selfinstruct.report.build import write_report  # its charts load when one is written
+
     try:
         return [write_report(ctx, verbs=settings.report_verbs).html]
     except Exception as exc:  # a report must never cost the user the data already written
