@@ -52,12 +52,15 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
 
     rng = random.Random(2024)
     expected = store_snapshot(reference)
-    kills = 0
-    for attempt in range(3):
+    kills = attempt = 0
+    # Three attempts, more while there were too few kills (a loaded machine can make the
+    # reference slower than the restarts, which then finish before their kill comes).
+    while attempt < 3 or kills < 6:
+        assert attempt < 10, f"{kills} kills in {attempt} attempts: the runs end too soon"
         resumed = tmp_path / f"resumed{attempt}"
+        attempt += 1
         kills += _run_with_kills(resumed, rng, duration)
         assert store_snapshot(resumed) == expected
-    assert kills >= 6, "the runs finished before they could be interrupted enough times"
 
     for name in DERIVED_FILES:
         assert without_timestamps(resumed / name) == without_timestamps(reference / name), name
