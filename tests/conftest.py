@@ -193,3 +193,20 @@ DERIVED_FILES = [
 def without_timestamps(path: Path) -> str:
     """A derived file with the response timestamps removed."""
     return re.sub(r'"created_at": "[^"]*"', "", path.read_text(encoding="utf-8"))
+
+
+def rerun_with_kills(start: Callable[[], subprocess.Popen], delay: Callable[[], float]) -> int:
+    """Start a run, SIGKILL it after `delay()` seconds, and start it again until one start
+    completes (it must succeed); returns how many times it was killed."""
+    kills = 0
+    while True:
+        process = start()
+        try:
+            process.wait(timeout=delay())
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+            continue
+        assert process.returncode == 0, process.stderr.read().decode() if process.stderr else ""
+        return kills

@@ -16,10 +16,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import cli, read_jsonl, store_snapshot
+from conftest import cli, read_jsonl, rerun_with_kills, store_snapshot
 
 from selfinstruct.llm.backends.fake import FakeLLM, infer_task
 from selfinstruct.llm.base import Completion, Request
@@ -426,17 +427,9 @@ def test_a_killed_run_with_a_judge_equals_an_uninterrupted_one(tmp_path: Path) -
         assert attempt < 8, f"{kills} kills in {attempt} attempts: the runs end too soon"
         resumed = tmp_path / f"resumed{attempt}"
         attempt += 1
-        while True:
-            process = _start(resumed)
-            try:
-                process.wait(timeout=0.3 + rng.uniform(0, 0.8 * duration))
-            except subprocess.TimeoutExpired:
-                process.send_signal(signal.SIGKILL)
-                process.wait()
-                kills += 1
-                continue
-            assert process.returncode == 0
-            break
+        kills += rerun_with_kills(
+            partial(_start, resumed), lambda: 0.3 + rng.uniform(0, 0.8 * duration)
+        )
         assert quality_snapshot(resumed) == expected
 
 

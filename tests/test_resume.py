@@ -4,14 +4,14 @@ exactly the records of an uninterrupted run."""
 from __future__ import annotations
 
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
-from conftest import DERIVED_FILES, cli, store_snapshot, without_timestamps
+from conftest import DERIVED_FILES, cli, rerun_with_kills, store_snapshot, without_timestamps
 
 # The report's spaCy parse is left out: it is derived, and loading spaCy in every restarted
 # process would make each start longer than most kill windows.
@@ -25,22 +25,6 @@ def _start(out: Path) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-
-
-def _run_with_kills(out: Path, rng: random.Random, duration: float) -> int:
-    """Start the run, SIGKILL it after a random delay, repeat until a start completes."""
-    kills = 0
-    while True:
-        proc = _start(out)
-        try:
-            proc.wait(timeout=0.3 + rng.uniform(0, 0.6 * duration))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            continue
-        assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
-        return kills
 
 
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
@@ -59,7 +43,9 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
         assert attempt < 10, f"{kills} kills in {attempt} attempts: the runs end too soon"
         resumed = tmp_path / f"resumed{attempt}"
         attempt += 1
-        kills += _run_with_kills(resumed, rng, duration)
+        kills += rerun_with_kills(
+            partial(_start, resumed), lambda: 0.3 + rng.uniform(0, 0.6 * duration)
+        )
         assert store_snapshot(resumed) == expected
 
     for name in DERIVED_FILES:

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import cli, records_snapshot, store_snapshot
+from conftest import cli, records_snapshot, rerun_with_kills, store_snapshot
 
 from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.base import LLM, Completion, Feed, Request
@@ -133,17 +133,10 @@ def test_killed_and_resumed_http_run_with_k_above_1_equals_uninterrupted(tmp_pat
         while kills < 2:  # again, in a new directory, while the run ended before two kills
             assert attempt < 5, f"{kills} kills in {attempt} attempts: the runs end too soon"
             resumed, attempt = tmp_path / f"resumed{attempt}", attempt + 1
-            while True:
-                proc = _start(resumed, server.base_url, args)
-                try:
-                    proc.wait(timeout=0.8 + rng.uniform(0, 0.5 * duration))
-                except subprocess.TimeoutExpired:
-                    proc.send_signal(signal.SIGKILL)
-                    proc.wait()
-                    kills += 1
-                    continue
-                assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
-                break
+            kills += rerun_with_kills(
+                partial(_start, resumed, server.base_url, args),
+                lambda: 0.8 + rng.uniform(0, 0.5 * duration),
+            )
             assert records_snapshot(resumed) == records_snapshot(reference)
 
 
