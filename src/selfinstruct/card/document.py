@@ -25,7 +25,6 @@ from selfinstruct.paper import table1_figure
 
 CARD_FILE = "README.md"
 TAGS = ("self-instruct", "synthetic", "instruction-tuning")
-# An identifier as the Hub spells licenses and languages: cc-by-4.0, apache-2.0, en, zh-Hans.
 # The Hub's size buckets: (upper bound, name); beyond the last one "n>1T".
 SIZE_CATEGORIES = (
     (10**3, "n<1K"),
