@@ -34,7 +34,7 @@ from selfinstruct.paper import QUESTIONS
 from selfinstruct.prompts import NO_INPUT, Prompt, TemplateSet, TemplateSpec
 from selfinstruct.quality.judgment import LINE_LABELS, Criteria, Judgment, parse_judgment
 from selfinstruct.quality.table2 import Judged, QualityTable, quality_table, table2_markdown
-from selfinstruct.store.records import RecordTable
+from selfinstruct.store.records import RecordTable, flag_column, flag_value
 from selfinstruct.store.run_store import InstanceRecord, RunStore
 from selfinstruct.views.tasks import parsed_tasks
 
@@ -162,7 +162,7 @@ def judgments(store: RunStore, judge: str) -> dict[str, Judgment]:
     """One judge's judgments by instance id ("<instruction id>.<position>")."""
     return {
         instance: Judgment(
-            {q: _bool(v) for q, v in zip(QUESTIONS, values[:3], strict=True)},
+            {q: flag_value(v) for q, v in zip(QUESTIONS, values[:3], strict=True)},
             values[3],
             json.loads(values[4]),
         )
@@ -173,7 +173,7 @@ def judgments(store: RunStore, judge: str) -> dict[str, Judgment]:
 def put_judgment(
     store: RunStore, record: InstanceRecord, judge: str, key: str, found: Judgment
 ) -> None:
-    answers = [_flag(found.answers.get(q)) for q in QUESTIONS]
+    answers = [flag_column(found.answers.get(q)) for q in QUESTIONS]
     reasons = json.dumps(found.reasons, ensure_ascii=False, sort_keys=True)
     store.records.put(JUDGMENTS, record, key, (*answers, found.rating, reasons), version=judge)
 
@@ -420,14 +420,6 @@ FLAGS = (
         choices=PROMPT_STYLES,
     ),
 )
-
-
-def _flag(value: bool | None) -> int | None:
-    return None if value is None else int(value)
-
-
-def _bool(value: int | None) -> bool | None:
-    return None if value is None else bool(value)
 
 
 def fake_answer(text: FakeText, request: Request) -> str:

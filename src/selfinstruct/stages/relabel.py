@@ -24,7 +24,7 @@ from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.prompts import NO_INPUT, TemplateSpec
 from selfinstruct.quality.agreement import Share
 from selfinstruct.quality.consistency import agrees, label_set
-from selfinstruct.store.records import RecordTable
+from selfinstruct.store.records import RecordTable, flag_column, flag_value
 from selfinstruct.store.run_store import InstanceRecord, RunStore
 from selfinstruct.views.tasks import ParsedTask, parsed_tasks
 
@@ -102,8 +102,7 @@ def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstanceRecord]:
 
     def record(row: InstanceRecord, key: str, answer: Completion) -> str | None:
         verdict = agrees(answer.text, row.output, labels[row.instruction_id])
-        agreed = None if verdict is None else int(verdict)
-        ctx.store.records.put(RELABELS, row, key, (answer.text, agreed))
+        ctx.store.records.put(RELABELS, row, key, (answer.text, flag_column(verdict)))
         if verdict is None:
             stats.notes[UNREADABLE] += 1  # kept: an unreadable answer is no disagreement
         return None
@@ -116,7 +115,7 @@ def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstanceRecord]:
 def relabels(store: RunStore) -> dict[str, tuple[str, bool | None]]:
     """The input-first label of each instance asked about: (answer, agrees), by id."""
     return {
-        instance: (answer, None if agrees is None else bool(agrees))
+        instance: (answer, flag_value(agrees))
         for instance, (answer, agrees) in store.records.of(RELABELS).items()
     }
 

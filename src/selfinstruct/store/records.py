@@ -97,3 +97,13 @@ class RecordTables(Family):
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         marks = ", ".join("?" * table.width)
         self.db.execute(f"{verb} INTO {table.name} VALUES ({marks})", tuple(row))
+
+
+def flag_column(value: bool | None) -> int | None:
+    """A yes/no/unknown answer as a record's column holds it (1, 0, NULL)."""
+    return None if value is None else int(value)
+
+
+def flag_value(column: int | None) -> bool | None:
+    """A yes/no/unknown answer back from its column."""
+    return None if column is None else bool(column)
