@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -314,12 +314,14 @@ class Run:
         return datasets.Dataset.from_list(rows)
 
     # -- opening ----------------------------------------------------------------------------
-    def _opened(self, *, create: bool, generate: bool, **settings: Any) -> Any:
+    def _opened(
+        self, *, create: bool, generate: bool, **settings: Any
+    ) -> AbstractContextManager[RunContext]:
         layers = _merged(self.layers, settings)
         options = RunOptions(self.path, layers, self.quiet, self.limits)
         return opened(options, create=create, generate=generate)
 
-    def _view(self) -> Any:
+    def _view(self) -> AbstractContextManager[RunContext]:
         return viewed(self.path, self.layers, quiet=self.quiet)
 
 

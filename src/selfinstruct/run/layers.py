@@ -108,10 +108,12 @@ def explicit(layers: Layers) -> dict[str, Any]:
 
 def _absolute_paths(given: dict[str, Any]) -> dict[str, Any]:
     """The core settings that hold paths, made absolute (relative to where the command runs)."""
-    return {
-        key: str(Path(value).resolve()) if key in PATH_KEYS and value else value
-        for key, value in given.items()
-    }
+    return {key: _absolute(key, value) for key, value in given.items()}
+
+
+def _absolute(name: str, value: Any) -> Any:
+    """A path setting's value made absolute (relative to where the command runs)."""
+    return str(Path(value).resolve()) if name in PATH_KEYS and value else value
 
 
 def _resolve_section_paths(found: dict[str, Any], base_dir: Path) -> None:
@@ -134,7 +136,7 @@ def _assign(target: dict[str, Any], dotted: str, value: Any) -> None:
     table = target.setdefault(section, {}) if section else target
     if not isinstance(table, dict):
         raise InputError(SET_OPTION, f"'{section}' is a setting, not a section", field=dotted)
-    table[name] = str(Path(value).resolve()) if name in PATH_KEYS and value else value
+    table[name] = _absolute(name, value)
 
 
 def parse_set(text: str) -> tuple[str, Any]:
