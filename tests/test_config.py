@@ -12,6 +12,7 @@ from conftest import expect_input_error, write_file
 
 from selfinstruct.cli import main
 from selfinstruct.errors import InputError
+from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.registry import BUILT_IN, known_backends
 from selfinstruct.run.layers import defaults, load_config
 from selfinstruct.stages.bootstrap.settings import BLOCKED_KEYWORDS
@@ -184,7 +185,8 @@ def test_full_valid_config(tmp_path: Path) -> None:
     )
     assert (b.max_tokens, b.stop, b.min_words, b.max_words) == (512, ["\n\n", "END"], 2, 80)
     assert (b.blocked_keywords, b.blocked_prefixes) == (["image", "video"], [])
-    assert (b.batches_in_flight, b.schedule("openai"), b.similarity_workers) == (3, 3, 1)
+    openai = ModelChoice.of("openai", "m", {})
+    assert (b.batches_in_flight, b.schedule(openai), b.similarity_workers) == (3, 3, 1)
     assert (b.rouge_threshold, b.tokenizer, b.most_similar, b.max_requests) == (
         0.6,
         "unicode",

@@ -73,6 +73,8 @@ def test_prepare_on_an_old_run_migrates_and_writes_identical_files(old_runs: Pat
         "0003_prompt_sources",
         "0004_quality",
         "0005_merge_sources",
+        "0006_instruction_parses",
+        "0007_pool_missing",
     }
     with sqlite3.connect(run / "selfinstruct.db") as db:
         unparsed = db.execute("SELECT COUNT(*) FROM instances WHERE parsed = 0").fetchone()[0]

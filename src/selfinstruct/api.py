@@ -48,7 +48,7 @@ from selfinstruct.filters.screen import Screen
 from selfinstruct.importers.paper import read_tasks
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.quality.judgment import Judgment
-from selfinstruct.run.drive import run_stage
+from selfinstruct.run.drive import run_stage, run_stages
 from selfinstruct.run.estimate import StageEstimate, estimate_run
 from selfinstruct.run.layers import Layers, layered, merge_settings
 from selfinstruct.run.open import Limits, RunOptions, opened, viewed
@@ -144,15 +144,17 @@ class Run:
 
     # -- generating -------------------------------------------------------------------------
     def generate(
-        self, num_instructions: int | None = None, **settings: Any
+        self, num_instructions: int | None = None, *, stream: bool | None = None, **settings: Any
     ) -> dict[str, StageStats]:
         """Run every stage in order (resuming where the run stands); returns each stage's
-        counts by name. An empty dataset raises EmptyDatasetError."""
+        counts by name. An empty dataset raises EmptyDatasetError. The stages a server
+        answers share one stream of requests (`stream` None); True streams them with any
+        backend, False runs them one after another."""
         if num_instructions is not None:
             settings["num_instructions"] = num_instructions
         with self._opened(create=True, generate=True, **settings) as ctx:
             stages = [stage for stage in registry.STAGES if stage.active(ctx.config)]
-            return {stage.name: run_stage(ctx, stage) for stage in stages}
+            return run_stages(ctx, stages, stream=stream)
 
     def stage(self, stage: str | Stage, **settings: Any) -> StageStats:
         """Run one stage, given as a `Stage` or by name (see

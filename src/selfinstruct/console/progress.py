@@ -32,25 +32,78 @@ def short_count(n: int) -> str:
 _CLOSED: list[tqdm] = []
 
 
+def _bar(desc: str, total: int | None, initial: int, quiet: bool) -> tqdm:
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=f"{desc:>9}",
+        unit="rec",
+        file=sys.stderr,
+        disable=quiet,
+        dynamic_ncols=True,
+        leave=True,
+        smoothing=0,
+        bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} "
+        "[{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+    )
+
+
+class StreamBar:
+    """One bar for the stages of a stream (engine/stream.py): it counts the records of the
+    stages that count instructions (bootstrap's, classify's, instances'...) against all their
+    totals, and its counts name each stage; it closes with the last stage's progress."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.bar = _bar("stream", 0, 0, quiet)
+        self.stages: list[Progress] = []
+        self.open = 0
+
+    def join(self, progress: Progress, total: int | None, initial: int) -> None:
+        self.stages.append(progress)
+        self.open += 1
+        if total is not None and not self.bar.disable:
+            self.bar.total = (self.bar.total or 0) + total
+            self.bar.update(initial)
+
+    def postfix(self) -> str:
+        counts = " ".join(f"{p.stats.stage}={p.stats.kept}" for p in self.stages)
+        requests = sum(p.stats.requests + p.stats.cached for p in self.stages)
+        tokens = sum(p.stats.tokens for p in self.stages)
+        return f"{counts} requests={requests} tokens={short_count(tokens)}"
+
+    def leave(self) -> None:
+        self.open -= 1
+        if not self.open:
+            self.bar.close()
+            _CLOSED.append(self.bar)
+
+
 class Progress:
-    def __init__(self, stats: StageStats, total: int, initial: int, *, quiet: bool) -> None:
+    """A stage's progress: its own bar, or its share of a stream's (`stream`; records of a
+    stage that counts another unit than instructions, `total` None, show in its counts)."""
+
+    def __init__(
+        self,
+        stats: StageStats,
+        total: int | None,
+        initial: int,
+        *,
+        quiet: bool,
+        stream: StreamBar | None = None,
+    ) -> None:
         self.stats = stats
+        self.stream = stream
+        self.counted = total is not None  # its records move the bar
         self._shown = 0.0
-        self._bar = tqdm(
-            total=total,
-            initial=initial,
-            desc=f"{stats.stage:>9}",
-            unit="rec",
-            file=sys.stderr,
-            disable=quiet,
-            dynamic_ncols=True,
-            leave=True,
-            smoothing=0,
-            bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} "
-            "[{elapsed}<{remaining}, {rate_fmt}{postfix}]",
-        )
+        if stream is None:
+            self._bar = _bar(stats.stage, total, initial, quiet)
+        else:
+            self._bar = stream.bar
+            stream.join(self, total, initial)
 
     def _postfix(self) -> str:
+        if self.stream is not None:
+            return self.stream.postfix()
         s = self.stats
         requests = s.requests + s.cached
         return (
@@ -72,8 +125,11 @@ class Progress:
         if self._bar.disable:  # --quiet: nothing to show (called per record)
             return
         self._bar.set_postfix_str(self._postfix(), refresh=False)
-        self._bar.update(n)
+        self._bar.update(n if self.counted else 0)
 
     def close(self) -> None:
+        if self.stream is not None:
+            self.stream.leave()
+            return
         self._bar.close()
         _CLOSED.append(self._bar)

@@ -35,9 +35,19 @@ class StageStats:
     started_at: str = field(default_factory=now)
     _t0: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
+    _stopped: bool = False
 
     def stop(self) -> None:
-        self.seconds = time.monotonic() - self._t0
+        """The stage's time ends here (the first call: a stage of a stream stops when it is
+        done, before the stream ends)."""
+        if not self._stopped:
+            self._stopped = True
+            self.seconds = time.monotonic() - self._t0
+
+    @property
+    def clock(self) -> tuple[float, float]:
+        """When it started and ended on the monotonic clock (its end once stopped)."""
+        return self._t0, self._t0 + self.seconds
 
     @property
     def dropped_total(self) -> int:

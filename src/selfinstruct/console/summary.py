@@ -62,7 +62,9 @@ def format_total(
     cached = sum(s.cached for s in stages)
     tokens_in = sum(s.prompt_tokens for s in stages)
     tokens_out = sum(s.completion_tokens for s in stages)
-    seconds = sum(s.seconds for s in stages)
+    # The wall time from the first stage's start to the last one's end: stages of a stream
+    # overlap, so their own times do not add up.
+    seconds = max(s.clock[1] for s in stages) - min(s.clock[0] for s in stages) if stages else 0.0
     kept = ", ".join(f"{s.stage} {s.verb} {s.kept} {s.unit}" for s in stages)
     prices = [pricing.get(s.stage) for s in stages] if pricing else []
     spent = ""

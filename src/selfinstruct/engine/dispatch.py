@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from selfinstruct.console.progress import Progress
 from selfinstruct.console.stats import StageStats
 from selfinstruct.engine.budget import Budget, Reservation
-from selfinstruct.llm.base import Completion, Failure, Request, Result
+from selfinstruct.llm.base import LLM, Completion, Failure, Request, Result
 from selfinstruct.llm.untrusted import storable_completion
 
 if TYPE_CHECKING:
@@ -66,6 +66,10 @@ class CachedFeed:
     @property
     def finished(self) -> bool:
         return self.feed.finished
+
+    def abandoned(self) -> list[int]:
+        """Every answer in flight is wanted until the stage has finished."""
+        return []
 
     def has_pending(self) -> bool:
         """Whether a request waits to be sent (cached answers found on the way are served):
@@ -159,9 +163,15 @@ def serve(
         return cached
     finally:
         if llm is not None:
-            after = Counter(llm.counters)
-            stats.notes.update(
-                {f"http_{k}" if k[0].isdigit() else k: v for k, v in (after - before).items()}
-            )
-            if llm.flow_note():
-                stats.details.append(llm.flow_note())
+            note_backend(llm, before, stats)
+
+
+def note_backend(llm: LLM, before: Counter[str], stats: StageStats, scope: str = "") -> None:
+    """The backend's retries and errors since `before`, and how it kept requests in flight,
+    in a stage's notes (`scope` names what they cover when it is more than the stage)."""
+    found = Counter(llm.counters) - before
+    stats.notes.update({f"http_{k}" if k[0].isdigit() else k: v for k, v in found.items()})
+    if found and scope:
+        stats.details.append(f"retries and errors: those of {scope}")
+    if llm.flow_note():
+        stats.details.append(llm.flow_note() + (f" ({scope})" if scope else ""))

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.config import Config, Flag, PricingSettings
+from selfinstruct.console.progress import Progress, StreamBar
 from selfinstruct.console.stats import StageStats
 from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.plan import StagePlan
+from selfinstruct.engine.stream import PlanPart, StreamPart
 from selfinstruct.filters.screen import InstanceCheck
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.fake_answers import FakeAnswer, teach
@@ -58,6 +60,13 @@ class Stage:
     # What run.json counts of its records ({"labels": 40}; {} when there is nothing to say).
     counts: Callable[[RunContext], dict[str, int]] | None = None
     plan: Callable[[RunContext, StageStats], StagePlan[Any]] | None = None  # batch files too
+    # What its summary says once its work is done (classify: the labels; the judge: its
+    # Table 2): after its own `run`, and after a stream of stages it was part of.
+    describe: Callable[[RunContext, StageStats], None] | None = None
+    # Its part in a stream of stages (engine/stream.py) for a stage without a plan
+    # (bootstrap), given its stats and the stream's progress bar; a stage with a plan streams
+    # through it.
+    stream: Callable[[RunContext, StageStats, StreamBar], StreamPart] | None = None
     write_files: Callable[[RunContext], list[Path]] | None = None  # the paper's files
     # Requests still needed for (store, target instructions, the stage's fingerprint under
     # the settings given); a stage with a plan that has none sends one per instruction it
@@ -114,6 +123,22 @@ class Stage:
 
     def new_stats(self) -> StageStats:
         return StageStats(self.name, unit=self.unit, verb=self.verb)
+
+    def streams(self) -> bool:
+        """Whether it can take part in a stream of stages."""
+        return self.generates and (self.stream is not None or self.plan is not None)
+
+    def stream_part(self, ctx: RunContext, stats: StageStats, bar: StreamBar) -> StreamPart:
+        """Its part in a stream: its own, else its plan built again as records come."""
+        if self.stream is not None:
+            return self.stream(ctx, stats, bar)
+        plan = self.plan
+        if plan is None:
+            raise ValueError(f"stage {self.name} cannot take part in a stream")
+        total = ctx.config.num_instructions if self.unit == "instructions" else None
+        done = self.record_count(ctx.store) if self.record_count and total else 0
+        progress = Progress(stats, total, done, quiet=ctx.quiet, stream=bar)
+        return PlanPart(ctx, lambda: plan(ctx, stats), stats, progress)
 
     def expected(
         self, store: RunStore | None, target: int, fingerprint: dict[str, Any] | None = None

@@ -127,7 +127,9 @@ class Feed(Protocol):
     ended together, in order (the feed may store them in one commit). A backend serves a
     feed until `take` returns [] with nothing in flight, or until `finished`: the feed wants
     no more answers, and the backend drops those still in flight (a server stops generating
-    them).
+    them). `abandoned()` names requests in flight whose answers are no longer wanted while
+    others still are (a stage of a stream that has finished): a backend that can stops them
+    and frees their slots; their results, if any arrive, are not handed back.
     """
 
     def take(self, limit: int) -> list[tuple[int, Request]]: ...
@@ -135,6 +137,8 @@ class Feed(Protocol):
     def put(self, ticket: int, result: Result) -> None: ...
 
     def put_all(self, results: Sequence[tuple[int, Result]]) -> None: ...
+
+    def abandoned(self) -> list[int]: ...
 
     @property
     def finished(self) -> bool: ...
@@ -158,6 +162,9 @@ class ListFeed:
     def put_all(self, results: Sequence[tuple[int, Result]]) -> None:
         for ticket, result in results:
             self.on_result(ticket, result)
+
+    def abandoned(self) -> list[int]:
+        return []
 
     finished = False
 
@@ -212,6 +219,12 @@ class LLM:
     def fingerprint(cls, model: str, settings: Any) -> dict[str, Any]:
         """Settings beyond the model name that a run's records depend on."""
         return {}
+
+    @classmethod
+    def slots(cls, settings: Any) -> int:
+        """The most requests it keeps in flight with these settings (known without creating
+        it): 1 for an engine that answers one at a time."""
+        return 1
 
     @classmethod
     def describe(cls, model: str, settings: Any, style: str) -> dict[str, Any]:

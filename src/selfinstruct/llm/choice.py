@@ -45,6 +45,10 @@ class ModelChoice:
     def describe(self, style: str) -> dict[str, Any]:
         return self.backend.describe(self.model, self.settings, style)
 
+    def slots(self) -> int:
+        """The most requests the backend keeps in flight with these settings."""
+        return self.backend.slots(self.settings)
+
     def preflight(
         self, style: str, known: dict[str, Any] | None = None, *, identify: bool = True
     ) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ class Handback:
         self.feed = feed
         self.wake = wake
         self.tickets: dict[asyncio.Task[Result], int] = {}
+        self.dropped: set[asyncio.Task[Result]] = set()  # stopped, not yet ended
 
     @property
     def in_flight(self) -> int:
@@ -49,9 +50,22 @@ class Handback:
             if results:
                 self.feed.put_all(results)
 
+    def drop_abandoned(self) -> None:
+        """Stop the requests whose answers the feed no longer wants (a finished stage of a
+        stream): their slots free for the others, their results never go back."""
+        unwanted = set(self.feed.abandoned())
+        if not unwanted:
+            return
+        for task, ticket in list(self.tickets.items()):
+            if ticket in unwanted:
+                del self.tickets[task]
+                task.cancel()
+                self.dropped.add(task)
+                task.add_done_callback(self.dropped.discard)
+
     async def cancel(self) -> None:
         """Stop the tasks still in flight (the server stops generating them); results not
         handed back are dropped."""
         for task in self.tickets:
             task.cancel()
-        await asyncio.gather(*self.tickets, return_exceptions=True)
+        await asyncio.gather(*self.tickets, *self.dropped, return_exceptions=True)

@@ -1,7 +1,12 @@
-"""Running a stage of an open run: the stage's work, the paper's files it derives, its row in
-the run's records, run.json and its summary; after the stage that writes the dataset, the
+"""Running the stages of an open run: each stage's work, the paper's files it derives, its row
+in the run's records, run.json and its summary; after the stage that writes the dataset, the
 dataset card and the report. A stage that stops with an error (or Ctrl-C) is recorded and
-summarised too, as far as it can be."""
+summarised too, as far as it can be.
+
+`run_stages` streams the leading stages that one server answers (bootstrap, classify,
+instances, and relabel and the judge when they use the run's model) through one pool of
+slots (engine/stream.py), then runs the rest (prepare) one by one; with a local engine,
+which answers one request at a time, every stage runs alone, in order."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import sys
 from pathlib import Path
 
 from selfinstruct.card.gather import quality_text, write_run_card
+from selfinstruct.console.progress import StreamBar
 from selfinstruct.console.stats import StageStats
 from selfinstruct.console.summary import print_summary
 from selfinstruct.dataset.build import PreparedData
@@ -18,10 +24,64 @@ from selfinstruct.dataset.settings import STAGE as PREPARE
 from selfinstruct.dataset.settings import PrepareSettings
 from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.stage import Stage
+from selfinstruct.engine.stream import StreamPart, serve_stream
 from selfinstruct.errors import SelfInstructError
 from selfinstruct.report import report_line
 from selfinstruct.run.run_file import write_run_file
 from selfinstruct.stages import registry
+
+
+def run_stages(
+    ctx: RunContext, stages: list[Stage], *, stream: bool | None = None
+) -> dict[str, StageStats]:
+    """Run the stages in order, streaming those `streamed` picks (stream None: when their
+    backend serves requests in parallel; False: never)."""
+    group = streamed(ctx, stages) if stream is not False else []
+    if stream is None and group and not ctx.choice_for(group[0].name).backend.parallel:
+        group = []
+    found = run_stream(ctx, group) if len(group) > 1 else {}
+    for stage in stages:
+        if stage.name not in found:
+            found[stage.name] = run_stage(ctx, stage)
+    return {stage.name: found[stage.name] for stage in stages}
+
+
+def streamed(ctx: RunContext, stages: list[Stage]) -> list[Stage]:
+    """The leading stages that can share one stream: each can take part in one, and the
+    same backend and model answer them all."""
+    group: list[Stage] = []
+    for stage in stages:
+        if not stage.streams() or ctx.backend_id(stage.name) != ctx.backend_id(stages[0].name):
+            break
+        group.append(stage)
+    return group
+
+
+def run_stream(ctx: RunContext, stages: list[Stage]) -> dict[str, StageStats]:
+    """The stages through one stream, then each one's checks, files, record and summary in
+    order; after an error every stage of the stream is recorded as far as it got."""
+    stats = {stage.name: stage.new_stats() for stage in stages}
+    parts: list[StreamPart] = []
+    try:
+        try:
+            bar = StreamBar(ctx.quiet)
+            for stage in stages:
+                parts.append(stage.stream_part(ctx, stats[stage.name], bar))
+            served = serve_stream(ctx, parts)
+        finally:
+            for part in parts:
+                part.close()
+        for stage, part, lane in zip(stages, parts, served.lanes, strict=True):
+            part.finish(served.stopped and not lane.done)
+            if stage.describe is not None:
+                stage.describe(ctx, stats[stage.name])
+    except BaseException:
+        for stage in stages:
+            _finish(ctx, stage, stats[stage.name], failed=True)
+        raise
+    for stage in stages:
+        _finish(ctx, stage, stats[stage.name], failed=False)
+    return stats
 
 
 def run_stage(ctx: RunContext, stage: Stage) -> StageStats:

@@ -7,6 +7,7 @@ from selfinstruct.engine.context import RunContext
 from selfinstruct.io.atomic import write_json
 from selfinstruct.seeds import seed_hash
 from selfinstruct.stages import registry
+from selfinstruct.stages.bootstrap.loop import pool_missing
 from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, now
 from selfinstruct.views.funnel import run_funnel
 
@@ -33,6 +34,7 @@ def write_run_file(ctx: RunContext) -> None:
             "labels": funnel.labels,
             "funnel": funnel.as_dict(),
             **registry.stage_numbers(ctx),
+            **staleness(ctx),
             "config": config.to_dict(),
         },
     )
@@ -46,3 +48,10 @@ def run_counts(ctx: RunContext) -> dict[str, int]:
         if stage.counts is not None:
             counts.update(stage.counts(ctx))
     return counts
+
+
+def staleness(ctx: RunContext) -> dict[str, dict[str, float]]:
+    """How stale bootstrap's prompts were (bootstrap.batches_in_flight): how many accepted
+    instructions each prompt's pool was missing; nothing for a run that never recorded it."""
+    missing = ctx.store.pool.pool_missing()
+    return {"bootstrap_pool_missing": pool_missing(missing)} if missing else {}

@@ -39,6 +39,10 @@ def request_stops(style: str, settings: RequestSettings) -> list[str]:
 
 def run(ctx: RunContext, stats: StageStats) -> None:
     run_plan(ctx, plan(ctx, stats))
+    describe(ctx, stats)
+
+
+def describe(ctx: RunContext, stats: StageStats) -> None:
     stats.details.append(describe_labels(ctx.store, ctx.config.prompt_style))
 
 
@@ -115,6 +119,7 @@ STAGE_DEF = Stage(
     record_count=lambda store: store.count("labels"),
     counts=lambda ctx: {"labels": ctx.store.count("labels")},
     plan=plan,
+    describe=describe,
     write_files=write_files,
     sample_template=TEMPLATE,
     assumed_output_tokens=2.0,

@@ -73,8 +73,6 @@ def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstructionRow]:
             "no instruction has a classification label yet; run the classify stage first"
         )
     waiting = _windows_waiting_for_labels(rows, labels, settings.request_batch_size)
-    if waiting - done:
-        stats.drop("no_label", len(waiting - done))
     stop = request_stops(style, settings)
 
     def make_requests(
@@ -103,8 +101,9 @@ def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstructionRow]:
         store_parsed(ctx.store, row.id, answer.text, answer.truncated, labels[row.id][1], style)
         return None
 
+    missing = {"no_label": len(waiting - done)} if waiting - done else {}
     return StagePlan(
-        stats, rows, done | waiting, settings.request_batch_size, make_requests, record
+        stats, rows, done | waiting, settings.request_batch_size, make_requests, record, missing
     )
 
 

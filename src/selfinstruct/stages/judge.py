@@ -215,6 +215,11 @@ def run(ctx: RunContext, stats: StageStats) -> None:
             "or a [judge] section with backend and model"
         )
     run_plan(ctx, plan(ctx, stats))
+    describe(ctx, stats)
+
+
+def describe(ctx: RunContext, stats: StageStats) -> None:
+    """The judge's Table 2 of the run, and a warning when many answers were unreadable."""
     table = quality_of_run(ctx.store, ctx.config, current_judge(ctx))
     if table is None:
         return
@@ -457,6 +462,7 @@ STAGE_DEF = Stage(
     table=JUDGMENTS,
     counts=counts,
     plan=plan,
+    describe=describe,
     estimate=estimate,
     sample_template=TEMPLATE,
     assumed_output_tokens=80.0,

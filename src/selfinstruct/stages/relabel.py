@@ -72,6 +72,10 @@ def run(ctx: RunContext, stats: StageStats) -> None:
             "so that prepare also uses its answers"
         )
     run_plan(ctx, plan(ctx, stats))
+    describe(ctx, stats)
+
+
+def describe(ctx: RunContext, stats: StageStats) -> None:
     stats.details.append(describe_agreement(ctx.store))
 
 
@@ -235,6 +239,7 @@ STAGE_DEF = Stage(
     table=RELABELS,
     counts=counts,
     plan=plan,
+    describe=describe,
     estimate=estimate,
     sample_template=TEMPLATE,
     assumed_output_tokens=3.0,

@@ -19,11 +19,22 @@ class Pool(Family):
     def completed_requests(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM bootstrap_requests").fetchone()[0]
 
-    def complete_request(self, request_idx: int, batch_idx: int, key: str, outcome: str) -> None:
+    def complete_request(
+        self, request_idx: int, batch_idx: int, key: str, outcome: str, missing: int | None = None
+    ) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO bootstrap_requests VALUES (?, ?, ?, ?)",
-            (request_idx, batch_idx, key, outcome),
+            "INSERT OR REPLACE INTO bootstrap_requests (request_idx, batch_idx, response_key, "
+            "outcome, missing) VALUES (?, ?, ?, ?, ?)",
+            (request_idx, batch_idx, key, outcome, missing),
         )
+
+    def pool_missing(self) -> list[int]:
+        """How many accepted instructions each judged prompt's pool was missing (where it
+        was recorded), in request order."""
+        rows = self.db.execute(
+            "SELECT missing FROM bootstrap_requests WHERE missing IS NOT NULL ORDER BY request_idx"
+        )
+        return [row[0] for row in rows]
 
     def request_outcomes(self) -> dict[str, int]:
         """Bootstrap requests by outcome (ok, truncated, unparseable, failed)."""

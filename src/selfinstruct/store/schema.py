@@ -106,12 +106,32 @@ MERGE_SOURCES = """
         );
 """
 
+# The report's parse of each instruction: the verb nearest the root and its direct-object
+# noun (both NULL when it has none), by instruction and `parser` (the model package, its
+# version and the rules that read the parse), so a parse is made once per parser.
+INSTRUCTION_PARSES = """
+        CREATE TABLE instruction_parses (
+            instruction_id INTEGER NOT NULL REFERENCES instructions(id),
+            parser TEXT NOT NULL, verb TEXT, noun TEXT,
+            PRIMARY KEY (instruction_id, parser)
+        );
+"""
+
+# How many accepted instructions each bootstrap prompt's pool was missing: those accepted
+# before its request was judged that its prompt, composed batches_in_flight batches ahead,
+# could not show (NULL: judged before this was recorded, or merged).
+POOL_MISSING = """
+        ALTER TABLE bootstrap_requests ADD COLUMN missing INTEGER;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_initial", INITIAL),
     ("0002_parsed_instances", PARSED_INSTANCES),
     ("0003_prompt_sources", PROMPT_SOURCES),
     ("0004_quality", QUALITY),
     ("0005_merge_sources", MERGE_SOURCES),
+    ("0006_instruction_parses", INSTRUCTION_PARSES),
+    ("0007_pool_missing", POOL_MISSING),
 ]
 
 

@@ -181,6 +181,10 @@ class OpenAIBackend(LLM):
         return cls(settings, model, key or None)
 
     @classmethod
+    def slots(cls, settings: OpenAISettings) -> int:
+        return settings.slots
+
+    @classmethod
     def describe(cls, model: str, settings: OpenAISettings, style: str) -> dict[str, Any]:
         return {"base_url": public_url(settings.base_url)}
 
@@ -220,6 +224,7 @@ class OpenAIBackend(LLM):
                 back.hand_back()
                 if feed.finished:
                     break  # the rest is cancelled below: the server stops generating them
+                back.drop_abandoned()
                 fill()
         finally:
             await back.cancel()

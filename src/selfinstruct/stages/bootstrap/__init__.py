@@ -28,7 +28,7 @@ from selfinstruct.engine.stage import Estimate, Stage
 from selfinstruct.llm.base import Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
 from selfinstruct.stages.bootstrap.compose import CLASSIFICATION_TEMPLATE, TEMPLATE
-from selfinstruct.stages.bootstrap.loop import Bootstrap
+from selfinstruct.stages.bootstrap.loop import Bootstrap, BootstrapPart
 from selfinstruct.stages.bootstrap.provenance import backfill_prompt_sources
 from selfinstruct.stages.bootstrap.settings import (
     AUTO_SCHEDULE,
@@ -142,4 +142,5 @@ STAGE_DEF = Stage(
     ),
     backfill=backfill,
     creates_run=True,
+    stream=BootstrapPart,
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from selfinstruct.console.progress import Progress
+from selfinstruct.console.progress import Progress, StreamBar
 from selfinstruct.console.stats import StageStats
 from selfinstruct.engine.budget import budget_stop
 from selfinstruct.engine.context import RunContext
@@ -61,22 +61,37 @@ class Bootstrap:
         self.truncated_items: list[int] = []  # items of each response cut at max_tokens
 
     def run(self, target: int) -> None:
+        feed = self.start(target)
+        try:
+            served = serve(self.ctx, feed, self.stats, feed.progress)
+        finally:
+            feed.progress.close()
+            self.pool.close()
+        self.finish(feed, served.stopped)
+
+    def start(self, target: int, stream: StreamBar | None = None) -> BootstrapFeed:
+        """Its feed, with its progress (its share of a stream's bar, in a stream)."""
         if not self.prompt_seeds:
             raise RunError(
                 "no seed tasks to prompt with (classification_only needs "
                 "seeds marked is_classification)"
             )
         progress = Progress(
-            self.stats, target, min(len(self.machine), target), quiet=self.ctx.quiet
+            self.stats,
+            target,
+            min(len(self.machine), target),
+            quiet=self.ctx.quiet,
+            stream=stream,
         )
-        feed = BootstrapFeed(self, target, progress)
-        try:
-            served = serve(self.ctx, feed, self.stats, progress)
-        finally:
-            progress.close()
-            self.pool.close()
+        return BootstrapFeed(self, target, progress)
+
+    def finish(self, feed: BootstrapFeed, stopped: bool) -> None:
+        """After its requests: the budget's stop, bootstrap.max_requests, truncation, and how
+        stale its prompts' pools were."""
+        self.stats.details.append(describe_missing(feed.ahead, self.ctx.store.pool.pool_missing()))
+        target = feed.target
         if len(self.machine) < target:
-            if served.stopped:
+            if stopped:
                 left = f"{len(self.machine)} of the {target} instructions asked for"
                 raise budget_stop(self.ctx.budget, self.stats, left)
             if feed.at_max_requests():
@@ -255,7 +270,7 @@ class BootstrapFeed:
         self.target = target
         self.progress = progress
         self.size = boot.settings.request_batch_size
-        self.ahead = boot.settings.schedule(boot.ctx.choice_for(STAGE).name)
+        self.ahead = boot.settings.schedule(boot.ctx.choice_for(STAGE))
         self.judging = boot.ctx.store.pool.completed_requests()  # the next request to judge
         self.composing = self.judging  # the next request to compose
         self.arrived: dict[int, tuple[str, Completion | None]] = {}
@@ -264,6 +279,7 @@ class BootstrapFeed:
         self.kept_before = len(boot.machine)
         # How many machine instructions come from batches up to each judged batch.
         self.visible: dict[int, int] = {}
+        self.shown: dict[int, int] = {}  # machine instructions each prompt could show
 
     @property
     def finished(self) -> bool:
@@ -281,6 +297,7 @@ class BootstrapFeed:
             while len(out) < limit and self._may_compose(self.composing):
                 batch = self.composing // self.size
                 visible = self._visible_after(batch - self.ahead)
+                self.shown[self.composing] = visible
                 out.append((self.composing, self.boot.request(self.composing, visible)))
                 self.composing += 1
         return out
@@ -311,10 +328,12 @@ class BootstrapFeed:
     def _judge(self, request_idx: int, key: str, answer: Completion | None) -> None:
         batch = request_idx // self.size
         boot = self.boot
+        accepted = len(boot.machine)  # before this request: everything its prompt could miss
         done = boot.judge_response(request_idx, batch, key, answer, self.target, self.progress)
         if not done:
             return  # the target was reached inside this response
-        boot.ctx.store.pool.complete_request(request_idx, batch, key, done)
+        missing = accepted - self.shown.pop(request_idx, accepted)
+        boot.ctx.store.pool.complete_request(request_idx, batch, key, done, missing)
         self.outcomes.append(done)
         self.judging += 1
         if self.judging % self.size == 0:
@@ -323,6 +342,37 @@ class BootstrapFeed:
             self.kept_before = kept
             outcomes, self.outcomes = self.outcomes, []
             boot.check_progress(outcomes, self.barren)
+
+
+def pool_missing(missing: list[int]) -> dict[str, float]:
+    """The distribution of how many accepted instructions a prompt's pool was missing."""
+    if not missing:
+        return {"requests": 0}
+    ordered = sorted(missing)
+
+    def quantile(q: float) -> int:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {
+        "requests": len(ordered),
+        "mean": round(sum(ordered) / len(ordered), 2),
+        "p50": quantile(0.5),
+        "p90": quantile(0.9),
+        "p99": quantile(0.99),
+        "max": ordered[-1],
+    }
+
+
+def describe_missing(ahead: int, missing: list[int]) -> str:
+    """One summary line on the schedule and the staleness it cost."""
+    found = pool_missing(missing)
+    text = f"prompts composed {ahead} batch{'es' if ahead != 1 else ''} ahead of judging"
+    if not found["requests"]:
+        return text
+    return (
+        f"{text}; accepted instructions a prompt's pool missed: median {found['p50']:g}, "
+        f"p99 {found['p99']:g}, max {found['max']:g} (of {found['requests']:g} prompts)"
+    )
 
 
 @dataclass(frozen=True)
@@ -334,3 +384,34 @@ class BlockScoring:
     settled: set[int]
     rows: dict[int, int]
     block: Block
+
+
+class BootstrapPart:
+    """Bootstrap as the first stage of a stream (engine/stream.py): the stages after it take
+    each instruction it accepts."""
+
+    final = True  # it takes rows from no stage
+
+    def __init__(self, ctx: RunContext, stats: StageStats, stream: StreamBar) -> None:
+        self.boot = Bootstrap(ctx, stats)
+        self.stats = stats
+        self._feed = self.boot.start(ctx.config.num_instructions, stream)
+        self.progress = self._feed.progress
+
+    @property
+    def feed(self) -> BootstrapFeed:
+        return self._feed
+
+    @property
+    def committed(self) -> int:
+        return len(self.boot.machine)
+
+    def grow(self, upstream_done: bool, upstream_committed: int) -> None:
+        """Nothing to take: bootstrap is the first stage."""
+
+    def finish(self, stopped: bool) -> None:
+        self.boot.finish(self._feed, stopped)
+
+    def close(self) -> None:
+        self.progress.close()
+        self.boot.pool.close()

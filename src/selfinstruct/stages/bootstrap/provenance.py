@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from selfinstruct.config import Config
 from selfinstruct.exporters.records import Provenance
+from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.seeds.task import SeedTask
 from selfinstruct.stages.bootstrap.compose import compose, prompt_seeds, sources_of
 from selfinstruct.stages.bootstrap.settings import STAGE, BootstrapSettings
@@ -76,7 +77,8 @@ def recompute(
     settings: BootstrapSettings = config.section(STAGE)
     pool = prompt_seeds(seeds, settings)
     before = _MachineBefore(machine)
-    size, ahead = settings.request_batch_size, settings.schedule(config.backend)
+    choice = ModelChoice.of(config.backend, config.model, config.sections)
+    size, ahead = settings.request_batch_size, settings.schedule(choice)
     return {
         request_idx: sources_of(
             compose(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from selfinstruct.config import RequestSettings
-from selfinstruct.llm.registry import backend_class, known_backends
+from selfinstruct.llm.choice import ModelChoice
 
 STAGE = "bootstrap"
 # What bootstrap does with a response cut off at max_tokens: the paper discards it whole;
@@ -30,10 +30,14 @@ BLOCKED_KEYWORDS = [
     "plot",
     "go to",
 ]
-# k for a backend that keeps many requests in flight (a server): 8 batches of 5 keep the
-# default 16 slots busy even while a slow answer holds the judging back. A local engine that
-# answers one request at a time gains nothing from k > 1 and gets the paper's k = 1.
+# k for a backend that keeps many requests in flight (a server): enough batches for twice its
+# slots in requests, so they stay busy while one slow answer holds the judging back (heavy-
+# tailed answer lengths), at least 8 (the default 16 slots) and at most 32 (bounds how many
+# accepted instructions a prompt's pool may miss). A local engine that answers one request at
+# a time gains nothing from k > 1 and gets the paper's k = 1.
+AHEAD_PER_SLOT = 2
 SERVER_BATCHES_IN_FLIGHT = 8
+MAX_AUTO_BATCHES = 32
 PAPER_SCHEDULE = "paper"  # k = 1: every prompt sees every batch before its own
 AUTO_SCHEDULE = "auto"
 
@@ -62,20 +66,24 @@ class BootstrapSettings(RequestSettings):
     tokenizer: str = "rouge"  # rouge (rouge_score's, ASCII) or unicode (any script)
     most_similar: int = 10  # pool items kept in an instruction's most_similar
     max_requests: int = 0  # stop after this many requests (0: no limit)
-    # k: batch b's prompts see the pool after batch b - k; auto: 8 for a server, 1 for a local
-    # engine; paper: 1
+    # k: batch b's prompts see the pool after batch b - k; auto: about 2 x the backend's slots
+    # in requests for a server (8 to 32 batches), 1 for a local engine; paper: 1
     batches_in_flight: int | str = AUTO_SCHEDULE
     similarity_workers: int = 0  # processes scoring ROUGE-L blocks (0: every core; 1: none started)
 
     # Settings added after runs existed, with the value runs made before them behaved by.
     EARLIER: ClassVar[dict[str, Any]] = {"batches_in_flight": 1}
 
-    def schedule(self, backend: str) -> int:
+    def schedule(self, choice: ModelChoice) -> int:
         """k: batch b's prompts show the pool as it stood after batch b - k was judged ("auto":
-        SERVER_BATCHES_IN_FLIGHT for a backend that serves requests in parallel, else 1)."""
+        for a backend that serves requests in parallel, batches for AHEAD_PER_SLOT times its
+        slots, between SERVER_BATCHES_IN_FLIGHT and MAX_AUTO_BATCHES; else 1). A function of
+        the settings alone, never of timing: a rerun composes the same prompts."""
         if self.batches_in_flight == AUTO_SCHEDULE:
-            parallel = backend in known_backends() and backend_class(backend).parallel
-            return SERVER_BATCHES_IN_FLIGHT if parallel else 1
+            if not choice.backend.parallel:
+                return 1
+            wanted = -(-AHEAD_PER_SLOT * choice.slots() // self.request_batch_size)
+            return min(MAX_AUTO_BATCHES, max(SERVER_BATCHES_IN_FLIGHT, wanted))
         if isinstance(self.batches_in_flight, str):
             return 1  # "paper"
         return self.batches_in_flight
