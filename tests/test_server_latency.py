@@ -1,5 +1,6 @@
 """The test server's latency model (ttft + per-token time, heavy-tailed lengths per stage),
-its capacity limit (429 beyond K in progress) and its service-time accounting."""
+its named profiles, its capacity limit (429 beyond K in progress), its service-time accounting
+and its per-request timeline."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -16,12 +18,21 @@ from selfinstruct.llm.base import Request
 from selfinstruct.testing.latency import (
     ANY_STAGE,
     DEFAULT_LENGTHS,
+    HEAVY_LENGTHS,
+    LENGTH_PRESETS,
+    PROFILES,
     LatencyModel,
     LengthDistribution,
     ServiceLedger,
+    TimelineRow,
     parse_lengths,
 )
-from selfinstruct.testing.openai_server import MockOpenAIServer, _latency_model, _parser
+from selfinstruct.testing.openai_server import (
+    TASK_STAGES,
+    MockOpenAIServer,
+    _latency_model,
+    _parser,
+)
 
 FIXED_50 = {ANY_STAGE: LengthDistribution(50, 0)}
 BOOTSTRAP = "Come up with a series of tasks:\n1."
@@ -42,8 +53,14 @@ def post(server: MockOpenAIServer, payload: dict[str, Any]) -> httpx.Response:
     return CLIENT.post(server.base_url + "/completions", json=payload)
 
 
-def draws(stage: str, count: int, max_tokens: int = 10**6, seed: int = 0) -> list[int]:
-    model = LatencyModel()
+def draws(
+    stage: str,
+    count: int,
+    max_tokens: int = 10**6,
+    seed: int = 0,
+    model: LatencyModel | None = None,
+) -> list[int]:
+    model = model or LatencyModel()
     return [
         model.tokens(stage, Request(prompt=f"prompt {i}", max_tokens=max_tokens), seed)
         for i in range(count)
@@ -112,6 +129,74 @@ def test_length_spec() -> None:
             parse_lengths(bad)
 
 
+# --- the heavy-tailed profile (issue 24) ----------------------------------------------------
+
+
+def quantiles(found: list[int]) -> tuple[int, int]:
+    """(p50, p99) of draws, by rank."""
+    ordered = sorted(found)
+    return ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.99)]
+
+
+@pytest.mark.parametrize("stage", sorted(HEAVY_LENGTHS))
+def test_every_heavy_stage_has_p99_at_least_8_times_its_median(stage: str) -> None:
+    dist = HEAVY_LENGTHS[stage]
+    assert dist.sigma >= 0.9
+    assert dist.quantile(0.99) / dist.quantile(0.5) >= 8  # the distribution itself
+    assert dist.quantile(0.5) == pytest.approx(dist.median)
+    p50, p99 = quantiles(draws(stage, 5000, model=PROFILES["heavy"]))  # uncapped draws
+    assert p99 / p50 >= 8
+    assert p50 == pytest.approx(dist.median, rel=0.1, abs=1)
+
+
+def test_the_heavy_tail_is_cut_at_max_tokens() -> None:
+    found = draws("bootstrap", 2000, max_tokens=1024, model=PROFILES["heavy"])
+    at_cap = sum(1 for n in found if n == 1024) / len(found)
+    assert max(found) == 1024
+    assert 0.02 < at_cap < 0.1  # the docstring's 5.1%
+
+
+def test_the_fixed_profile_has_the_heavy_medians_and_no_spread() -> None:
+    fixed, heavy = PROFILES["fixed"], PROFILES["heavy"]
+    assert (fixed.ttft, fixed.per_token) == (heavy.ttft, heavy.per_token) == (0.2, 0.005)
+    assert set(fixed.lengths) == set(HEAVY_LENGTHS)
+    for stage, dist in fixed.lengths.items():
+        assert dist == LengthDistribution(HEAVY_LENGTHS[stage].median, 0)
+    assert set(draws("instances_generation", 50, model=fixed)) == {100}
+
+
+def test_the_default_profile_is_what_it_was() -> None:
+    assert PROFILES["default"] == LatencyModel()
+    assert (LatencyModel().ttft, LatencyModel().per_token) == (0.1, 0.015)
+    assert LENGTH_PRESETS["default"] is DEFAULT_LENGTHS
+
+
+def test_a_length_spec_may_start_with_a_preset() -> None:
+    assert parse_lengths("heavy") == dict(HEAVY_LENGTHS)
+    over = parse_lengths("heavy, classify=1:0")
+    assert over["classify"] == LengthDistribution(1, 0)
+    assert over["bootstrap"] == HEAVY_LENGTHS["bootstrap"]
+    assert (
+        parse_lengths("classify=1:0", base=HEAVY_LENGTHS)["bootstrap"] == HEAVY_LENGTHS["bootstrap"]
+    )
+    with pytest.raises(ValueError, match="preset"):
+        parse_lengths("heavy,nonsense")
+
+
+def test_profiles_on_the_command_line() -> None:
+    heavy = _latency_model(_parser().parse_args(["--profile", "heavy"]))
+    assert heavy == LatencyModel(0.2, 0.005, dict(HEAVY_LENGTHS))
+    faster = _latency_model(_parser().parse_args(["--profile", "heavy", "--per-token", "0.001"]))
+    assert faster is not None and (faster.ttft, faster.per_token) == (0.2, 0.001)
+    assert faster.lengths == dict(HEAVY_LENGTHS)
+    lengths_only = _latency_model(_parser().parse_args(["--lengths", "heavy"]))
+    assert lengths_only == LatencyModel(lengths=dict(HEAVY_LENGTHS))
+    fixed = _latency_model(_parser().parse_args(["--profile", "fixed"]))
+    assert fixed is not None and fixed.distribution("bootstrap").sigma == 0
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--profile", "nonsense"])
+
+
 def test_command_line_options() -> None:
     assert _latency_model(_parser().parse_args([])) is None
     default = _latency_model(_parser().parse_args(["--latency-model"]))
@@ -140,6 +225,12 @@ def test_the_ledger_counts_from_many_threads() -> None:
         thread.join()
     stats = ledger.snapshot()
     assert stats["answered_200"] == 1600 and stats["in_progress"] == 0
+    timeline = ledger.timeline()
+    assert len(timeline) == 1600 and len(ledger.timeline(since=1590)) == 10
+    assert {(row.task, row.service_seconds, row.outcome) for row in timeline} == {
+        ("classify", 0.5, "ok")
+    }
+    assert all(row.ended - row.started == pytest.approx(0.5, abs=1e-5) for row in timeline)
     assert stats["service_seconds"] == pytest.approx(800.0)
     assert stats["stages"]["classify"]["tokens"] == 4800
     with pytest.raises(ValueError):
@@ -265,3 +356,87 @@ def test_without_a_model_usage_and_stages_come_from_the_answers() -> None:
     assert service["latency_model"] is None and service["capacity"] is None
     assert service["stages"]["classify"]["tokens"] == usage["completion_tokens"]
     assert service["service_seconds"] == 0.0
+
+
+# --- the timeline ------------------------------------------------------------------------------
+
+
+def test_the_ledger_keeps_a_row_per_request_with_its_stage_and_times() -> None:
+    ledger = ServiceLedger()
+    before = time.time()
+    ledger.served("bootstrap", 5, 2.0, 900, started=before - 2.5)
+    ledger.cancelled("instances_generation", 0.25, started=before - 0.3)
+    ledger.served("classify", 1, 0.2, 2)  # no start given: `seconds` before its end
+    bootstrap, instances, classify = ledger.timeline()
+    assert bootstrap.task == "bootstrap" and bootstrap.outcome == "ok"
+    assert bootstrap.started == pytest.approx(before - 2.5, abs=1e-5)
+    assert before <= bootstrap.ended <= time.time()
+    assert bootstrap.service_seconds == 2.0
+    assert (instances.task, instances.outcome, instances.service_seconds) == (
+        "instances_generation",
+        "cancelled",
+        0.25,
+    )
+    assert classify.ended - classify.started == pytest.approx(0.2, abs=1e-5)
+    assert ledger.timeline(since=3) == []
+
+
+def timeline_over_http(server: MockOpenAIServer, since: int = 0) -> dict[str, Any]:
+    url = server.base_url.removesuffix("/v1") + f"/timeline?since={since}"
+    return dict(CLIENT.get(url).json())
+
+
+def test_the_timeline_records_each_request_with_its_task_over_http() -> None:
+    model = LatencyModel(ttft=0.02, per_token=0.0005, lengths=HEAVY_LENGTHS)
+    sent = [(BOOTSTRAP, "bootstrap"), (CLASSIFY, "classify"), (CLASSIFY, "classify")]
+    sent += [(INSTANCES, "instances_generation")]
+    with MockOpenAIServer(latency_model=model, latency=0.01) as server:
+        began = time.time()
+        for i, (prompt, _) in enumerate(sent):
+            response = post(server, body(f"{prompt} {i}", max_tokens=350))
+            assert response.status_code == 200
+        ended = time.time()
+        whole = timeline_over_http(server)
+        rest = timeline_over_http(server, since=3)
+        stats = server.service_stats
+        bad = CLIENT.get(server.base_url.removesuffix("/v1") + "/timeline?since=x")
+    assert whole["fields"] == ["started", "ended", "task", "service_seconds", "outcome"]
+    rows = [TimelineRow(*row) for row in whole["rows"]]
+    assert [row.task for row in rows] == [task for _, task in sent]  # one at a time, in order
+    assert all(row.outcome == "ok" for row in rows)
+    assert all(began <= row.started <= row.ended <= ended for row in rows)
+    assert all(row.ended - row.started >= row.service_seconds - 1e-3 for row in rows)
+    for earlier, later in pairwise(rows):
+        assert earlier.ended <= later.started  # sequential requests do not overlap
+    assert sum(row.service_seconds for row in rows) == pytest.approx(stats["service_seconds"])
+    classify = [row.service_seconds for row in rows if row.task == "classify"]
+    assert sum(classify) == pytest.approx(stats["stages"]["classify"]["service_seconds"])
+    assert whole["next"] == 4 and rest["next"] == 4
+    assert [TimelineRow(*row) for row in rest["rows"]] == rows[3:]
+    assert whole["stages"] == {
+        "bootstrap": "bootstrap",
+        "classify": "classify",
+        "instances_generation": "instances",
+    }
+    assert bad.status_code == 400
+
+
+def test_every_task_of_a_run_belongs_to_its_stage() -> None:
+    assert TASK_STAGES["bootstrap_classification"] == "bootstrap"
+    assert TASK_STAGES["instances_classification"] == "instances"
+    assert TASK_STAGES["classify"] == "classify"
+    assert set(TASK_STAGES.values()) >= {"bootstrap", "classify", "instances", "judge"}
+
+
+def test_a_request_its_client_gave_up_on_is_on_the_timeline_as_cancelled() -> None:
+    slow = LatencyModel(ttft=3.0, per_token=0.0)
+    with MockOpenAIServer(latency_model=slow) as server:
+        impatient = httpx.Client(timeout=0.3, limits=httpx.Limits(max_keepalive_connections=0))
+        with impatient, pytest.raises(httpx.TimeoutException):
+            impatient.post(server.base_url + "/completions", json=body(BOOTSTRAP))
+        deadline = time.monotonic() + 10
+        while server.service_stats["in_progress"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (row,) = server.timeline()
+    assert (row.task, row.outcome) == ("bootstrap", "cancelled")
+    assert 0.3 <= row.service_seconds < 3.0  # stopped before the answer would have been ready

@@ -15,6 +15,31 @@ the limit that real runs show. sigma 0 gives a fixed length.
 
 A draw is a pure function of the server's seed, the stage and the request (its canonical
 fields), never of arrival order: a rerun against a new server sleeps the same times.
+
+Named profiles (`PROFILES`, the server's `--profile`; `--lengths` takes a preset's name too):
+
+- `default`: ttft 0.1 s, 15 ms per token, DEFAULT_LENGTHS (sigma 0.4-0.8: p99/p50 2.5-6.4).
+- `heavy`: the latency of issue 24's outside measurement, ttft 0.2 s and 5 ms per token, with
+  HEAVY_LENGTHS: most answers short, a few many times longer. Every stage is lognormal with
+  sigma 1.0, so p99/p50 = exp(2.326) = 10.2 before the cap (>= 8 for any sigma >= 0.9), and
+  the mean is 1.65x the median. The cap at the request's max_tokens (the stages' defaults)
+  then cuts the tail into a spike at the limit:
+
+      task                      median  p99 (uncapped)  max_tokens  cut at the cap  p99/p50 capped
+      bootstrap                    200       2,047         1024          5.1%            5.1
+      bootstrap_classification     180       1,843         1024          4.1%            5.7
+      classify                       2          20            3         34%              1.5
+      instances_generation         100       1,024          350         10.5%            3.5
+      instances_classification      80         819          300          9.3%            3.8
+      relabel                        4          41           16          8.3%            4
+      judge_instance                60         614          200         11.4%            3.3
+      judge_rating, judge_pairwise  50         512          200          8.3%            4
+      any other (*)                100       1,024            -            -             10.2
+
+  In seconds: a bootstrap answer takes 1.2 s at the median and up to 5.3 s at the cap, an
+  instances answer 0.7 s (up to 1.95 s), a classify answer 0.21 s.
+- `fixed`: the same ttft and per-token time at the heavy medians with sigma 0, every answer
+  of a task equally long (capped the same way): the comparison without a tail.
 """
 
 from __future__ import annotations
@@ -30,7 +55,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from selfinstruct.llm.base import Request
 
@@ -83,13 +108,55 @@ DEFAULT_LENGTHS: Mapping[str, LengthDistribution] = MappingProxyType(
 )
 
 
-def parse_lengths(spec: str) -> dict[str, LengthDistribution]:
-    """The default lengths with `STAGE=MEDIAN:SIGMA[,STAGE=MEDIAN:SIGMA...]` over them; `*`
-    is any other stage. E.g. "classify=2:0,instances_generation=250:0.9"."""
-    lengths = dict(DEFAULT_LENGTHS)
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
+# Heavy-tailed lengths (issue 24: "most answers short, a few many times longer"): sigma 1.0
+# everywhere, p99/p50 = 10.2 before the cap; shorter medians than the defaults, so that the
+# tail shows below max_tokens instead of piling up at it (table in the module docstring).
+HEAVY_SIGMA = 1.0
+HEAVY_LENGTHS: Mapping[str, LengthDistribution] = MappingProxyType(
+    {
+        stage: LengthDistribution(median, HEAVY_SIGMA)
+        for stage, median in (
+            ("bootstrap", 200),
+            ("bootstrap_classification", 180),
+            ("classify", 2),
+            ("instances_generation", 100),
+            ("instances_classification", 80),
+            ("relabel", 4),
+            ("judge_instance", 60),
+            ("judge_rating", 50),
+            ("judge_pairwise", 50),
+            (ANY_STAGE, 100),
+        )
+    }
+)
+
+
+def fixed_lengths(lengths: Mapping[str, LengthDistribution]) -> dict[str, LengthDistribution]:
+    """The same medians with sigma 0: every answer of a task equally long (no tail)."""
+    return {stage: LengthDistribution(dist.median, 0.0) for stage, dist in lengths.items()}
+
+
+LENGTH_PRESETS: Mapping[str, Mapping[str, LengthDistribution]] = MappingProxyType(
+    {
+        "default": DEFAULT_LENGTHS,
+        "heavy": HEAVY_LENGTHS,
+        "fixed": MappingProxyType(fixed_lengths(HEAVY_LENGTHS)),
+    }
+)
+
+
+def parse_lengths(
+    spec: str, base: Mapping[str, LengthDistribution] = DEFAULT_LENGTHS
+) -> dict[str, LengthDistribution]:
+    """`base` (the default lengths) with `[PRESET,]STAGE=MEDIAN:SIGMA[,...]` over it: a
+    preset's name (LENGTH_PRESETS) first replaces the base, then each STAGE=MEDIAN:SIGMA
+    replaces a stage's; `*` is any other stage. E.g. "heavy", "heavy,classify=1:0",
+    "classify=2:0,instances_generation=250:0.9"."""
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if parts and parts[0] in LENGTH_PRESETS:
+        base = LENGTH_PRESETS[parts.pop(0)]
+    lengths = dict(base)
+    for part in parts:
         stage, sep, value = part.partition("=")
         median, colon, sigma = value.partition(":")
         try:
@@ -97,7 +164,11 @@ def parse_lengths(spec: str) -> dict[str, LengthDistribution]:
                 raise ValueError
             lengths[stage.strip()] = LengthDistribution(float(median), float(sigma))
         except ValueError:
-            raise ValueError(f"bad length spec {part!r}: expected STAGE=MEDIAN:SIGMA") from None
+            presets = ", ".join(LENGTH_PRESETS)
+            raise ValueError(
+                f"bad length spec {part!r}: expected STAGE=MEDIAN:SIGMA (after a preset's "
+                f"name: {presets})"
+            ) from None
     return lengths
 
 
@@ -138,6 +209,16 @@ class LatencyModel:
         }
 
 
+# Named latency profiles (the server's --profile); the module docstring describes them.
+PROFILES: Mapping[str, LatencyModel] = MappingProxyType(
+    {
+        "default": LatencyModel(),
+        "heavy": LatencyModel(ttft=0.2, per_token=0.005, lengths=HEAVY_LENGTHS),
+        "fixed": LatencyModel(ttft=0.2, per_token=0.005, lengths=LENGTH_PRESETS["fixed"]),
+    }
+)
+
+
 def draw_key(seed: int, stage: str, request: Request) -> str:
     """A stable key of the seed, the stage and the request's canonical fields."""
     blob = json.dumps([seed, stage, request.canonical()], sort_keys=True, ensure_ascii=False)
@@ -170,11 +251,33 @@ class _Totals:
         }
 
 
+class TimelineRow(NamedTuple):
+    """One generation request on the timeline: when the server took it and when its answer
+    was ready (Unix seconds, so that a benchmark in another process can set them against its
+    own clock), its task, its service seconds (fixed latency plus the model's time: what it
+    cost a slot), and how it ended. A tuple: it goes out as a JSON list."""
+
+    started: float
+    ended: float
+    task: str
+    service_seconds: float
+    outcome: str
+
+
+TIMELINE_FIELDS = TimelineRow._fields
+SERVED, CANCELLED = "ok", "cancelled"
+
+
 class ServiceLedger:
     """Thread-safe accounting of generation requests: how many are in progress (refusing
     more than `capacity`), how long at least one was (`busy_seconds`), when the last one ended
     (`last_finished_at`, Unix time), how many were answered 200 and 429, and the service time
-    and tokens of the answered ones, in total and per stage."""
+    and tokens of the answered ones, in total and per stage.
+
+    The timeline keeps one row per request that held a slot for its service time (answered,
+    or cancelled by its client), in the order they ended: a benchmark sees from it when each
+    stage was working and how many slots were busy meanwhile. A row is one tuple appended
+    under the lock the counters take anyway (20,000 requests: about 2 MB)."""
 
     def __init__(self, capacity: int | None = None) -> None:
         if capacity is not None and capacity < 1:
@@ -191,6 +294,7 @@ class ServiceLedger:
         self._status: Counter[int] = Counter()
         self._total = _Totals()
         self._stages: dict[str, _Totals] = {}
+        self._timeline: list[TimelineRow] = []
 
     def admit(self) -> bool:
         """Start a request, or refuse it (False, counted) when `capacity` are in progress."""
@@ -217,20 +321,32 @@ class ServiceLedger:
         with self._lock:
             self._status[429] += 1
 
-    def served(self, stage: str, prompts: int, seconds: float, tokens: int) -> None:
-        """A request answered 200 after `seconds` of service, generating `tokens`."""
+    def served(
+        self, stage: str, prompts: int, seconds: float, tokens: int, started: float | None = None
+    ) -> None:
+        """A request answered 200 after `seconds` of service, generating `tokens`; `started`
+        (Unix time) when it was admitted, by default `seconds` ago."""
+        row = _row(stage, seconds, SERVED, started)
         with self._lock:
             self._status[200] += 1
             self._total.add(prompts, seconds, tokens)
             self._stages.setdefault(stage, _Totals()).add(prompts, seconds, tokens)
+            self._timeline.append(row)
 
-    def cancelled(self, stage: str, seconds: float) -> None:
+    def cancelled(self, stage: str, seconds: float, started: float | None = None) -> None:
         """A request whose client went away after `seconds` of service: the time was spent
         (a server such as vLLM then stops generating), nothing was answered."""
+        row = _row(stage, seconds, CANCELLED, started)
         with self._lock:
             self._cancelled += 1
             self._total.service_seconds += seconds
             self._stages.setdefault(stage, _Totals()).service_seconds += seconds
+            self._timeline.append(row)
+
+    def timeline(self, since: int = 0) -> list[TimelineRow]:
+        """The timeline's rows from the `since`-th on (a poller passes how many it has)."""
+        with self._lock:
+            return self._timeline[since:]
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -248,3 +364,10 @@ class ServiceLedger:
                 **{k: v for k, v in self._total.as_dict().items() if k != "requests"},
                 "stages": {name: totals.as_dict() for name, totals in self._stages.items()},
             }
+
+
+def _row(stage: str, seconds: float, outcome: str, started: float | None) -> TimelineRow:
+    """A timeline row ending now (times rounded to microseconds: shorter JSON)."""
+    ended = time.time()
+    began = ended - seconds if started is None else started
+    return TimelineRow(round(began, 6), round(ended, 6), stage, round(seconds, 6), outcome)

@@ -13,7 +13,11 @@ faults over a run's requests is reproducible. Bodies are read and written with
 For benchmarks it can behave like a GPU server: `latency_model=LatencyModel()` (testing/
 latency.py) sleeps time to first token plus a per-token time for a drawn answer length, and
 `capacity=K` answers 429 (with Retry-After) to a request arriving while K are in progress.
-`service_stats` (also GET /stats, with `stats`) adds up the service time per stage.
+`service_stats` (also GET /stats, with `stats`) adds up the service time per stage, and
+`timeline()` (also GET /timeline[?since=N]) lists each generation request with its start, end,
+task and service time, so a benchmark can tell how busy the slots were while a stage worked.
+`--profile heavy` is issue 24's engine: 0.2 s to the first token, 5 ms per token, heavy-tailed
+answer lengths (testing/latency.py).
 
 Run it by hand with `python -m selfinstruct.testing.openai_server --port 8000 ...`.
 """
@@ -38,7 +42,7 @@ from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from selfinstruct.evaluation.grading import FAKE_ANSWERS as EVALUATION_ANSWERS
 from selfinstruct.llm.backends.fake import FakeLLM, infer_task
@@ -51,7 +55,14 @@ from selfinstruct.llm.openai_format import (
     response_body,
 )
 from selfinstruct.stages.registry import STAGES
-from selfinstruct.testing.latency import LatencyModel, ServiceLedger, parse_lengths
+from selfinstruct.testing.latency import (
+    PROFILES,
+    TIMELINE_FIELDS,
+    LatencyModel,
+    ServiceLedger,
+    TimelineRow,
+    parse_lengths,
+)
 
 # Requests arrive over HTTP from any process: the fake backend must know every kind of request
 # (the stages teach theirs when declared; said here so it holds whatever imported what).
@@ -59,6 +70,9 @@ teach([answer for stage in STAGES for answer in stage.fake_answers])
 teach(EVALUATION_ANSWERS)
 
 FAULT_KINDS = ("429", "500", "503", "drop", "truncated", "slow")
+# The stage each task (as the fake backend recognises a request) belongs to: the timeline says
+# the task, a benchmark reports by stage.
+TASK_STAGES = {answer.task: stage.name for stage in STAGES for answer in stage.fake_answers}
 DEFAULT_MODEL = "fake"
 CANCEL_CHECK = 0.05  # seconds between checks that a client still waits for its answer
 
@@ -359,8 +373,9 @@ class _Handler(BaseHTTPRequestHandler):
         ledger = owner._ledger
         if not ledger.admit():
             raise _over_capacity(owner.capacity or 0, owner.retry_after)
+        started = time.time()
         try:
-            self._serve(requests, model, chat)
+            self._serve(requests, model, chat, started)
         except ApiError as error:
             if error.status == 429:
                 ledger.rate_limited()
@@ -368,8 +383,9 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             ledger.release()
 
-    def _serve(self, requests: Sequence[Request], model: str, chat: bool) -> None:
-        """Answer admitted requests: faults, the fixed latency and the model's service time."""
+    def _serve(self, requests: Sequence[Request], model: str, chat: bool, started: float) -> None:
+        """Answer admitted requests (admitted at `started`, Unix time): faults, the fixed
+        latency and the model's service time."""
         owner = self.server.owner
         fault = owner.draw_fault()
         owner.wait(owner.latency)
@@ -381,7 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
         service = owner.plan(requests)
         spent = self._generating(service.seconds)
         if spent is not None:  # the client went away: stop, as vLLM aborts the request
-            owner._ledger.cancelled(service.stage, owner.latency + spent)
+            owner._ledger.cancelled(service.stage, owner.latency + spent, started)
             return
         if fault == "slow":
             owner.wait(owner.slow_seconds)
@@ -389,7 +405,8 @@ class _Handler(BaseHTTPRequestHandler):
         answer = response_body(completions, model, chat, number=owner.next_id())
         # Counted before the answer goes out: a client that has its answer sees it counted.
         tokens = sum(c.completion_tokens for c in completions)
-        owner._ledger.served(service.stage, len(requests), owner.latency + service.seconds, tokens)
+        seconds = owner.latency + service.seconds
+        owner._ledger.served(service.stage, len(requests), seconds, tokens, started)
         if fault == "truncated":
             encoded = json.dumps(answer).encode("utf-8")
             self.send_bytes(200, encoded[: len(encoded) // 2])
@@ -421,12 +438,24 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         self.send_json(200, {**owner.stats, "service": owner.service_stats})
 
+    def server_timeline(self, body: bytes) -> None:
+        """GET /timeline[?since=N]: the rows from the N-th on (see timeline_body)."""
+        query = parse_qs(urlsplit(self.path).query)
+        try:
+            since = int(query.get("since", ["0"])[0])
+        except ValueError:
+            raise ApiError(400, "since must be an integer", param="since") from None
+        if since < 0:
+            raise ApiError(400, "since must not be negative", param="since")
+        self.send_json(200, self.server.owner.timeline_body(since))
+
 
 ROUTES: dict[str, dict[str, Route]] = {
     "/v1/models": {"GET": _Handler.list_models},
     "/v1/completions": {"POST": _Handler.completions},
     "/v1/chat/completions": {"POST": _Handler.chat_completions},
     "/stats": {"GET": _Handler.server_stats},
+    "/timeline": {"GET": _Handler.server_timeline},
 }
 
 
@@ -578,6 +607,25 @@ class MockOpenAIServer:
         model = self.latency_model.describe() if self.latency_model else None
         return {**self._ledger.snapshot(), "latency": self.latency, "latency_model": model}
 
+    def timeline(self, since: int = 0) -> list[TimelineRow]:
+        """Generation requests that held a slot, in the order they ended, from the `since`-th:
+        (started, ended, task, service_seconds, outcome), times in Unix seconds from when the
+        request was admitted to when its answer was ready; outcome "ok" or "cancelled".
+        Requests refused (429 at capacity) or failed by an injected fault are not in it."""
+        return self._ledger.timeline(since)
+
+    def timeline_body(self, since: int = 0) -> dict[str, Any]:
+        """GET /timeline's answer: rows as lists (`fields` names them), `next` to pass as
+        `since` for the rows after these, and the stage of each task seen (`stages`)."""
+        rows = self.timeline(since)
+        tasks = {row[2] for row in rows}
+        return {
+            "fields": list(TIMELINE_FIELDS),
+            "rows": rows,
+            "next": since + len(rows),
+            "stages": {task: TASK_STAGES.get(task, task) for task in sorted(tasks)},
+        }
+
     # Used by the request handler -------------------------------------------------------------
 
     def check_auth(self, header: str | None) -> None:
@@ -696,29 +744,36 @@ def _parser() -> argparse.ArgumentParser:
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("latency model and capacity")
-    defaults = LatencyModel()
     group.add_argument(
         "--latency-model",
         action="store_true",
-        help="sleep ttft + per_token * n per answer, n drawn per stage (implied by the next three)",
+        help="sleep ttft + per_token * n per answer, n drawn per stage (implied by the next four)",
+    )
+    group.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="a named latency model, which the next three flags override: default (ttft 0.1 "
+        "s, 15 ms/token), heavy (0.2 s, 5 ms/token, heavy-tailed lengths: p99/p50 10), fixed "
+        "(heavy's medians at a fixed length)",
     )
     group.add_argument(
         "--ttft",
         type=float,
         metavar="S",
-        help=f"seconds to the first token (default: {defaults.ttft})",
+        help="seconds to the first token (default: the profile's)",
     )
     group.add_argument(
         "--per-token",
         type=float,
         metavar="S",
-        help=f"seconds per generated token (default: {defaults.per_token})",
+        help="seconds per generated token (default: the profile's)",
     )
     group.add_argument(
         "--lengths",
         metavar="SPEC",
-        help="answer lengths over the defaults: STAGE=MEDIAN:SIGMA,... (lognormal tokens; "
-        "'*' for any other stage; sigma 0 for a fixed length)",
+        help="answer lengths over the profile's: [PRESET,]STAGE=MEDIAN:SIGMA,... (lognormal "
+        "tokens; PRESET default, heavy or fixed; '*' for any other stage; sigma 0 for a fixed "
+        "length), e.g. 'heavy' or 'heavy,classify=1:0'",
     )
     group.add_argument(
         "--capacity",
@@ -729,14 +784,15 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _latency_model(args: argparse.Namespace) -> LatencyModel | None:
-    given = (args.ttft, args.per_token, args.lengths)
+    """The profile (default: "default") with the flags given over it; None without any."""
+    given = (args.profile, args.ttft, args.per_token, args.lengths)
     if not args.latency_model and all(value is None for value in given):
         return None
-    defaults = LatencyModel()
+    profile = PROFILES[args.profile or "default"]
     return LatencyModel(
-        ttft=defaults.ttft if args.ttft is None else args.ttft,
-        per_token=defaults.per_token if args.per_token is None else args.per_token,
-        lengths=parse_lengths(args.lengths or ""),
+        ttft=profile.ttft if args.ttft is None else args.ttft,
+        per_token=profile.per_token if args.per_token is None else args.per_token,
+        lengths=parse_lengths(args.lengths or "", base=profile.lengths),
     )
 
 
