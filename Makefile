@@ -66,6 +66,7 @@ bench: install-test
 	$(BIN)/python -m benchmarks.bench_memory
 	$(BIN)/python -m benchmarks.bench_embedded
 	$(BIN)/python -m benchmarks.bench_report
+	$(BIN)/python -m benchmarks.bench_fixed_costs
 
 # The documentation site (docs/, mkdocs.yml), served at http://127.0.0.1:8000 while you edit.
 docs: install-test

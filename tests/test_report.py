@@ -176,7 +176,7 @@ def test_verb_noun_pairs_from_the_dependency_parse() -> None:
     if nlp is None:
         pytest.skip("the report extra (spaCy) is not installed")
     texts = ["Write a poem about the sea.", "Tell me a joke.", "What is the capital of France?"]
-    found = verbs.parse_verbs(texts, nlp)
+    found = verbs.summarize(verbs.parse_pairs(texts, nlp))
     assert found.pairs == [("write", "poem"), ("tell", "joke"), None]
     assert (found.with_structure, found.distinct_verbs, found.share) == (2, 2, round(2 / 3, 4))
     assert found.top[0] == {"verb": "tell", "count": 1, "nouns": [{"noun": "joke", "count": 1}]}

@@ -35,9 +35,10 @@ def write_report(
     *,
     verbs: bool | None = None,
 ) -> Written:
-    """Report on the run `ctx` has open (reading only), compared with other open runs (the
-    caller opens and closes them); both files are written atomically. `verbs`: the verb-noun
-    chart (default: the run's prepare.report_verbs)."""
+    """Report on the run `ctx` has open (reading only, but for the verb-noun pairs it parses,
+    kept in a store open to write: see parses.py), compared with other open runs (the caller
+    opens and closes them); both files are written atomically. `verbs`: the verb-noun chart
+    (default: the run's prepare.report_verbs)."""
     out = out or ctx.store.run_dir / REPORT_NAME
     check_out(out, ctx.store.run_dir)
     if verbs is None:

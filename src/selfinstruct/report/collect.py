@@ -1,6 +1,6 @@
-"""Everything the report shows, read once from a run store (opened read-only by the caller)
-and turned into the numbers of report.json (`summary`) and the browser's records
-(`browser`)."""
+"""Everything the report shows, read once from a run store (read-only is enough; one open to
+write keeps the verb-noun pairs parsed, see parses.py) and turned into the numbers of
+report.json (`summary`) and the browser's records (`browser`)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from selfinstruct.analysis.histogram import (
 from selfinstruct.analysis.overlap import nearest_seeds
 from selfinstruct.analysis.table1 import table1, words
 from selfinstruct.analysis.variety import variety
-from selfinstruct.analysis.verbs import VerbNouns, parse_verbs
+from selfinstruct.analysis.verbs import VerbNouns
 from selfinstruct.config import PricingSettings
 from selfinstruct.dataset.build import build, left_out, task_verdicts
 from selfinstruct.dataset.settings import STAGE as PREPARE
@@ -29,6 +29,7 @@ from selfinstruct.engine.context import RunContext
 from selfinstruct.errors import InputError
 from selfinstruct.filters.screen import Drop, Screen
 from selfinstruct.parsing.labels import UNREADABLE, read_label
+from selfinstruct.report.parses import verb_pairs
 from selfinstruct.report.steps import Step, excerpt, step
 from selfinstruct.seeds import seed_hash
 from selfinstruct.similarity.tokenize import Tokenizer, get_tokenizer
@@ -96,7 +97,7 @@ def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
         tasks={task.instruction_id: task for task in tasks},
         kept={(e.instruction, e.input, e.output) for e in data.generated},
         generated=[(e.input, e.output) for e in data.generated],
-        verbs=parse_verbs(texts) if verbs else VerbNouns(available=False, hint=SKIPPED),
+        verbs=verb_pairs(store, rows) if verbs else VerbNouns(available=False, hint=SKIPPED),
         seed_scores=nearest_seeds(texts, seeds, tokenizer),
         sources=prompt_sources(store, ctx.config, ctx.seeds),
         candidates=store.pool.candidates(),

@@ -1,7 +1,8 @@
 """The run store: a SQLite database in the run directory, committed record by record.
 
 `RunStore` opens and closes it, and holds its transactions and meta data; each family of
-tables has an object of its own (`store.pool`, `store.labels`, `store.instances`, ...)."""
+tables has an object of its own (`store.pool`, `store.labels`, `store.instances`, ...,
+`store.parses`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from selfinstruct.store.instances import Instances
 from selfinstruct.store.labels import Labels
 from selfinstruct.store.lock import RunLock
 from selfinstruct.store.merges import MergeSources
+from selfinstruct.store.parses import Parses
 from selfinstruct.store.pool import Pool
 from selfinstruct.store.records import RecordTables
 from selfinstruct.store.responses import Responses
@@ -51,6 +53,7 @@ class RunStore:
         self.records = RecordTables(*family)
         self.stage_runs = StageRuns(*family)
         self.merges = MergeSources(*family)
+        self.parses = Parses(*family)
 
     @property
     def readonly(self) -> bool:
