@@ -5,10 +5,12 @@ when answers arrive out of order, fail, run out of budget, or the run is killed.
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 from conftest import read_jsonl, records_snapshot, rerun_with_kills, without_timestamps
 
+from selfinstruct.analysis import verbs
 from selfinstruct.api import Run
 from selfinstruct.engine.context import RunContext
 from selfinstruct.errors import BudgetExhausted
@@ -105,6 +108,8 @@ def test_a_budget_stops_the_stream_and_a_larger_one_finishes_it(tmp_path: Path) 
                 "SELECT SUM(prompt_tokens + completion_tokens) FROM responses"
             ).fetchone()[0]
         assert 0 < spent <= 60_000
+        # The stream stopped short: no stage may pass for done, no dataset is written.
+        assert not (out / DATASET).exists()
         run.with_budget(max_tokens=10_000_000).generate(stream=True)
     _assert_same_run(out, tmp_path / "reference")
 
@@ -247,3 +252,48 @@ def test_run_json_says_how_stale_bootstrap_prompts_were(tmp_path: Path) -> None:
     assert 0 <= found["p50"] <= found["p99"] <= found["max"]
     # Prompts composed 8 batches ahead miss what the batches in between accepted.
     assert found["max"] > 0
+
+
+def _refuse_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, loading the parser in this process is an error."""
+
+    def refuse() -> None:
+        raise AssertionError("the report loaded the parser")
+
+    monkeypatch.setattr(verbs, "load_pipeline", refuse)
+
+
+@pytest.mark.skipif(verbs.parser_id() is None, reason="the report extra is not installed")
+def test_the_stream_parses_the_report_s_verbs_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with MockOpenAIServer(latency=0.002) as server:
+        settings = {**_settings(server.base_url), "prepare": {"report_verbs": True}}
+        _generate(tmp_path / "alone", 50, False, **settings)  # its report parses at the end
+        _refuse_parser(monkeypatch)  # the streamed run's report must find every pair kept
+        _generate(tmp_path / "streamed", 50, True, **settings)
+    with sqlite3.connect(tmp_path / "streamed/selfinstruct.db") as db:
+        parsed = db.execute("SELECT COUNT(*) FROM instruction_parses").fetchone()[0]
+    assert parsed == 50
+    found, alone = (
+        json.loads((tmp_path / name / "report.json").read_text())["diversity"]
+        for name in ("streamed", "alone")
+    )
+    assert found == alone and found["available"], found
+    assert not list(Path(tempfile.gettempdir()).glob("selfinstruct-parses-*"))
+
+
+@pytest.mark.skipif(verbs.parser_id() is None, reason="the report extra is not installed")
+def test_the_parse_helper_cleans_up_when_the_run_is_gone(tmp_path: Path) -> None:
+    with MockOpenAIServer(latency=0.002) as server:
+        _generate(tmp_path / "run", 20, False, **_settings(server.base_url))
+    out = tmp_path / "pairs.jsonl"
+    command = [sys.executable, "-m", "selfinstruct.report.parse_worker"]
+    command += [str(tmp_path / "run/selfinstruct.db"), str(out)]
+    stopped = subprocess.run(command, input="stop\n", text=True, timeout=120)
+    assert stopped.returncode == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [item["id"] for item in lines] == list(range(1, 21))
+    out.unlink()
+    gone = subprocess.run(command, input="", text=True, timeout=120)  # input closed, no stop
+    assert gone.returncode == 0 and not out.exists()

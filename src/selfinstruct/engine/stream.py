@@ -7,7 +7,8 @@ stage still makes its requests from fixed windows of its rows and commits in row
 request is the same whether its stage ran alone or in a stream, and so are the records.
 
 Who gets a free slot: the first stage (bootstrap) keeps at least `FIRST_SHARE` of the slots
-while it has requests to send, so it never starves; the rest go to the later stages first
+(of those in use and free now: with `--concurrency auto` the backend's limit moves) while it
+has requests to send, so it never starves; the rest go to the later stages first
 (their work is short and unblocks the stages after them, so the tail at the end stays
 short), then to the earlier ones. A per-record stage takes new rows when it has nothing left
 to send and the stages before it have committed enough new records to be worth a look
@@ -142,10 +143,9 @@ class Lane:
 class StreamFeed:
     """The stages of a stream as one feed (llm/base.py `Feed`) over the backend's slots."""
 
-    def __init__(self, ctx: RunContext, parts: Sequence[StreamPart], slots: int) -> None:
+    def __init__(self, ctx: RunContext, parts: Sequence[StreamPart]) -> None:
         self.ctx = ctx
         self.lanes = [Lane(part) for part in parts]
-        self.floor = max(1, math.ceil(FIRST_SHARE * slots))
         self.routes: dict[int, tuple[Lane, int]] = {}
         self.tickets = 0
         self._abandoned: list[int] = []
@@ -171,7 +171,8 @@ class StreamFeed:
         if self.stopped:
             return out
         first = self.lanes[0]
-        self._take_from(first, min(limit, self.floor - first.in_flight), out)
+        floor = math.ceil(FIRST_SHARE * (len(self.routes) + limit))  # of the slots now
+        self._take_from(first, min(limit, floor - first.in_flight), out)
         for lane in reversed(self.lanes):
             self._take_from(lane, limit - len(out), out)
         self._update()
@@ -254,6 +255,8 @@ class StreamFeed:
             return lane.part.final
         if cached.finished:
             return True
+        if cached.stopped:
+            return False  # the budget refused a request it still has to send
         return lane.part.final and not lane.in_flight and not cached.has_pending()
 
 
@@ -263,7 +266,7 @@ def serve_stream(ctx: RunContext, parts: Sequence[StreamPart]) -> StreamFeed:
     stage's notes, for the whole stream."""
     first = parts[0].stats
     llm = ctx.llm_for(first.stage)
-    stream = StreamFeed(ctx, parts, llm.concurrency)
+    stream = StreamFeed(ctx, parts)
     before: Counter[str] = Counter(llm.counters)
     try:
         while not stream.finished and not stream.stopped and stream.has_pending():

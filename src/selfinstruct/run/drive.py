@@ -27,6 +27,7 @@ from selfinstruct.engine.stage import Stage
 from selfinstruct.engine.stream import StreamPart, serve_stream
 from selfinstruct.errors import SelfInstructError
 from selfinstruct.report import report_line
+from selfinstruct.report.parse_ahead import ParseAhead
 from selfinstruct.run.run_file import write_run_file
 from selfinstruct.stages import registry
 
@@ -39,11 +40,28 @@ def run_stages(
     group = streamed(ctx, stages) if stream is not False else []
     if stream is None and group and not ctx.choice_for(group[0].name).backend.parallel:
         group = []
-    found = run_stream(ctx, group) if len(group) > 1 else {}
+    found: dict[str, StageStats] = {}
+    if len(group) > 1:
+        ahead = ParseAhead.start(ctx.store) if _parses_verbs(ctx, stages) else None
+        try:
+            found = run_stream(ctx, group)
+            if ahead is not None:
+                ahead.finish()
+        finally:
+            if ahead is not None:
+                ahead.close()
     for stage in stages:
         if stage.name not in found:
             found[stage.name] = run_stage(ctx, stage)
     return {stage.name: found[stage.name] for stage in stages}
+
+
+def _parses_verbs(ctx: RunContext, stages: list[Stage]) -> bool:
+    """Whether a stage of these writes the dataset with a report that parses verbs (so the
+    stream parses the instructions while it runs: report/parse_ahead.py)."""
+    settings: PrepareSettings = ctx.config.section(PREPARE)
+    writes = any(stage.writes_dataset for stage in stages)
+    return writes and settings.report and settings.report_verbs
 
 
 def streamed(ctx: RunContext, stages: list[Stage]) -> list[Stage]:

@@ -109,8 +109,9 @@ FLAGS = (
     Flag(
         ("--batches-in-flight",),
         "Bootstrap batches composed ahead of judging: batch b's prompts show the pool as "
-        "judged after batch b - K. 'paper' (K = 1): the paper's schedule. Default 'auto': 8 "
-        "for a server (keeps 16 requests busy), 1 for a local engine.",
+        "judged after batch b - K. 'paper' (K = 1): the paper's schedule. Default 'auto': "
+        "for a server, batches for twice its --concurrency in prompts (8 to 32; 26 for 64), "
+        "1 for a local engine.",
         f"{STAGE}.batches_in_flight",
         kind="count",
         words=(AUTO_SCHEDULE, PAPER_SCHEDULE),

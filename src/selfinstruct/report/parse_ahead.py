@@ -1,0 +1,101 @@
+"""The report's verb-noun parse made while a stream of stages runs, instead of at its end.
+
+Loading the parser and parsing thousands of instructions cost seconds at the end of a run,
+while during it the client mostly waits for the server. So while a stream runs, a process of
+its own (`python -m selfinstruct.report.parse_worker`, on the machine's other core: the
+client's event loop keeps its own) reads the instructions the run has committed from the
+store (read-only; the store's WAL lets it read beside the writer) and parses them as they
+come. When the stream ends, `finish` tells it to parse what is left, and keeps its pairs in
+the store (`store.parses`), so the report parses nothing. Whatever goes wrong with the helper
+(no parser installed, a crash) costs nothing but the time saved: the report parses what is
+missing, as it always does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from selfinstruct.analysis import verbs
+from selfinstruct.analysis.verbs import Pair
+from selfinstruct.store.run_store import DB_NAME, RunStore
+
+FINISH_SECONDS = 120.0  # the longest wait for the helper's last parses
+STOP = "stop\n"  # the helper's cue to parse what is left and exit
+
+
+class ParseAhead:
+    """A helper process parsing the run's instructions as they are committed."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self.parser = verbs.parser_id()
+        self.proc: subprocess.Popen[str] | None = None
+        descriptor, name = tempfile.mkstemp(prefix="selfinstruct-parses-", suffix=".jsonl")
+        os.close(descriptor)
+        self.out = Path(name)
+        command = [sys.executable, "-m", "selfinstruct.report.parse_worker"]
+        command += [str(store.run_dir / DB_NAME), str(self.out)]
+        with contextlib.suppress(OSError):
+            self.proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+
+    @classmethod
+    def start(cls, store: RunStore) -> ParseAhead | None:
+        """A helper for the store, or None when there is no parser to run."""
+        return cls(store) if verbs.parser_id() is not None else None
+
+    def finish(self) -> int:
+        """Let the helper parse what is left, keep its pairs; returns how many were kept."""
+        proc = self.proc
+        if proc is None or proc.stdin is None:
+            return 0
+        try:
+            proc.stdin.write(STOP)
+            proc.stdin.close()
+            proc.wait(timeout=FINISH_SECONDS)
+        except (OSError, subprocess.TimeoutExpired):
+            self.close()
+            return 0
+        return self._keep(self._read()) if proc.returncode == 0 else 0
+
+    def _read(self) -> dict[int, Pair | None]:
+        found: dict[int, Pair | None] = {}
+        with contextlib.suppress(OSError):
+            for line in self.out.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    item = json.loads(line)
+                    verb, noun = item["verb"], item["noun"]
+                    found[int(item["id"])] = (verb, noun) if verb is not None else None
+        return found
+
+    def _keep(self, pairs: dict[int, Pair | None]) -> int:
+        """Store the pairs of instructions the run holds that are not kept yet."""
+        if self.parser is None or not pairs or self.store.readonly:
+            return 0
+        known = {row.id for row in self.store.pool.instructions()}
+        kept = self.store.parses.of_parser(self.parser)
+        new = {i: pair for i, pair in pairs.items() if i in known and i not in kept}
+        with self.store.transaction():
+            self.store.parses.put(self.parser, new)
+        return len(new)
+
+    def close(self) -> None:
+        """Stop the helper if it still runs, and remove its file."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        with contextlib.suppress(OSError):
+            self.out.unlink()
