@@ -267,18 +267,21 @@ def _refuse_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(verbs, "load_pipeline", refuse)
 
 
+@pytest.mark.slow  # loads the parser in a helper process
 @pytest.mark.skipif(verbs.parser_id() is None, reason="the report extra is not installed")
 def test_the_stream_parses_the_report_s_verbs_while_it_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with MockOpenAIServer(latency=0.002) as server:
         settings = {**_settings(server.base_url), "prepare": {"report_verbs": True}}
-        _generate(tmp_path / "alone", 50, False, **settings)  # its report parses at the end
+        # A server slow enough for the helper to load its parser before the run ends.
+        server.latency = 0.15
+        _generate(tmp_path / "alone", 150, False, **settings)  # its report parses at the end
         _refuse_parser(monkeypatch)  # the streamed run's report must find every pair kept
-        _generate(tmp_path / "streamed", 50, True, **settings)
+        _generate(tmp_path / "streamed", 150, True, **settings)
     with sqlite3.connect(tmp_path / "streamed/selfinstruct.db") as db:
         parsed = db.execute("SELECT COUNT(*) FROM instruction_parses").fetchone()[0]
-    assert parsed == 50
+    assert parsed == 150
     found, alone = (
         json.loads((tmp_path / name / "report.json").read_text())["diversity"]
         for name in ("streamed", "alone")
@@ -287,6 +290,7 @@ def test_the_stream_parses_the_report_s_verbs_while_it_runs(
     assert not list(Path(tempfile.gettempdir()).glob("selfinstruct-parses-*"))
 
 
+@pytest.mark.slow  # loads the parser in a helper process, twice
 @pytest.mark.skipif(verbs.parser_id() is None, reason="the report extra is not installed")
 def test_the_parse_helper_cleans_up_when_the_run_is_gone(tmp_path: Path) -> None:
     with MockOpenAIServer(latency=0.002) as server:

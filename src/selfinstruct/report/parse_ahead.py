@@ -26,6 +26,9 @@ from selfinstruct.analysis.verbs import Pair
 from selfinstruct.store.run_store import DB_NAME, RunStore
 
 FINISH_SECONDS = 120.0  # the longest wait for the helper's last parses
+# Fewer instructions to parse than this: the report parses them at the end in well under a
+# second once the parser is loaded, and a short run ends before a helper has loaded it.
+MIN_INSTRUCTIONS = 100
 STOP = "stop\n"  # the helper's cue to parse what is left and exit
 
 
@@ -51,14 +54,24 @@ class ParseAhead:
             )
 
     @classmethod
-    def start(cls, store: RunStore) -> ParseAhead | None:
-        """A helper for the store, or None when there is no parser to run."""
-        return cls(store) if verbs.parser_id() is not None else None
+    def start(cls, store: RunStore, target: int) -> ParseAhead | None:
+        """A helper for a run of `target` instructions, or None when there is no parser to
+        run or too little to parse (MIN_INSTRUCTIONS)."""
+        parser = verbs.parser_id()
+        if parser is None:
+            return None
+        todo = target - len(store.parses.of_parser(parser))
+        return cls(store) if todo >= MIN_INSTRUCTIONS else None
 
     def finish(self) -> int:
-        """Let the helper parse what is left, keep its pairs; returns how many were kept."""
+        """Let the helper parse what is left, keep its pairs; returns how many were kept. A
+        helper that has parsed nothing yet (still loading the parser) is stopped instead:
+        the report parses in this process, which is no slower than waiting for it."""
         proc = self.proc
         if proc is None or proc.stdin is None:
+            return 0
+        if not self.out.exists() or not self.out.stat().st_size:
+            self.close()
             return 0
         try:
             proc.stdin.write(STOP)

@@ -42,7 +42,8 @@ def run_stages(
         group = []
     found: dict[str, StageStats] = {}
     if len(group) > 1:
-        ahead = ParseAhead.start(ctx.store) if _parses_verbs(ctx, stages) else None
+        target = ctx.config.num_instructions
+        ahead = ParseAhead.start(ctx.store, target) if _parses_verbs(ctx, stages) else None
         try:
             found = run_stream(ctx, group)
             if ahead is not None:
