@@ -8,7 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -193,6 +193,14 @@ DERIVED_FILES = [
 def without_timestamps(path: Path) -> str:
     """A derived file with the response timestamps removed."""
     return re.sub(r'"created_at": "[^"]*"', "", path.read_text(encoding="utf-8"))
+
+
+def start_http_run(out: Path, url: str, args: Sequence[str]) -> subprocess.Popen:
+    """`selfinstruct run --out OUT` over --backend openai against a local server, in a child
+    process (to be killed)."""
+    command = [sys.executable, "-m", "selfinstruct", "run", "--out", str(out), "--backend"]
+    command += ["openai", "--model", "fake", "--base-url", url, *args]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def rerun_with_kills(start: Callable[[], subprocess.Popen], delay: Callable[[], float]) -> int:

@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import cli, records_snapshot, rerun_with_kills, store_snapshot
+from conftest import cli, records_snapshot, rerun_with_kills, start_http_run, store_snapshot
 
 from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.base import LLM, Completion, Feed, Request
@@ -112,12 +110,6 @@ def test_bad_batches_in_flight_is_refused(tmp_path: Path) -> None:
     assert not (out / "selfinstruct.db").exists()
 
 
-def _start(out: Path, url: str, args: Sequence[str]) -> subprocess.Popen:
-    command = [sys.executable, "-m", "selfinstruct", "run", "--out", str(out), "--backend"]
-    command += ["openai", "--model", "fake", "--base-url", url, *args]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 @pytest.mark.slow  # a 400-instruction run over HTTP, then the same run killed and resumed
 def test_killed_and_resumed_http_run_with_k_above_1_equals_uninterrupted(tmp_path: Path) -> None:
     args = ["--num-instructions", "400", "--concurrency", "16", "--batches-in-flight", "4"]
@@ -126,7 +118,7 @@ def test_killed_and_resumed_http_run_with_k_above_1_equals_uninterrupted(tmp_pat
     with MockOpenAIServer(latency=0.01, fault_rate=0.1, faults=("slow",), seed=5) as server:
         reference = tmp_path / "reference"
         started = time.monotonic()
-        proc = _start(reference, server.base_url, args)
+        proc = start_http_run(reference, server.base_url, args)
         assert proc.wait(timeout=300) == 0, proc.stderr.read().decode() if proc.stderr else ""
         duration = time.monotonic() - started
         rng, kills, attempt = random.Random(11), 0, 0
@@ -134,7 +126,7 @@ def test_killed_and_resumed_http_run_with_k_above_1_equals_uninterrupted(tmp_pat
             assert attempt < 5, f"{kills} kills in {attempt} attempts: the runs end too soon"
             resumed, attempt = tmp_path / f"resumed{attempt}", attempt + 1
             kills += rerun_with_kills(
-                partial(_start, resumed, server.base_url, args),
+                partial(start_http_run, resumed, server.base_url, args),
                 lambda: 0.8 + rng.uniform(0, 0.5 * duration),
             )
             assert records_snapshot(resumed) == records_snapshot(reference)

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_jsonl, records_snapshot, rerun_with_kills, without_timestamps
+from conftest import (
+    read_jsonl,
+    records_snapshot,
+    rerun_with_kills,
+    start_http_run,
+    without_timestamps,
+)
 
 from selfinstruct.analysis import verbs
 from selfinstruct.api import Run
@@ -190,12 +196,6 @@ def test_a_local_engine_runs_the_stages_one_after_another(tmp_path: Path) -> Non
     assert order.index("classify") > max(i for i, s in enumerate(order) if s == "bootstrap")
 
 
-def _start(out: Path, url: str, args: Sequence[str]) -> subprocess.Popen:
-    command = [sys.executable, "-m", "selfinstruct", "run", "--out", str(out), "--backend"]
-    command += ["openai", "--model", "fake", "--base-url", url, *args]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 @pytest.mark.slow  # a 300-instruction run over HTTP, then killed again and again and resumed
 def test_a_killed_stream_resumes_to_the_records_of_a_stage_by_stage_run(tmp_path: Path) -> None:
     args = ["--num-instructions", "300", "--concurrency", "16", "--random-seed", "4", "-q"]
@@ -206,7 +206,7 @@ def test_a_killed_stream_resumes_to_the_records_of_a_stage_by_stage_run(tmp_path
         settings = _settings(server.base_url, 16, random_seed=4)
         _generate(reference, 300, False, **settings)
         started = time.monotonic()
-        proc = _start(tmp_path / "timed", server.base_url, args)
+        proc = start_http_run(tmp_path / "timed", server.base_url, args)
         assert proc.wait(timeout=300) == 0, proc.stderr.read().decode() if proc.stderr else ""
         duration = time.monotonic() - started
         rng, kills, attempt = random.Random(7), 0, 0
@@ -214,7 +214,7 @@ def test_a_killed_stream_resumes_to_the_records_of_a_stage_by_stage_run(tmp_path
             assert attempt < 8, f"{kills} kills in {attempt} attempts: the runs end too soon"
             resumed, attempt = tmp_path / f"resumed{attempt}", attempt + 1
             kills += rerun_with_kills(
-                partial(_start, resumed, server.base_url, args),
+                partial(start_http_run, resumed, server.base_url, args),
                 lambda: 0.6 + rng.uniform(0, duration),
             )
             _assert_same_run(resumed, reference)
