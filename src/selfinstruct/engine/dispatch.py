@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from selfinstruct.console.progress import Progress
 from selfinstruct.console.stats import StageStats
 from selfinstruct.engine.budget import Budget, Reservation
-from selfinstruct.llm.base import LLM, Completion, Failure, Request, Result
+from selfinstruct.llm.base import LLM, Completion, Failure, Feed, Request, Result
 from selfinstruct.llm.untrusted import storable_completion
 
 if TYPE_CHECKING:
@@ -139,6 +139,16 @@ class CachedFeed:
         return answer
 
 
+class Answerable(Feed, Protocol):
+    """A feed the backend answers until `has_pending` says nothing is left to send, the
+    budget `stopped` it, or it is `finished` (a stage's `CachedFeed`, a stream of stages)."""
+
+    def has_pending(self) -> bool: ...
+
+    @property
+    def stopped(self) -> bool: ...
+
+
 def serve(
     ctx: RunContext,
     feed: StageFeed,
@@ -149,21 +159,27 @@ def serve(
     errors are added to the stage's notes. Returns the feed's record (whether the budget
     stopped it)."""
     cached = CachedFeed(ctx, feed, stats, progress, ctx.budget)
+    answer(ctx, cached, stats)
+    return cached
+
+
+def answer(ctx: RunContext, feed: Answerable, stats: StageStats, scope: str = "") -> None:
+    """Answer `feed` through the backend of `stats`'s stage, loaded only once something is
+    to be sent; its retries and errors go to that stage's notes (see `note_backend`)."""
     llm = None
     before: Counter[str] = Counter()
     try:
-        while cached.has_pending():
+        while feed.has_pending():
             if llm is None:
                 llm = ctx.llm_for(stats.stage)
                 before = Counter(llm.counters)
             with ctx.store.checkpoints_in_background():  # no stall of the serving thread
-                llm.serve(cached)
-            if cached.stopped or cached.finished:
+                llm.serve(feed)
+            if feed.stopped or feed.finished:
                 break
-        return cached
     finally:
         if llm is not None:
-            note_backend(llm, before, stats)
+            note_backend(llm, before, stats, scope)
 
 
 def note_backend(llm: LLM, before: Counter[str], stats: StageStats, scope: str = "") -> None:

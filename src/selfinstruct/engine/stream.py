@@ -18,14 +18,13 @@ to send and the stages before it have committed enough new records to be worth a
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from selfinstruct.console.progress import Progress
 from selfinstruct.console.stats import StageStats
-from selfinstruct.engine.dispatch import CachedFeed, StageFeed, note_backend
+from selfinstruct.engine.dispatch import CachedFeed, StageFeed, answer
 from selfinstruct.engine.plan import PlanFeed, StagePlan, check_served, count_missing
 from selfinstruct.errors import RunError
 from selfinstruct.llm.base import Request, Result
@@ -264,15 +263,7 @@ def serve_stream(ctx: RunContext, parts: Sequence[StreamPart]) -> StreamFeed:
     """Answer the parts' requests through one backend (the first stage's) until every part
     is done or the budget stops them; the backend's retries and errors go to the first
     stage's notes, for the whole stream."""
-    first = parts[0].stats
-    llm = ctx.llm_for(first.stage)
     stream = StreamFeed(ctx, parts)
-    before: Counter[str] = Counter(llm.counters)
-    try:
-        while not stream.finished and not stream.stopped and stream.has_pending():
-            with ctx.store.checkpoints_in_background():  # no stall of the serving thread
-                llm.serve(stream)
-        return stream
-    finally:
-        names = ", ".join(part.stats.stage for part in parts)
-        note_backend(llm, before, first, f"the whole stream ({names})")
+    names = ", ".join(part.stats.stage for part in parts)
+    answer(ctx, stream, parts[0].stats, f"the whole stream ({names})")
+    return stream
