@@ -8,7 +8,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -195,12 +196,16 @@ def without_timestamps(path: Path) -> str:
     return re.sub(r'"created_at": "[^"]*"', "", path.read_text(encoding="utf-8"))
 
 
+def start_run(out: Path, args: Sequence[str]) -> subprocess.Popen:
+    """`selfinstruct run --out OUT ARGS` in a child process (to be killed)."""
+    command = [sys.executable, "-m", "selfinstruct", "run", "--out", str(out), *args]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 def start_http_run(out: Path, url: str, args: Sequence[str]) -> subprocess.Popen:
     """`selfinstruct run --out OUT` over --backend openai against a local server, in a child
     process (to be killed)."""
-    command = [sys.executable, "-m", "selfinstruct", "run", "--out", str(out), "--backend"]
-    command += ["openai", "--model", "fake", "--base-url", url, *args]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return start_run(out, ["--backend", "openai", "--model", "fake", "--base-url", url, *args])
 
 
 def rerun_with_kills(start: Callable[[], subprocess.Popen], delay: Callable[[], float]) -> int:
@@ -218,3 +223,25 @@ def rerun_with_kills(start: Callable[[], subprocess.Popen], delay: Callable[[], 
             continue
         assert process.returncode == 0, process.stderr.read().decode() if process.stderr else ""
         return kills
+
+
+def resumed_after_kills(
+    tmp_path: Path,
+    start: Callable[[Path], subprocess.Popen],
+    delay: Callable[[], float],
+    *,
+    kills: int,
+    most: int,
+    attempts: int = 1,
+) -> Iterator[Path]:
+    """Runs in new directories (tmp_path/resumed0, resumed1...), each killed and restarted
+    until it completes (`rerun_with_kills`); at least `attempts` of them, more while fewer
+    than `kills` kills were made in all (on a loaded machine the restarts may finish before
+    their kill comes), at most `most`. Yields each directory once its run completed."""
+    made = attempt = 0
+    while attempt < attempts or made < kills:
+        assert attempt < most, f"{made} kills in {attempt} attempts: the runs end too soon"
+        resumed = tmp_path / f"resumed{attempt}"
+        attempt += 1
+        made += rerun_with_kills(partial(start, resumed), delay)
+        yield resumed

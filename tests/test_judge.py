@@ -16,11 +16,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import cli, read_jsonl, rerun_with_kills, store_snapshot
+from conftest import cli, read_jsonl, resumed_after_kills, start_run, store_snapshot
 
 from selfinstruct.llm.backends.fake import FakeLLM, infer_task
 from selfinstruct.llm.base import Completion, Request
@@ -396,8 +395,7 @@ KILL_ARGS += ["--judge", "fake:judge-1", "--relabel", "--set", "prepare.report_v
 
 
 def _start(out: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "selfinstruct", "run", "--out", str(out), *KILL_ARGS]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return start_run(out, KILL_ARGS)
 
 
 def quality_snapshot(run: Path) -> dict[str, list[tuple]]:
@@ -419,17 +417,14 @@ def test_a_killed_run_with_a_judge_equals_an_uninterrupted_one(tmp_path: Path) -
     expected = quality_snapshot(reference)
     assert expected["judgments"] and expected["relabels"]
     rng = random.Random(11)
-    kills = attempt = 0
-    # Two attempts, more while there were too few kills: on a loaded machine (the tests run on
-    # two processes) the reference may have run slower than the restarts, which then finish
-    # before their kill comes.
-    while attempt < 2 or kills < 3:
-        assert attempt < 8, f"{kills} kills in {attempt} attempts: the runs end too soon"
-        resumed = tmp_path / f"resumed{attempt}"
-        attempt += 1
-        kills += rerun_with_kills(
-            partial(_start, resumed), lambda: 0.3 + rng.uniform(0, 0.8 * duration)
-        )
+    for resumed in resumed_after_kills(
+        tmp_path,
+        _start,
+        lambda: 0.3 + rng.uniform(0, 0.8 * duration),
+        kills=3,
+        attempts=2,
+        most=8,
+    ):
         assert quality_snapshot(resumed) == expected
 
 

@@ -6,12 +6,17 @@ from __future__ import annotations
 import random
 import sqlite3
 import subprocess
-import sys
 import time
-from functools import partial
 from pathlib import Path
 
-from conftest import DERIVED_FILES, cli, rerun_with_kills, store_snapshot, without_timestamps
+from conftest import (
+    DERIVED_FILES,
+    cli,
+    resumed_after_kills,
+    start_run,
+    store_snapshot,
+    without_timestamps,
+)
 
 # The report's spaCy parse is left out: it is derived, and loading spaCy in every restarted
 # process would make each start longer than most kill windows.
@@ -20,11 +25,7 @@ ARGS += ["--set", "prepare.report_verbs=false"]
 
 
 def _start(out: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "selfinstruct", "run", "--out", str(out), *ARGS],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    return start_run(out, ARGS)
 
 
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
@@ -36,16 +37,14 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
 
     rng = random.Random(2024)
     expected = store_snapshot(reference)
-    kills = attempt = 0
-    # Three attempts, more while there were too few kills (a loaded machine can make the
-    # reference slower than the restarts, which then finish before their kill comes).
-    while attempt < 3 or kills < 6:
-        assert attempt < 10, f"{kills} kills in {attempt} attempts: the runs end too soon"
-        resumed = tmp_path / f"resumed{attempt}"
-        attempt += 1
-        kills += rerun_with_kills(
-            partial(_start, resumed), lambda: 0.3 + rng.uniform(0, 0.6 * duration)
-        )
+    for resumed in resumed_after_kills(
+        tmp_path,
+        _start,
+        lambda: 0.3 + rng.uniform(0, 0.6 * duration),
+        kills=6,
+        attempts=3,
+        most=10,
+    ):
         assert store_snapshot(resumed) == expected
 
     for name in DERIVED_FILES:

@@ -10,11 +10,10 @@ import random
 import sqlite3
 import time
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import cli, records_snapshot, rerun_with_kills, start_http_run, store_snapshot
+from conftest import cli, records_snapshot, resumed_after_kills, start_http_run, store_snapshot
 
 from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.base import LLM, Completion, Feed, Request
@@ -121,14 +120,14 @@ def test_killed_and_resumed_http_run_with_k_above_1_equals_uninterrupted(tmp_pat
         proc = start_http_run(reference, server.base_url, args)
         assert proc.wait(timeout=300) == 0, proc.stderr.read().decode() if proc.stderr else ""
         duration = time.monotonic() - started
-        rng, kills, attempt = random.Random(11), 0, 0
-        while kills < 2:  # again, in a new directory, while the run ended before two kills
-            assert attempt < 5, f"{kills} kills in {attempt} attempts: the runs end too soon"
-            resumed, attempt = tmp_path / f"resumed{attempt}", attempt + 1
-            kills += rerun_with_kills(
-                partial(start_http_run, resumed, server.base_url, args),
-                lambda: 0.8 + rng.uniform(0, 0.5 * duration),
-            )
+        rng = random.Random(11)
+        for resumed in resumed_after_kills(
+            tmp_path,
+            lambda out: start_http_run(out, server.base_url, args),
+            lambda: 0.8 + rng.uniform(0, 0.5 * duration),
+            kills=2,
+            most=5,
+        ):
             assert records_snapshot(resumed) == records_snapshot(reference)
 
 

@@ -13,7 +13,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 from conftest import (
     read_jsonl,
     records_snapshot,
-    rerun_with_kills,
+    resumed_after_kills,
     start_http_run,
     without_timestamps,
 )
@@ -209,14 +208,14 @@ def test_a_killed_stream_resumes_to_the_records_of_a_stage_by_stage_run(tmp_path
         proc = start_http_run(tmp_path / "timed", server.base_url, args)
         assert proc.wait(timeout=300) == 0, proc.stderr.read().decode() if proc.stderr else ""
         duration = time.monotonic() - started
-        rng, kills, attempt = random.Random(7), 0, 0
-        while kills < 4:  # again, in a new directory, while the runs ended before four kills
-            assert attempt < 8, f"{kills} kills in {attempt} attempts: the runs end too soon"
-            resumed, attempt = tmp_path / f"resumed{attempt}", attempt + 1
-            kills += rerun_with_kills(
-                partial(start_http_run, resumed, server.base_url, args),
-                lambda: 0.6 + rng.uniform(0, duration),
-            )
+        rng = random.Random(7)
+        for resumed in resumed_after_kills(
+            tmp_path,
+            lambda out: start_http_run(out, server.base_url, args),
+            lambda: 0.6 + rng.uniform(0, duration),
+            kills=4,
+            most=8,
+        ):
             _assert_same_run(resumed, reference)
 
 
