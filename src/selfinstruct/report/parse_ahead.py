@@ -93,12 +93,12 @@ class ParseAhead:
         return found
 
     def _keep(self, pairs: dict[int, Pair | None]) -> int:
-        """Store the pairs of instructions the run holds that are not kept yet."""
+        """Store the pairs not kept yet (the helper read them from this run's instructions,
+        which are never removed)."""
         if self.parser is None or not pairs or self.store.readonly:
             return 0
-        known = {row.id for row in self.store.pool.instructions()}
         kept = self.store.parses.of_parser(self.parser)
-        new = {i: pair for i, pair in pairs.items() if i in known and i not in kept}
+        new = {i: pair for i, pair in pairs.items() if i not in kept}
         with self.store.transaction():
             self.store.parses.put(self.parser, new)
         return len(new)

@@ -37,9 +37,7 @@ def run_stages(
 ) -> dict[str, StageStats]:
     """Run the stages in order, streaming those `streamed` picks (stream None: when their
     backend serves requests in parallel; False: never)."""
-    group = streamed(ctx, stages) if stream is not False else []
-    if stream is None and group and not ctx.choice_for(group[0].name).backend.parallel:
-        group = []
+    group = streamed(ctx, stages, stream)
     found: dict[str, StageStats] = {}
     if len(group) > 1:
         target = ctx.config.num_instructions
@@ -65,9 +63,14 @@ def _parses_verbs(ctx: RunContext, stages: list[Stage]) -> bool:
     return writes and settings.report and settings.report_verbs
 
 
-def streamed(ctx: RunContext, stages: list[Stage]) -> list[Stage]:
-    """The leading stages that can share one stream: each can take part in one, and the
-    same backend and model answer them all."""
+def streamed(ctx: RunContext, stages: list[Stage], stream: bool | None) -> list[Stage]:
+    """The leading stages that share one stream: each can take part in one, and the same
+    backend and model answer them all; none when `stream` is False, or None and that backend
+    answers one request at a time."""
+    if not stages or stream is False:
+        return []
+    if stream is None and not ctx.choice_for(stages[0].name).backend.parallel:
+        return []
     group: list[Stage] = []
     for stage in stages:
         if not stage.streams() or ctx.backend_id(stage.name) != ctx.backend_id(stages[0].name):
