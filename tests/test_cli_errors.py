@@ -37,6 +37,7 @@ COMMANDS = (
     "validate",
     "finetune",
     "merge",
+    "review",
 )
 # Files the run store rewrites just by being opened (lock holder's pid, SQLite journal).
 VOLATILE = {".lock", "selfinstruct.db", "selfinstruct.db-wal", "selfinstruct.db-shm"}

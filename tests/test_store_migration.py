@@ -75,6 +75,7 @@ def test_prepare_on_an_old_run_migrates_and_writes_identical_files(old_runs: Pat
         "0005_merge_sources",
         "0006_instruction_parses",
         "0007_pool_missing",
+        "0008_reviews",
     }
     with sqlite3.connect(run / "selfinstruct.db") as db:
         unparsed = db.execute("SELECT COUNT(*) FROM instances WHERE parsed = 0").fetchone()[0]

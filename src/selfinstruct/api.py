@@ -55,6 +55,7 @@ from selfinstruct.run.open import Limits, RunOptions, opened, viewed
 from selfinstruct.seeds import load_seeds
 from selfinstruct.stages import judge, prepare, registry
 from selfinstruct.stages.bootstrap.provenance import NO_SOURCES, prompt_sources
+from selfinstruct.store.reviews import StoredRating
 from selfinstruct.store.run_store import PromptSources, RunStore
 from selfinstruct.views.funnel import stats_losses
 from selfinstruct.views.tasks import parse_task, parsed_tasks
@@ -262,7 +263,9 @@ class Run:
 
     def quality(self) -> dict[str, Any]:
         """The quality numbers of the checks the run has made: `quality` (the paper's Table 2
-        from the current judge's answers, with 95% intervals) and `label_agreement`."""
+        from the current judge's answers, with 95% intervals), `label_agreement` and `review`
+        (people's ratings: Table 2 from people, kappa between reviewers and against each
+        judge)."""
         with self._view() as ctx:
             return registry.stage_numbers(ctx)
 
@@ -273,6 +276,13 @@ class Run:
             if not judge.enabled(ctx.config):
                 return {}
             return judge.judgments(ctx.store, judge.current_judge(ctx))
+
+    def reviews(self, reviewer: str | None = None) -> list[StoredRating]:
+        """People's ratings (`selfinstruct review`), of one reviewer or all, in instance and
+        reviewer order: complete ones and those still in progress (`complete` says which).
+        Their numbers (Table 2 from people, kappas) are `quality()["review"]`."""
+        with self._view() as ctx:
+            return ctx.store.reviews.ratings(reviewer)
 
     def report(
         self,

@@ -21,6 +21,7 @@ COMMANDS = {
     "finetune": "selfinstruct.commands.finetune:finetune",
     "validate": "selfinstruct.commands.validate:validate",
     "merge": "selfinstruct.commands.merge:merge",
+    "review": "selfinstruct.commands.review:review",
 }
 
 

@@ -47,6 +47,12 @@ class PrepareSettings:
     # Instances without a readable judgment (an unparseable answer, or none yet): dropped
     # (judge_unparseable, judge_missing), or kept and counted apart.
     keep_unjudged: bool = False
+    # People's reviews (selfinstruct review): drop the instances they rejected (a "no" to a
+    # question, or a rating below min_rating), counted as human_rejected.
+    drop_human_rejected: bool = True
+    # Filter on the judge only when its kappa against people on prepare's keep/drop decision
+    # is above this (unset: filter on the judge regardless); prepare refuses otherwise.
+    judge_min_kappa: float | None = None
     # Decontamination against evaluation tasks (the paper's user-oriented format; none
     # given: our packaged evaluation tasks): an instruction with ROUGE-L above
     # `decontaminate_rouge` to an evaluation instruction, or an instance sharing
@@ -66,6 +72,8 @@ class PrepareSettings:
         yield from check_choices(self.min_rating, self.require_yes)
         if not 0.0 < self.decontaminate_rouge <= 1.0:
             yield "decontaminate_rouge", "must be above 0 and at most 1"
+        if self.judge_min_kappa is not None and not -1.0 <= self.judge_min_kappa < 1.0:
+            yield "judge_min_kappa", "must be at least -1 and below 1 (kappa's range)"
         if self.decontaminate_ngram < 1:
             yield "decontaminate_ngram", "must be >= 1"
 

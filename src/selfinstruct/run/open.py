@@ -27,7 +27,7 @@ from selfinstruct.run.fingerprints import check_fingerprints, fingerprints
 from selfinstruct.run.layers import Layers, explicit, layered
 from selfinstruct.run.run_file import write_run_file
 from selfinstruct.seeds import SeedTask, load_seeds, seed_hash
-from selfinstruct.stages import registry
+from selfinstruct.stages import registry, review
 from selfinstruct.store.run_store import RunStore
 from selfinstruct.store.schema import now
 from selfinstruct.version import __version__
@@ -161,7 +161,10 @@ def context(
         choice = ModelChoice.of(config.backend, config.model, config.sections)
         known = store.get_meta("model_file")
         prints = fingerprints(config, choice, templates, seed_hash(seeds), known)
-    screens = tuple(stage.screen for stage in stages if stage.screen is not None)
+    screens = (
+        *(stage.screen for stage in stages if stage.screen is not None),
+        review.screen,  # people's verdicts (not a stage: it sends no request)
+    )
     return RunContext(
         config,
         store,

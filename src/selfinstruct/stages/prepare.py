@@ -15,6 +15,7 @@ from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.stage import Stage
 from selfinstruct.errors import EmptyDatasetError
 from selfinstruct.filters.screen import Screen
+from selfinstruct.stages import review
 from selfinstruct.stages.bootstrap.provenance import instruction_provenance
 from selfinstruct.views.funnel import (
     empty_dataset_message,
@@ -52,6 +53,7 @@ def prepared_data(
 def run(ctx: RunContext, stats: StageStats) -> PreparedData:
     """Stage 4 from the store. A dataset with no instance is an error (nothing is written);
     one far smaller than asked for gets a warning."""
+    review.check_judge(ctx)
     screen = screen_for(ctx)
     data = prepared_data(ctx, stats, screen=screen)
     stats.warnings += screen.warnings(stats.dropped, ctx.store.run_dir)
@@ -63,6 +65,7 @@ def run(ctx: RunContext, stats: StageStats) -> PreparedData:
     stats.outputs += write_outputs(ctx.store.run_dir, data)
     stats.outputs.append(write_quality_drops(ctx.store, data.screened))
     stats.details += describe_screen(data.screened)
+    stats.details += review.summary_lines(review.numbers(ctx))
     if warning := shortfall_warning(funnel):
         stats.warnings.append(warning)
     return data

@@ -10,7 +10,7 @@ from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.stage import Stage
 from selfinstruct.errors import InputError
 from selfinstruct.prompts import TemplateSpec
-from selfinstruct.stages import bootstrap, classify, instances, judge, prepare, relabel
+from selfinstruct.stages import bootstrap, classify, instances, judge, prepare, relabel, review
 
 # The run, in order. Everything reads this tuple when it runs (through this module), so a
 # stage added here (or, in a test, patched in) is seen everywhere.
@@ -73,6 +73,7 @@ def stage_numbers(ctx: RunContext) -> dict[str, Any]:
     for stage in STAGES:
         if stage.numbers is not None:
             found.update(stage.numbers(ctx))
+    found.update(review.numbers(ctx))  # people's review: no stage of its own
     return found
 
 
@@ -83,4 +84,4 @@ def card_lines(config: Config, numbers: dict[str, Any]) -> list[str]:
         for stage in STAGES
         if stage.card_lines is not None
         for line in stage.card_lines(config, numbers)
-    ]
+    ] + review.card_lines(config, numbers)

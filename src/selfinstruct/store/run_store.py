@@ -2,7 +2,7 @@
 
 `RunStore` opens and closes it, and holds its transactions and meta data; each family of
 tables has an object of its own (`store.pool`, `store.labels`, `store.instances`, ...,
-`store.parses`)."""
+`store.parses`, `store.reviews`)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from selfinstruct.store.parses import Parses
 from selfinstruct.store.pool import Pool
 from selfinstruct.store.records import RecordTables
 from selfinstruct.store.responses import Responses
+from selfinstruct.store.reviews import Reviews
 from selfinstruct.store.rows import InstanceRecord, InstructionRow, PromptSources
 from selfinstruct.store.schema import FORMAT, FORMAT_VERSION, applied, migrate
 from selfinstruct.store.seed_table import SeedTable
@@ -54,6 +55,7 @@ class RunStore:
         self.stage_runs = StageRuns(*family)
         self.merges = MergeSources(*family)
         self.parses = Parses(*family)
+        self.reviews = Reviews(*family)
 
     @property
     def readonly(self) -> bool:

@@ -124,6 +124,33 @@ POOL_MISSING = """
         ALTER TABLE bootstrap_requests ADD COLUMN missing INTEGER;
 """
 
+# People's reviews (`selfinstruct review`): the sample every reviewer sees, in order
+# (`review_items`), each reviewer's answers about an instance (`review_ratings`: the paper's
+# three questions, 1 yes, 0 no, NULL not answered yet; an A-D rating; a note), bound to the
+# digest of the text they were shown, and the log of every answer given (`review_events`,
+# which undo walks back; values as JSON).
+REVIEWS = """
+        CREATE TABLE review_items (
+            ordinal INTEGER PRIMARY KEY,
+            instruction_id INTEGER NOT NULL REFERENCES instructions(id),
+            position INTEGER NOT NULL, is_classification INTEGER NOT NULL, digest TEXT NOT NULL,
+            UNIQUE (instruction_id, position)
+        );
+        CREATE TABLE review_ratings (
+            instruction_id INTEGER NOT NULL REFERENCES instructions(id),
+            position INTEGER NOT NULL, reviewer TEXT NOT NULL,
+            instruction_ok INTEGER, input_ok INTEGER, output_ok INTEGER, rating TEXT,
+            note TEXT NOT NULL DEFAULT '', digest TEXT NOT NULL, rated_at TEXT NOT NULL,
+            PRIMARY KEY (instruction_id, position, reviewer)
+        );
+        CREATE TABLE review_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, reviewer TEXT NOT NULL,
+            instruction_id INTEGER NOT NULL, position INTEGER NOT NULL, field TEXT NOT NULL,
+            value TEXT NOT NULL, previous TEXT NOT NULL, at TEXT NOT NULL,
+            undone INTEGER NOT NULL DEFAULT 0
+        );
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("0001_initial", INITIAL),
     ("0002_parsed_instances", PARSED_INSTANCES),
@@ -132,6 +159,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("0005_merge_sources", MERGE_SOURCES),
     ("0006_instruction_parses", INSTRUCTION_PARSES),
     ("0007_pool_missing", POOL_MISSING),
+    ("0008_reviews", REVIEWS),
 ]
 
 
