@@ -5,8 +5,8 @@ consistency, a plug-in's check). Each gives a task or an instance a drop reason 
 to `quality_drops.jsonl`, and the report shows them.
 
 Order, per task: `contaminated` (its instruction is too close to an evaluation instruction:
-every instance goes). Per instance: the stages' checks by rank (the judge's
-`judge_missing`, `judge_unparseable`, `judge_rejected`, then `label_disagrees`), then
+every instance goes). Per instance: the checks by rank (people's `human_rejected`, the
+judge's `judge_missing`, `judge_unparseable`, `judge_rejected`, then `label_disagrees`), then
 `contaminated` (an n-gram shared with an evaluation task); the paper's filters come after
 these."""
 
