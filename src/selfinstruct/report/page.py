@@ -35,6 +35,7 @@ def render(
     body = [
         sections.overview(report),
         sections.quality(report),
+        sections.review(report),
         sections.diversity(report),
         sections.similarity(report),
         sections.lengths(report),

@@ -3,6 +3,7 @@ model or a user is escaped here; the browser section is filled by the page's scr
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from html import escape
 from typing import Any
@@ -18,6 +19,7 @@ from selfinstruct.report.charts import (
     swatch,
 )
 from selfinstruct.report.numbers import stage_numbers
+from selfinstruct.stages.review import KEY as REVIEW_KEY
 
 TABLE1_ROWS = (
     ("instructions", "# of instructions"),
@@ -110,23 +112,29 @@ def _share(cell: dict[str, Any]) -> str:
     return f"{cell['percent']:.1f}% <small>{interval}</small>"
 
 
+def table2(found: dict[str, Any]) -> str:
+    """A Table 2 (`QualityTable.as_dict`: the judge's or people's) beside the paper's figures:
+    per row and group the share answered yes, its 95% Wilson interval and n."""
+    groups, paper = found["groups"], found["paper"]
+    rows = [
+        (
+            escape(label),
+            *(_share(groups[g][key]) for g in QUALITY_GROUPS),
+            number(paper.get(key)),
+        )
+        for key, label in QUALITY_ROWS
+    ]
+    head = ("Question", "All", "Classification", "Non-classification", "Paper (%)")
+    return table(head, rows, "quality")
+
+
 def quality(report: dict[str, Any]) -> str:
     """The paper's Table 2 from the judge's answers, label agreement, and the quality
     screen's drops (only what the run's settings turned on)."""
     parts, notes = [], []
     found = report.get("quality")
     if found:
-        groups, paper = found["groups"], found["paper"]
-        rows = [
-            (
-                escape(label),
-                *(_share(groups[g][key]) for g in QUALITY_GROUPS),
-                number(paper.get(key)),
-            )
-            for key, label in QUALITY_ROWS
-        ]
-        head = ("Question", "All", "Classification", "Non-classification", "Paper (%)")
-        parts.append(table(head, rows, "quality"))
+        parts.append(table2(found))
         notes.append(
             f"The paper's Table 2 for this run, from the judge {escape(found['judge'])}: the share "
             "of judged instances (95% Wilson interval, n judged) answered yes; "
@@ -138,8 +146,9 @@ def quality(report: dict[str, Any]) -> str:
             f"<p>Label consistency: the input-first label agrees with the output-first one for "
             f"{_share(agreement)} of readable answers ({agreement['unreadable']:,} unreadable).</p>"
         )
+    own = ("quality", "label_agreement", REVIEW_KEY)  # REVIEW_KEY: its own section
     for name, values in stage_numbers(report).items():
-        if name not in ("quality", "label_agreement"):  # a stage the page knows nothing of
+        if name not in own:  # a stage the page knows nothing of
             parts.append(f"<p>{escape(name)}: {_flat_numbers(values)}</p>")
     screened = report.get("screened") or {}
     if screened:
@@ -148,6 +157,133 @@ def quality(report: dict[str, Any]) -> str:
     if not parts:
         return ""
     return section("quality", "Quality (Table 2)", "".join(parts), " ".join(notes))
+
+
+REVIEW_QUESTIONS = (
+    ("instruction", "Valid instruction"),
+    ("input", "Appropriate input"),
+    ("output", "Correct output"),
+    ("all three", "All three"),
+)
+
+
+def review(report: dict[str, Any]) -> str:
+    """People's review (`selfinstruct review`): who rated how much, the paper's Table 2 from
+    their ratings, their agreement with each other and every judge's agreement with them. A
+    run nobody reviewed gets a hint at the command."""
+    found = report.get(REVIEW_KEY)
+    title = "Review by people (Table 2)"
+    if not found:
+        command = f"selfinstruct review --run {shlex.quote(report['run']['path'])}"
+        hint = (
+            f"No person has reviewed this run: <code>{escape(command)}</code> rates a sample "
+            "of instances in your browser; the paper's Table 2 and the judge's agreement with "
+            "people appear here."
+        )
+        return section("review", title, f'<p class="hint">{hint}</p>')
+    body = [
+        _reviewers(found),
+        table2(found["table2"]),
+        "<h3>Agreement between reviewers</h3>",
+        _between_reviewers(found["between_reviewers"]),
+        "<h3>Judges against people</h3>",
+        _judges_against_people(found["judges"]),
+    ]
+    note = (
+        "The paper's Table 2 from people's complete ratings: the share of rated instances "
+        "(95% Wilson interval, n rated) answered yes. An instance rated by several reviewers "
+        "counts once: yes only where every reviewer said yes, with the worst rating any gave."
+    )
+    return section("review", title, "".join(body), note)
+
+
+def _reviewers(found: dict[str, Any]) -> str:
+    reviewers = found["reviewers"]
+    who = ", ".join(
+        f"{escape(name)} {counts['complete']:,}"
+        + (f" (+{counts['in_progress']:,} in progress)" if counts["in_progress"] else "")
+        for name, counts in reviewers.items()
+    )
+    return (
+        f"<p>{found['rated_items']:,} instances rated ({found['ratings']:,} complete ratings, "
+        f"from a sample of {found['sample']:,}) by {len(reviewers)} reviewer"
+        f"{'' if len(reviewers) == 1 else 's'}: {who}. People rejected "
+        f"{found['rejected']:,} of them (a no to any question, or a rating below prepare's "
+        "minimum).</p>"
+    )
+
+
+def _between_reviewers(pairs: Sequence[dict[str, Any]]) -> str:
+    if not pairs:
+        return '<p class="note">No two reviewers rated the same instance yet.</p>'
+    columns = (*REVIEW_QUESTIONS, ("rating", "Rating A–D"))
+    rows = [
+        (
+            " and ".join(escape(name) for name in pair["reviewers"]),
+            number(pair["n"]),
+            *(_kappa_cell(pair["questions"][key]) for key, _ in columns),
+        )
+        for pair in pairs
+    ]
+    head = ("Reviewers", "Instances both rated", *(label for _, label in columns))
+    note = (
+        '<p class="note">Cohen\'s kappa of the two reviewers on the instances both rated, '
+        "with the share of those they answered alike.</p>"
+    )
+    return table(head, rows, "pairs") + note
+
+
+def _kappa_cell(values: dict[str, Any]) -> str:
+    agreement = values["agreement"]
+    shared = "" if agreement is None else f" <small>{agreement:.0%} alike</small>"
+    return f"{_kappa(values['kappa'])}{shared}"
+
+
+def _judges_against_people(judges: Sequence[dict[str, Any]]) -> str:
+    if not judges:
+        return (
+            '<p class="note">This run has no judge to compare with people (run with '
+            "<code>--judge</code>).</p>"
+        )
+    rows = []
+    for found in judges:
+        questions = [
+            *((label, found["questions"][key]) for key, label in REVIEW_QUESTIONS),
+            ("Rating A/B (accept) or C/D", found["rating_accept_A_B"]),
+        ]
+        if found["decision"] is not None:
+            questions.append(("Prepare's keep/drop decision", found["decision"]))
+        state = "current judge" if found["current"] else "an earlier judge"
+        name = f"{escape(found['judge'])}<br><small>{state}</small>"
+        for k, (label, agreement) in enumerate(questions):
+            rows.append(
+                (
+                    name if k == 0 else "",
+                    escape(label),
+                    number(agreement["n"]),
+                    _percent(agreement["accuracy"]),
+                    _kappa(agreement["kappa"]),
+                    _percent(agreement["reject_precision"]),
+                    _percent(agreement["reject_recall"]),
+                )
+            )
+    head = ("Judge", "Question", "n", "Accuracy", "Kappa", "Reject precision", "Reject recall")
+    note = (
+        '<p class="note">Each judge against people\'s verdict (the truth) on the instances it '
+        "judged readably and people rated. Reject precision: of the instances the judge "
+        "rejected, the share people rejected too; reject recall: of those people rejected, "
+        "the share the judge rejected too. Prepare's decision: keep or drop under prepare's "
+        "criteria, the judge's answers against people's.</p>"
+    )
+    return table(head, rows, "judges") + note
+
+
+def _kappa(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
 
 
 def _flat_numbers(values: Any, prefix: str = "") -> str:
@@ -331,6 +467,7 @@ COMPARE_ROWS = (
     ("Distinct verbs", lambda r: _verbs(r, "distinct_verbs")),
     ("Distinct verb–noun pairs", lambda r: _verbs(r, "distinct_pairs")),
     ("Candidates kept", lambda r: _kept_share(r, "candidates")),
+    ("Rated by people", lambda r: _rated(r)),
     ("Requests", lambda r: number(r["economics"]["total"]["requests"])),
     ("Tokens out", lambda r: number(r["economics"]["total"]["completion_tokens"])),
     ("Seconds", lambda r: f"{r['economics']['total']['seconds']:.1f}"),
@@ -340,6 +477,14 @@ COMPARE_ROWS = (
 def _verbs(report: dict[str, Any], key: str) -> str:
     found = report["diversity"]
     return number(found[key]) if found["available"] else "–"
+
+
+def _rated(report: dict[str, Any]) -> str:
+    found = report.get(REVIEW_KEY)
+    if not found:
+        return "–"
+    every = found["table2"]["groups"]["all"]["all three"]
+    return f"{found['rated_items']:,} instances, all three valid {every['percent']:.1f}%"
 
 
 def _kept_share(report: dict[str, Any], unit: str) -> str:
