@@ -5,19 +5,39 @@ each change, so other commands can work on the run between answers)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.errors import InputError
+from selfinstruct.errors import InputError, RunError
 from selfinstruct.paper import QUESTIONS
 from selfinstruct.store.reviews import FIELDS, SampleItem, StoredRating, check_value, digest
 from selfinstruct.store.run_store import RunStore
 from selfinstruct.views.tasks import ParsedTask
 
+LOCK_PATIENCE = 5.0  # seconds an answer waits for the run's lock (another command writing)
 REVIEWER = re.compile(r"[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,62}[^\s\x00-\x1f\x7f])?")
+
+
+@contextmanager
+def patient_writer(run_dir: Path, patience: float = LOCK_PATIENCE) -> Iterator[RunStore]:
+    """The run store opened for writing, waiting a little while another command (a prepare,
+    another reviewer's app) holds the run's lock."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            store = RunStore.open(run_dir)
+            break
+        except RunError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+    with store:
+        yield store
 
 
 class UnknownItem(LookupError):
@@ -91,13 +111,14 @@ class ReviewSession:
         run_dir: Path,
         reviewer: str,
         items: list[Item],
-        writer: Callable[[Path], AbstractContextManager[RunStore]] = RunStore.open,
+        writer: Callable[[Path], AbstractContextManager[RunStore]] = patient_writer,
     ) -> None:
         self.run_dir = run_dir
         self.reviewer = check_reviewer(reviewer)
         self.items = items
         self.by_id = {item.instance: item for item in items}
         self._writer = writer
+        self._writing = threading.Lock()  # the server answers requests on several threads
 
     def state(self) -> dict[str, Any]:
         """Everything the page needs: the items, this reviewer's answers, the progress."""
@@ -123,14 +144,14 @@ class ReviewSession:
         problem = check_value(field, value)
         if problem is not None:
             raise ValueError(f"{field}: {problem}")
-        with self._writer(self.run_dir) as store:
+        with self._writing, self._writer(self.run_dir) as store:
             rating = store.reviews.answer(self.reviewer, instance, item.digest, field, value)
         return {"id": instance, "rating": rating_dict(rating)}
 
     def undo(self) -> dict[str, Any]:
         """Take back this reviewer's last answer; which item it was about and its rating now
         (id None: nothing to undo)."""
-        with self._writer(self.run_dir) as store:
+        with self._writing, self._writer(self.run_dir) as store:
             rating = store.reviews.undo(self.reviewer)
         if rating is None:
             return {"id": None, "rating": {}}

@@ -234,7 +234,7 @@ def card_lines(config: Config, found: Mapping[str, Any]) -> list[str]:
     """What the dataset card says of people's review."""
     review = found.get(KEY)
     if not review:
-        return ["- No person has reviewed instances (`selfinstruct review --run DIR`)."]
+        return ["", "- No person has reviewed instances (`selfinstruct review --run DIR`)."]
     settings: PrepareSettings = config.section("prepare")
     dropped = (
         "prepare dropped the instances they rejected"
@@ -242,6 +242,7 @@ def card_lines(config: Config, found: Mapping[str, Any]) -> list[str]:
         else "prepare kept the instances they rejected (prepare.drop_human_rejected is off)"
     )
     lines = [
+        "",
         f"- {len(review['reviewers'])} reviewer(s) rated {review['rated_items']:,} sampled "
         f"instances with the paper's questions and rating; {review['rejected']:,} were "
         f"rejected, and {dropped}. Table 2 from people (95% intervals):",
