@@ -50,6 +50,7 @@ UNREADABLE_WARNING = 0.1  # warn when this share of the judge's answers cannot b
 JUDGE_MISSING = "judge_missing"
 JUDGE_UNPARSEABLE = "judge_unparseable"
 JUDGE_REJECTED = "judge_rejected"
+NAMES = "judge_names"  # the store's meta: each judge's name by version
 # Its records: the answers to the paper's three questions (1 yes, 0 no, NULL unreadable), the
 # rating and the reasons (JSON), per instance and judge (the version: see `current_judge`).
 JUDGMENTS = RecordTable(
@@ -178,6 +179,22 @@ def put_judgment(
     store.records.put(JUDGMENTS, record, key, (*answers, found.rating, reasons), version=judge)
 
 
+def remember_name(ctx: RunContext) -> None:
+    """Keep the current judge's name by its version (`judge_names` in the store's meta), so
+    its judgments are named after another judge has taken over."""
+    names = judge_names(ctx.store)
+    version, name = current_judge(ctx), judge_name(ctx.config)
+    if names.get(version) != name and not ctx.store.readonly:
+        with ctx.store.transaction():
+            ctx.store.set_meta(NAMES, {**names, version: name})
+
+
+def judge_names(store: RunStore) -> dict[str, str]:
+    """The name of each judge the run has had, by version (judges before names were kept
+    are missing)."""
+    return dict(store.get_meta(NAMES) or {})
+
+
 def judge_name(config: Config) -> str:
     """backend:model of the judge, for people."""
     choice = judge_choice(config)
@@ -220,6 +237,7 @@ def run(ctx: RunContext, stats: StageStats) -> None:
 
 def describe(ctx: RunContext, stats: StageStats) -> None:
     """The judge's Table 2 of the run, and a warning when many answers were unreadable."""
+    remember_name(ctx)
     table = quality_of_run(ctx.store, ctx.config, current_judge(ctx))
     if table is None:
         return

@@ -183,13 +183,17 @@ def judge_rows(
     ctx: RunContext, found: Mapping[str, Verdict], criteria: Criteria
 ) -> list[dict[str, Any]]:
     """Every judge the run has (each version of the judgments) against people; the current
-    judge first, by its name, the others by their version id."""
+    judge first; each by its name (by its version id when the run did not keep it)."""
     versions = ctx.store.records.versions(judge.JUDGMENTS)
     current = judge.current_judge(ctx) if judge.enabled(ctx.config) else ""
     order = sorted(versions, key=lambda version: (version != current, version))
+    names = judge.judge_names(ctx.store)
     rows = []
     for version in order:
-        name = judge.judge_name(ctx.config) if version == current else f"judge {version}"
+        if version == current:
+            name = judge.judge_name(ctx.config)
+        else:
+            name = names.get(version, f"judge {version}")
         agreement = judge_agreement(name, found, judge.judgments(ctx.store, version), criteria)
         rows.append({**agreement.as_dict(), "version": version, "current": version == current})
     return rows
