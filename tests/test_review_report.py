@@ -289,7 +289,7 @@ def test_every_judge_against_people_matches_a_count_by_hand(reviewed: Reviewed) 
     assert len(stored) == 2 and sorted(r["version"] for r in rows) == sorted(stored)
     assert [r["current"] for r in rows] == [True, False]
     assert rows[0]["judge"] == reviewed.report["quality"]["judge"] == "fake:judge-2"
-    assert rows[1]["judge"] == f"judge {rows[1]['version']}"
+    assert rows[1]["judge"] == "fake:judge-1"  # the run kept the earlier judge's name
     assert rows[0]["questions"] != rows[1]["questions"]
     for row in rows:
         judged = stored[row["version"]]
