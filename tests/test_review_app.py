@@ -426,8 +426,29 @@ class Command:
             text=True,
             preexec_fn=interruptible,
         )
-        self.url = self._printed_url(timeout=60)
+        try:
+            self.url = self._printed_url(timeout=60)
+        except BaseException:
+            self.close()
+            raise
         self.port = int(self.url.split(":")[2].split("/")[0])
+
+    def __enter__(self) -> Command:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill it if it still runs (a test that failed midway leaves no server behind)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=30)
+        if (reader := getattr(self, "reader", None)) is not None:
+            reader.join(timeout=10)  # it reads stdout up to its end
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
 
     def _printed_url(self, timeout: float) -> str:
         """The URL of the line `Review at: URL` (read in a thread: a pipe gives no timeout)."""
@@ -455,8 +476,6 @@ class Command:
         self.process.send_signal(how)
         self.process.wait(timeout=30)
         self.reader.join(timeout=10)
-        assert self.process.stderr is not None
-        self.process.stderr.close()
         return self.process.returncode, "".join(self.out)
 
 
@@ -467,20 +486,20 @@ def test_the_command_serves_and_a_kill_loses_no_answer(run: Path) -> None:
     complete = (("instruction", True), ("input", False), ("output", True), ("rating", "C"))
     given = [(item, field, value) for item in items[:3] for field, value in complete]
     given.append((items[3], "note", "killed after this one"))
-    served = Command(run, "frank")
-    assert served.url.startswith(f"http://127.0.0.1:{served.port}/review/")
-    for item, field, value in given:
-        found = request(served, "POST", "api/answer", answer(item, field, value))
-        assert found.status == 200, found.body
-    code, _ = served.stop(signal.SIGKILL)
+    with Command(run, "frank") as served:
+        assert served.url.startswith(f"http://127.0.0.1:{served.port}/review/")
+        for item, field, value in given:
+            found = request(served, "POST", "api/answer", answer(item, field, value))
+            assert found.status == 200, found.body
+        code, _ = served.stop(signal.SIGKILL)
     assert code == -signal.SIGKILL
     stored = ratings_of(run, "frank")
     for item, field, value in given:
         assert stored[item].value(field) == value
     assert [item for item in items if item in stored and stored[item].complete] == items[:3]
     # Again, stopped as Ctrl+C or a service manager would: the numbers are printed.
-    served = Command(run, "frank")
-    state = request(served, "GET", "api/state").json()
-    assert state["progress"] == {"complete": 3, "started": 4, "total": SAMPLE}
-    code, out = served.stop(signal.SIGTERM)
+    with Command(run, "frank") as served:
+        state = request(served, "GET", "api/state").json()
+        assert state["progress"] == {"complete": 3, "started": 4, "total": SAMPLE}
+        code, out = served.stop(signal.SIGTERM)
     assert code == 0 and "Review by people" in out
