@@ -123,6 +123,8 @@ class AppServer(ThreadingHTTPServer):
     """An HTTP server of `app` (a thread per request; they never outlive the process)."""
 
     daemon_threads = True
+    request_queue_size = 128  # connections waiting to be accepted (socketserver's 5 resets
+    # some of a burst: a page's requests while an answer waits for the run's lock)
 
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
