@@ -72,6 +72,9 @@ VOLATILE_META = ("versions",)  # meta keys whose value is the environment's (see
 # stays empty until it is turned on) is an extension, not a change: these keep only what the
 # baseline had (run.json's config; meta values; tables).
 EXTENDED_META = ("config", "fingerprints")
+# Meta keys a later release records about a run as it works on it (the name of each judge by
+# its version): left out when the baseline lacked them.
+ADDED_META = ("judge_names",)
 # The dataset card's line naming the versions it was generated with (the environment's).
 CARD = "exports/README.md"
 CARD_VERSIONS = re.compile(r"^(Generated with selfinstruct \S+) \(.*\)\.$", re.M)
@@ -237,9 +240,15 @@ def comparable(
 
 
 def baseline_keys(value: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
-    """The keys of `value` the baseline's has (a later stage's section or fingerprint left
-    out)."""
-    return {key: item for key, item in value.items() if key in baseline}
+    """The keys of `value` the baseline's has, at every depth (a later stage's section or
+    fingerprint, a later setting of a section, left out)."""
+    return {
+        key: baseline_keys(item, baseline[key])
+        if isinstance(item, dict) and isinstance(baseline[key], dict)
+        else item
+        for key, item in value.items()
+        if key in baseline
+    }
 
 
 def within_baseline(
@@ -265,6 +274,7 @@ def within_baseline(
         [key, _baseline_json(value, was[key])] if key in EXTENDED_META and key in was else row
         for row in found.get("meta", [])
         for key, value in [row]
+        if key in was or key not in ADDED_META
     ]
     return found
 

@@ -35,7 +35,7 @@ def render(
     body = [
         sections.overview(report),
         sections.quality(report),
-        sections.review(report),
+        *filter(None, [sections.review(report)]),  # only for a run people reviewed
         sections.diversity(report),
         sections.similarity(report),
         sections.lengths(report),
@@ -53,6 +53,7 @@ def render(
         sections="\n".join(body),
         compare_link='<a href="#compare">Compare</a>' if compared else "",
         quality_link='<a href="#quality">Quality</a>' if 'id="quality"' in "".join(body) else "",
+        review_link='<a href="#review">Review</a>' if 'id="review"' in "".join(body) else "",
         data=pack(records),
         script=asset("report.js"),
     )

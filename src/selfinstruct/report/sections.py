@@ -3,7 +3,6 @@ model or a user is escaped here; the browser section is filled by the page's scr
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from html import escape
 from typing import Any
@@ -172,15 +171,9 @@ def review(report: dict[str, Any]) -> str:
     their ratings, their agreement with each other and every judge's agreement with them. A
     run nobody reviewed gets a hint at the command."""
     found = report.get(REVIEW_KEY)
-    title = "Review by people (Table 2)"
     if not found:
-        command = f"selfinstruct review --run {shlex.quote(report['run']['path'])}"
-        hint = (
-            f"No person has reviewed this run: <code>{escape(command)}</code> rates a sample "
-            "of instances in your browser; the paper's Table 2 and the judge's agreement with "
-            "people appear here."
-        )
-        return section("review", title, f'<p class="hint">{hint}</p>')
+        return ""  # a run nobody reviewed: its report reads as it always did
+    title = "Review by people (Table 2)"
     body = [
         _reviewers(found),
         table2(found["table2"]),
@@ -230,7 +223,7 @@ def _between_reviewers(pairs: Sequence[dict[str, Any]]) -> str:
         '<p class="note">Cohen\'s kappa of the two reviewers on the instances both rated, '
         "with the share of those they answered alike.</p>"
     )
-    return table(head, rows, "pairs") + note
+    return table(head, rows, "numbers pairs") + note
 
 
 def _kappa_cell(values: dict[str, Any]) -> str:
@@ -245,7 +238,7 @@ def _judges_against_people(judges: Sequence[dict[str, Any]]) -> str:
             '<p class="note">This run has no judge to compare with people (run with '
             "<code>--judge</code>).</p>"
         )
-    rows = []
+    parts = []
     for found in judges:
         questions = [
             *((label, found["questions"][key]) for key, label in REVIEW_QUESTIONS),
@@ -253,21 +246,21 @@ def _judges_against_people(judges: Sequence[dict[str, Any]]) -> str:
         ]
         if found["decision"] is not None:
             questions.append(("Prepare's keep/drop decision", found["decision"]))
-        state = "current judge" if found["current"] else "an earlier judge"
-        name = f"{escape(found['judge'])}<br><small>{state}</small>"
-        for k, (label, agreement) in enumerate(questions):
-            rows.append(
-                (
-                    name if k == 0 else "",
-                    escape(label),
-                    number(agreement["n"]),
-                    _percent(agreement["accuracy"]),
-                    _kappa(agreement["kappa"]),
-                    _percent(agreement["reject_precision"]),
-                    _percent(agreement["reject_recall"]),
-                )
+        state = "the current judge" if found["current"] else "an earlier judge"
+        rows = [
+            (
+                escape(label),
+                number(agreement["n"]),
+                _percent(agreement["accuracy"]),
+                _kappa(agreement["kappa"]),
+                _percent(agreement["reject_precision"]),
+                _percent(agreement["reject_recall"]),
             )
-    head = ("Judge", "Question", "n", "Accuracy", "Kappa", "Reject precision", "Reject recall")
+            for label, agreement in questions
+        ]
+        head = ("Question", "n", "Accuracy", "Kappa", "Reject precision", "Reject recall")
+        parts.append(f"<p><code>{escape(found['judge'])}</code>, {state}:</p>")
+        parts.append(table(head, rows, "numbers judges"))
     note = (
         '<p class="note">Each judge against people\'s verdict (the truth) on the instances it '
         "judged readably and people rated. Reject precision: of the instances the judge "
@@ -275,7 +268,7 @@ def _judges_against_people(judges: Sequence[dict[str, Any]]) -> str:
         "the share the judge rejected too. Prepare's decision: keep or drop under prepare's "
         "criteria, the judge's answers against people's.</p>"
     )
-    return table(head, rows, "judges") + note
+    return "".join(parts) + note
 
 
 def _kappa(value: float | None) -> str:
@@ -451,6 +444,7 @@ def _economics_row(s: dict[str, Any], priced: bool) -> list[str]:
     return row
 
 
+REVIEW_ROW = "Rated by people"  # shown when a run compared was reviewed
 COMPARE_ROWS = (
     ("Model", lambda r: f"{r['run']['model'].get('model')} ({r['run']['model'].get('backend')})"),
     ("Prompt style", lambda r: r["run"]["prompt_style"]),
@@ -467,7 +461,7 @@ COMPARE_ROWS = (
     ("Distinct verbs", lambda r: _verbs(r, "distinct_verbs")),
     ("Distinct verb–noun pairs", lambda r: _verbs(r, "distinct_pairs")),
     ("Candidates kept", lambda r: _kept_share(r, "candidates")),
-    ("Rated by people", lambda r: _rated(r)),
+    (REVIEW_ROW, lambda r: _rated(r)),
     ("Requests", lambda r: number(r["economics"]["total"]["requests"])),
     ("Tokens out", lambda r: number(r["economics"]["total"]["completion_tokens"])),
     ("Seconds", lambda r: f"{r['economics']['total']['seconds']:.1f}"),
@@ -497,7 +491,12 @@ def _kept_share(report: dict[str, Any], unit: str) -> str:
 
 def compare(reports: Sequence[dict[str, Any]]) -> str:
     names = [r["run"]["name"] for r in reports]
-    rows = [(escape(label), *(escape(str(get(r))) for r in reports)) for label, get in COMPARE_ROWS]
+    reviewed = any(r.get(REVIEW_KEY) for r in reports)
+    rows = [
+        (escape(label), *(escape(str(get(r))) for r in reports))
+        for label, get in COMPARE_ROWS
+        if reviewed or label != REVIEW_ROW
+    ]
     body = table(("", *names), rows, "compare")
     empty = [n for n, r in zip(names, reports, strict=True) if not r["table1"]["instances"]]
     if empty:

@@ -235,10 +235,10 @@ def summary_lines(found: Mapping[str, Any]) -> list[str]:
 
 
 def card_lines(config: Config, found: Mapping[str, Any]) -> list[str]:
-    """What the dataset card says of people's review."""
+    """What the dataset card says of people's review (nothing when there is none)."""
     review = found.get(KEY)
     if not review:
-        return ["", "- No person has reviewed instances (`selfinstruct review --run DIR`)."]
+        return []  # nothing to say: a card of a run nobody reviewed reads as it always did
     settings: PrepareSettings = config.section("prepare")
     dropped = (
         "prepare dropped the instances they rejected"
