@@ -124,7 +124,13 @@ def serve(
     check_reviewer(reviewer)
     items = draw(run_dir, size, per_task)
     session = ReviewSession(run_dir, reviewer, items)
-    server = start_server(session, port)
+    try:
+        server = start_server(session, port)
+    except OSError as exc:
+        raise RunError(
+            f"cannot serve on 127.0.0.1 port {port} ({exc.strerror or exc}); give another "
+            "--port, or 0 for a free one"
+        ) from None
     state = session.state()["progress"]
     click.echo(
         f"Reviewing {len(items)} items of {run_dir} as {reviewer}: {state['complete']} rated "
@@ -141,6 +147,10 @@ def serve(
         pass
     finally:
         server.shutdown()
+    click.echo(
+        f"[review] stopped: {server.answers} answers stored this session"
+        + (f", {server.refused} requests refused" if server.refused else "")
+    )
     print_numbers(run_dir)
 
 
