@@ -361,3 +361,19 @@ def test_the_api_lists_ratings_read_only(run: Path) -> None:
     )
     assert all(r.complete and r.reviewer == "alice" and r.rated_at for r in found)
     assert Run.open(run).reviews("nobody") == []
+
+
+def test_a_later_reviewer_without_sample_options_sees_the_stored_sample(run: Path) -> None:
+    first = draw(run, 12, per_task="all")
+    tasks = tasks_of(run)
+    with RunStore.open(run) as store:  # the second reviewer gives neither --sample nor --per-task
+        again = ensure_sample(store, tasks, None, None, "42")
+    assert again == first
+    fresh = run.parent / "fresh"
+    shutil.copytree(run, fresh)
+    with RunStore.open(fresh) as store:
+        store.db.execute("DELETE FROM review_items")
+        store.db.execute("DELETE FROM meta WHERE key = 'review_sample'")
+        drawn = ensure_sample(store, tasks, None, None, "42")
+    assert len(drawn) == min(200, sum(1 for t in tasks if t.instances))  # the paper's 200
+    assert len({item.instance.split(".")[0] for item in drawn}) == len(drawn)  # one per task

@@ -20,10 +20,12 @@ RUN_DIR = click.Path(path_type=Path, file_okay=False)
 FILE = click.Path(path_type=Path, dir_okay=False)
 
 
-def sample_size(value: str) -> int:
-    """--sample N or 'all' (0)."""
+def sample_size(value: str | None) -> int | None:
+    """--sample N or 'all' (0); None when not given."""
     from selfinstruct.reviewing.sample import ALL
 
+    if value is None:
+        return None
     if value.strip().lower() == "all":
         return ALL
     try:
@@ -40,18 +42,16 @@ def sample_size(value: str) -> int:
 @click.option(
     "--sample",
     "sample",
-    default="200",
-    show_default=True,
     metavar="N|all",
-    help="Items in the review sample (the paper rated 200). The sample is drawn once and "
-    "stored, so every reviewer sees the same items; a larger N extends it.",
+    help="Items in the review sample (default 200, as the paper rated). The sample is drawn "
+    "once and stored, so every reviewer sees the same items; without --sample a later "
+    "review uses it as it is, and a larger N extends it.",
 )
 @click.option(
     "--per-task",
     type=click.Choice(["one", "all"]),
-    default="one",
-    show_default=True,
-    help="Sample one instance per instruction (as the paper did) or all of them.",
+    help="Sample one instance per instruction (the default, as the paper did) or all of "
+    "them; a stored sample keeps how it was drawn.",
 )
 @click.option(
     "--reviewer",
@@ -83,8 +83,8 @@ def sample_size(value: str) -> int:
 @handle_errors
 def review(
     run_dir: Path,
-    sample: str,
-    per_task: str,
+    sample: str | None,
+    per_task: str | None,
     reviewer: str | None,
     port: int,
     open_browser: bool,
@@ -116,7 +116,12 @@ def default_reviewer() -> str:
 
 
 def serve(
-    run_dir: Path, size: int, per_task: str, reviewer: str, port: int, open_browser: bool
+    run_dir: Path,
+    size: int | None,
+    per_task: str | None,
+    reviewer: str,
+    port: int,
+    open_browser: bool,
 ) -> None:
     from selfinstruct.reviewing.server import start_server
     from selfinstruct.reviewing.session import ReviewSession, check_reviewer
@@ -158,8 +163,9 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def draw(run_dir: Path, size: int, per_task: str) -> list[Any]:
-    """The sample's items with their text (drawn, or extended, first)."""
+def draw(run_dir: Path, size: int | None, per_task: str | None) -> list[Any]:
+    """The sample's items with their text (drawn first, or extended to `size`; None: the
+    stored sample as it is, else the default size)."""
     from selfinstruct.reviewing.sample import ensure_sample
     from selfinstruct.reviewing.session import sample_items
     from selfinstruct.run.open import viewed

@@ -71,13 +71,21 @@ def draw_order(found: Sequence[Candidate]) -> list[Candidate]:
 
 
 def ensure_sample(
-    store: RunStore, tasks: Sequence[ParsedTask], size: int, per_task: str, seed: str
+    store: RunStore,
+    tasks: Sequence[ParsedTask],
+    size: int | None,
+    per_task: str | None,
+    seed: str,
 ) -> list[SampleItem]:
     """The stored sample, drawn (or extended to `size` items; ALL: every candidate) first
-    when it holds fewer. A sample keeps how it was drawn: another `per_task` is refused."""
+    when it holds fewer; `size` None keeps a stored sample as it is and draws DEFAULT_SIZE
+    items when there is none. A sample keeps how it was drawn: another `per_task` is
+    refused; None takes the stored sample's, else "one"."""
+    settings = store.get_meta("review_sample")
+    if per_task is None:  # as the stored sample was drawn, else the paper's way
+        per_task = settings.get("per_task", PER_TASK[0]) if settings else PER_TASK[0]
     if per_task not in PER_TASK:
         raise InputError("--per-task", f"must be one of {', '.join(PER_TASK)}")
-    settings = store.get_meta("review_sample")
     if settings is not None and settings.get("per_task") != per_task:
         raise InputError(
             "--per-task",
@@ -85,6 +93,8 @@ def ensure_sample(
             "every reviewer sees the same sample, so it cannot change",
         )
     current = store.reviews.sample()
+    if size is None:
+        size = len(current) if current else DEFAULT_SIZE
     have = {item.instance for item in current}
     order = draw_order(candidates(tasks, per_task, seed))
     wanted = len(order) if size == ALL else size
