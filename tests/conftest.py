@@ -72,7 +72,7 @@ def cli(*args: str, check: bool = True, timeout: float = 600) -> subprocess.Comp
         ["selfinstruct", *args], result.exit_code, result.stdout, result.stderr
     )
     if check and completed.returncode != 0:
-        raise AssertionError(f"selfinstruct {' '.join(args)} failed:\n{completed.stderr}")
+        raise AssertionError(f"selfinstruct {' '.join(map(str, args))} failed:\n{completed.stderr}")
     return completed
 
 

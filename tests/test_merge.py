@@ -306,3 +306,43 @@ def test_out_may_be_an_empty_directory(runs: dict[str, Path], tmp_path: Path) ->
     result = merge_runs([runs["gamma"]], out, prepare=False, quiet=True)
     assert result.instructions == RUNS["gamma"][1]
     assert (out / "merge.json").is_file() and not (out / "exports").exists()
+
+
+def test_peoples_ratings_follow_their_instance(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Ratings made in each run are in the merged run under the merged ids, on the same text
+    (their digests hold), and its numbers count them."""
+    from selfinstruct.api import Run
+    from selfinstruct.store.reviews import digest
+    from selfinstruct.store.run_store import RunStore
+
+    copies = {}
+    for name in ("alpha", "beta"):
+        copies[name] = tmp_path / name
+        shutil.copytree(runs[name], copies[name])
+        with RunStore.open(copies[name]) as store:
+            for instance in Run.open(copies[name]).instances()[:6]:
+                said = digest(instance.instruction, instance.input, instance.output)
+                for field, value in (("instruction", True), ("input", True), ("output", False)):
+                    store.reviews.answer(name, instance.id, said, field, value)
+                store.reviews.answer(name, instance.id, said, "rating", "C")
+    out = tmp_path / "merged"
+    cli("merge", copies["alpha"], copies["beta"], "--out", out, "-q")
+    texts = {i.id: (i.instruction, i.input, i.output) for i in Run.open(out).instances()}
+    ratings = Run.open(out).reviews()
+    assert ratings and {r.reviewer for r in ratings} <= {"alpha", "beta"}
+    assert all(digest(*texts[r.instance]) == r.digest for r in ratings)
+    sources = {
+        f"{merged_id}.": (name, source_id)
+        for merged_id, name, source_id in rows(
+            out,
+            "SELECT s.instruction_id, r.name, s.source_id FROM merge_sources s "
+            "JOIN merge_runs r USING (source)",
+        )
+    }
+    kept_before = 0
+    for name in ("alpha", "beta"):
+        for rating in Run.open(copies[name]).reviews():
+            source_id = int(rating.instance.split(".")[0])
+            kept_before += any(src == (name, source_id) for src in sources.values())
+    assert len(ratings) == kept_before
+    assert Run.open(out).quality()["review"]["ratings"] == len(ratings)

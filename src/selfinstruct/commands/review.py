@@ -207,8 +207,8 @@ def import_ratings(run_dir: Path, paths: tuple[Path, ...]) -> None:
         ratings = read_imports(
             list(paths), ctx.store, parsed_tasks(ctx.store, ctx.config.prompt_style)
         )
-    with RunStore.open(run_dir) as store:
-        stored = store.reviews.put(ratings)
+    with RunStore.open(run_dir) as store, store.transaction():
+        stored = store.reviews.put(ratings)  # all or nothing
     click.echo(
         f"Imported {stored} ratings from {len(paths)} file(s); "
         f"{len(ratings) - stored} were already here (the same or newer)."

@@ -12,9 +12,10 @@ the instructions in merge order, plus where each came from.
   Prompt sources name the seeds and the merged ids of the machine instructions shown (those
   the merge dropped are left out);
 - a kept instruction brings its label, instances answer, instance records, and every
-  stage's records about its instances (judgments of every judge, input-first labels...);
-  the responses all these refer to are copied (a cache key two runs used for different
-  answers gets the second run's id appended). A versioned stage's version (a judge's id)
+  stage's records about its instances (judgments of every judge, input-first labels...)
+  and people's ratings of them (each run's review sample stays with it); the responses
+  all these refer to are copied (a cache key two runs used for different answers gets the
+  second run's id appended). A versioned stage's version (a judge's id)
   covers its run's random seed: each run's current version that differs from the first
   run's only in that seed has its records stored as the merged run's current version's;
 - every run's recorded stage runs (time, requests, tokens), so totals cover all machines;
@@ -150,7 +151,7 @@ class MergedStore:
 
     def _records(self, position: int, run: SourceRun) -> None:
         """What follows each kept instruction: label, instances answer and records,
-        judgments, input-first labels."""
+        judgments, input-first labels, people's ratings."""
         store = run.ctx.store
         ids = self._ids(position)
         labels, raw = store.labels.rows(), store.instances.raw()
@@ -168,6 +169,19 @@ class MergedStore:
         for stage in registry.STAGES:
             if stage.table is not None:
                 self._stage_records(position, run, stage, ids)
+        self._reviews(run, ids)
+
+    def _reviews(self, run: SourceRun, ids: dict[int, int]) -> None:
+        """People's ratings of the merged instructions' instances, under their ids here (the
+        text they rate is the same; each run's review sample stays with it)."""
+        found = []
+        for rating in run.ctx.store.reviews.ratings():
+            instruction_id, _, position = rating.instance.partition(".")
+            if int(instruction_id) in ids:
+                instance = f"{ids[int(instruction_id)]}.{position}"
+                found.append(dataclasses.replace(rating, instance=instance))
+        if found:
+            self.store.reviews.put(found)
 
     def _stage_records(
         self, position: int, run: SourceRun, stage: Stage, ids: dict[int, int]

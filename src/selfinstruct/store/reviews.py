@@ -191,27 +191,27 @@ class Reviews(Family):
             return self._rating(reviewer, instance)
 
     def put(self, ratings: Sequence[StoredRating]) -> int:
-        """Store imported ratings in one commit: a rating replaces the same reviewer's of the
-        same instance when it is newer. Returns how many were stored."""
+        """Store ratings made elsewhere (an import, a merge), inside the caller's
+        transaction: a rating replaces the same reviewer's of the same instance when it is
+        newer. Returns how many were stored."""
         stored = 0
-        with self.transaction():
-            for rating in ratings:
-                current = self._rating(rating.reviewer, rating.instance)
-                if current is not None and current.rated_at >= rating.rated_at:
-                    continue
-                self.db.execute(
-                    "INSERT OR REPLACE INTO review_ratings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        *_split(rating.instance),
-                        rating.reviewer,
-                        *(flag_column(rating.answers[q]) for q in QUESTIONS),
-                        rating.rating,
-                        rating.note,
-                        rating.digest,
-                        rating.rated_at,
-                    ),
-                )
-                stored += 1
+        for rating in ratings:
+            current = self._rating(rating.reviewer, rating.instance)
+            if current is not None and current.rated_at >= rating.rated_at:
+                continue
+            self.db.execute(
+                "INSERT OR REPLACE INTO review_ratings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *_split(rating.instance),
+                    rating.reviewer,
+                    *(flag_column(rating.answers[q]) for q in QUESTIONS),
+                    rating.rating,
+                    rating.note,
+                    rating.digest,
+                    rating.rated_at,
+                ),
+            )
+            stored += 1
         return stored
 
     def _rating(self, reviewer: str, instance: str) -> StoredRating | None:
