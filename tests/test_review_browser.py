@@ -7,14 +7,13 @@ of any other address; a store that cannot be written is said on the page, not hi
 
 from __future__ import annotations
 
-import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browsers import chromium, wait_until
 from review_runs import (
     draw,
     fake_run,
@@ -31,11 +30,7 @@ from selfinstruct.run.open import viewed
 from selfinstruct.stages import review
 from selfinstruct.store.run_store import RunStore
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.slow
-CHROMIUM = next(
-    (found for name in ("chromium", "chromium-browser") if (found := shutil.which(name))), None
-)
 
 SAMPLE = 20
 TITLE = "selfinstruct review"
@@ -66,12 +61,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium; .ci/run does it)")
-    with playwright_api.sync_playwright() as p:
-        found = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with chromium() as found:
         yield found
-        found.close()
 
 
 @contextmanager
@@ -79,15 +70,6 @@ def serving(run: Path, reviewer: str) -> Iterator[ReviewServer]:
     """A server of the reviewer's session (an answer waits 0.2 s for the run's lock)."""
     with start_server(session(run, reviewer, patience=0.2)).serving() as server:
         yield server
-
-
-def wait_until(page: Any, expression: str, timeout: float = 20.0) -> None:
-    """Poll a JavaScript expression from here: the page's Content-Security-Policy forbids
-    the eval that Playwright's in-page polling (wait_for_function) uses."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        time.sleep(0.02)
 
 
 class Reviewing:
