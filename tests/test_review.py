@@ -250,11 +250,19 @@ def test_prepare_drops_what_people_rejected_and_counts_it(run: Path) -> None:
     assert report["review"]["rejected"] == len(rejected)
     drops = [d for d in read_jsonl(run / "quality_drops.jsonl") if d["reason"] == "human_rejected"]
     assert {f"{d['instruction_id']}.{d['position']}" for d in drops} == rejected
+    for drop in drops:  # what this reviewer said, and only that
+        a, b, c, rating = plan[
+            [i.instance for i in items].index(f"{drop['instruction_id']}.{drop['position']}")
+        ]
+        said = [f"{q}: no" for q, yes in zip(QUESTIONS, (a, b, c), strict=True) if not yes]
+        said += [f"rating {rating}"] if rating in "CD" else []
+        assert drop["detail"] == f"alice: {', '.join(said)}"
     kept = read_jsonl(run / "finetuning_data" / "all_generated_instances.jsonl")
     texts = {(t.instruction, r.input, r.output): r.id for t in tasks_of(run) for r in t.instances}
     assert not {texts[(k["instruction"], k["input"], k["output"])] for k in kept} & rejected
     card = (run / "exports" / "README.md").read_text()
     assert "Table 2 from people" in card
+    assert "people rated a sample of\n  20 instances" in card and "none was checked" not in card
     cli("prepare", "--out", run, "--set", "prepare.drop_human_rejected=false", *NO_REPORT)
     report = json.loads((run / "run.json").read_text())
     assert "human_rejected" not in report["funnel"]["prepared"]["instances_dropped"]
@@ -276,6 +284,10 @@ def test_judge_min_kappa_refuses_a_judge_people_disagree_with(run: Path) -> None
     assert failed.returncode != 0
     assert "agrees too little with people" in failed.stderr and "0.2" in failed.stderr
     assert (run / "finetuning_data").stat().st_mtime_ns == before
+    # the threshold the refused prepare was given stays with the run, and can be unset
+    again = cli("prepare", "--out", run, *NO_REPORT, check=False)
+    assert again.returncode != 0 and "judge_min_kappa=none" in again.stderr
+    cli("prepare", "--out", run, "--set", "prepare.judge_min_kappa=none", *NO_REPORT)
     # people who agree with the judge: prepare filters on it
     agreeing = [(True, True, True, judged[i.instance].rating or "D") for i in items]
     rate(run, "alice", items, agreeing)
@@ -317,6 +329,12 @@ def test_two_reviewers_on_two_machines_merge_by_export_and_import(
     assert "Imported 12 ratings" in done.stdout  # alice's 12 are already in the copy
     numbers = Run.open(third).quality()["review"]
     assert numbers["ratings"] == 24 and numbers["between_reviewers"][0]["n"] == 12
+    assert json.loads((third / "run.json").read_text())["review"] == numbers  # run.json too
+    cli("prepare", "--out", third, *NO_REPORT)
+    card = (third / "exports" / "README.md").read_text()
+    assert "Reviewers `alice` and `bob` agree on 12 items with kappa" in card
+    streamed = cli("review", "--run", third, "--export", "-", "--reviewer", "bob")
+    assert [json.loads(line)["reviewer"] for line in streamed.stdout.splitlines()] == ["bob"] * 12
     again = cli("review", "--run", third, "--import", tmp_path / "bob.jsonl")
     assert "Imported 0 ratings" in again.stdout
 
@@ -332,6 +350,11 @@ def test_two_reviewers_on_two_machines_merge_by_export_and_import(
         (lambda o: o.update(format="other"), "format"),
         (lambda o: o.update(reviewer=""), "reviewer"),
         (lambda o: o.update(rated_at="yesterday"), "rated_at"),
+        (lambda o: o.update(rated_at="2999-01-01T00:00:00+00:00"), "rated_at"),
+        (lambda o: o["answers"].pop("output"), "answers.output"),
+        (lambda o: o.pop("rating"), "rating"),
+        (lambda o: o.pop("version"), "version"),
+        (lambda o: o.pop("digest"), "digest"),
     ],
 )
 def test_a_bad_or_foreign_import_is_refused_whole(
@@ -377,3 +400,14 @@ def test_a_later_reviewer_without_sample_options_sees_the_stored_sample(run: Pat
         drawn = ensure_sample(store, tasks, None, None, "42")
     assert len(drawn) == min(200, sum(1 for t in tasks if t.instances))  # the paper's 200
     assert len({item.instance.split(".")[0] for item in drawn}) == len(drawn)  # one per task
+
+
+def test_review_refuses_what_it_cannot_use(run: Path, tmp_path: Path) -> None:
+    empty = cli("review", "--run", run, "--reviewer", "", check=False)
+    assert empty.returncode != 0 and "--reviewer" in empty.stderr
+    items = draw(run, 2)
+    rate(run, "alice", items, plan_for(2, 9))
+    mixed = cli("review", "--run", run, "--export", tmp_path / "x.jsonl", "--sample", "5",
+                check=False)  # fmt: skip
+    assert mixed.returncode != 0 and "--sample" in mixed.stderr
+    assert not (tmp_path / "x.jsonl").exists()

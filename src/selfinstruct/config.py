@@ -233,7 +233,7 @@ def _build(cls: type, data: dict[str, Any], path: Path, text: str, section: str)
 def _coerce(value: Any, hint: Any, path: Path, line: int | None, dotted: str) -> Any:
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
-        if value is None and type(None) in get_args(hint):
+        if type(None) in get_args(hint) and (value is None or _unset(value, get_args(hint))):
             return None
         options = [a for a in get_args(hint) if a is not type(None)]
         for option in options[1:]:  # the first that fits; else the first one's error
@@ -258,7 +258,15 @@ def _coerce(value: Any, hint: Any, path: Path, line: int | None, dotted: str) ->
     )
 
 
+UNSET = ("", "none", "null")  # an optional setting given one of these is unset
 _HEADER = re.compile(r"^\[\[?\s*(?P<name>[^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def _unset(value: Any, options: tuple[Any, ...]) -> bool:
+    """An optional number or flag given as "none" or "" (TOML has no null, and `--set
+    KEY=none` unsets it)."""
+    scalar = all(option in (int, float, bool) for option in options if option is not type(None))
+    return scalar and isinstance(value, str) and value.strip().lower() in UNSET
 
 
 def _dotted(name: str) -> list[str]:

@@ -84,6 +84,7 @@ class CardData:
     packaged_model: bool = False  # the embedded default model made the data
     software: str = ""
     quality: str = ""  # markdown: the quality checks and the judge's Table 2
+    reviewed: int = 0  # instances people rated (selfinstruct review)
 
 
 NO_QUALITY = "No checks beyond the paper's filters."
@@ -171,9 +172,20 @@ def _values(data: CardData) -> dict[str, str]:
         "table1": _table1(data.table1),
         "dropped": _dropped(data.dropped),
         "quality": data.quality or NO_QUALITY,
+        "checked": _checked(data.reviewed),
         "model_warning": PACKAGED_MODEL_WARNING if data.packaged_model else "",
         "software": data.software or "unknown",
     }
+
+
+def _checked(reviewed: int) -> str:
+    """Who checked the data, in the first limitation (its line breaks are the card's)."""
+    if not reviewed:
+        return "none was checked by a\n  person"
+    return (
+        f"people rated a sample of\n  {reviewed:,} instances (see Quality checks), and none of "
+        "the others was checked by a person"
+    )
 
 
 def _escape_markdown(text: str) -> str:

@@ -3,6 +3,7 @@ or from the paper's files prepare read (`imported_card`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,17 @@ STYLES = {
 
 
 def write_run_card(
-    ctx: RunContext, data: PreparedData, stats: StageStats, directory: Path, quality: str
+    ctx: RunContext,
+    data: PreparedData,
+    stats: StageStats,
+    directory: Path,
+    quality: str,
+    reviewed: int = 0,
 ) -> Path:
     """exports/README.md for a run's dataset (prepare has just built `data`); `quality`: what
-    it says of the quality checks (`quality_text`)."""
-    return write_card(directory, run_card(ctx, data, stats, quality))
+    it says of the quality checks (`quality_text`); `reviewed`: the instances people rated."""
+    card = dataclasses.replace(run_card(ctx, data, stats, quality), reviewed=reviewed)
+    return write_card(directory, card)
 
 
 def run_card(ctx: RunContext, data: PreparedData, stats: StageStats, quality: str) -> CardData:

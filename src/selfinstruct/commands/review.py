@@ -70,7 +70,7 @@ def sample_size(value: str | None) -> int | None:
     "--export",
     "export_file",
     type=FILE,
-    help="Write the run's ratings to FILE (JSON Lines) instead of serving.",
+    help="Write the run's ratings to FILE (JSON Lines; - for standard output) instead of serving.",
 )
 @click.option(
     "--import",
@@ -99,12 +99,21 @@ def review(
     report and the dataset card; prepare drops the instances people rejected."""
     if export_file is not None and import_files:
         raise InputError("--export", "give --export or --import, not both")
+    serving_only = {
+        "--sample": sample is not None,
+        "--per-task": per_task is not None,
+        "--port": port != 0,
+        "--open": open_browser,
+    }
+    given = [flag for flag, value in serving_only.items() if value]
+    if (export_file is not None or import_files) and given:
+        raise InputError(given[0], "applies to serving the review page, not to --export/--import")
     if export_file is not None:
         export_ratings(run_dir, export_file, reviewer)
     elif import_files:
         import_ratings(run_dir, import_files)
     else:
-        who = reviewer or default_reviewer()
+        who = default_reviewer() if reviewer is None else reviewer
         serve(run_dir, sample_size(sample), per_task, who, port, open_browser)
 
 
@@ -128,6 +137,11 @@ def serve(
 
     check_reviewer(reviewer)
     items = draw(run_dir, size, per_task)
+    if size and size < len(items):
+        click.echo(
+            f"The run's review sample already holds {len(items)} items (a sample never "
+            "shrinks, so every reviewer sees the same items); reviewing those."
+        )
     session = ReviewSession(run_dir, reviewer, items)
     try:
         server = start_server(session, port)
@@ -183,6 +197,7 @@ def draw(run_dir: Path, size: int | None, per_task: str | None) -> list[Any]:
 
 
 def export_ratings(run_dir: Path, path: Path, reviewer: str | None) -> None:
+    from selfinstruct.io.atomic import json_line
     from selfinstruct.reviewing.transfer import export_lines, write_export
     from selfinstruct.run.open import viewed
     from selfinstruct.views.tasks import parsed_tasks
@@ -192,8 +207,12 @@ def export_ratings(run_dir: Path, path: Path, reviewer: str | None) -> None:
     if not lines:
         who = f" by {reviewer}" if reviewer else ""
         raise RunError(f"{run_dir} holds no rating{who}; {path} was not written")
-    write_export(path, lines)
     reviewers = sorted({line["reviewer"] for line in lines})
+    if str(path) == "-":  # to standard output
+        for line in lines:
+            click.echo(json_line(line))
+        return
+    write_export(path, lines)
     click.echo(f"Exported {len(lines)} ratings by {', '.join(reviewers)} to {path}")
 
 
@@ -217,11 +236,14 @@ def import_ratings(run_dir: Path, paths: tuple[Path, ...]) -> None:
 
 
 def print_numbers(run_dir: Path) -> None:
-    """People's numbers as they stand (Table 2, kappas), for the terminal."""
+    """People's numbers as they stand (Table 2, kappas), for the terminal, and in run.json
+    (rewritten: the ratings changed)."""
     from selfinstruct.run.open import viewed
+    from selfinstruct.run.run_file import write_run_file
     from selfinstruct.stages import review
 
     with viewed(run_dir, quiet=True) as ctx:
         lines = review.summary_lines(review.numbers(ctx))
+        write_run_file(ctx)
     for line in lines or ["No complete rating yet."]:
         click.echo(line)

@@ -168,8 +168,8 @@ REVIEW_QUESTIONS = (
 
 def review(report: dict[str, Any]) -> str:
     """People's review (`selfinstruct review`): who rated how much, the paper's Table 2 from
-    their ratings, their agreement with each other and every judge's agreement with them. A
-    run nobody reviewed gets a hint at the command."""
+    their ratings, their agreement with each other and every judge's agreement with them
+    (nothing for a run nobody reviewed)."""
     found = report.get(REVIEW_KEY)
     if not found:
         return ""  # a run nobody reviewed: its report reads as it always did
@@ -197,9 +197,10 @@ def _reviewers(found: dict[str, Any]) -> str:
         + (f" (+{counts['in_progress']:,} in progress)" if counts["in_progress"] else "")
         for name, counts in reviewers.items()
     )
+    sample = f", from a sample of {found['sample']:,}" if found["sample"] else ""
     return (
-        f"<p>{found['rated_items']:,} instances rated ({found['ratings']:,} complete ratings, "
-        f"from a sample of {found['sample']:,}) by {len(reviewers)} reviewer"
+        f"<p>{found['rated_items']:,} instances rated ({found['ratings']:,} complete ratings"
+        f"{sample}) by {len(reviewers)} reviewer"
         f"{'' if len(reviewers) == 1 else 's'}: {who}. People rejected "
         f"{found['rejected']:,} of them (a no to any question, or a rating below prepare's "
         "minimum).</p>"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,11 @@ from selfinstruct.views.tasks import ParsedTask
 FORMAT = "selfinstruct-review"
 VERSION = 1
 ANSWERS = {"yes": True, "no": False, None: None}
+# Keys every line has ("note" and "item" may be left out; null answers and rating say "not
+# answered yet"). A rating stamped later than this ahead of this machine's clock is refused:
+# it would win over every rating given after it.
+REQUIRED = ("format", "version", "run", "id", "reviewer", "answers", "rating", "digest", "rated_at")
+CLOCK_SKEW = timedelta(days=1)
 
 
 def run_id(store: RunStore) -> str:
@@ -129,8 +134,11 @@ def _rating(
 
     if obj.get("format") != FORMAT:
         raise fail("format", f'not a review export (expected "{FORMAT}")')
-    if obj.get("version") != VERSION:
-        raise fail("version", f"unsupported version {obj.get('version')!r} (this release: 1)")
+    for key in REQUIRED:
+        if key not in obj:
+            raise fail(key, "missing required field")
+    if obj["version"] != VERSION:
+        raise fail("version", f"unsupported version {obj['version']!r} (this release: 1)")
     if string_field(obj, "run", path, line=line) != expected_run:
         raise fail("run", "exported from another run: ratings can only go into a copy of the run")
     instance = string_field(obj, "id", path, line=line)
@@ -158,7 +166,9 @@ def _answers(value: Any, fail: Any) -> dict[str, bool | None]:
         raise fail("answers", "expected an object of answers")
     found: dict[str, bool | None] = {}
     for question in QUESTIONS:
-        said = value.get(question)
+        if question not in value:
+            raise fail(f"answers.{question}", "missing required field (null: not answered yet)")
+        said = value[question]
         if said not in ANSWERS:
             raise fail(f"answers.{question}", f'expected "yes", "no" or null, got {said!r}')
         found[question] = ANSWERS[said]
@@ -182,9 +192,13 @@ def _note(obj: dict[str, Any], path: Path, line: int) -> str:
 def _time(obj: dict[str, Any], path: Path, line: int) -> str:
     text = string_field(obj, "rated_at", path, line=line)
     try:
-        datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
     except ValueError as exc:
         raise InputError(path, "expected an ISO 8601 time", line=line, field="rated_at") from exc
+    if when.tzinfo is None:
+        raise InputError(path, "expected a time with its UTC offset", line=line, field="rated_at")
+    if when > datetime.now(UTC) + CLOCK_SKEW:
+        raise InputError(path, "a time in the future", line=line, field="rated_at")
     return text
 
 

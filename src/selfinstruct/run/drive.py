@@ -131,7 +131,8 @@ def write_card(ctx: RunContext, data: PreparedData, stats: StageStats) -> Path:
     stages measured."""
     numbers = registry.stage_numbers(ctx)
     quality = quality_text(ctx.config, registry.card_lines(ctx.config, numbers))
-    return write_run_card(ctx, data, stats, ctx.store.run_dir / EXPORT_DIR, quality)
+    reviewed = numbers.get("review", {}).get("rated_items", 0)
+    return write_run_card(ctx, data, stats, ctx.store.run_dir / EXPORT_DIR, quality, reviewed)
 
 
 def _report(ctx: RunContext, stage: Stage) -> list[Path]:

@@ -64,23 +64,24 @@ def criteria_of(config: Config) -> Criteria:
 @dataclass
 class PeopleCheck:
     """Prepare's check on people's verdicts: an instance they rejected is dropped
-    (`human_rejected`), whatever a judge said of it."""
+    (`human_rejected`), whatever a judge said of it; its detail says what each reviewer
+    said."""
 
     found: Mapping[str, Verdict]
+    ratings: Mapping[str, list[PersonRating]]  # each item's complete ratings
     min_rating: str
     rank: int = 0  # before the judge's: people are the reference
     kept: Counter[str] = field(default_factory=Counter)
 
     def drop(self, record: InstanceRecord) -> Drop | None:
         verdict = self.found.get(record.id)
-        if verdict is None:
+        if verdict is None or not verdict.rejected(self.min_rating):
             return None
-        why = verdict.rejected(self.min_rating)
-        if not why:
-            return None
-        return drop_instance(
-            record, HUMAN_REJECTED, f"{', '.join(verdict.reviewers)}: {'; '.join(why)}"
+        said = "; ".join(
+            f"{r.reviewer}: {', '.join(reviewer_reasons(r, self.min_rating)) or 'accepted'}"
+            for r in self.ratings.get(record.id, [])
         )
+        return drop_instance(record, HUMAN_REJECTED, said)
 
     def warnings(self, dropped: Mapping[str, int], run_dir: Path) -> list[str]:
         return []
@@ -91,8 +92,18 @@ def screen(ctx: RunContext) -> PeopleCheck | None:
     settings: PrepareSettings = ctx.config.section("prepare")
     if not settings.drop_human_rejected or not ctx.store.reviews.present:
         return None
-    found = verdicts(person_ratings(ctx.store))
-    return PeopleCheck(found, settings.min_rating) if found else None
+    ratings = person_ratings(ctx.store)
+    by_item: dict[str, list[PersonRating]] = {}
+    for rating in ratings:
+        by_item.setdefault(rating.instance, []).append(rating)
+    found = verdicts(ratings)
+    return PeopleCheck(found, by_item, settings.min_rating) if found else None
+
+
+def reviewer_reasons(rating: PersonRating, min_rating: str) -> list[str]:
+    """Why one reviewer rejects an item ("output: no", "rating C"); empty: accepted."""
+    alone = Verdict(rating.instance, rating.answers, rating.rating, (rating.reviewer,))
+    return alone.rejected(min_rating)
 
 
 def check_judge(ctx: RunContext) -> None:
@@ -108,26 +119,29 @@ def check_judge(ctx: RunContext) -> None:
     run_dir = ctx.store.run_dir
     remedies = (
         f"Review more items (selfinstruct review --run {run_dir}), use a stronger judge, or "
-        "lower prepare.judge_min_kappa (unset it to filter on the judge regardless)."
+        "lower prepare.judge_min_kappa (--set prepare.judge_min_kappa=none filters on the "
+        "judge regardless)."
     )
     if found is None or found.decision is None or not found.n:
         raise RunError(
             f"prepare.judge_min_kappa is {threshold:g}, but no item has both a readable "
             f"judgment by {name} and a complete rating by people, so the judge's agreement "
-            f"with people is unknown; nothing was written. {remedies}"
+            f"with people is unknown; the dataset was not written. {remedies}"
         )
     kappa = found.decision.kappa
-    if kappa is None or kappa <= threshold:
-        shown = (
-            "undefined (one side gave the same verdict throughout)"
-            if kappa is None
-            else (f"{kappa:.2f}")
+    if kappa is None:
+        raise RunError(
+            f"the judge {name}'s agreement with people cannot be measured yet: over the "
+            f"{found.n} items both reviewed, the judge or the people gave one and the same "
+            "keep/drop verdict to all, so kappa is undefined and prepare.judge_min_kappa "
+            f"({threshold:g}) cannot be met; the dataset was not written. {remedies}"
         )
+    if kappa <= threshold:
         raise RunError(
             f"the judge {name} agrees too little with people to filter the data: its kappa on "
-            f"prepare's keep/drop decision is {shown} over {found.n} items both reviewed "
+            f"prepare's keep/drop decision is {kappa:.2f} over {found.n} items both reviewed "
             f"(accuracy {found.decision.accuracy:.0%}), and prepare.judge_min_kappa asks for "
-            f"more than {threshold:g}; nothing was written. {remedies}"
+            f"more than {threshold:g}; the dataset was not written. {remedies}"
         )
 
 
@@ -254,6 +268,15 @@ def card_lines(config: Config, found: Mapping[str, Any]) -> list[str]:
         table2_markdown(review["table2"]),
         "",
     ]
+    for pair in review["between_reviewers"]:
+        first, second = (code(name) for name in pair["reviewers"])
+        lines.append(
+            f"- Reviewers {first} and {second} agree on {pair['n']:,} items with kappa "
+            + ", ".join(
+                f"{name} {_num(values['kappa'])}" for name, values in pair["questions"].items()
+            )
+            + "."
+        )
     for row in review["judges"]:
         decision = row["decision"]
         lines.append(
