@@ -42,8 +42,13 @@ def run_tasks(run: Path) -> tuple[list[ParsedTask], str]:
 
 def first_in_sample(run: Path) -> str:
     """The instance a sample of this run would show first."""
+    return in_sample(run, 0)
+
+
+def in_sample(run: Path, position: int) -> str:
+    """The instance a sample of this run would show at `position` (0: first)."""
     tasks, seed = run_tasks(run)
-    return draw_order(candidates(tasks, PER_TASK, seed))[0].instance
+    return draw_order(candidates(tasks, PER_TASK, seed))[position].instance
 
 
 def set_output(run: Path, instance: str, output: str) -> None:

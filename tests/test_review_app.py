@@ -6,11 +6,13 @@ an error or a log."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import queue
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import interruptible
@@ -148,6 +151,13 @@ GOOD = answer(ITEM, "instruction", True)
 BASE = "/review/{token}/"
 ANSWER = BASE + "api/answer"
 UNDO = BASE + "api/undo"
+STATE = BASE + "api/state"
+# What a browser sends when a page of another site opens a link to the review page.
+NAVIGATE = {
+    "Sec-Fetch-Site": "cross-site",
+    "Sec-Fetch-Mode": "navigate",
+    "Sec-Fetch-Dest": "document",
+}
 LARGE = json.dumps({**GOOD, "value": "x" * BODY_LIMIT}).encode()
 # (why, method, target, JSON body or raw bytes, headers, status)
 REFUSALS: list[tuple[str, str, str, Any, dict[str, str], int]] = [
@@ -196,6 +206,18 @@ REFUSALS: list[tuple[str, str, str, Any, dict[str, str], int]] = [
     ("cross-site fetch", "POST", ANSWER, GOOD, {"Sec-Fetch-Site": "cross-site"}, 403),
     ("same-site fetch", "POST", ANSWER, GOOD, {"Sec-Fetch-Site": "same-site"}, 403),
     ("undo cross-site", "POST", UNDO, {}, {"Sec-Fetch-Site": "cross-site"}, 403),
+    # A GET is the page's own too: nothing another origin or site may read or load.
+    ("state for another origin", "GET", STATE, None, {"Origin": "http://evil.example"}, 403),
+    ("state for origin null", "GET", STATE, None, {"Origin": "null"}, 403),
+    ("state for another port", "GET", STATE, None, {"Origin": "http://127.0.0.1:{other}"}, 403),
+    ("page for another origin", "GET", BASE, None, {"Origin": "http://evil.example"}, 403),
+    ("state cross-site", "GET", STATE, None, {"Sec-Fetch-Site": "cross-site"}, 403),
+    ("state same-site", "GET", STATE, None, {"Sec-Fetch-Site": "same-site"}, 403),
+    ("script cross-site", "GET", BASE + "app.js", None, {"Sec-Fetch-Site": "cross-site"}, 403),
+    ("style same-site", "GET", BASE + "app.css", None, {"Sec-Fetch-Site": "same-site"}, 403),
+    ("state navigated to", "GET", STATE, None, {**NAVIGATE, "Sec-Fetch-Site": "same-site"}, 403),
+    ("page in a frame", "GET", BASE, None, {**NAVIGATE, "Sec-Fetch-Dest": "iframe"}, 403),
+    ("a wrong token cross-site", "GET", "/review/{wrong}/", None, {"Origin": "null"}, 403),
     ("another Host", "POST", ANSWER, GOOD, {"Host": "evil.example:{port}"}, 403),
     ("another Host for the page", "GET", BASE, None, {"Host": "evil.example"}, 403),
     ("another Host for the state", "GET", BASE + "api/state", None, {"Host": "a.test"}, 403),
@@ -269,6 +291,30 @@ def test_a_refused_request_stores_nothing(
         assert found.headers["Allow"] in ("GET", "POST")
     assert stored_reviews(run) == before
     assert server.refused == refused + 1
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        (
+            "",
+            {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+        ),
+        ("", NAVIGATE),  # a link to the page from another site (a notebook) opens it
+        ("", {**NAVIGATE, "Sec-Fetch-Site": "same-site"}),
+        ("app.js", {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "script"}),
+        ("api/state", {"Sec-Fetch-Site": "same-origin", "Origin": "http://127.0.0.1:{port}"}),
+        ("api/state", {"Origin": "http://localhost:{port}", "Host": "localhost:{port}"}),
+        ("api/state", {}),  # no browser at all
+    ],
+    ids=["typed", "linked cross-site", "linked same-site", "script", "state", "localhost", "curl"],
+)
+def test_the_pages_own_requests_are_served(
+    run: Path, server: ReviewServer, path: str, headers: dict[str, str]
+) -> None:
+    sent = {name: filled(value, server, "") for name, value in headers.items()}
+    found = request(server, "GET", path, headers=sent)
+    assert found.status == 200, found.body
 
 
 def raw_exchange(server: ReviewServer, data: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -410,6 +456,63 @@ def test_nothing_is_logged(run: Path, capfd: pytest.CaptureFixture[str]) -> None
         raw_exchange(server, b"GARBAGE\r\n\r\n")
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def hang_up(server: ReviewServer, target: str, *, reset: bool) -> None:
+    """Send a request and close the connection at once, without reading the reply: with a
+    reset (SO_LINGER 0, as a killed tab or a proxy does) or a plain close."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+    if reset:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def requests_done(timeout: float = 10.0) -> None:
+    """Wait for the server's request threads to end (what they print is printed then)."""
+    deadline = time.monotonic() + timeout
+    while any("process_request" in thread.name for thread in threading.enumerate()):
+        assert time.monotonic() < deadline, "a request thread is still running"
+        time.sleep(0.01)
+
+
+def test_a_client_that_hangs_up_is_no_error(run: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    with serve(run, "ivan") as server:
+        target = urlsplit(server.url).path + "api/state"
+        for reset in (True, False):
+            for _ in range(10):
+                hang_up(server, target, reset=reset)
+        requests_done()
+        assert request(server, "GET", "api/state").status == 200  # still serving
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
+def test_an_unexpected_error_is_one_line_without_the_token(
+    run: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug while answering (a 500) or while sending the reply (the connection closed
+    then): a line each on stderr, naming the error but not the request or its token."""
+    with serve(run, "judy") as server:
+        token = token_of(server)
+
+        def broken() -> dict[str, Any]:
+            raise RuntimeError(f"broken at {server.url}\nsecond line")
+
+        monkeypatch.setattr(server.session, "state", broken)
+        found = request(server, "GET", "api/state")
+        assert found.status == 500 and found.json() == {"error": "internal error (RuntimeError)"}
+        requests_done()
+        _, err = capfd.readouterr()
+        assert err.count("\n") == 1 and "RuntimeError: broken at" in err, err
+        assert token not in err and "Traceback" not in err
+        monkeypatch.setattr(server, "counted", lambda reply: 1 / 0)
+        with pytest.raises(http.client.RemoteDisconnected):
+            request(server, "GET", "")
+        requests_done()
+    out, err = capfd.readouterr()
+    assert out == "" and err.count("\n") == 1 and "ZeroDivisionError" in err, err
+    assert "Traceback" not in err and token not in err
 
 
 # -- the command ----------------------------------------------------------------------------

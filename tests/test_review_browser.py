@@ -3,7 +3,9 @@ a whole session of 20 items with a reload in the middle, moving back and forth, 
 mouse, undo and redo; the store then holds exactly the answers the keys gave, and the
 paper's Table 2 from people is what those answers make. Model text that looks like HTML is
 shown as text and runs nothing; the page logs no error, breaks no policy and asks nothing
-of any other address; a store that cannot be written is said on the page, not hidden."""
+of any other address; a store that cannot be written is said on the page, not hidden, and so
+is an app that was stopped; leaving with answers not yet saved asks first. A long output is
+read by keys, and every control is in reach on a small screen."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from review_runs import (
     draw,
     fake_run,
     first_in_sample,
+    in_sample,
     ratings_of,
     session,
     set_output,
@@ -46,15 +49,25 @@ PLAN = [
     ("nyy", "d"), ("yyy", "a"), ("yyn", "c"), ("yyy", "b"), ("ynn", "c"),
     ("yyy", "a"), ("nny", "d"), ("yyy", "a"), ("yny", "b"), ("yyn", "c"),
 ]  # fmt: skip
+# The second and third items' outputs: longer than their box (each starts at its top).
+LONG = "\n".join(f"{n:03} " + "a long line of model output, " * 5 for n in range(120))
+SCROLLED = 3  # sample positions 1..SCROLLED-1 have the long output
 NOTE = "Needs a source. Typed keys y n j k u stay in the note."
 NOTED = 4  # the item given the note
 
 
+LAPTOP = (1366, 768)
+SMALL = (800, 600)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fake run whose first sampled instance's output is HTML that would run script."""
+    """A fake run whose first sampled instance's output is HTML that would run script, and
+    whose next two have a long output."""
     found = fake_run(tmp_path_factory.mktemp("review") / "run")
     set_output(found, first_in_sample(found), HOSTILE)
+    for position in range(1, SCROLLED):
+        set_output(found, in_sample(found, position), LONG)
     assert len(draw(found, SAMPLE)) == SAMPLE
     return found
 
@@ -75,9 +88,9 @@ def serving(run: Path, reviewer: str) -> Iterator[ReviewServer]:
 class Reviewing:
     """The review page open in a laptop-sized tab, with what it logged and requested."""
 
-    def __init__(self, browser: Any, server: ReviewServer) -> None:
+    def __init__(self, browser: Any, server: ReviewServer, size: tuple[int, int] = LAPTOP) -> None:
         self.server = server
-        self.page = browser.new_page(viewport={"width": 1366, "height": 768})
+        self.page = browser.new_page(viewport={"width": size[0], "height": size[1]})
         self.errors: list[str] = []
         self.requests: list[str] = []
         self.dialogs: list[str] = []
@@ -91,8 +104,8 @@ class Reviewing:
         self.ready()
 
     def _dialog(self, dialog: Any) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
+        self.dialogs.append(dialog.type)
+        dialog.dismiss()  # a beforeunload dialog: stay on the page
 
     def ready(self) -> None:
         wait_until(self.page, "document.body.dataset.ready")
@@ -307,3 +320,138 @@ def test_a_store_that_cannot_be_written_is_said_on_the_page(browser: Any, run: P
         # The browser reports the refused request itself; nothing else went wrong.
         assert [e for e in review.errors if "status of 503" not in e] == []
         review.page.close()
+
+
+def scroll_top(review: Reviewing, selector: str) -> float:
+    return review.page.eval_on_selector(selector, "n => n.scrollTop")
+
+
+def test_a_long_output_is_read_by_keys_from_its_top(browser: Any, run: Path) -> None:
+    """Space and PageDown scroll the output box down, Shift+Space and PageUp up, the arrows
+    a little, Home and End to its ends; the next item's text starts at its top."""
+    ids = [item.instance for item in session(run, "ken").items]
+    with serving(run, "ken") as server:
+        review = Reviewing(browser, server)
+        assert "Space" in review.text("footer.keys") and "PageDown" in review.text("#help")
+        review.keys("j")
+        assert review.data("item") == ids[1]
+        assert review.page.eval_on_selector("#output", "n => n.scrollHeight > 3 * n.clientHeight")
+        end = review.page.eval_on_selector("#output", "n => n.scrollHeight - n.clientHeight")
+        assert scroll_top(review, "#output") == 0
+        review.keys("Space")
+        page = scroll_top(review, "#output")
+        assert page > 100
+        review.keys("PageDown")
+        assert scroll_top(review, "#output") == pytest.approx(2 * page, abs=2)
+        review.keys("Shift+Space")
+        assert scroll_top(review, "#output") == pytest.approx(page, abs=2)
+        review.keys("PageUp")
+        assert scroll_top(review, "#output") == 0
+        review.keys("ArrowDown")
+        assert 0 < scroll_top(review, "#output") < page
+        review.keys("ArrowUp", "End")
+        assert scroll_top(review, "#output") == pytest.approx(end, abs=1)
+        review.keys("Home")
+        assert scroll_top(review, "#output") == 0
+        # Scrolled down (by keys, or the wheel: the pane too), the next item starts at its
+        # top, and so does this one when it is shown again.
+        review.keys("End")
+        review.page.eval_on_selector("#item", "n => { n.scrollTop = n.scrollHeight; }")
+        review.keys("j")
+        assert review.data("item") == ids[2]
+        assert scroll_top(review, "#output") == 0 and scroll_top(review, "#item") == 0
+        review.page.eval_on_selector("#output", "n => { n.scrollTop = 500; }")
+        review.keys("k")
+        assert review.data("item") == ids[1] and scroll_top(review, "#output") == 0
+        # The keys answered nothing.
+        assert review.data("cursor") == "instruction" and review.data("pending") == "0"
+        assert ratings_of(run, "ken") == {}
+        assert review.errors == [] and review.dialogs == []
+        review.page.close()
+
+
+def test_leaving_with_answers_not_yet_saved_asks_first(browser: Any, run: Path) -> None:
+    """While answers wait for the server (it waits for the run's lock), the status counts
+    them and leaving the page asks first (headless Chromium runs no beforeunload on
+    page.close(), so the page is left by reloading it); once they are saved it just goes."""
+    item = session(run, "mia").items[0].instance
+    with start_server(session(run, "mia", patience=30)).serving() as server:
+        review = Reviewing(browser, server)
+        page = review.page
+        with RunStore.open(run):  # another command holds the run's lock for a while
+            review.keys("y", "n")
+            wait_until(page, "document.body.dataset.pending === '2'")
+            assert review.text("#status") == "Saving 2…"
+            with page.expect_event("dialog", timeout=10_000):
+                page.evaluate("setTimeout(() => location.reload(), 0)")
+            assert review.dialogs == ["beforeunload"]  # dismissed: the page stays
+        review.settled()
+        stored = ratings_of(run, "mia")[item].answers
+        assert stored == {"instruction": True, "input": False, "output": None}
+        page.reload()
+        review.ready()
+        assert review.data("cursor") == "output" and review.dialogs == ["beforeunload"]
+        assert review.errors == []
+        page.close()
+
+
+def test_a_stopped_app_is_said_and_nothing_shown_as_saved(browser: Any, run: Path) -> None:
+    """An answer the app never received (it was stopped) is not shown as given, and the
+    status says what happened and what to do, until an answer is saved again."""
+    item = session(run, "liam").items[0].instance
+    with serving(run, "liam") as server:
+        review = Reviewing(browser, server)
+        page = review.page
+        review.keys("y")
+        review.settled()
+        server.shutdown()  # as a kill would: nothing answers at its address
+        review.keys("y")
+        wait_until(
+            page,
+            "document.body.dataset.status === 'error' && document.body.dataset.pending === '0'",
+        )
+        shown = review.text("#status")
+        assert "cannot reach the review app" in shown and "selfinstruct review again" in shown
+        assert "the address it prints" in shown and "are the ones stored" not in shown
+        assert page.get_attribute("#status", "role") == "alert"
+        assert review.pressed("instruction") == ["true"] and review.pressed("input") == []
+        assert review.data("cursor") == "input"
+        review.keys("n", "n")  # still not saved, still said
+        wait_until(page, "document.body.dataset.pending === '0'")
+        assert review.data("status") == "error" and "cannot reach" in review.text("#status")
+        assert review.pressed("input") == [] and review.pressed("output") == []
+        stored = ratings_of(run, "liam")[item].answers
+        assert stored == {"instruction": True, "input": None, "output": None}
+        # The browser reports the refused connections itself; nothing else went wrong.
+        assert [e for e in review.errors if "ERR_CONNECTION_REFUSED" not in e] == []
+        page.close()
+
+
+def test_every_control_is_in_reach_on_a_small_screen(browser: Any, run: Path) -> None:
+    """At 800x600 each button and the note can be scrolled to and is not under the footer
+    or anything else (the questions' panel scrolls on its own)."""
+    with serving(run, "nina") as server:
+        review = Reviewing(browser, server, SMALL)
+        page = review.page
+        assert page.evaluate("document.documentElement.scrollHeight") <= SMALL[1]
+        controls = page.query_selector_all("header button, main button, main textarea")
+        assert len(controls) == 1 + 6 + 4 + 1 + 3
+        for control in controls:
+            control.scroll_into_view_if_needed()
+            assert control.evaluate(IN_REACH), control.evaluate("n => n.outerHTML")
+        review.keys("m")  # the note by its key: in view
+        assert page.evaluate("document.activeElement.id") == "note"
+        assert page.eval_on_selector("#note", IN_REACH)
+        review.keys("Escape")
+        assert review.errors == []
+        page.close()
+
+
+# A node wholly in the window, and the one found at its middle (nothing on top of it).
+IN_REACH = """n => {
+  const box = n.getBoundingClientRect();
+  const inside = box.top >= 0 && box.left >= 0 && box.bottom <= innerHeight
+    && box.right <= innerWidth && box.height > 20;
+  const found = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+  return inside && n.contains(found);
+}"""

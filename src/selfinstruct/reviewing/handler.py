@@ -4,16 +4,19 @@ the page's files or to the app's API, and answered with the security headers.
 The token in the path is the only thing that makes a request the reviewer's: a web page open
 in the same browser could otherwise post answers to a port it guessed. So besides it, what a
 browser would send from elsewhere is refused: a Host that is not this address (DNS
-rebinding), a POST from another origin or site, a body that is not JSON (a form can post
-without asking), and every response carries a Content-Security-Policy that lets the page load
-its own files and nothing else. Refusals are JSON ({"error": ...}) that never repeat the
-request (its path holds the token), and nothing is logged: the access log would print the
-token too."""
+rebinding), any request from another origin or site (a GET too: another page may not read
+the state or load the page's files; only following a link to the page itself from another
+site opens it, as typing its address would), a body that is not JSON (a form can post without
+asking), and every response carries a Content-Security-Policy that lets the page load its own
+files and nothing else. Refusals are JSON ({"error": ...}) that never repeat the request (its
+path holds the token), and nothing is logged: the access log would print the token too. A
+client that hangs up before its reply is no error; anything else unexpected is one line on
+stderr (the error's name and message, the token taken out), never a traceback."""
 
 from __future__ import annotations
 
 import json
-import traceback
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -47,8 +50,12 @@ ASSETS = {
 }
 STATE = "api/state"
 POSTS = ("api/answer", "api/undo")
-# Sec-Fetch-Site values a POST may carry: the page itself (or no browser at all).
+# Sec-Fetch-Site values a request may carry: the page itself, or an address typed or opened
+# from outside a browser (no browser at all sends none).
 SAME_ORIGIN = ("same-origin", "none")
+# A connection the client closed or reset before its reply, or that sent nothing in time.
+HUNG_UP = (ConnectionError, TimeoutError)
+REPORT_LIMIT = 300  # characters of an unexpected error's message on stderr
 
 
 class Refused(Exception):
@@ -107,12 +114,14 @@ def bad_request(message: str) -> Refused:
 
 class App(Protocol):
     """What the handler serves: which Host and Origin are its own, what a path asks for,
-    and the API's answers (each may raise Refused)."""
+    and the API's answers (each may raise Refused); `redacted` takes the token out of a
+    text."""
 
     hosts: frozenset[str]
     origins: frozenset[str]
 
     def route(self, target: str) -> str: ...
+    def redacted(self, text: str) -> str: ...
     def state(self) -> Reply: ...
     def answer(self, body: Mapping[str, Any]) -> Reply: ...
     def undo(self, body: Mapping[str, Any]) -> Reply: ...
@@ -129,6 +138,23 @@ class AppServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
         super().__init__(address, Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """An exception out of a request's thread: nothing when the client hung up (a closed
+        tab, a reset), one line otherwise (socketserver prints a traceback and the
+        client's address)."""
+        found = sys.exception()
+        if found is not None and not isinstance(found, HUNG_UP):
+            self.report("a request failed", found)
+
+    def report(self, what: str, exc: BaseException) -> None:
+        """One line on stderr: what failed, the error's name and message (on one line, the
+        token taken out)."""
+        detail = self.app.redacted(" ".join(str(exc).split()))
+        if len(detail) > REPORT_LIMIT:
+            detail = detail[: REPORT_LIMIT - 1] + "…"
+        error = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        print(f"selfinstruct review: {what} ({error})", file=sys.stderr, flush=True)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -177,7 +203,6 @@ class Handler(BaseHTTPRequestHandler):
         name = self._checked()
         if name not in POSTS:
             raise not_allowed("GET") if name in ASSETS or name == STATE else not_found()
-        self._check_origin()
         body = self._json_body()
         app = self.server.app
         return app.answer(body) if name == "api/answer" else app.undo(body)
@@ -193,20 +218,26 @@ class Handler(BaseHTTPRequestHandler):
     # -- checks -------------------------------------------------------------------------
     def _checked(self) -> str:
         """The route asked for, once the Host is this server's (a page on another name
-        that resolves here, DNS rebinding, is refused before anything else)."""
+        that resolves here, DNS rebinding, is refused before anything else) and the request
+        comes from the page itself, whatever its method."""
         hosts = self.headers.get_all("Host") or []
         if len(hosts) != 1 or hosts[0].strip().lower() not in self.server.app.hosts:
             raise Refused(HTTPStatus.FORBIDDEN, "the Host header is not this review server")
-        return self.server.app.route(self.path)
-
-    def _check_origin(self) -> None:
-        """A POST must come from the page itself: no other Origin, no other site."""
         origin = self.headers.get("Origin")
         if origin is not None and origin not in self.server.app.origins:
             raise Refused(HTTPStatus.FORBIDDEN, "requests from another origin are refused")
-        site = self.headers.get("Sec-Fetch-Site")
-        if site is not None and site.strip().lower() not in SAME_ORIGIN:
+        name = self.server.app.route(self.path)
+        site = self.headers.get("Sec-Fetch-Site", "same-origin").strip().lower()
+        if site not in SAME_ORIGIN and not (name == "" and self._opens_the_page()):
             raise Refused(HTTPStatus.FORBIDDEN, "requests from another site are refused")
+        return name
+
+    def _opens_the_page(self) -> bool:
+        """A link followed to the page from another site (a notebook's, say): the tab shows
+        the page, and the other site reads nothing of it. Not in a frame, not a fetch."""
+        mode = self.headers.get("Sec-Fetch-Mode", "").strip().lower()
+        dest = self.headers.get("Sec-Fetch-Dest", "").strip().lower()
+        return self.command == "GET" and mode == "navigate" and dest == "document"
 
     def _json_body(self) -> dict[str, Any]:
         """The request's body: a JSON object of at most BODY_LIMIT bytes."""
@@ -251,28 +282,32 @@ class Handler(BaseHTTPRequestHandler):
         except Refused as refused:
             reply = refusal(refused)
         except Exception as exc:  # a bug: say so, without the request (it holds the token)
-            traceback.print_exc()
+            self.server.report("internal error answering a request", exc)
             reply = refusal(
                 Refused(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error ({type(exc).__name__})")
             )
         self._send(reply)
 
     def _send(self, reply: Reply) -> None:
+        """Send the reply; a client that hung up before it is let go quietly."""
         self._drain()
         self.server.app.counted(reply)  # before the client can read the reply
         if self.request_version == "HTTP/0.9":  # what http.server assumes of a line it could
             self.request_version = "HTTP/1.0"  # not parse: it would send no status or header
-        self.send_response(reply.status)
-        for name, value in (
-            *HEADERS.items(),
-            ("Content-Type", reply.content_type),
-            ("Content-Length", str(len(reply.body))),
-            *reply.headers,
-        ):
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(reply.body)
+        try:
+            self.send_response(reply.status)
+            for name, value in (
+                *HEADERS.items(),
+                ("Content-Type", reply.content_type),
+                ("Content-Length", str(len(reply.body))),
+                *reply.headers,
+            ):
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(reply.body)
+        except HUNG_UP:
+            self.close_connection = True
         self._body_read = False
 
     def _drain(self) -> None:

@@ -55,6 +55,7 @@ class ReviewServer:
     def __init__(self, session: ReviewSession, port: int, token: str) -> None:
         self.session = session
         self._token = token.encode()
+        self._token_text = token
         self._count_lock = threading.Lock()
         self._started = False
         self.answers = 0
@@ -111,6 +112,10 @@ class ReviewServer:
         if not slash or not hmac.compare_digest(token.encode(), self._token):
             raise not_found()
         return name
+
+    def redacted(self, text: str) -> str:
+        """`text` without the token (for what is printed of an unexpected error)."""
+        return text.replace(self._token_text, "<token>") if self._token_text else text
 
     def state(self) -> Reply:
         return json_reply(self._call(self.session.state))

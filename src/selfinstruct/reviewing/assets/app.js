@@ -2,8 +2,10 @@
 // The review page: one reviewer rates the run's sampled instances, keyboard first. Every
 // answer is posted as it is given (the server commits it to the run store) and the page
 // never keeps anything the server does not have: on load it reads api/state and resumes at
-// the first item not yet complete. The items are model output: every text is set with
-// textContent, never parsed as HTML.
+// the first item not yet complete. An answer is shown at once; one the server did not take is
+// taken back (the page then shows what the server last said it stored), and leaving the page
+// while answers are still on their way asks first. The items are model output: every text is
+// set with textContent, never parsed as HTML.
 (function () {
   const QUESTIONS = ["instruction", "input", "output"];
   const STEPS = [...QUESTIONS, "rating"];
@@ -11,16 +13,26 @@
   const body = document.body;
   const note = $("note");
 
-  const state = { items: [], ratings: {}, index: 0, cursor: 0, ready: false, pending: 0, error: "", shown: -1 };
-  let queue = Promise.resolve(); // requests go one after another, in the order given
+  // ratings: what is shown; stored: what the server last said it stored (answers go to it
+  // one after another, in the order given: undo follows the order the server received them).
+  const state = { items: [], ratings: {}, stored: {}, index: 0, cursor: 0, ready: false, pending: 0, error: "", shown: -1 };
+  let queue = Promise.resolve();
+  const UNREACHABLE = "cannot reach the review app (was it stopped?). Run selfinstruct review " +
+    "again and open the address it prints: it resumes where your saved answers end.";
+  const LINE = 40; // pixels an arrow key scrolls
 
   // -- talking to the server ------------------------------------------------------------
+  // A request the server refused (status), or that reached no server at all (unreachable).
   class Failure extends Error {
-    constructor(status, why) { super(`(${status}) ${why}`); }
+    constructor(status, why) {
+      super(status === null ? why : `(${status}) ${why}`);
+      this.unreachable = status === null;
+    }
   }
 
   async function call(method, path, payload) {
-    const options = { method, cache: "no-store", credentials: "same-origin" };
+    // keepalive: an answer already on its way is still delivered if the tab is closed.
+    const options = { method, cache: "no-store", credentials: "same-origin", keepalive: method === "POST" };
     if (payload !== undefined) {
       options.headers = { "Content-Type": "application/json" };
       options.body = JSON.stringify(payload);
@@ -29,7 +41,7 @@
     try {
       response = await fetch(path, options);
     } catch (err) {
-      throw new Failure("no answer", "the review server is not answering: is selfinstruct review still running?");
+      throw new Failure(null, UNREACHABLE);
     }
     let data = null;
     try { data = await response.json(); } catch (err) { data = null; }
@@ -54,21 +66,26 @@
 
   function failed(what) {
     return (err) => {
-      state.error = `${what} ${err.message} — the answers shown are the ones stored.`;
+      state.error = err.unreachable
+        ? `${what}: ${err.message}`
+        : `${what} ${err.message} — the answers shown are the ones stored.`;
       showStatus();
       resync();
     };
   }
 
-  // After a failure: show what the store holds (once the queue has drained).
+  // After a failure: show what the store holds (once the queue has drained): as the server
+  // says it now, or, when it cannot be asked, as it last said it.
   function resync() {
     queue = queue.then(() => call("GET", "api/state")).then((data) => {
+      state.stored = data.ratings;
+    }, () => undefined).then(() => {
       if (state.pending === 0) {
-        state.ratings = data.ratings;
+        state.ratings = structuredClone(state.stored);
         state.cursor = firstOpen(ratingOf(current().id));
         render();
       }
-    }).catch(() => undefined);
+    });
   }
 
   // -- the answers ------------------------------------------------------------------------
@@ -95,7 +112,8 @@
     message("");
     send("api/answer", { id, field, value }).then((result) => {
       state.error = "";
-      if (state.pending === 0) state.ratings[result.id] = result.rating;
+      state.stored[result.id] = result.rating;
+      if (state.pending === 0) state.ratings[result.id] = structuredClone(result.rating);
       showStatus();
       render();
     }).catch(failed("Not saved"));
@@ -141,7 +159,8 @@
         message("Nothing to undo.");
         return;
       }
-      state.ratings[result.id] = result.rating;
+      state.stored[result.id] = result.rating;
+      state.ratings[result.id] = structuredClone(result.rating);
       const at = state.items.findIndex((item) => item.id === result.id);
       if (at >= 0) {
         state.index = at;
@@ -165,6 +184,34 @@
     state.cursor = step;
     render();
   }
+
+  // -- reading a long item by keys ------------------------------------------------------------
+  // Down scrolls the first text box (instruction, input, output) with more below, brought
+  // into view; when none has, the item's pane. Up is the same from the last box upwards.
+  const TEXTS = ["instruction", "input", "output"];
+
+  function scrollItem(down, by) {
+    const pane = $("item");
+    const boxes = TEXTS.map($).filter((node) => node.scrollHeight - node.clientHeight > 1);
+    if (!down) boxes.reverse();
+    const room = (node) => (down ? node.scrollHeight - node.clientHeight - node.scrollTop > 1 : node.scrollTop > 0);
+    const target = boxes.find(room) || pane;
+    const step = by === "page" ? Math.max(target.clientHeight * 0.85, LINE) : LINE;
+    target.scrollBy(0, down ? step : -step);
+    if (target !== pane) target.scrollIntoView({ block: "nearest" });
+  }
+
+  // Home / End: every box and the pane to its top or end.
+  function scrollItemTo(end) {
+    for (const node of [...TEXTS.map($), $("item")]) node.scrollTop = end ? node.scrollHeight : 0;
+  }
+
+  const SCROLL_KEYS = {
+    " ": (shift) => scrollItem(!shift, "page"),
+    PageDown: () => scrollItem(true, "page"), PageUp: () => scrollItem(false, "page"),
+    ArrowDown: () => scrollItem(true, "line"), ArrowUp: () => scrollItem(false, "line"),
+    End: () => scrollItemTo(true), Home: () => scrollItemTo(false),
+  };
 
   function toggleHelp(show) {
     const help = $("help");
@@ -203,6 +250,11 @@
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (Object.hasOwn(SCROLL_KEYS, key)) {
+      event.preventDefault(); // also keeps Space from pressing a button clicked before
+      SCROLL_KEYS[key](event.shiftKey);
+      return;
+    }
     const action = KEYS[key];
     if (!action || (event.repeat && !REPEATABLE.has(key))) return;
     event.preventDefault();
@@ -245,7 +297,7 @@
       status.textContent = state.error;
     } else if (state.pending) {
       kind = "saving";
-      status.textContent = "Saving…";
+      status.textContent = `Saving ${state.pending}…`;
     } else {
       status.textContent = "Saved";
     }
@@ -295,8 +347,8 @@
     setText($("instruction"), item.instruction, "(empty instruction)");
     setText($("input"), item.input, "(no input)");
     setText($("output"), item.output, "(empty output)");
-    if (state.shown !== state.index) {
-      $("item").scrollTop = 0;
+    if (state.shown !== state.index) { // another item: its text from the top
+      for (const node of [$("item"), ...TEXTS.map($)]) node.scrollTop = 0;
       state.shown = state.index;
     }
     if (document.activeElement !== note) note.value = rating.note || "";
@@ -321,7 +373,8 @@
       return;
     }
     state.items = data.items;
-    state.ratings = data.ratings;
+    state.stored = data.ratings;
+    state.ratings = structuredClone(data.ratings);
     $("who").textContent = `${data.reviewer} reviewing ${data.run}`;
     state.ready = true;
     showStatus();
@@ -334,7 +387,17 @@
     body.dataset.ready = "1";
   }
 
+  // Leaving while answers are on their way (or a note is being written) asks first: those
+  // not yet sent would be lost.
+  function onLeave(event) {
+    if (document.activeElement === note) saveNote();
+    if (state.pending === 0) return;
+    event.preventDefault();
+    event.returnValue = "";
+  }
+
   document.addEventListener("keydown", onKey);
+  window.addEventListener("beforeunload", onLeave);
   $("questions").addEventListener("click", onQuestionClick);
   $("prev").addEventListener("click", () => go(state.index - 1));
   $("next").addEventListener("click", () => go(state.index + 1));
