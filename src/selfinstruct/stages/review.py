@@ -163,11 +163,11 @@ def numbers(ctx: RunContext) -> dict[str, Any]:
     if not ratings:
         return {}
     found = verdicts(ratings)
+    stored_labels = store.labels.all()  # instruction id -> (answer, is_classification)
     labels = {
-        instance: is_clf
+        instance: stored_labels[int(instance.split(".")[0])][1]
         for instance in found
-        if (is_clf := store.labels.all().get(int(instance.split(".")[0]), ("", None))[1])
-        is not None
+        if int(instance.split(".")[0]) in stored_labels
     }
     criteria = criteria_of(ctx.config)
     return {
