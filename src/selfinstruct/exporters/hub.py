@@ -5,15 +5,13 @@ read by `datasets.load_dataset("parquet", ...)` and pandas) and a `datasets` dir
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import InputError, RunError
 from selfinstruct.exporters.records import Example, ExportFormat, has_provenance, provenance_fields
+from selfinstruct.io.atomic import replaced_atomically
 
 HINT = "pip install 'selfinstruct[hub]' (the datasets package, with pyarrow)"
 COLUMNS = ("instruction", "input", "output")
@@ -55,15 +53,8 @@ def write_parquet(path: Path, examples: Sequence[Example]) -> None:
     except ImportError as exc:
         raise RunError(f"--format parquet needs pyarrow: {HINT}") from exc
     table = pa.table(_columns(examples), schema=_schema(examples))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replaced_atomically(path) as tmp:
+        pq.write_table(table, str(tmp))
 
 
 def write_hf(path: Path, examples: Sequence[Example]) -> None:
@@ -74,16 +65,8 @@ def write_hf(path: Path, examples: Sequence[Example]) -> None:
         raise InputError(path, "exists and is not a saved dataset; choose a new directory")
     features = datasets.Features.from_arrow_schema(_schema(examples))
     dataset = datasets.Dataset.from_dict(_columns(examples), features=features)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
+    with replaced_atomically(path, directory=True) as tmp:
         dataset.save_to_disk(str(tmp))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _datasets() -> Any:

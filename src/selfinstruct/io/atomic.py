@@ -1,4 +1,5 @@
-"""JSON Lines that always parse, written atomically (temp file, fsync, rename)."""
+"""JSON Lines that always parse, written atomically (temp file, fsync, rename); what is
+written so gets the mode the umask gives, like any new file."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import errno
 import json
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +42,38 @@ def write_atomic(path: Path, chunks: Iterable[str]) -> None:
     """Write all chunks to `path` or leave the old file untouched."""
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a directory, expected a file path", str(path))
+    with replaced_atomically(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as out:
+        for chunk in chunks:
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+@contextmanager
+def replaced_atomically(path: Path, *, directory: bool = False) -> Iterator[Path]:
+    """A new, empty temporary file (a directory if asked) beside `path` to write into. When
+    the block ends without an error it gets the mode a new file or directory gets under the
+    umask (tempfile makes them private) and replaces `path` (an existing directory is removed
+    first); when the block fails it is removed and `path` is left as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    prefix = f".{path.name}."
+    if directory:
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix, suffix=TEMP_SUFFIX))
+    else:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=TEMP_SUFFIX)
+        os.close(fd)
+        tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())
+        yield tmp
+        os.chmod(tmp, (0o777 if directory else 0o666) & ~current_umask())
+        if directory and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if directory:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
         raise
 
 
