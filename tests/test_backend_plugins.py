@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from conftest import cli, cli_process
 
 from selfinstruct.errors import BackendError
 from selfinstruct.llm.base import LLM
 from selfinstruct.llm.choice import ModelChoice
 from selfinstruct.llm.registry import (
+    BUILT_IN,
     ENTRY_POINT_GROUP,
     _targets,
     backend_class,
@@ -125,3 +129,19 @@ def test_batch_files_need_a_backend_that_takes_them(tmp_path: Path) -> None:
     assert written.stdout.startswith("wrote 3 classify requests")
     assert "batch" not in backend_class("embedded").supports
     assert "batch" in backend_class("openai").supports
+
+
+def test_the_users_commands_never_offer_the_example_plugin() -> None:
+    """The plug-in is on this process's path only: a command started as a user starts one (a
+    new interpreter from the environment `make test` installed) finds no such distribution
+    and offers the built-in backends."""
+    shown = cli_process("run", "--help").stdout
+    choices = re.search(r"--backend \[([a-z|]+)\]", shown)
+    assert choices is not None, shown
+    assert choices.group(1).split("|") == sorted(BUILT_IN)
+    probe = (
+        "from importlib import metadata; "
+        f"print([e.name for e in metadata.entry_points(group={ENTRY_POINT_GROUP!r})])"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert found.stdout.strip() == "[]", found.stderr
