@@ -49,5 +49,5 @@ class Commands(click.Group):
 @click.version_option(package_name="selfinstruct")
 def main() -> None:
     """Generate instruction-tuning data from a few seed tasks with a language model,
-    following Self-Instruct (Wang et al., 2022): bootstrap -> classify -> instances ->
+    following Self-Instruct (Wang et al., 2023): bootstrap -> classify -> instances ->
     (relabel, judge: quality checks, when turned on) -> prepare."""

@@ -1,4 +1,4 @@
-"""The paper's reported figures (Wang et al., 2022, "Self-Instruct"), written out here only.
+"""The paper's reported figures (Wang et al., 2023, "Self-Instruct"), written out here only.
 
 - Table 1: statistics of the data GPT-3 generated from the 175 seed tasks;
 - Table 2: an expert's review of 200 sampled instructions, each with one instance: three
