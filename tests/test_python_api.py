@@ -4,12 +4,15 @@ typed."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 import selfinstruct
 from selfinstruct.errors import EmptyDatasetError, InputError, RunError
@@ -24,19 +27,81 @@ def documented_example() -> str:
     return found.group(1)
 
 
-def test_the_documented_example_runs_as_written(tmp_path: Path) -> None:
+# What `make demo` installs: this package with these extras, and all they require.
+DEMO_EXTRAS = ("embedded", "report")
+
+# Run before the example: an import of a module that no distribution `make demo` installs
+# fails as it would there (a test environment holds more: pandas, datasets, torch).
+DEMO_ONLY = """
+import sys
+
+class NotInstalled:
+    allowed = set({allowed!r}) | set(sys.stdlib_module_names)
+    allowed |= {{name.partition(".")[0] for name in sys.modules}}
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.partition(".")[0] not in cls.allowed:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (not in make demo)", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled)
+"""
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_with(name: str, extras: tuple[str, ...]) -> set[str]:
+    """The distributions `pip install 'NAME[EXTRAS]'` brings (normalized names), as the
+    installed ones' metadata says."""
+    seen: set[tuple[str, str]] = set()
+    wanted = [(name, extra) for extra in ("", *extras)]
+    while wanted:
+        dist, extra = wanted.pop()
+        if (normalized(dist), extra) in seen:
+            continue
+        seen.add((normalized(dist), extra))
+        for line in metadata.requires(dist) or []:
+            required = Requirement(line)
+            if required.marker is None or required.marker.evaluate({"extra": extra}):
+                wanted += [(required.name, x) for x in ("", *required.extras)]
+    return {dist for dist, _ in seen}
+
+
+def demo_modules() -> list[str]:
+    """The top-level modules of what `make demo` installs."""
+    dists = installed_with("selfinstruct", DEMO_EXTRAS)
+    owners = metadata.packages_distributions()
+    found = {
+        module for module, names in owners.items() if any(normalized(n) in dists for n in names)
+    }
+    return sorted(found | {"selfinstruct"})
+
+
+def test_what_make_demo_installs_is_known() -> None:
+    modules = demo_modules()
+    assert {"selfinstruct", "llama_cpp", "spacy", "numpy", "click"} <= set(modules)
+    assert not {"pandas", "datasets", "torch", "pyarrow"} & set(modules)
+
+
+def test_the_documented_example_runs_after_make_demo_alone(tmp_path: Path) -> None:
+    """The example runs with what `make demo` installs (no pandas), and the counts it prints
+    are the run's: parsed instances, those prepare kept (the exported records)."""
+    code = DEMO_ONLY.format(allowed=demo_modules()) + documented_example()
     result = subprocess.run(
-        [sys.executable, "-c", documented_example()],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    assert "instances kept" in result.stdout
-    assert "records exported" in result.stdout
-    assert (tmp_path / "runs" / "api-demo.json").is_file()
-    assert (tmp_path / "runs" / "api-demo" / "exports" / "alpaca.json").is_file()
+    run = tmp_path / "runs" / "api-demo"
+    exported = json.loads((tmp_path / "runs" / "api-demo.json").read_text(encoding="utf-8"))
+    assert exported == json.loads((run / "exports" / "alpaca.json").read_text(encoding="utf-8"))
+    prepared = json.loads((run / "run.json").read_text(encoding="utf-8"))["funnel"]["prepared"]
+    parsed = prepared["instances"] + sum(prepared["instances_dropped"].values())
+    assert parsed > len(exported) == prepared["instances"]  # the fake backend's repeats drop
+    assert f"{parsed} instances parsed, {len(exported)} kept" in result.stdout
+    assert f"{len(exported)} records exported" in result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +165,13 @@ def test_frames(run: selfinstruct.Run) -> None:
     assert len(frame) == len(run.instances())
     dataset = run.to_hf_dataset()
     assert dataset.num_rows == len(frame)
+
+
+def test_frames_of_the_kept_instances_are_the_dataset(run: selfinstruct.Run) -> None:
+    kept = run.dataset()
+    assert len(kept) < len(run.instances())  # the fake backend's repeats are dropped
+    assert run.to_pandas(kept=True).to_dict("records") == kept
+    assert run.to_hf_dataset(kept=True).to_list() == kept
 
 
 def test_estimate_reads_without_writing(run: selfinstruct.Run) -> None:

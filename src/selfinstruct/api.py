@@ -7,8 +7,10 @@ and report are thin layers over it.
     run.generate()                      # bootstrap, classify, instances, prepare
     for task in run.instructions():     # typed records
         print(task.id, task.instruction, task.is_classification)
-    run.export("alpaca", "x.json")
-    frame = run.to_pandas()             # one row per instance (needs pandas)
+    parsed = run.instances()            # every parsed instance, before prepare's filters
+    kept = run.dataset()                # the instances prepare keeps: the dataset
+    run.export("alpaca", "x.json")      # the dataset, in one format
+    frame = run.to_pandas(kept=True)    # the dataset as a DataFrame (needs pandas)
 
 Each call opens the run for as long as it works on it: generating takes the run's lock (one
 writer at a time, the CLI included); reading opens the store read-only, so it works while
@@ -63,8 +65,8 @@ from selfinstruct.views.tasks import parse_task, parsed_tasks
 if TYPE_CHECKING:
     from selfinstruct.report.build import Written
 
-PANDAS_HINT = "to_pandas needs pandas: pip install pandas"
-DATASETS_HINT = "to_hf_dataset needs the datasets package: pip install datasets"
+PANDAS_HINT = "to_pandas needs pandas: pip install pandas (or the hub extra: 'selfinstruct[hub]')"
+DATASETS_HINT = "to_hf_dataset needs the datasets package: pip install 'selfinstruct[hub]'"
 
 
 def provenance_refused(format: str) -> str:
@@ -213,7 +215,8 @@ class Run:
             return prompt_sources(ctx.store, ctx.config, ctx.seeds)
 
     def instances(self) -> list[Instance]:
-        """Every parsed instance, before prepare's filters (see `dataset` for those)."""
+        """Every parsed instance, before prepare's filters: more than the dataset holds
+        (`dataset()` gives the instances prepare keeps)."""
         with self._view() as ctx:
             return [
                 Instance(
@@ -229,7 +232,9 @@ class Run:
             ]
 
     def dataset(self) -> list[dict[str, str]]:
-        """The filtered data, as instruction/input/output dicts (what `alpaca` exports)."""
+        """The dataset: the instances prepare keeps (after its filters), as
+        instruction/input/output dicts, what `export` writes (`instances()` gives every
+        parsed one)."""
         with self._view() as ctx:
             data = prepare.prepared_data(ctx, prepare.STAGE_DEF.new_stats())
         return [
@@ -308,22 +313,28 @@ class Run:
         layers = _merged(self.layers, settings)
         return estimate_run(RunOptions(self.path, layers, self.quiet))
 
-    def to_pandas(self) -> Any:
-        """The parsed instances as a pandas DataFrame, one row per instance."""
+    def to_pandas(self, *, kept: bool = False) -> Any:
+        """A pandas DataFrame, one row per instance: every parsed one (as `instances()`), or
+        with `kept=True` the dataset, the ones prepare keeps (as `dataset()`). Needs pandas
+        (the `hub` extra brings it)."""
         try:
             import pandas
         except ImportError as exc:
             raise RunError(PANDAS_HINT) from exc
-        return pandas.DataFrame([vars(instance) for instance in self.instances()])
+        return pandas.DataFrame(self._rows(kept))
 
-    def to_hf_dataset(self) -> Any:
-        """The parsed instances as a Hugging Face `datasets.Dataset`."""
+    def to_hf_dataset(self, *, kept: bool = False) -> Any:
+        """A Hugging Face `datasets.Dataset`, one row per instance: every parsed one, or with
+        `kept=True` the ones prepare keeps (as `to_pandas`). Needs the `hub` extra."""
         try:
             import datasets
         except ImportError as exc:
             raise RunError(DATASETS_HINT) from exc
-        rows = [vars(instance) for instance in self.instances()]
-        return datasets.Dataset.from_list(rows)
+        return datasets.Dataset.from_list(self._rows(kept))
+
+    def _rows(self, kept: bool) -> list[dict[str, Any]]:
+        """The dataset's rows (`kept`), or every parsed instance's."""
+        return list(self.dataset()) if kept else [vars(i) for i in self.instances()]
 
     # -- opening ----------------------------------------------------------------------------
     def _opened(
