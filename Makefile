@@ -20,13 +20,14 @@ $(BIN)/python:
 
 install: $(INSTALLED)
 
+# The embedded engine first, on its own: PyPI has llama-cpp-python as source only, and its
+# build takes minutes. scripts/install_engine.py says so before it starts and shows its
+# progress; the rest installs quietly. Then the engine's smoke test, which rebuilds it once
+# without pip's cache if it fails (and says so only then).
 $(INSTALLED): pyproject.toml | $(BIN)/python
+	@$(BIN)/python scripts/install_engine.py
 	$(BIN)/pip install --quiet -e '.[embedded,report]'
-	$(BIN)/python scripts/check_engine.py || ( \
-	  echo "llama-cpp-python failed its smoke test; rebuilding it without the pip cache"; \
-	  $(BIN)/pip cache remove llama_cpp_python; \
-	  $(BIN)/pip install --quiet --force-reinstall --no-deps --no-cache-dir llama-cpp-python==0.3.36 && \
-	  $(BIN)/python scripts/check_engine.py )
+	@$(BIN)/python scripts/check_engine.py --rebuild
 	touch $@
 
 # Fine-tuning (selfinstruct finetune, the transformers backend): torch 2.13.0 is a CPU build.
