@@ -19,17 +19,13 @@ def server():
 
 
 def _common(out: Path, server: MockOpenAIServer) -> list[str]:
-    return [
-        "--out",
-        str(out),
-        "--backend",
-        "openai",
-        "--base-url",
-        server.base_url,
-        "--model",
-        "m1",
-        "-q",
-    ]
+    """The options of a command that starts the run (the model is the run's from then on)."""
+    return [*_served(out, server), "--backend", "openai", "--model", "m1"]
+
+
+def _served(out: Path, server: MockOpenAIServer) -> list[str]:
+    """The options of a stage on the run: where its requests go."""
+    return ["--out", str(out), "--base-url", server.base_url, "-q"]
 
 
 def _answer_batch(server: MockOpenAIServer, batch: Path, results: Path) -> int:
@@ -66,14 +62,14 @@ def test_batch_round_trip_equals_a_live_run(
     cli("bootstrap", *_common(batched, server), *n)
     for stage in ("classify", "instances"):
         batch, results = tmp_path / f"{stage}.jsonl", tmp_path / f"{stage}_out.jsonl"
-        out = cli(stage, *_common(batched, server), "--batch-out", str(batch)).stdout
+        out = cli(stage, *_served(batched, server), "--batch-out", str(batch)).stdout
         assert f"wrote 25 {stage} requests" in out
         assert _answer_batch(server, batch, results) == 25
         before = server.stats["requests"]
-        result = cli(stage, *_common(batched, server), "--batch-in", str(results))
+        result = cli(stage, *_served(batched, server), "--batch-in", str(results))
         assert server.stats["requests"] == before, "the stage called the server"
         assert '"stored": 25' in result.stderr
-    cli("prepare", *_common(batched, server))
+    cli("prepare", "--out", str(batched), "-q")
     assert records_snapshot(batched) == records_snapshot(live)
     assert (batched / "exports/alpaca.json").read_text() == (
         live / "exports/alpaca.json"
@@ -85,17 +81,17 @@ def test_batch_out_skips_cached_requests_and_batch_in_ignores_strangers(
 ) -> None:
     out = tmp_path / "run"
     cli("bootstrap", *_common(out, server), "--num-instructions", "10")
-    cli("classify", *_common(out, server))
+    cli("classify", *_served(out, server))
     batch = tmp_path / "batch.jsonl"
     assert (
         "wrote 0 classify requests"
-        in cli("classify", *_common(out, server), "--batch-out", str(batch)).stdout
+        in cli("classify", *_served(out, server), "--batch-out", str(batch)).stdout
     )
     strangers = tmp_path / "strangers.jsonl"
     strangers.write_text(
         json.dumps({"custom_id": "nope", "response": {"status_code": 200, "body": {}}}) + "\n"
     )
-    result = cli("instances", *_common(out, server), "--batch-in", str(strangers))
+    result = cli("instances", *_served(out, server), "--batch-in", str(strangers))
     assert '"not_pending": 1' in result.stderr
 
 
@@ -106,7 +102,7 @@ def test_batch_in_with_a_broken_line_names_file_and_line(
     cli("bootstrap", *_common(out, server), "--num-instructions", "5")
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"custom_id": "a", "response": {}}\n{not json\n')
-    result = cli("classify", *_common(out, server), "--batch-in", str(broken), check=False)
+    result = cli("classify", *_served(out, server), "--batch-in", str(broken), check=False)
     assert result.returncode == 2
     assert f"{broken}, line 2" in result.stderr
 

@@ -297,7 +297,7 @@ def test_bad_seed_file_on_existing_run_changes_nothing(
     content, fragments = BAD_SEEDS[name]
     seeds = write_input(tmp_path, name, content)
     before = snapshot(bootstrapped)
-    for command in ("bootstrap", "classify", "run"):
+    for command in ("bootstrap", "run"):  # the only ones that take seeds
         result = invoke(command, "--seeds", seeds, "--out", bootstrapped, "--quiet")
         assert_cli_error(result, str(seeds.resolve()), *fragments)
     assert snapshot(bootstrapped) == before
@@ -391,9 +391,7 @@ def test_entry_point_help(launcher: str) -> None:
 @pytest.mark.parametrize("command", ["classify", "instances", "prepare"])
 def test_stage_on_missing_directory(tmp_path: Path, command: str) -> None:
     out = tmp_path / "nothing"
-    assert_cli_error(
-        invoke(command, "--backend", "fake", "--out", out), str(out), "not a run directory"
-    )
+    assert_cli_error(invoke(command, "--out", out), str(out), "not a run directory")
     assert not out.exists()
 
 
@@ -410,7 +408,7 @@ def test_stage_on_non_run_directory(tmp_path: Path, command: str) -> None:
 def test_out_is_a_file(tmp_path: Path, command: str) -> None:
     out = tmp_path / "file.txt"
     out.write_text("keep me\n", encoding="utf-8")
-    assert_cli_error(invoke(command, "--backend", "fake", "--out", out), str(out))
+    assert_cli_error(invoke(command, "--out", out), str(out))
     assert out.read_text(encoding="utf-8") == "keep me\n"
 
 
@@ -452,7 +450,7 @@ def test_out_below_a_file(tmp_path: Path) -> None:
         (["--classification-only"], "bootstrap.classification_only: False -> True"),
     ],
 )
-@pytest.mark.parametrize("command", ["bootstrap", "classify", "run"])
+@pytest.mark.parametrize("command", ["bootstrap", "run"])  # what takes what a run is made with
 def test_changed_setting_is_refused(
     bootstrapped: Path, command: str, flags: list[str], changed: str
 ) -> None:
@@ -537,7 +535,7 @@ def test_stage_on_existing_run_without_backend_flag_uses_runs_backend(bootstrapp
 # Unknown backend
 
 
-@pytest.mark.parametrize("command", ["run", "bootstrap", "classify"])
+@pytest.mark.parametrize("command", ["run", "bootstrap"])
 def test_unknown_backend_flag(tmp_path: Path, command: str) -> None:
     out = tmp_path / "run"
     result = invoke(command, "--backend", "nosuchbackend", "--out", out)

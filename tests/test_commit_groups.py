@@ -124,7 +124,7 @@ def test_groups_commit_whole_and_in_record_order(bootstrapped: Path, tmp_path: P
             Run.open(grouped, quiet=True).stage("classify")
     finally:
         Labels.put = put_label  # type: ignore[method-assign]
-    cli("classify", "--out", str(ordered), "--backend", "fake", "-q")
+    cli("classify", "--out", str(ordered), "-q")
 
     states = [*seen, committed(grouped)]
     for labels, cached, _ in states:

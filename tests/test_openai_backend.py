@@ -204,8 +204,10 @@ def test_fault_free_run_then_rerun_from_the_request_cache(
             "--prompt-style",
             style,
         )
-        for stage, line in summary_lines(rerun.stderr).items():
-            assert "requests 0 " in line, (stage, line)
+        lines = summary_lines(rerun.stderr)
+        assert set(lines) == {"prepare", "run"}, lines  # said when no stage had anything to do
+        assert lines["run"].startswith("[run] already complete: 60 instructions"), lines["run"]
+        assert "requests 0 " in lines["prepare"], lines["prepare"]
         assert server.stats["requests"] == served["requests"]
         assert store_snapshot(out) == snapshot
 

@@ -137,7 +137,7 @@ def test_stopping_and_resuming_leaves_the_sources_unchanged(run: Path, tmp_path:
     assert 7 <= len(stopped) <= 10 and set(stopped) == set(range(len(stopped)))  # 2 batches
     cli("run", *args, "--num-instructions", "20", "--set", "bootstrap.max_requests=0")
     assert {i: s for i, s in sources_table(out).items() if i in stopped} == stopped
-    cli("prepare", *args)  # reopening records nothing new or different
+    cli("prepare", "--out", str(out), "-q")  # reopening records nothing new or different
     cli("run", *args, "--num-instructions", "40")
     assert sources_table(out) == sources_table(run)  # as if never stopped
 

@@ -105,7 +105,7 @@ def test_batch_files_and_cache_keys_use_the_full_model_name(tmp_path: Path) -> N
         common = ["--out", str(out), "--backend", "openai", "--base-url", server.base_url]
         cli("bootstrap", *common, "--model", "org/model-7b", "--num-instructions", "5", "-q")
         batch = tmp_path / "batch.jsonl"
-        cli("classify", *common, "--model", "org/model-7b", "--batch-out", str(batch))
+        cli("classify", "--out", str(out), "--batch-out", str(batch))  # the run's model
         assert {line["body"]["model"] for line in read_jsonl(batch)} == {"org/model-7b"}
         other = cli(
             "bootstrap",

@@ -46,7 +46,9 @@ class Flag:
     gives when the command runs) or "count" (a whole number >= 1, or one of `words`).
     `minimum`: a number's least value; `multiple`: it may be repeated. `settings`: for a
     flag that sets several settings or reads its value (`--judge BACKEND[:MODEL]`), the
-    dotted settings a given value sets, instead of `key`."""
+    dotted settings a given value sets, instead of `key`. `sending`: it only says how requests
+    reach a model (where it is served, its key, requests in flight), so a command that sends
+    none does not offer it (a backend's flags all do)."""
 
     names: tuple[str, ...]
     help: str
@@ -59,6 +61,7 @@ class Flag:
     multiple: bool = False
     metavar: str = ""
     settings: Callable[[Any], dict[str, Any]] | None = None
+    sending: bool = False
 
     @property
     def parameter(self) -> str:

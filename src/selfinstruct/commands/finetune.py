@@ -12,6 +12,7 @@ from selfinstruct.commands.options import set_option
 from selfinstruct.errors import RunError
 from selfinstruct.prompts import TemplateSet
 from selfinstruct.run.layers import Layers, layered
+from selfinstruct.store.run_store import RunStore
 from selfinstruct.training.data import load_rows
 from selfinstruct.training.finetune import FinetuneSettings
 from selfinstruct.training.finetune import finetune as run_finetune
@@ -20,10 +21,15 @@ from selfinstruct.training.finetune import finetune as run_finetune
 @click.command()
 @click.option(
     "--data",
-    required=True,
     type=click.Path(path_type=Path),
     help="A run directory (its finetuning_data/gpt3_*.jsonl) or an exported file: "
     "prompt-completion or OpenAI chat JSONL, Alpaca JSON.",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A run to train on its data (the same as --data DIR).",
 )
 @click.option(
     "--base",
@@ -107,6 +113,7 @@ from selfinstruct.training.finetune import finetune as run_finetune
 def finetune(**kwargs: Any) -> None:
     """Fine-tune a model with LoRA (TRL + PEFT) on generated data; CPU for small models, GPU
     when present. Needs the train extra: pip install 'selfinstruct[train]'."""
+    kwargs["data"] = training_data(kwargs["data"], kwargs.pop("run_dir"))
     config = layered(Layers(kwargs["config_file"], {}, kwargs["sets"]))
     out: Path = kwargs["out"]
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -138,6 +145,18 @@ def finetune(**kwargs: Any) -> None:
         f"and last tenth of the steps {_fmt(result.first_loss)} -> "
         f"{_fmt(result.last_loss)}, {result.seconds:.0f}s"
     )
+
+
+def training_data(data: Path | None, run: Path | None) -> Path:
+    """What to train on: --data (a run or a file), or the run --run names."""
+    if data is not None and run is not None and data.resolve() != run.resolve():
+        raise click.UsageError(f"--data {data} and --run {run} name different data; give one")
+    if run is not None and not RunStore.exists(run):
+        raise RunError(f"{run} is not a run directory (--data takes an exported file)")
+    found = data or run
+    if found is None:
+        raise click.UsageError("Missing option '--data' (or '--run').")
+    return found
 
 
 def _fmt(value: float | None) -> str:

@@ -1,4 +1,4 @@
-"""`selfinstruct judge`: the judge stage of a run (`--out DIR`), or with `--calibrate FILE`
+"""`selfinstruct judge`: the judge stage of a run (`--run DIR`), or with `--calibrate FILE`
 the judge's agreement with human labels (the packaged file: `--calibrate packaged`)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from selfinstruct.commands.common import handle_errors
-from selfinstruct.commands.options import run_options_from
-from selfinstruct.commands.stages import stage_command
+from selfinstruct.commands.options import run_directory, run_options_from
+from selfinstruct.commands.stages import StageCommand, stage_callback, stage_options
 from selfinstruct.config import Config
 from selfinstruct.engine.context import settings_request
 from selfinstruct.errors import InputError
@@ -105,43 +105,51 @@ def ask_judge(
     return [r.text if isinstance(r, Completion) else None for r in results]
 
 
+JUDGE_OUT = (
+    "Run directory: an existing run (made by 'selfinstruct run' or 'bootstrap'). With "
+    "--calibrate it is optional, and any directory: calibration.json is written there."
+)
+
+
 def judge_command() -> click.Command:
     """The judge stage's command, with --calibrate (which needs no run directory)."""
-    command = stage_command(judge_stage.STAGE_DEF)
-    for param in command.params:
-        if param.name == "out":
-            param.required = False
-    run_stage = command.callback
-    assert run_stage is not None
+    stage = judge_stage.STAGE_DEF
+    run_stage = stage_callback(stage)
 
-    def callback(**kwargs: Any) -> None:
-        source = kwargs.pop("calibrate")
+    @click.command(
+        name=stage.name,
+        cls=StageCommand,
+        help=f"{stage.help} With --calibrate FILE (no --out needed): measure the judge's "
+        "agreement with human labels instead.",
+    )
+    @stage_options(stage, out_help=JUDGE_OUT)
+    @click.option(
+        "--calibrate",
+        "source",
+        metavar="FILE",
+        default=None,
+        help="Measure the judge's agreement with a human-labelled file (JSONL; "
+        "'packaged': our 130 labelled instances) instead of judging a run.",
+    )
+    @handle_errors
+    def judge(source: str | None, **kwargs: Any) -> None:
         if source is None:
-            if kwargs.get("out") is None:
-                raise click.UsageError("Missing option '--out' (or give --calibrate FILE).")
+            if kwargs.get("out") is None and kwargs.get("run_dir") is None:
+                raise click.UsageError(
+                    "Missing option '--out' (or '--run'; or give --calibrate FILE)."
+                )
             run_stage(**kwargs)
             return
+        if kwargs.pop("batch_out", None) or kwargs.pop("batch_in", None):
+            raise click.UsageError("--batch-out and --batch-in judge a run, not --calibrate")
+        out = run_directory(kwargs, creates=False, required=False)
         found = calibrate(kwargs, source)
         click.echo(found.result.format())
-        if kwargs.get("out"):
-            path = Path(kwargs["out"]) / CALIBRATION_FILE
+        if out is not None:
+            path = Path(out) / CALIBRATION_FILE
             write_json(path, found.result.as_dict())
             answers = path.with_name(ANSWERS_FILE)
             write_jsonl(answers, found.answers)
             click.echo(f"written to {path} and {answers}")
 
-    command.callback = handle_errors(callback)
-    command.help = (
-        f"{judge_stage.STAGE_DEF.help} With --calibrate FILE (no --out needed): measure the "
-        "judge's agreement with human labels instead."
-    )
-    command.params.append(
-        click.Option(
-            ["--calibrate"],
-            metavar="FILE",
-            default=None,
-            help="Measure the judge's agreement with a human-labelled file (JSONL; "
-            "'packaged': our 130 labelled instances) instead of judging a run.",
-        )
-    )
-    return command
+    return judge

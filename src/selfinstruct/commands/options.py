@@ -2,7 +2,13 @@
 
 Besides the run directory, a config file, `--set`, budgets and `--estimate`, every option is
 a `Flag` declared where its setting lives: the core settings here, each stage's in its
-module, each backend's in its class. A new stage or backend brings its flags along."""
+module, each backend's in its class. A new stage or backend brings its flags along.
+
+Each command offers the options it uses (`setting_flags`): `run` all of them; a stage's
+command what a run is made with only when it may start one, and otherwise its own flags, the
+backends' when it sends requests, and (the stage that writes the dataset) the flags that
+choose the checks it applies. The run is named `--out DIR` (created if missing, where the
+command may start a run) or `--run DIR` (an existing run)."""
 
 from __future__ import annotations
 
@@ -13,14 +19,19 @@ from typing import Any
 import click
 
 from selfinstruct.config import PROMPT_STYLES, Flag
+from selfinstruct.engine.stage import Stage
+from selfinstruct.errors import RunError
 from selfinstruct.llm.registry import backend_flags, known_backends
 from selfinstruct.run.layers import Layers, nest
 from selfinstruct.run.open import Limits, RunOptions
 from selfinstruct.stages import registry
+from selfinstruct.store.run_store import RunStore
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
-CORE_FLAGS = (
+# What a run is made with: fixed once it holds records (a rerun may repeat them; a change is
+# refused), so only the commands that may start a run offer them.
+RUN_FLAGS = (
     Flag(
         ("--seeds",),
         "Seed tasks: the paper's JSONL, .txt (one instruction per line), .csv or .yaml. "
@@ -57,13 +68,21 @@ CORE_FLAGS = (
         choices=PROMPT_STYLES,
     ),
     Flag(("--random-seed",), "Seed for sampling and shuffling (42).", "random_seed", kind="int"),
-    Flag(
-        ("--templates",),
-        "Directory of prompt templates overriding ours file by file.",
-        "templates",
-        kind="path",
-    ),
 )
+# Each stage's templates are its own (a stage without records yet may take new ones; prepare's
+# are the fine-tuning layouts), so every command offers them.
+TEMPLATES_FLAG = Flag(
+    ("--templates",),
+    "Directory of prompt templates overriding ours file by file.",
+    "templates",
+    kind="path",
+)
+CORE_FLAGS = (*RUN_FLAGS, TEMPLATES_FLAG)
+
+OUT_CREATES = "Run directory (created if missing; rerun to resume)."
+OUT_EXISTING = "Run directory: an existing run (made by 'selfinstruct run' or 'bootstrap')."
+RUN_EXISTING = "An existing run to continue (as --out, but never starts a new run)."
+RUN_SAME = "The same as --out: the run to work on."
 
 SET_HELP = (
     "Any setting, as SECTION.KEY=VALUE (repeatable), e.g. --set bootstrap.temperature=1 "
@@ -107,11 +126,23 @@ class NamesOf(click.Choice):
         return tuple(self._names())
 
 
-def setting_flags() -> list[Flag]:
-    """Every flag that sets a setting: the core ones, the stages' in run order, then the
-    backends'."""
-    stage_flags = [flag for stage in registry.STAGES for flag in stage.flags]
-    return [*CORE_FLAGS, *stage_flags, *backend_flags()]
+def setting_flags(stage: Stage | None = None) -> list[Flag]:
+    """The flags that set settings a command uses: for `run` (no stage) every one, the core
+    ones, the stages' in run order, then the backends'. For a stage's command: what a run is
+    made with when it may start one; the templates; its own flags; for the stage that writes
+    the dataset, those of the stages whose checks it applies (save how their requests are
+    sent); the backends' when it sends requests."""
+    if stage is None:
+        stage_flags = [flag for each in registry.STAGES for flag in each.flags]
+        return [*CORE_FLAGS, *stage_flags, *backend_flags()]
+    found = [*RUN_FLAGS] if stage.creates_run else []
+    found += [TEMPLATES_FLAG, *stage.flags]
+    if stage.writes_dataset:
+        checks = [each for each in registry.STAGES if each.screen is not None and each is not stage]
+        found += [flag for each in checks for flag in each.flags if not flag.sending]
+    if stage.generates:
+        found += backend_flags()
+    return found
 
 
 def click_option(flag: Flag) -> Decorator:
@@ -146,15 +177,27 @@ def set_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
-def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by `run` and the stage commands (each defaults to the run's setting)."""
+def run_options(stage: Stage | None = None, *, out_help: str | None = None) -> Decorator:
+    """The options of `run` (no stage) or of a stage's command: the run directory, as --out
+    or --run (`run_directory` takes it from either), a config file, the setting flags it
+    uses, budgets and --estimate when it sends requests, --set and --quiet (each setting
+    defaults to the run's)."""
+    creates = stage is None or stage.creates_run
+    sends = stage is None or stage.generates
     options: list[Decorator] = [
         click.option(
             "--out",
             "out",
-            required=True,
             type=click.Path(path_type=Path),
-            help="Run directory (created if missing; rerun to resume).",
+            metavar="DIR",
+            help=out_help or (OUT_CREATES if creates else OUT_EXISTING),
+        ),
+        click.option(
+            "--run",
+            "run_dir",
+            type=click.Path(path_type=Path),
+            metavar="DIR",
+            help=RUN_EXISTING if creates else RUN_SAME,
         ),
         click.option(
             "--config",
@@ -162,37 +205,71 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Path(path_type=Path),
             help="TOML file with any setting; flags override it.",
         ),
-        *(click_option(flag) for flag in setting_flags()),
-        click.option(
-            "--max-tokens",
-            "max_tokens",
-            type=click.IntRange(min=0),
-            help="Stop before the run's tokens (all its answers, prompt and generated) "
-            "could exceed N; a rerun with a larger budget continues.",
-        ),
-        click.option(
-            "--max-cost",
-            "max_cost",
-            type=click.FloatRange(min=0),
-            metavar="AMOUNT",
-            help="Stop before the run's cost (at the [pricing] and judge prices) could "
-            "exceed AMOUNT; a rerun with a larger budget continues.",
-        ),
-        set_option,
-        click.option(
-            "--estimate",
-            is_flag=True,
-            help="Print the expected requests, tokens and cost, and stop.",
-        ),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bars or summaries."),
+        *(click_option(flag) for flag in setting_flags(stage)),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    if sends:
+        options += [
+            click.option(
+                "--max-tokens",
+                "max_tokens",
+                type=click.IntRange(min=0),
+                help="Stop before the run's tokens (all its answers, prompt and generated) "
+                "could exceed N; a rerun with a larger budget continues.",
+            ),
+            click.option(
+                "--max-cost",
+                "max_cost",
+                type=click.FloatRange(min=0),
+                metavar="AMOUNT",
+                help="Stop before the run's cost (at the [pricing] and judge prices) could "
+                "exceed AMOUNT; a rerun with a larger budget continues.",
+            ),
+        ]
+    options.append(set_option)
+    if sends:
+        options.append(
+            click.option(
+                "--estimate",
+                is_flag=True,
+                help="Print the expected requests, tokens and cost, and stop.",
+            )
+        )
+    options.append(
+        click.option("--quiet", "-q", is_flag=True, help="No progress bars or summaries.")
+    )
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def run_directory(kwargs: dict[str, Any], *, creates: bool, required: bool = True) -> Path | None:
+    """The run directory a command was given, as --out DIR or --run DIR (both: the same
+    directory), put in kwargs["out"] (--run taken out). --run names an existing run: where
+    --out could start one, a directory without a run is refused."""
+    out, run = kwargs.get("out"), kwargs.pop("run_dir", None)
+    if out is not None and run is not None and Path(out).resolve() != Path(run).resolve():
+        raise click.UsageError(
+            f"--out {out} and --run {run} name different directories; give one of them."
+        )
+    chosen = out if out is not None else run
+    if chosen is None and required:
+        raise click.UsageError("Missing option '--out' (or '--run').")
+    if run is not None and creates and not RunStore.exists(run):
+        raise RunError(
+            f"{run} is not a run directory: --run continues an existing run (--out {run} "
+            "starts a new one)"
+        )
+    kwargs["out"] = chosen
+    return chosen
 
 
 def given_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The settings the flags given set, nested as in a config file."""
+    """The settings the flags given set, nested as in a config file (a command passes only
+    the flags it offers; the others are not given)."""
     dotted: dict[str, Any] = {}
     for flag in setting_flags():
         dotted.update(flag.given(kwargs.get(flag.parameter)))

@@ -3,7 +3,7 @@ instances, ...), all over the Python API."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +11,48 @@ import click
 
 from selfinstruct.api import Run
 from selfinstruct.commands.common import handle_errors
-from selfinstruct.commands.options import run_options, run_options_from
+from selfinstruct.commands.options import (
+    RUN_FLAGS,
+    Decorator,
+    run_directory,
+    run_options,
+    run_options_from,
+    setting_flags,
+)
+from selfinstruct.config import Flag
 from selfinstruct.console.summary import format_total
 from selfinstruct.engine.batch_files import describe
 from selfinstruct.engine.stage import Stage
 from selfinstruct.report import REPORT_NAME, report_line
+from selfinstruct.run.drive import generated_nothing
 from selfinstruct.run.estimate import format_estimate
 from selfinstruct.stages import registry
+
+
+class StageCommand(click.Command):
+    """A stage's command: an option of `run` it does not offer is refused saying why, not
+    only as unknown (what a run is made with, on a stage that cannot start one: the run
+    keeps its own)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            name = exc.option_name
+            if name in spellings(RUN_FLAGS):
+                why = (
+                    f"{self.name} uses the run's own, set when 'selfinstruct run' or "
+                    "'bootstrap' starts it"
+                )
+            elif name in spellings(setting_flags()):
+                why = f"{self.name} does not use it ('selfinstruct run' does)"
+            else:
+                raise
+            raise click.NoSuchOption(name, f"No such option '{name}': {why}.", ctx=ctx) from exc
+
+
+def spellings(flags: Iterable[Flag]) -> set[str]:
+    return {name for flag in flags for spelling in flag.names for name in spelling.split("/")}
 
 
 def run_from(kwargs: dict[str, Any]) -> Run:
@@ -28,24 +63,27 @@ def run_from(kwargs: dict[str, Any]) -> Run:
 
 def estimated(kwargs: dict[str, Any]) -> bool:
     """With --estimate: print the estimate and tell the command to stop."""
-    if kwargs["estimate"]:
+    if kwargs.get("estimate"):
         click.echo(format_estimate(run_from(kwargs).estimate()))
-    return bool(kwargs["estimate"])
+    return bool(kwargs.get("estimate"))
 
 
 def run_command() -> click.Command:
     """`selfinstruct run`, with the flags of the stages and backends known when it is made."""
 
     @click.command(name="run")
-    @run_options
+    @run_options()
     @handle_errors(resumable=True)
     def run(**kwargs: Any) -> None:
-        """Run every stage into the run directory --out (resumes an existing run)."""
+        """Run every stage into the run directory --out (created if missing; resumes an
+        existing run), or continue the existing run --run."""
+        run_directory(kwargs, creates=True)
         if estimated(kwargs):
             return
         target = run_from(kwargs)
-        stats = list(target.generate().values())
-        if not kwargs["quiet"]:
+        found = target.generate()
+        stats = list(found.values())
+        if not kwargs["quiet"] and not generated_nothing(found):  # else: said it is complete
             config = target.config
             prices = {stage.name: stage.prices(config) for stage in registry.STAGES}
             click.echo(format_total(stats, prices), err=True)
@@ -69,10 +107,21 @@ def batch_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def stage_command(stage: Stage) -> click.Command:
-    """The command that runs one stage (with batch-file options when it can use them)."""
+def stage_options(stage: Stage, out_help: str | None = None) -> Decorator:
+    """The options of a stage's command: those it uses (see `run_options`), and batch files
+    when it can use them."""
+    options = run_options(stage, out_help=out_help)
+    if stage.plan is None:
+        return options
+    return lambda func: options(batch_options(func))
+
+
+def stage_callback(stage: Stage) -> Callable[..., None]:
+    """What a stage's command does with its options (errors become one line; an
+    interruption keeps what was committed)."""
 
     def command(**kwargs: Any) -> None:
+        run_directory(kwargs, creates=stage.creates_run)
         batch_out, batch_in = kwargs.pop("batch_out", None), kwargs.pop("batch_in", None)
         if batch_out and batch_in:
             raise click.UsageError("--batch-out and --batch-in go in separate runs")
@@ -92,10 +141,15 @@ def stage_command(stage: Stage) -> click.Command:
             print_outputs(stats.outputs)
 
     command.__name__ = stage.name
-    command = handle_errors(resumable=True)(command)
-    if stage.plan is not None:
-        command = batch_options(command)
-    return click.command(name=stage.name, help=stage.help)(run_options(command))
+    wrapped: Callable[..., None] = handle_errors(resumable=True)(command)
+    return wrapped
+
+
+def stage_command(stage: Stage) -> click.Command:
+    """The command that runs one stage."""
+    return click.command(name=stage.name, cls=StageCommand, help=stage.help)(
+        stage_options(stage)(stage_callback(stage))
+    )
 
 
 def print_outputs(paths: list[Path]) -> None:

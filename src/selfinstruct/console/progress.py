@@ -32,14 +32,19 @@ def short_count(n: int) -> str:
 _CLOSED: list[tqdm] = []
 
 
-def _bar(desc: str, total: int | None, initial: int, quiet: bool) -> tqdm:
+def _bar(
+    desc: str, total: int | None, initial: int, quiet: bool, *, hide_done: bool = True
+) -> tqdm:
+    """A stage's bar; none for a stage whose records are all there already (`hide_done`: it
+    has nothing to show, and a full bar would read as work done)."""
+    done = hide_done and bool(total) and initial >= (total or 0)
     return tqdm(
         total=total,
         initial=initial,
         desc=f"{desc:>9}",
         unit="rec",
         file=sys.stderr,
-        disable=quiet,
+        disable=quiet or done,
         dynamic_ncols=True,
         leave=True,
         smoothing=0,
@@ -51,19 +56,31 @@ def _bar(desc: str, total: int | None, initial: int, quiet: bool) -> tqdm:
 class StreamBar:
     """One bar for the stages of a stream (engine/stream.py): it counts the records of the
     stages that count instructions (bootstrap's, classify's, instances'...) against all their
-    totals, and its counts name each stage; it closes with the last stage's progress."""
+    totals, and its counts name each stage; it closes with the last stage's progress. It is
+    shown from the first answer on: a stream of stages that all had their records already
+    shows none."""
 
     def __init__(self, quiet: bool) -> None:
-        self.bar = _bar("stream", 0, 0, quiet)
+        self.quiet = quiet
         self.stages: list[Progress] = []
         self.open = 0
+        self.total = 0
+        self.initial = 0
+        self._bar: tqdm | None = None
+
+    @property
+    def bar(self) -> tqdm:
+        if self._bar is None:
+            # made at the first answer: a stage that counts no instructions may be at work
+            self._bar = _bar("stream", self.total, self.initial, self.quiet, hide_done=False)
+        return self._bar
 
     def join(self, progress: Progress, total: int | None, initial: int) -> None:
         self.stages.append(progress)
         self.open += 1
-        if total is not None and not self.bar.disable:
-            self.bar.total = (self.bar.total or 0) + total
-            self.bar.update(initial)
+        if total is not None:
+            self.total += total
+            self.initial += initial
 
     def postfix(self) -> str:
         counts = " ".join(f"{p.stats.stage}={p.stats.kept}" for p in self.stages)
@@ -73,9 +90,9 @@ class StreamBar:
 
     def leave(self) -> None:
         self.open -= 1
-        if not self.open:
-            self.bar.close()
-            _CLOSED.append(self.bar)
+        if not self.open and self._bar is not None:
+            self._bar.close()
+            _CLOSED.append(self._bar)
 
 
 class Progress:
@@ -95,11 +112,18 @@ class Progress:
         self.stream = stream
         self.counted = total is not None  # its records move the bar
         self._shown = 0.0
+        self._own: tqdm | None = None
         if stream is None:
-            self._bar = _bar(stats.stage, total, initial, quiet)
+            self._own = _bar(stats.stage, total, initial, quiet)
         else:
-            self._bar = stream.bar
             stream.join(self, total, initial)
+
+    @property
+    def _bar(self) -> tqdm:
+        if self._own is not None:
+            return self._own
+        assert self.stream is not None
+        return self.stream.bar
 
     def _postfix(self) -> str:
         if self.stream is not None:

@@ -33,6 +33,36 @@ def _outcome(stats: StageStats) -> str:
     return text
 
 
+def idle(stats: StageStats) -> bool:
+    """Whether a stage found nothing left to do: it sent no request (nor took one from the
+    cache), and kept, dropped, lost and failed nothing."""
+    lost = any(sum(counter.values()) for counter in stats.lost.values())
+    return not (
+        stats.requests or stats.cached or stats.kept or stats.dropped_total or stats.failed or lost
+    )
+
+
+def format_idle(stats: StageStats, held: int | None = None) -> str:
+    """ "[classify] nothing left to do: 20 instructions already labelled" (`held`: what the
+    stage holds in its unit, when known)."""
+    done = f": {held} {stats.unit} already {stats.verb}" if held is not None else ""
+    return f"[{stats.stage}] nothing left to do{done}"
+
+
+def format_complete(name: str, instructions: int, instances: int | None, target: int) -> str:
+    """What a command that found nothing left to generate says about the run: its
+    instructions, its dataset's instances (None: no dataset yet) and, when it holds the
+    instructions asked for, the flag that extends it."""
+    dataset = f", {instances} instances in the dataset" if instances is not None else ""
+    extend = ""
+    if instructions >= target:
+        extend = f" (a --num-instructions larger than {instructions} extends it)"
+    return (
+        f"[{name}] already complete: {instructions} instructions{dataset}; "
+        f"nothing left to generate{extend}"
+    )
+
+
 def format_summary(stats: StageStats, pricing: PricingSettings | None = None) -> str:
     notes = "".join(f"; {key} {n}" for key, n in sorted(stats.notes.items()))
     failed = ""
@@ -57,7 +87,7 @@ def format_total(
     stages: list[StageStats], pricing: Mapping[str, PricingSettings] | None = None
 ) -> str:
     """One line over a whole invocation: what was spent (each stage at its own prices, by
-    stage name) and what the dataset holds."""
+    stage name) and what the stages that had something to do kept."""
     requests = sum(s.requests for s in stages)
     cached = sum(s.cached for s in stages)
     tokens_in = sum(s.prompt_tokens for s in stages)
@@ -65,7 +95,8 @@ def format_total(
     # The wall time from the first stage's start to the last one's end: stages of a stream
     # overlap, so their own times do not add up.
     seconds = max(s.clock[1] for s in stages) - min(s.clock[0] for s in stages) if stages else 0.0
-    kept = ", ".join(f"{s.stage} {s.verb} {s.kept} {s.unit}" for s in stages)
+    kept = ", ".join(f"{s.stage} {s.verb} {s.kept} {s.unit}" for s in stages if not idle(s))
+    kept = kept or "nothing to do"
     prices = [pricing.get(s.stage) for s in stages] if pricing else []
     spent = ""
     if any(p is not None and p.priced for p in prices):

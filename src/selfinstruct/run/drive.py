@@ -6,18 +6,23 @@ summarised too, as far as it can be.
 `run_stages` streams the leading stages that one server answers (bootstrap, classify,
 instances, and relabel and the judge when they use the run's model) through one pool of
 slots (engine/stream.py), then runs the rest (prepare) one by one; with a local engine,
-which answers one request at a time, every stage runs alone, in order."""
+which answers one request at a time, every stage runs alone, in order.
+
+A stage that sends requests and finds nothing left to do says so in one line instead of its
+counts (`Summaries`); when no stage of the command had anything to generate, one line says the
+run is complete instead, and which flag would extend it."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from selfinstruct.card.gather import quality_text, write_run_card
 from selfinstruct.console.progress import StreamBar
 from selfinstruct.console.stats import StageStats
-from selfinstruct.console.summary import print_summary
+from selfinstruct.console.summary import format_complete, format_idle, idle, print_summary
 from selfinstruct.dataset.build import PreparedData
 from selfinstruct.dataset.outputs import EXPORT_DIR
 from selfinstruct.dataset.settings import STAGE as PREPARE
@@ -38,12 +43,13 @@ def run_stages(
     """Run the stages in order, streaming those `streamed` picks (stream None: when their
     backend serves requests in parallel; False: never)."""
     group = streamed(ctx, stages, stream)
+    said = Summaries(ctx, "run")
     found: dict[str, StageStats] = {}
     if len(group) > 1:
         target = ctx.config.num_instructions
         ahead = ParseAhead.start(ctx.store, target) if _parses_verbs(ctx, stages) else None
         try:
-            found = run_stream(ctx, group)
+            found = run_stream(ctx, group, said)
             if ahead is not None:
                 ahead.finish()
         finally:
@@ -51,8 +57,68 @@ def run_stages(
                 ahead.close()
     for stage in stages:
         if stage.name not in found:
-            found[stage.name] = run_stage(ctx, stage)
+            found[stage.name] = run_stage(ctx, stage, said)
+    said.close()
     return {stage.name: found[stage.name] for stage in stages}
+
+
+def generated_nothing(found: Mapping[str, StageStats]) -> bool:
+    """Whether no stage that sends requests had anything left to do (the run was complete)."""
+    return all(idle(stats) for name, stats in found.items() if registry.get_stage(name).generates)
+
+
+class Summaries:
+    """The end-of-stage summaries of one command, on stderr (warnings even when quiet).
+
+    The summary of a stage that sends requests and found nothing left to do is held back: it
+    is said as one line ("nothing left to do") before the next stage that generated something
+    is summarised. When none did, and the stage whose work --num-instructions bounds (the one
+    that may create the run) is among them, one line says instead that the run is complete:
+    its instructions, its dataset's instances, and the flag that extends it."""
+
+    def __init__(self, ctx: RunContext, name: str) -> None:
+        self.ctx = ctx
+        self.name = name  # the command's, for the line about the whole run
+        self.held: list[tuple[Stage, StageStats]] = []
+        self.generated = False
+
+    def stage(self, stage: Stage, stats: StageStats, *, failed: bool) -> None:
+        if stage.generates and idle(stats) and not failed:
+            self.held.append((stage, stats))
+            return
+        self.generated = self.generated or stage.generates
+        if self.generated or failed:
+            self._say_held()
+        print_summary(stats, stage.prices(self.ctx.config), quiet=self.ctx.quiet)
+
+    def close(self) -> None:
+        """After the command's last stage: what is still held back."""
+        if self.generated or not any(stage.creates_run for stage, _ in self.held):
+            self._say_held()
+            return
+        if not self.ctx.quiet:
+            store = self.ctx.store
+            instances = (store.get_meta("prepared") or {}).get("instances")
+            target = self.ctx.config.num_instructions
+            line = format_complete(self.name, store.pool.instruction_count(), instances, target)
+            print(line, file=sys.stderr)
+        self._warn([stats for _, stats in self.held])
+        self.held = []
+
+    def _say_held(self) -> None:
+        for stage, stats in self.held:
+            if not self.ctx.quiet:
+                found = stage.counts(self.ctx) if stage.counts is not None else {}
+                held = next(iter(found.values())) if len(found) == 1 else None
+                print(format_idle(stats, held), file=sys.stderr)
+            self._warn([stats])
+        self.held = []
+
+    @staticmethod
+    def _warn(found: list[StageStats]) -> None:
+        for stats in found:
+            for warning in stats.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
 
 
 def _parses_verbs(ctx: RunContext, stages: list[Stage]) -> bool:
@@ -79,7 +145,7 @@ def streamed(ctx: RunContext, stages: list[Stage], stream: bool | None) -> list[
     return group
 
 
-def run_stream(ctx: RunContext, stages: list[Stage]) -> dict[str, StageStats]:
+def run_stream(ctx: RunContext, stages: list[Stage], said: Summaries) -> dict[str, StageStats]:
     """The stages through one stream, then each one's checks, files, record and summary in
     order; after an error every stage of the stream is recorded as far as it got."""
     stats = {stage.name: stage.new_stats() for stage in stages}
@@ -99,30 +165,35 @@ def run_stream(ctx: RunContext, stages: list[Stage]) -> dict[str, StageStats]:
                 stage.describe(ctx, stats[stage.name])
     except BaseException:
         for stage in stages:
-            _finish(ctx, stage, stats[stage.name], failed=True)
+            _finish(ctx, stage, stats[stage.name], said, failed=True)
         raise
     for stage in stages:
-        _finish(ctx, stage, stats[stage.name], failed=False)
+        _finish(ctx, stage, stats[stage.name], said, failed=False)
     return stats
 
 
-def run_stage(ctx: RunContext, stage: Stage) -> StageStats:
+def run_stage(ctx: RunContext, stage: Stage, said: Summaries | None = None) -> StageStats:
     """Run one stage, then write the paper's files it derives, record it in the run and print
-    its summary. A stage that stops with an error (or Ctrl-C) does the same first, as far as
-    it can, so the error line comes after the counts it refers to."""
+    its summary (`said`: the summaries of the command it is part of; None: of its own). A
+    stage that stops with an error (or Ctrl-C) does the same first, as far as it can, so the
+    error line comes after the counts it refers to."""
+    alone = said is None
+    said = said or Summaries(ctx, stage.name)
     stats = stage.new_stats()
     try:
         produced = stage.run(ctx, stats)
         if stage.writes_dataset and isinstance(produced, PreparedData):
             stats.outputs.append(write_card(ctx, produced, stats))
     except BaseException as exc:
-        _finish(ctx, stage, stats, failed=True)
+        _finish(ctx, stage, stats, said, failed=True)
         if isinstance(exc, SelfInstructError):
             for path in _report(ctx, stage):
                 print(report_line(path), file=sys.stderr)
         raise
-    _finish(ctx, stage, stats, failed=False)
+    _finish(ctx, stage, stats, said, failed=False)
     stats.outputs += _report(ctx, stage)
+    if alone:
+        said.close()
     return stats
 
 
@@ -155,15 +226,17 @@ def _report(ctx: RunContext, stage: Stage) -> list[Path]:
         return []
 
 
-def _finish(ctx: RunContext, stage: Stage, stats: StageStats, *, failed: bool) -> None:
+def _finish(
+    ctx: RunContext, stage: Stage, stats: StageStats, said: Summaries, *, failed: bool
+) -> None:
     stats.stop()
     if not failed:
         _record(ctx, stage, stats)
-        print_summary(stats, stage.prices(ctx.config), quiet=ctx.quiet)
+        said.stage(stage, stats, failed=False)
         return
     # After a failure: the counts first, then whatever can still be recorded; a second error
     # (a full disk, say) must not hide the first, which the caller raises again.
-    print_summary(stats, stage.prices(ctx.config), quiet=ctx.quiet)
+    said.stage(stage, stats, failed=True)
     with contextlib.suppress(Exception):
         _record(ctx, stage, stats)
 

@@ -420,12 +420,14 @@ FLAGS = (
         ("--judge-base-url",),
         "The judge's OpenAI-compatible server (default: the [openai] section's).",
         f"{STAGE}.base_url",
+        sending=True,
     ),
     Flag(
         ("--judge-api-key-env",),
         "Environment variable holding the judge's API key (never stored).",
         f"{STAGE}.api_key_env",
         metavar="NAME",
+        sending=True,
     ),
     Flag(
         ("--judge-concurrency",),
@@ -434,6 +436,7 @@ FLAGS = (
         kind="count",
         words=("auto",),
         metavar="N|auto",
+        sending=True,
     ),
     Flag(
         ("--judge-prompt-style", "--judge-style"),
