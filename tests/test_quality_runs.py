@@ -189,3 +189,30 @@ def test_tasks_with_a_single_label_are_not_asked(tmp_path: Path) -> None:
     with sqlite3.connect(run / "selfinstruct.db") as db:
         assert db.execute("SELECT COUNT(*) FROM relabels").fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM labels WHERE is_classification = 1").fetchone()[0]
+
+
+def test_an_empty_quality_drops_file_is_written_but_not_listed(tmp_path: Path) -> None:
+    """quality_drops.jsonl is written on every prepare (a rerun that drops nothing replaces
+    older drops), and listed among the files written only when it holds some."""
+    run = tmp_path / "run"
+    first = cli(
+        "run", "--backend", "fake", "--num-instructions", "20", "--out", run, *NO_REPORT[1:]
+    )
+    drops = run / "quality_drops.jsonl"
+    assert drops.read_text() == ""
+    assert "quality_drops.jsonl" not in first.stdout
+    assert "  no quality drops (quality_drops.jsonl is empty)" in first.stderr
+
+    evals = tmp_path / "mine.jsonl"
+    instruction = read_jsonl(run / "machine_generated_instructions.jsonl")[0]["instruction"]
+    task = {"id": "m1", "instruction": instruction, "instances": [{"input": "", "output": "x"}]}
+    evals.write_text(json.dumps(task) + "\n")
+    found = cli("prepare", "--out", run, "--decontaminate", evals)
+    assert f"  {drops}" in found.stdout.splitlines()
+    assert len(read_jsonl(drops)) == 1
+    assert "no quality drops" not in found.stderr
+
+    again = cli("prepare", "--out", run, "--set", "prepare.decontaminate=false")
+    assert drops.read_text() == ""  # the older drops replaced
+    assert "quality_drops.jsonl" not in again.stdout
+    assert "no quality drops" in again.stderr

@@ -63,8 +63,14 @@ def run(ctx: RunContext, stats: StageStats) -> PreparedData:
     if not data.generated:
         raise EmptyDatasetError(empty_dataset_message(funnel))
     stats.outputs += write_outputs(ctx.store.run_dir, data)
-    stats.outputs.append(write_quality_drops(ctx.store, data.screened))
-    stats.details += describe_screen(data.screened)
+    # Written even when empty (a rerun that drops nothing replaces an older run's drops),
+    # listed among the files written only when it holds some.
+    drops = write_quality_drops(ctx.store, data.screened)
+    if data.screened:
+        stats.outputs.append(drops)
+        stats.details += describe_screen(data.screened)
+    else:
+        stats.details.append(f"no quality drops ({drops.name} is empty)")
     stats.details += review.summary_lines(review.numbers(ctx))
     if warning := shortfall_warning(funnel):
         stats.warnings.append(warning)
