@@ -7,6 +7,8 @@
   and `GENERATED_END` in a page (reference/configuration.md).
 - The architecture's layers: pyproject.toml's import contract, each layer's packages with the
   first line of their docstring (the block between `LAYERS_START` and `LAYERS_END`).
+- The drop reasons: every reason's name and what it means, from `selfinstruct.filters.reasons`
+  (the block between `REASONS_START` and `REASONS_END`).
 - BENCHMARKS.md, published as the page `benchmarks.md`; a link to the repository file from a
   page (`../BENCHMARKS.md#...`, right when the pages are read as files) is pointed at it.
 - The reference documents what selfinstruct ships: backends that plug-ins installed where the
@@ -75,6 +77,8 @@ GENERATED_START = "<!-- generated:configuration -->"
 GENERATED_END = "<!-- /generated:configuration -->"
 LAYERS_START = "<!-- generated:layers -->"
 LAYERS_END = "<!-- /generated:layers -->"
+REASONS_START = "<!-- generated:reasons -->"
+REASONS_END = "<!-- /generated:reasons -->"
 PRICING = "pricing"
 BACKEND_PLUGINS = "selfinstruct.backends"  # the entry-point group of backend plug-ins
 # Repository files published as pages: {path from the repository root: page in docs/}.
@@ -106,6 +110,8 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     if LAYERS_START in markdown:
         layers = layers_table(_repository_root(config))
         markdown = _replace_block(markdown, layers, LAYERS_START, LAYERS_END)
+    if REASONS_START in markdown:
+        markdown = _replace_block(markdown, reasons_table(), REASONS_START, REASONS_END)
     return _point_at_published(markdown, page.file.src_uri, config)
 
 
@@ -429,6 +435,14 @@ def layers_table(root: Path) -> str:
         about = "<br>".join(f"`{name}`: {_escape(_summary(package, name))}" for name in names)
         lines.append(f"| {number} | {about} |")
     return "\n".join(lines)
+
+
+def reasons_table() -> str:
+    """Every drop reason and what it means, in the vocabulary's order."""
+    from selfinstruct.filters.reasons import REASONS
+
+    rows = [f"| `{name}` | {_escape(meaning)} |" for name, meaning in REASONS.items()]
+    return "\n".join(["| reason | what it means |", "| --- | --- |", *rows])
 
 
 def _summary(package: Path, name: str) -> str:

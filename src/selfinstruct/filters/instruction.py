@@ -8,6 +8,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Protocol
 
+from selfinstruct.filters import reasons
+
 
 class InstructionRules(Protocol):
     """The bootstrap settings the heuristics read."""
@@ -34,30 +36,30 @@ def _keyword_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def _empty(text: str, s: InstructionRules) -> str | None:
-    return "empty" if not text else None
+    return reasons.EMPTY if not text else None
 
 
 def _length(text: str, s: InstructionRules) -> str | None:
     words = len(text.split())
     if words < s.min_words:
-        return "too_short"
-    return "too_long" if words > s.max_words else None
+        return reasons.TOO_SHORT
+    return reasons.TOO_LONG if words > s.max_words else None
 
 
 def _keyword(text: str, s: InstructionRules) -> str | None:
     if not s.blocked_keywords:
         return None
-    return "keyword" if _keyword_pattern(tuple(s.blocked_keywords)).search(text) else None
+    return reasons.KEYWORD if _keyword_pattern(tuple(s.blocked_keywords)).search(text) else None
 
 
 def _prefix(text: str, s: InstructionRules) -> str | None:
-    return "blocked_prefix" if any(text.startswith(p) for p in s.blocked_prefixes) else None
+    return reasons.BLOCKED_PREFIX if any(text.startswith(p) for p in s.blocked_prefixes) else None
 
 
 def _first_char(text: str, s: InstructionRules) -> str | None:
     if text[0] in string.punctuation:
-        return "starts_with_punctuation"
-    return "starts_non_ascii" if not text[0].isascii() else None
+        return reasons.STARTS_WITH_PUNCTUATION
+    return reasons.STARTS_NON_ASCII if not text[0].isascii() else None
 
 
 CHECKS: tuple[Check, ...] = (_empty, _length, _keyword, _prefix, _first_char)

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from selfinstruct.filters.reasons import CONTAMINATED
 from selfinstruct.quality.contamination import Decontaminator, Match
 from selfinstruct.store.rows import InstanceRecord
-
-CONTAMINATED = "contaminated"
 
 
 @dataclass(frozen=True)

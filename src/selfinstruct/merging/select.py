@@ -18,12 +18,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from selfinstruct.filters.reasons import DUPLICATE, ROUGE
 from selfinstruct.similarity.prefilter import Prefilter
 from selfinstruct.similarity.rouge import RougePool
 from selfinstruct.similarity.tokenize import Tokenizer
-
-DUPLICATE = "duplicate"
-ROUGE = "rouge"
 
 
 @dataclass(frozen=True)

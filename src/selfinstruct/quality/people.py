@@ -30,7 +30,6 @@ from selfinstruct.quality.judgment import Criteria, Judgment
 from selfinstruct.quality.table2 import Judged, QualityTable, quality_table
 
 ACCEPTED_RATINGS = ("A", "B")  # the accept side of the rating, as calibration has it
-HUMAN_REJECTED = "human_rejected"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from selfinstruct.dataset.build import build, left_out, task_verdicts
 from selfinstruct.dataset.settings import STAGE as PREPARE
 from selfinstruct.engine.context import RunContext
 from selfinstruct.errors import InputError
+from selfinstruct.filters.reasons import NOT_CLASSIFICATION, OVER_TASK_CAP, TRUNCATED, UNPARSEABLE
 from selfinstruct.filters.screen import Drop, Screen
 from selfinstruct.parsing.labels import UNREADABLE, read_label
 from selfinstruct.report.parses import verb_pairs
@@ -43,8 +44,6 @@ from selfinstruct.views.tasks import ParsedTask, parsed_tasks
 
 FORMAT = "selfinstruct-report"
 FORMAT_VERSION = 1
-OVER_CAP = "over_task_cap"
-NOT_CLASSIFICATION = "not_classification"
 SKIPPED = "The verb-noun chart was turned off for this report (--no-verbs)."
 
 
@@ -67,6 +66,7 @@ class RunData:
     answers: dict[str, tuple[str, str, str]]  # bootstrap's stored exchanges by key
     screen: Screen  # prepare's quality checks, as the run's settings turn them on
     screened: list[Drop]  # what they dropped
+    dropped_tasks: list[tuple[ParsedTask, str]]  # tasks with no instance kept, and why
 
     @functools.cached_property
     def screened_by_task(self) -> dict[int, list[Drop]]:
@@ -106,6 +106,7 @@ def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
         answers=store.responses.of_stage("bootstrap"),
         screen=screen,
         screened=data.screened,
+        dropped_tasks=data.dropped_tasks,
     )
 
 
@@ -228,11 +229,10 @@ def _classify_step(data: RunData) -> Step:
 def _instances_step(data: RunData) -> Step:
     raw = data.ctx.store.instances.raw()
     drops = []
-    for instruction_id, (text, finish, _) in raw.items():
+    for instruction_id, (text, _, _) in raw.items():
         task = data.tasks.get(instruction_id)
         if task is not None and not task.instances:
-            reason = "unparseable_truncated" if finish == "length" else "unparseable"
-            drops.append((reason, text))
+            drops.append((TRUNCATED if task.truncated else UNPARSEABLE, text))
     return step("instances", "answers", len(raw) - len(drops), drops)
 
 
@@ -242,7 +242,7 @@ def instance_reasons(data: RunData, task: ParsedTask) -> list[str]:
         return [NOT_CLASSIFICATION] * len(task.instances)
     verdicts, _ = task_verdicts(task, data.screen)
     return [
-        reason or ("" if (task.instruction, *pair) in data.kept else OVER_CAP)
+        reason or ("" if (task.instruction, *pair) in data.kept else OVER_TASK_CAP)
         for pair, reason in zip(task.pairs, verdicts, strict=True)
     ]
 
@@ -271,16 +271,9 @@ def _instance_text(instruction: str, inp: str, out: str) -> str:
 
 
 def _tasks_step(data: RunData) -> Step:
-    """Tasks with at least one instance in the dataset, and why the others have none."""
-    with_data = {instruction for instruction, _, _ in data.kept}
-    drops = []
-    for task in data.tasks.values():
-        if _skipped(data, task):
-            drops.append((NOT_CLASSIFICATION, task.instruction))
-        elif not task.instances:
-            drops.append(("unparseable", task.instruction))
-        elif task.instruction not in with_data:
-            drops.append(("every_instance_dropped", task.instruction))
+    """Tasks with at least one instance in the dataset, and why the others have none (each
+    under one reason, as prepare counts them: `dataset.build.task_reason`)."""
+    drops = [(reason, task.instruction) for task, reason in data.dropped_tasks]
     return step("prepare", "tasks", len(data.tasks) - len(drops), drops)
 
 

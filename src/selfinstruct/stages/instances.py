@@ -16,6 +16,7 @@ from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.plan import StagePlan, run_plan
 from selfinstruct.engine.stage import Stage
 from selfinstruct.errors import RunError
+from selfinstruct.filters.reasons import NO_LABEL
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText
 from selfinstruct.parsing.instances import parse_instances
@@ -101,7 +102,7 @@ def plan(ctx: RunContext, stats: StageStats) -> StagePlan[InstructionRow]:
         store_parsed(ctx.store, row.id, answer.text, answer.truncated, labels[row.id][1], style)
         return None
 
-    missing = {"no_label": len(waiting - done)} if waiting - done else {}
+    missing = {NO_LABEL: len(waiting - done)} if waiting - done else {}
     return StagePlan(
         stats, rows, done | waiting, settings.request_batch_size, make_requests, record, missing
     )

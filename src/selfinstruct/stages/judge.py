@@ -25,6 +25,7 @@ from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.plan import StagePlan, run_plan
 from selfinstruct.engine.stage import Estimate, Stage, version_id
 from selfinstruct.errors import RunError
+from selfinstruct.filters.reasons import JUDGE_MISSING, JUDGE_REJECTED, JUDGE_UNPARSEABLE
 from selfinstruct.filters.screen import Drop, drop_instance
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.choice import ModelChoice
@@ -47,9 +48,6 @@ MARKER = "Correct output: is the output a correct and acceptable response"  # in
 OVERRIDES = {"base_url": "base_url", "api_key_env": "api_key_env", "concurrency": "max_concurrency"}
 ASSUMED_INSTANCES = 3.0  # per instruction, for --estimate before any instance exists
 UNREADABLE_WARNING = 0.1  # warn when this share of the judge's answers cannot be read
-JUDGE_MISSING = "judge_missing"
-JUDGE_UNPARSEABLE = "judge_unparseable"
-JUDGE_REJECTED = "judge_rejected"
 NAMES = "judge_names"  # the store's meta: each judge's name by version
 # Its records: the answers to the paper's three questions (1 yes, 0 no, NULL unreadable), the
 # rating and the reasons (JSON), per instance and judge (the version: see `current_judge`).

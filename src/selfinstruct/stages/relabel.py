@@ -18,6 +18,7 @@ from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.plan import StagePlan, run_plan
 from selfinstruct.engine.stage import Estimate, Stage
 from selfinstruct.errors import RunError
+from selfinstruct.filters.reasons import LABEL_DISAGREES
 from selfinstruct.filters.screen import Drop, drop_instance
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake_answers import FakeAnswer, FakeText, prompt_text
@@ -33,7 +34,6 @@ TEMPLATE = TemplateSpec("relabel", frozenset({"instruction", "labels", "input"})
 UNREADABLE = "unreadable"
 ASSUMED_CLASSIFICATION = 0.25  # share of classification tasks, for --estimate before any label
 ASSUMED_INSTANCES = 3
-LABEL_DISAGREES = "label_disagrees"
 # Its records: the input-first label of each instance asked about, and whether it agrees with
 # the output-first one (1, 0; NULL: unreadable).
 RELABELS = RecordTable("relabels", ("answer", "agrees"), migration="0004_quality")

@@ -23,11 +23,11 @@ from selfinstruct.config import Config
 from selfinstruct.dataset.settings import PrepareSettings
 from selfinstruct.engine.context import RunContext
 from selfinstruct.errors import RunError
+from selfinstruct.filters.reasons import HUMAN_REJECTED
 from selfinstruct.filters.screen import Drop, drop_instance
 from selfinstruct.quality.agreement import EMPTY_CELL
 from selfinstruct.quality.judgment import Criteria
 from selfinstruct.quality.people import (
-    HUMAN_REJECTED,
     JudgeAgreement,
     PersonRating,
     Verdict,

@@ -27,12 +27,14 @@ class GeneratedTask:
 
 @dataclass(frozen=True)
 class ParsedTask:
-    """One instruction with its label and its parsed instance records."""
+    """One instruction with its label and its parsed instance records; `truncated`: its
+    instances answer was cut off at max_tokens."""
 
     instruction_id: int
     instruction: str
     is_classification: bool
     instances: Sequence[InstanceRecord]
+    truncated: bool = False
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -43,7 +45,9 @@ def parse_task(task: GeneratedTask, style: str, instruction_id: int = 0) -> Pars
     """Parse one task's raw instances (for tasks that come from files, not a run store)."""
     pairs = parse_instances(task.raw_instances, task.truncated, task.is_classification, style)
     records = [InstanceRecord(instruction_id, i, inp, out) for i, (inp, out) in enumerate(pairs)]
-    return ParsedTask(instruction_id, task.instruction, task.is_classification, records)
+    return ParsedTask(
+        instruction_id, task.instruction, task.is_classification, records, task.truncated
+    )
 
 
 def parsed_tasks(store: RunStore, style: str) -> list[ParsedTask]:
@@ -57,10 +61,12 @@ def parsed_tasks(store: RunStore, style: str) -> list[ParsedTask]:
         if row.id not in raw or row.id not in labels:
             continue
         is_clf = labels[row.id][1]
+        text, finish, _ = raw[row.id]
+        cut = finish == "length"
         if row.id in unparsed:
-            text, finish, _ = raw[row.id]
-            task = GeneratedTask(row.instruction, is_clf, text, finish == "length")
+            task = GeneratedTask(row.instruction, is_clf, text, cut)
             tasks.append(parse_task(task, style, row.id))
         else:
-            tasks.append(ParsedTask(row.id, row.instruction, is_clf, stored.get(row.id, [])))
+            records = stored.get(row.id, [])
+            tasks.append(ParsedTask(row.id, row.instruction, is_clf, records, cut))
     return tasks

@@ -14,6 +14,14 @@ from selfinstruct.engine.context import RunContext
 from selfinstruct.engine.dispatch import serve
 from selfinstruct.errors import RunError
 from selfinstruct.filters.instruction import heuristic_reason, upper_first
+from selfinstruct.filters.reasons import (
+    DUPLICATE,
+    FAILED,
+    ROUGE,
+    TRUNCATED,
+    TRUNCATED_ITEM,
+    UNPARSEABLE,
+)
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.parsing.instructions import split_instructions
 from selfinstruct.similarity.prefilter import Prefilter
@@ -25,7 +33,6 @@ from selfinstruct.stages.bootstrap.truncation import truncation_advice
 from selfinstruct.store.rows import InstructionRow
 
 MAX_BARREN_BATCHES = 50
-TRUNCATED_ITEM = "truncated_item"  # the last, cut item of a response kept in part
 TRUNCATION_WARNING_SHARE = 0.25
 
 
@@ -107,11 +114,11 @@ class Bootstrap:
 
     def check_progress(self, outcomes: list[str], barren: int) -> None:
         """Stop instead of spending requests forever on a run that cannot get anywhere."""
-        if outcomes and all(o == "failed" for o in outcomes):
+        if outcomes and all(o == FAILED for o in outcomes):
             raise RunError(
                 f"every request of a bootstrap batch failed; last error: {self.stats.last_failure}"
             )
-        if outcomes and all(o == "truncated" for o in outcomes):
+        if outcomes and all(o == TRUNCATED for o in outcomes):
             raise RunError(self._truncation_advice(len(outcomes), whole_batch=True))
         if barren >= MAX_BARREN_BATCHES:
             raise RunError(
@@ -168,7 +175,7 @@ class Bootstrap:
     ) -> str | None:
         """Judge the pieces of one response; the outcome once all are decided, else None."""
         if answer is None:
-            return self._outcome("failed")
+            return self._outcome(FAILED)
         self.answers_seen += 1
         pieces = split_instructions(answer.text, self.style)
         cut = None
@@ -178,7 +185,7 @@ class Bootstrap:
             # drops the last one, where the cut is.
             complete = any(pieces[:-1])
             if self.settings.truncated_responses == "discard" or not complete:
-                return self._outcome("truncated")
+                return self._outcome(TRUNCATED)
             cut = len(pieces) - 1
         decided = self.ctx.store.pool.decided_pieces(request_idx)
         todo = [(i, upper_first(p)) for i, p in enumerate(pieces) if p and i not in decided]
@@ -195,7 +202,7 @@ class Bootstrap:
             candidate = Candidate(request_idx, piece_idx, batch, key, text)
             kept = self._judge(candidate, reason, scoring)
             progress.advance(1 if kept else 0)
-        return self._outcome("ok" if any(pieces) else "unparseable")
+        return self._outcome("ok" if any(pieces) else UNPARSEABLE)
 
     def _outcome(self, outcome: str) -> str:
         """A response's outcome; responses judged no further are counted as lost."""
@@ -218,11 +225,11 @@ class Bootstrap:
         the pool if it is kept."""
         text = c.text
         if reason is None and text in self.known:
-            reason = "duplicate"
+            reason = DUPLICATE
         kept = None
         if reason is None:
             kept = self._similarity_verdict(c, scoring)
-            reason = "rouge" if kept is None else None
+            reason = ROUGE if kept is None else None
         stored = self.ctx.store.pool.record_candidate(
             c.request_idx, c.piece_idx, text, reason or "kept", kept
         )
