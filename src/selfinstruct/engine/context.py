@@ -50,12 +50,18 @@ class RunContext:
         return self.llm_for("")
 
     def llm_for(self, stage: str) -> LLM:
-        """The stage's backend, created once (stages with the same model share it)."""
-        choice = self.choice_for(stage)
-        key = f"{choice.cache_identity()}|{choice.settings!r}"
+        """The stage's backend, created once (stages with the same `llm_key` share it)."""
+        key = self.llm_key(stage)
         if key not in self._llms:
-            self._llms[key] = choice.create()
+            self._llms[key] = self.choice_for(stage).create()
         return self._llms[key]
+
+    def llm_key(self, stage: str) -> str:
+        """Who answers a stage and how it is reached: its model and its backend's settings
+        (server, key variable, concurrency). Stages with the same key share one backend, and
+        can share a stream; a judge of the run's model on a server of its own cannot."""
+        choice = self.choice_for(stage)
+        return f"{choice.cache_identity()}|{choice.settings!r}"
 
     def model_name(self, stage: str = "") -> str:
         return self.choice_for(stage).model_name()

@@ -139,7 +139,7 @@ def streamed(ctx: RunContext, stages: list[Stage], stream: bool | None) -> list[
         return []
     group: list[Stage] = []
     for stage in stages:
-        if not stage.streams() or ctx.backend_id(stage.name) != ctx.backend_id(stages[0].name):
+        if not stage.streams() or ctx.llm_key(stage.name) != ctx.llm_key(stages[0].name):
             break
         group.append(stage)
     return group
