@@ -88,6 +88,12 @@ def check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
+        if (out / MANIFEST).is_file():  # a merge that stopped (killed) while preparing
+            raise RunError(
+                f"--out {out} exists and is not empty: it holds a merged run (its {MANIFEST}); "
+                f"'selfinstruct prepare --out {out}' writes its dataset if the merge stopped "
+                "before it did. Merge writes a new run directory"
+            )
         raise RunError(f"--out {out} exists and is not empty; merge writes a new run directory")
 
 
