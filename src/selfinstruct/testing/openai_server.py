@@ -4,8 +4,9 @@ It answers POST /v1/completions and POST /v1/chat/completions with a shared `Fak
 answers are deterministic), lists models at GET /v1/models, and can inject latency and faults
 the way a busy provider does: 429 with Retry-After, 500, 503, a dropped connection, a body cut
 in half, or a very slow answer. Faults are drawn from `random.Random(seed)`, so the sequence of
-faults over a run's requests is reproducible. Bodies are read and written with
-`llm.openai_format`, the same code the client uses, so the two sides cannot drift apart.
+faults over a run's requests is reproducible. `crash()` then `start()` is a server that dies
+and comes back on the same port. Bodies are read and written with `llm.openai_format`, the
+same code the client uses, so the two sides cannot drift apart.
 
     with MockOpenAIServer(latency=0.1, fault_rate=0.2) as server:
         run = Run.create(out, backend="openai", openai={"base_url": server.base_url})
@@ -387,7 +388,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer admitted requests (admitted at `started`, Unix time): faults, the fixed
         latency and the model's service time."""
         owner = self.server.owner
-        fault = owner.draw_fault()
+        fault = owner.draw_fault(requests)
         owner.wait(owner.latency)
         if fault in ("429", "500", "503"):
             raise _fault_error(fault, owner.retry_after)
@@ -533,6 +534,7 @@ class MockOpenAIServer:
         self._lock = threading.Lock()
         self._ids = 0
         self._stats = _Stats()
+        self._stage_faults: Counter[str] = Counter()
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -567,6 +569,14 @@ class MockOpenAIServer:
             thread.join(timeout=5)
         self._httpd, self._thread = None, None
 
+    def crash(self) -> None:
+        """Stop as a server that dies does (new connections refused, open ones cut off),
+        keeping the port: `start()` then serves again at the same `base_url`, as a server
+        that comes back (counters and the fault sequence carry on)."""
+        if self._httpd is not None:
+            self._requested_port = self._httpd.server_port
+        self.stop()
+
     def __enter__(self) -> MockOpenAIServer:
         return self.start()
 
@@ -597,6 +607,13 @@ class MockOpenAIServer:
     @property
     def stats(self) -> dict[str, Any]:
         return self._stats.snapshot()
+
+    @property
+    def stage_faults(self) -> dict[str, int]:
+        """The faults injected so far, by the stage of the request they hit (a crash harness
+        says how many each stage survived)."""
+        with self._lock:
+            return dict(self._stage_faults)
 
     @property
     def service_stats(self) -> dict[str, Any]:
@@ -641,13 +658,17 @@ class MockOpenAIServer:
                 404, f"The model '{model}' does not exist", code="model_not_found", param="model"
             )
 
-    def draw_fault(self) -> str | None:
-        """The fault for this request, if one fires (one draw per request, in arrival order)."""
+    def draw_fault(self, requests: Sequence[Request] = ()) -> str | None:
+        """The fault for this request, if one fires (one draw per request, in arrival order),
+        counted by kind and by the stage of `requests`."""
         with self._lock:
             fires = self._rng.random() < self.fault_rate
             kind = self._rng.choice(self.faults) if fires else None
         if kind is not None:
             self._stats.fault(kind)
+            stage = TASK_STAGES.get(infer_task(requests[0]), "other") if requests else "other"
+            with self._lock:
+                self._stage_faults[stage] += 1
         return kind
 
     def next_id(self) -> int:
