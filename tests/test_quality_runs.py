@@ -216,3 +216,22 @@ def test_an_empty_quality_drops_file_is_written_but_not_listed(tmp_path: Path) -
     assert drops.read_text() == ""  # the older drops replaced
     assert "quality_drops.jsonl" not in again.stdout
     assert "no quality drops" in again.stderr
+
+
+def test_classification_instances_relabel_never_answered_are_kept_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    """An instance relabel should have checked but holds no answer for (its request failed
+    for good) is kept, counted and warned about, never silently passed."""
+    run = tmp_path / "run"
+    cli("run", "--backend", "fake", "--num-instructions", "40", "--out", run, "--relabel",
+        *NO_REPORT)  # fmt: skip
+    with sqlite3.connect(run / "selfinstruct.db") as db:
+        removed = db.execute("SELECT COUNT(*) FROM relabels").fetchone()[0] // 2
+        assert removed > 0
+        db.execute(
+            "DELETE FROM relabels WHERE rowid IN (SELECT rowid FROM relabels LIMIT ?)", (removed,)
+        )
+    done = cli("prepare", "--out", run, "--set", "prepare.report=false")
+    assert f"{removed} classification instances have no input-first label" in done.stderr
+    assert f"relabel_unchecked_kept {removed}" in done.stderr  # counted in the summary

@@ -55,6 +55,9 @@ def request_stops(style: str, settings: RequestSettings) -> list[str]:
     return settings.stop if settings.stop is not None else ["\n"]
 
 
+UNCHECKED = "relabel_unchecked"  # prepare's note on instances kept without an answer
+
+
 def classification_tasks(store: RunStore, style: str) -> list[ParsedTask]:
     """The classification tasks with at least two labels among their instances (with one,
     the model could only agree or name no label: there is nothing to check)."""
@@ -159,10 +162,14 @@ class RelabelCheck:
     with its output-first one is dropped (an unreadable answer is no disagreement)."""
 
     relabels: Mapping[str, tuple[str, bool | None]]
+    asked: frozenset[str] = frozenset()  # the instances relabel asks about
     rank: int = 2  # after the judge's verdict
     kept: Counter[str] = field(default_factory=Counter)
 
     def drop(self, record: InstanceRecord) -> Drop | None:
+        if record.id in self.asked and record.id not in self.relabels:
+            self.kept[UNCHECKED] += 1  # its request failed, or relabel has not run on it
+            return None
         answer, agrees = self.relabels.get(record.id, ("", None))
         if agrees is not False:
             return None
@@ -171,11 +178,24 @@ class RelabelCheck:
         return drop_instance(record, LABEL_DISAGREES, detail)
 
     def warnings(self, dropped: Mapping[str, int], run_dir: Path) -> list[str]:
-        return []
+        """A warning when instances relabel should have checked have no answer: they are
+        kept unchecked (counted as relabel_unchecked_kept)."""
+        unchecked = self.kept[UNCHECKED]
+        if not unchecked:
+            return []
+        return [
+            f"{unchecked} classification instances have no input-first label (their relabel "
+            "requests failed, or relabel has not run on them): they were kept unchecked; "
+            f"'selfinstruct relabel --run {run_dir}' asks again"
+        ]
 
 
 def screen(ctx: RunContext) -> RelabelCheck | None:
-    return RelabelCheck(relabels(ctx.store)) if enabled(ctx.config) else None
+    if not enabled(ctx.config):
+        return None
+    tasks = classification_tasks(ctx.store, ctx.config.prompt_style)
+    asked = frozenset(record.id for task in tasks for record in task.instances)
+    return RelabelCheck(relabels(ctx.store), asked)
 
 
 def numbers(ctx: RunContext) -> dict[str, Any]:
