@@ -33,4 +33,5 @@ def test_embedded_run_end_to_end(style: str, tmp_path: Path) -> None:
     assert len(read_jsonl(out / "machine_generated_instances.jsonl")) == 3
     json.loads((out / "exports/alpaca.json").read_text())
     rerun = cli("run", "--out", str(out), "--num-instructions", "3", "--prompt-style", style)
-    assert "requests 0 " in next(x for x in rerun.stderr.splitlines() if x.startswith("[inst"))
+    complete = next(x for x in rerun.stderr.splitlines() if x.startswith("[run]"))
+    assert "already complete: 3 instructions" in complete  # a rerun sends nothing
