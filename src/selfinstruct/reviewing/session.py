@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,14 +73,19 @@ class Item:
         }
 
 
-def sample_items(sample: list[SampleItem], tasks: list[ParsedTask]) -> list[Item]:
-    """The sample's items with their text (an item whose text no longer matches the digest it
-    was drawn with is left out: its ratings could not be trusted)."""
-    texts = {
+def texts_of(tasks: Sequence[ParsedTask]) -> dict[str, tuple[str, str, str, bool]]:
+    """(instruction, input, output, is_classification) of every instance, by id."""
+    return {
         record.id: (task.instruction, record.input, record.output, task.is_classification)
         for task in tasks
         for record in task.instances
     }
+
+
+def sample_items(sample: list[SampleItem], tasks: list[ParsedTask]) -> list[Item]:
+    """The sample's items with their text (an item whose text no longer matches the digest it
+    was drawn with is left out: its ratings could not be trusted)."""
+    texts = texts_of(tasks)
     items = []
     for entry in sample:
         found = texts.get(entry.instance)

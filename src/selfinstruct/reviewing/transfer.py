@@ -27,7 +27,7 @@ from selfinstruct.io.atomic import json_line, write_atomic
 from selfinstruct.io.jsonl import json_objects, string_field
 from selfinstruct.io.text import read_text
 from selfinstruct.paper import QUESTIONS, RATINGS
-from selfinstruct.reviewing.session import REVIEWER
+from selfinstruct.reviewing.session import REVIEWER, texts_of
 from selfinstruct.store.reviews import NOTE_LIMIT, StoredRating, digest
 from selfinstruct.store.run_store import RunStore
 from selfinstruct.views.tasks import ParsedTask
@@ -47,15 +47,6 @@ def run_id(store: RunStore) -> str:
     has the same)."""
     created = str(store.get_meta("created_at") or "")
     return hashlib.sha256(f"selfinstruct-run:{created}".encode()).hexdigest()[:16]
-
-
-def texts_of(tasks: Sequence[ParsedTask]) -> dict[str, tuple[str, str, str, bool]]:
-    """(instruction, input, output, is_classification) of every instance, by id."""
-    return {
-        record.id: (task.instruction, record.input, record.output, task.is_classification)
-        for task in tasks
-        for record in task.instances
-    }
 
 
 def export_lines(
