@@ -10,7 +10,10 @@
 
 from __future__ import annotations
 
+import base64
 import difflib
+import gzip
+import html
 import importlib.util
 import itertools
 import json
@@ -81,6 +84,8 @@ CARD_VERSIONS = re.compile(r"^(Generated with selfinstruct \S+) \(.*\)\.$", re.M
 
 # report.html: the same values where the page shows them.
 REPORT_TIME = re.compile(r"(<dt>Report</dt><dd>)[^,<]*")  # "<time>, selfinstruct <version>"
+# The browser's records: compared as the JSON they hold (the compression level may change).
+REPORT_DATA = re.compile(r'(<script[^>]*id="report-data"[^>]*>)([^<]*)(</script>)')
 ECONOMICS = re.compile(r'<section id="economics">.*?</section>', re.DOTALL)
 HEADER_CELL = re.compile(r"<th>(.*?)</th>", re.DOTALL)
 BODY_ROW = re.compile(r"<tr><td>.*?</tr>", re.DOTALL)
@@ -187,6 +192,7 @@ def assert_same_json(actual: Path, expected: Path, paths: list[tuple[str, ...]])
 def masked_report_html(text: str, run_path: str) -> str:
     """report.html with the run directory, the report's time and the economics table's
     timed cells masked."""
+    text = REPORT_DATA.sub(_decoded_records, text)
     text = text.replace(run_path, MASK)
     text = REPORT_TIME.sub(rf"\g<1>{MASK}", text)
     section = ECONOMICS.search(text)
@@ -196,6 +202,11 @@ def masked_report_html(text: str, run_path: str) -> str:
     timed = {i for i, header in enumerate(headers) if header in TIMED_HEADERS}
     rows = BODY_ROW.sub(lambda row: _masked_cells(row.group(), timed), section.group())
     return text[: section.start()] + rows + text[section.end() :]
+
+
+def _decoded_records(found: re.Match[str]) -> str:
+    records = gzip.decompress(base64.b64decode(found.group(2))).decode("utf-8")
+    return found.group(1) + html.escape(records) + found.group(3)
 
 
 def _masked_cells(row: str, timed: set[int]) -> str:

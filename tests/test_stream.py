@@ -289,6 +289,24 @@ def test_the_stream_parses_the_report_s_verbs_while_it_runs(
     assert not list(Path(tempfile.gettempdir()).glob("selfinstruct-parses-*"))
 
 
+@pytest.mark.slow  # loads the parser in a helper process
+@pytest.mark.skipif(verbs.parser_id() is None, reason="the report extra is not installed")
+def test_a_run_on_a_local_engine_parses_its_verbs_in_a_helper_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fake backend answers in-process, one stage after another: the helper parses beside
+    # them, and the run's own process never loads the parser (its peak memory stays low).
+    settings = {"backend": "fake", "prepare": {"report_verbs": True}}
+    _refuse_parser(monkeypatch)
+    _generate(tmp_path / "local", 150, False, **settings)
+    with sqlite3.connect(tmp_path / "local/selfinstruct.db") as db:
+        parsed = db.execute("SELECT COUNT(*) FROM instruction_parses").fetchone()[0]
+    assert parsed == 150
+    diversity = json.loads((tmp_path / "local/report.json").read_text())["diversity"]
+    assert diversity["available"] and diversity["parsed"] == 150, diversity
+    assert not list(Path(tempfile.gettempdir()).glob("selfinstruct-parses-*"))
+
+
 @pytest.mark.slow  # loads the parser in a helper process, twice
 @pytest.mark.skipif(verbs.parser_id() is None, reason="the report extra is not installed")
 def test_the_parse_helper_cleans_up_when_the_run_is_gone(tmp_path: Path) -> None:

@@ -36,6 +36,10 @@ class PreparedData:
     screened: list[Drop] = field(default_factory=list)  # what the quality screen dropped
     task_count: int = 0  # tasks with at least one instance in the data
     dropped_tasks: list[tuple[ParsedTask, str]] = field(default_factory=list)  # and why
+    tasks: list[ParsedTask] = field(default_factory=list)  # every task given
+    # Each considered task's instances' fates by instruction id: "" kept, else the reason it
+    # was dropped (the cap's included); the report shows them without replaying the filters.
+    fates: dict[int, list[str]] = field(default_factory=dict)
 
 
 def build(
@@ -51,7 +55,7 @@ def build(
     with a `screen`, its quality checks drop tasks and instances first."""
     settings: PrepareSettings = config.section(STAGE)
     rng = random.Random(f"{config.random_seed}:{STAGE}")
-    data = PreparedData()
+    data = PreparedData(tasks=list(tasks))
     screen = screen or Screen()
     considered = [t for t in tasks if not left_out(t, settings)]
     screen.check_instructions([(t.instruction_id, t.instruction) for t in considered])
@@ -62,14 +66,18 @@ def build(
         verdicts, drops = task_verdicts(task, screen)
         data.screened += drops
         count_verdicts(verdicts, stats.dropped)
-        pairs = [pair for pair, v in zip(task.pairs, verdicts, strict=True) if v is None]
-        if not pairs:
+        passed = [i for i, v in enumerate(verdicts) if v is None]
+        if not passed:
+            data.fates[task.instruction_id] = _fates(verdicts, set())
             data.dropped_tasks.append((task, task_reason(task, verdicts)))
             continue
         data.task_count += 1
-        if len(pairs) > settings.max_instances_per_task:
-            stats.drop(reasons.OVER_TASK_CAP, len(pairs) - settings.max_instances_per_task)
-            pairs = rng.sample(pairs, settings.max_instances_per_task)
+        if len(passed) > settings.max_instances_per_task:
+            stats.drop(reasons.OVER_TASK_CAP, len(passed) - settings.max_instances_per_task)
+            passed = rng.sample(passed, settings.max_instances_per_task)
+        data.fates[task.instruction_id] = _fates(verdicts, set(passed))
+        every = task.pairs
+        pairs = [every[i] for i in passed]
         source = provenance[task.instruction_id] if provenance is not None else None
         data.generated.extend(Example(task.instruction, i, o, source) for i, o in pairs)
     for _, reason in data.dropped_tasks:
@@ -103,6 +111,11 @@ def build(
     stats.notes["tasks_kept"] = data.task_count
     stats.notes["examples_written"] = len(data.encoded)
     return data
+
+
+def _fates(verdicts: Sequence[str | None], chosen: set[int]) -> list[str]:
+    """Each instance's fate: "" when in the dataset, else its verdict or the per-task cap."""
+    return [v or ("" if i in chosen else reasons.OVER_TASK_CAP) for i, v in enumerate(verdicts)]
 
 
 def clean_seeds(seeds: Sequence[SeedTask], screen: Screen, stats: StageStats) -> list[SeedTask]:

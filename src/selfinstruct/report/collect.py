@@ -23,12 +23,12 @@ from selfinstruct.analysis.table1 import table1, words
 from selfinstruct.analysis.variety import variety
 from selfinstruct.analysis.verbs import VerbNouns
 from selfinstruct.config import PricingSettings
-from selfinstruct.dataset.build import build, left_out, task_verdicts
+from selfinstruct.dataset.build import PreparedData, build, left_out
 from selfinstruct.dataset.settings import STAGE as PREPARE
 from selfinstruct.engine.context import RunContext
 from selfinstruct.errors import InputError
-from selfinstruct.filters.reasons import NOT_CLASSIFICATION, OVER_TASK_CAP, TRUNCATED, UNPARSEABLE
-from selfinstruct.filters.screen import Drop, Screen
+from selfinstruct.filters.reasons import NOT_CLASSIFICATION, TRUNCATED, UNPARSEABLE
+from selfinstruct.filters.screen import Drop
 from selfinstruct.parsing.labels import UNREADABLE, read_label
 from selfinstruct.report.parses import verb_pairs
 from selfinstruct.report.steps import Step, excerpt, step
@@ -55,7 +55,7 @@ class RunData:
     rows: list[InstructionRow]
     labels: dict[int, tuple[str, bool]]
     tasks: dict[int, ParsedTask]
-    kept: set[tuple[str, str, str]]  # (instruction, input, output) prepare keeps
+    fates: dict[int, list[str]]  # prepare's fate of each instance: "" kept, else why not
     generated: list[tuple[str, str]]  # the kept (input, output) pairs, in dataset order
     verbs: VerbNouns
     seed_scores: list[tuple[int, float]]
@@ -64,8 +64,7 @@ class RunData:
     outcomes: dict[int, str]  # completed bootstrap requests' outcomes
     request_keys: dict[int, str]  # bootstrap requests with a stored answer
     answers: dict[str, tuple[str, str, str]]  # bootstrap's stored exchanges by key
-    screen: Screen  # prepare's quality checks, as the run's settings turn them on
-    screened: list[Drop]  # what they dropped
+    screened: list[Drop]  # what prepare's quality checks dropped
     dropped_tasks: list[tuple[ParsedTask, str]]  # tasks with no instance kept, and why
 
     @functools.cached_property
@@ -80,13 +79,14 @@ class RunData:
         return self.ctx.config.prompt_style
 
 
-def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
+def read_run(
+    ctx: RunContext, *, verbs: bool = True, prepared: PreparedData | None = None
+) -> RunData:
+    """The run's records; `prepared`: the dataset prepare has just built from this store (so
+    the report neither rebuilds it nor replays its filters), else it is built here."""
     store = ctx.store
     rows = store.pool.instructions()
-    tasks = parsed_tasks(store, ctx.config.prompt_style)
-    stats = prepare.STAGE_DEF.new_stats()
-    screen = prepare.screen_for(ctx)
-    data = build(tasks, ctx.seeds, ctx.config, ctx.templates, stats, None, screen)
+    data = prepared or _prepared(ctx)
     texts = [row.instruction for row in rows]
     tokenizer = _tokenizer(ctx)
     seeds = [seed.instruction for seed in ctx.seeds]
@@ -94,8 +94,8 @@ def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
         ctx=ctx,
         rows=rows,
         labels=store.labels.all(),
-        tasks={task.instruction_id: task for task in tasks},
-        kept={(e.instruction, e.input, e.output) for e in data.generated},
+        tasks={task.instruction_id: task for task in data.tasks},
+        fates=data.fates,
         generated=[(e.input, e.output) for e in data.generated],
         verbs=verb_pairs(store, rows) if verbs else VerbNouns(available=False, hint=SKIPPED),
         seed_scores=nearest_seeds(texts, seeds, tokenizer),
@@ -104,10 +104,17 @@ def read_run(ctx: RunContext, *, verbs: bool = True) -> RunData:
         outcomes=store.pool.request_outcomes_by_index(),
         request_keys=store.pool.request_keys(),
         answers=store.responses.of_stage("bootstrap"),
-        screen=screen,
         screened=data.screened,
         dropped_tasks=data.dropped_tasks,
     )
+
+
+def _prepared(ctx: RunContext) -> PreparedData:
+    """Prepare's dataset, built from the store as prepare builds it (its examples without
+    provenance, which the report does not show)."""
+    tasks = parsed_tasks(ctx.store, ctx.config.prompt_style)
+    stats = prepare.STAGE_DEF.new_stats()
+    return build(tasks, ctx.seeds, ctx.config, ctx.templates, stats, None, prepare.screen_for(ctx))
 
 
 def _tokenizer(ctx: RunContext) -> Tokenizer:
@@ -240,11 +247,7 @@ def instance_reasons(data: RunData, task: ParsedTask) -> list[str]:
     """Each instance's fate in prepare: "" when kept, else the reason it was dropped."""
     if _skipped(data, task):
         return [NOT_CLASSIFICATION] * len(task.instances)
-    verdicts, _ = task_verdicts(task, data.screen)
-    return [
-        reason or ("" if (task.instruction, *pair) in data.kept else OVER_TASK_CAP)
-        for pair, reason in zip(task.pairs, verdicts, strict=True)
-    ]
+    return data.fates[task.instruction_id]
 
 
 def _skipped(data: RunData, task: ParsedTask) -> bool:

@@ -5,8 +5,10 @@ while during it the client mostly waits for the server. So while a stream runs, 
 its own (`python -m selfinstruct.report.parse_worker`, on the machine's other core: the
 client's event loop keeps its own) reads the instructions the run has committed from the
 store (read-only; the store's WAL lets it read beside the writer) and parses them as they
-come. When the stream ends, `finish` tells it to parse what is left, and keeps its pairs in
-the store (`store.parses`), so the report parses nothing. Whatever goes wrong with the helper
+come. Stages that run one after another (a local engine) have it too: it parses on the other
+core while they work. Before the stage that writes the dataset, `finish` tells it to parse what
+is left, and keeps its pairs in the store (`store.parses`), so the report parses nothing and
+the parser is never loaded in the run's own process. Whatever goes wrong with the helper
 (no parser installed, a crash) costs nothing but the time saved: the report parses what is
 missing, as it always does.
 """
@@ -65,13 +67,10 @@ class ParseAhead:
 
     def finish(self) -> int:
         """Let the helper parse what is left, keep its pairs; returns how many were kept. A
-        helper that has parsed nothing yet (still loading the parser) is stopped instead:
-        the report parses in this process, which is no slower than waiting for it."""
+        helper still loading its parser is waited for too: parsing here would take as long
+        and load the parser, hundreds of MB, into the process that then builds the report."""
         proc = self.proc
         if proc is None or proc.stdin is None:
-            return 0
-        if not self.out.exists() or not self.out.stat().st_size:
-            self.close()
             return 0
         try:
             proc.stdin.write(STOP)

@@ -41,23 +41,26 @@ def run_stages(
     ctx: RunContext, stages: list[Stage], *, stream: bool | None = None
 ) -> dict[str, StageStats]:
     """Run the stages in order, streaming those `streamed` picks (stream None: when their
-    backend serves requests in parallel; False: never)."""
+    backend serves requests in parallel; False: never). When they end with the dataset's
+    report, a helper process parses the instructions for its verb-noun chart while the
+    stages before it run (report/parse_ahead.py), so the parser is never loaded here."""
     group = streamed(ctx, stages, stream)
     said = Summaries(ctx, "run")
     found: dict[str, StageStats] = {}
-    if len(group) > 1:
-        target = ctx.config.num_instructions
-        ahead = ParseAhead.start(ctx.store, target) if _parses_verbs(ctx, stages) else None
-        try:
+    target = ctx.config.num_instructions
+    ahead = ParseAhead.start(ctx.store, target) if _parses_verbs(ctx, stages) else None
+    try:
+        if len(group) > 1:
             found = run_stream(ctx, group, said)
-            if ahead is not None:
+        for stage in stages:
+            if stage.name in found:
+                continue
+            if stage.writes_dataset and ahead is not None:
                 ahead.finish()
-        finally:
-            if ahead is not None:
-                ahead.close()
-    for stage in stages:
-        if stage.name not in found:
             found[stage.name] = run_stage(ctx, stage, said)
+    finally:
+        if ahead is not None:
+            ahead.close()
     said.close()
     return {stage.name: found[stage.name] for stage in stages}
 
@@ -122,11 +125,12 @@ class Summaries:
 
 
 def _parses_verbs(ctx: RunContext, stages: list[Stage]) -> bool:
-    """Whether a stage of these writes the dataset with a report that parses verbs (so the
-    stream parses the instructions while it runs: report/parse_ahead.py)."""
+    """Whether stages that generate come before one that writes the dataset with a report
+    that parses verbs (so the instructions are parsed while they run: parse_ahead.py)."""
     settings: PrepareSettings = ctx.config.section(PREPARE)
-    writes = any(stage.writes_dataset for stage in stages)
-    return writes and settings.report and settings.report_verbs
+    writes = [i for i, stage in enumerate(stages) if stage.writes_dataset]
+    before = writes and any(stage.generates for stage in stages[: writes[0]])
+    return bool(before) and settings.report and settings.report_verbs
 
 
 def streamed(ctx: RunContext, stages: list[Stage], stream: bool | None) -> list[Stage]:
@@ -187,11 +191,11 @@ def run_stage(ctx: RunContext, stage: Stage, said: Summaries | None = None) -> S
     except BaseException as exc:
         _finish(ctx, stage, stats, said, failed=True)
         if isinstance(exc, SelfInstructError):
-            for path in _report(ctx, stage):
+            for path in _report(ctx, stage, None):
                 print(report_line(path), file=sys.stderr)
         raise
     _finish(ctx, stage, stats, said, failed=False)
-    stats.outputs += _report(ctx, stage)
+    stats.outputs += _report(ctx, stage, produced if isinstance(produced, PreparedData) else None)
     if alone:
         said.close()
     return stats
@@ -206,17 +210,18 @@ def write_card(ctx: RunContext, data: PreparedData, stats: StageStats) -> Path:
     return write_run_card(ctx, data, stats, ctx.store.run_dir / EXPORT_DIR, quality, reviewed)
 
 
-def _report(ctx: RunContext, stage: Stage) -> list[Path]:
+def _report(ctx: RunContext, stage: Stage, prepared: PreparedData | None) -> list[Path]:
     """The run's report (report.html, report.json) once the stage that writes the dataset is
-    recorded, also after it stopped with an error of ours (unless prepare.report is off). A
-    failure here is a warning: the stage's work is saved."""
+    recorded, also after it stopped with an error of ours (unless prepare.report is off), on
+    the dataset the stage built (`prepared`; None: the report builds it). A failure here is
+    a warning: the stage's work is saved."""
     settings: PrepareSettings = ctx.config.section(PREPARE)
     if not stage.writes_dataset or not settings.report:
         return []
     from selfinstruct.report.build import write_report  # its charts load when one is written
 
     try:
-        return [write_report(ctx, verbs=settings.report_verbs).html]
+        return [write_report(ctx, verbs=settings.report_verbs, prepared=prepared).html]
     except Exception as exc:  # a report must never cost the user the data already written
         print(
             f"warning: {stage.name}: {exc.__class__.__name__}: {exc}; what the stage wrote is "
