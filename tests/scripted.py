@@ -4,6 +4,7 @@ that runs the pipeline against it (for tests of what a run reports)."""
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,6 +31,34 @@ class ScriptedLLM(FakeLLM):
             writer = self.writers.get(infer_task(request))
             answers += [writer(request)] if writer else super().generate([request])
         return answers
+
+
+class Crowd(FakeLLM):
+    """The fake model behind a server that holds each request until `size` are held at once
+    (or all `total` have come): it answers only a client that has that many in flight. A
+    client that never gets there fails its requests after `patience` seconds (a hang
+    guard, not a measurement). `groups`: how many were let go together, in order."""
+
+    def __init__(self, size: int, total: int, patience: float = 60.0, model: str = "fake") -> None:
+        super().__init__(model=model)
+        self.size, self.total, self.patience = size, total, patience
+        self.arrived = 0
+        self.held = 0
+        self.groups: list[int] = []
+        self._released = threading.Condition()
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        with self._released:
+            self.arrived += 1
+            self.held += 1
+            group = len(self.groups)
+            if self.held >= self.size or self.arrived >= self.total:
+                self.groups.append(self.held)
+                self.held = 0
+                self._released.notify_all()
+            elif not self._released.wait_for(lambda: len(self.groups) > group, self.patience):
+                raise RuntimeError(f"only {self.held} requests in flight, not {self.size}")
+        return super().generate(requests)
 
 
 def answer(text: str, finish_reason: str = "stop", tokens: int = 0) -> Completion:

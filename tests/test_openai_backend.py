@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from conftest import cli, read_jsonl, store_snapshot
+from scripted import Crowd
 
 from selfinstruct.errors import BackendError
 from selfinstruct.exporters import written
@@ -33,10 +34,12 @@ from selfinstruct.llm import rate_limit
 from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.backends.openai import OpenAIBackend, OpenAISettings
 from selfinstruct.llm.base import Completion, Failure, Request, Result
+from selfinstruct.llm.concurrency import Gate
 from selfinstruct.llm.rate_limit import RateLimiter
 from selfinstruct.testing.openai_server import FAULT_KINDS, MockOpenAIServer, completion_reply
 
 KEY_ENV = "SELFINSTRUCT_TEST_OPENAI_KEY"
+SLOTS = int(OpenAISettings().max_concurrency)  # the CLI's requests in flight by default
 STAGES = ("bootstrap", "classify", "instances", "prepare")
 SETTINGS_TOML = """\
 [openai]
@@ -241,18 +244,19 @@ def test_transient_faults_change_nothing_in_the_result(tmp_path: Path, settings_
     # 12 attempts: with 30% of attempts failing, a request fails for good once in 2 million.
     args = ("--num-instructions", "150", "--concurrency", "32", "--set", "openai.max_attempts=12")
     with MockOpenAIServer(fault_rate=0.3, retry_after=0.1, slow_seconds=2) as faulty:
-        started = time.monotonic()
         result = openai_cli("run", tmp_path / "faulty", faulty.base_url, settings_file, *args)
-        seconds = time.monotonic() - started
         served = faulty.stats
     with MockOpenAIServer() as clean:
         openai_cli("run", tmp_path / "clean", clean.base_url, settings_file, *args)
+        clean_requests = clean.stats["requests"]
 
     # Every kind of fault really happened, many times over.
     assert set(served["faults"]) == set(FAULT_KINDS), served
     assert sum(served["faults"].values()) >= 0.2 * served["requests"]
     assert served["status"].get(429, 0) > 0
-    assert seconds < 120
+    # No request was tried without end: at most max_attempts (12) tries of each the clean
+    # run needed, give or take the bootstrap requests in flight when the target was reached.
+    assert served["requests"] <= 12 * (clean_requests + 32)
 
     lines = summary_lines(result.stderr)
     for stage in ("bootstrap", "classify", "instances"):
@@ -323,13 +327,16 @@ def test_wrong_key_stops_with_401_and_loses_nothing(
         extend = ("run", out, server.base_url, settings_file, "--api-key-env", KEY_ENV)
         extend += ("--num-instructions", "40", "-q")
         monkeypatch.setenv(KEY_ENV, bad)
-        started = time.monotonic()
+        waits = retry_waits(monkeypatch)
+        refused_before = server.stats["status"].get(401, 0)
         failed = openai_cli(*extend, check=False)
-        assert time.monotonic() - started < 30
         line = error_line(failed)
         assert "401" in line and KEY_ENV in line
         assert bad not in failed.stderr + failed.stdout
-        assert server.stats["status"].get(401, 0) >= 1
+        # It stops at the first refusal: no retry waits, only the requests already in flight.
+        assert waits == []
+        refused = server.stats["status"].get(401, 0) - refused_before
+        assert 1 <= refused <= SLOTS
 
         after = store_snapshot(out)
         assert after["instructions"][:20] == before["instructions"]
@@ -384,9 +391,13 @@ def test_unknown_model_is_a_404_naming_the_model(tmp_path: Path, settings_file: 
     assert "404" in line and "no-such-model" in line
 
 
-def test_unreachable_server_fails_fast(tmp_path: Path, settings_file: Path) -> None:
+def test_unreachable_server_fails_fast(
+    tmp_path: Path, settings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server never reached is a configuration error: the run stops at the first refused
+    connection instead of retrying it (max_attempts = 8 in these settings)."""
     url = f"http://127.0.0.1:{free_port()}/v1"
-    started = time.monotonic()
+    waits = retry_waits(monkeypatch)
     failed = openai_cli(
         "run",
         tmp_path / "run",
@@ -398,9 +409,9 @@ def test_unreachable_server_fails_fast(tmp_path: Path, settings_file: Path) -> N
         check=False,
         timeout=60,
     )
-    assert time.monotonic() - started < 10
     line = error_line(failed)
     assert "cannot connect" in line and url in line
+    assert waits == []
 
 
 # --- the API key stays in memory --------------------------------------------------------------
@@ -506,6 +517,20 @@ def make(
     return backend
 
 
+def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits before retries of every OpenAI backend from now on, as asked of the gate
+    (the event a timing test checks instead of a clock)."""
+    waits: list[float] = []
+    sleep = Gate.sleep
+
+    async def recorded(self: Gate, seconds: float) -> None:
+        waits.append(seconds)
+        await sleep(self, seconds)
+
+    monkeypatch.setattr(Gate, "sleep", recorded)
+    return waits
+
+
 def test_answers_carry_text_finish_reason_and_usage(backends: list[OpenAIBackend]) -> None:
     chat = Request(
         messages=(("system", "You write tasks."), ("user", "Write a task.")), max_tokens=48, seed=3
@@ -523,7 +548,10 @@ def test_answers_carry_text_finish_reason_and_usage(backends: list[OpenAIBackend
         assert result.completion_tokens == want.completion_tokens > 0
 
 
-def test_retry_after_is_honoured_until_attempts_run_out(backends: list[OpenAIBackend]) -> None:
+def test_retry_after_is_honoured_until_attempts_run_out(
+    backends: list[OpenAIBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits = retry_waits(monkeypatch)
     with MockOpenAIServer(fault_rate=1.0, faults=("429",), retry_after=0.2) as server:
         backend = make(backends, settings(server.base_url))
         started = time.monotonic()
@@ -533,8 +561,10 @@ def test_retry_after_is_honoured_until_attempts_run_out(backends: list[OpenAIBac
     assert isinstance(result, Failure)
     assert (result.reason, result.attempts) == ("http_429", 3)
     assert "429" in result.detail
-    assert seconds >= 0.4  # two waits of Retry-After 0.2 s, although the backoff is 1 ms
-    assert seconds < 2.0
+    # Two waits of Retry-After 0.2 s (stretched by up to 10%), although the backoff is 1 ms,
+    # and really waited (a lower bound: load only makes it longer).
+    assert len(waits) == 2 and all(0.2 <= wait <= 0.22 for wait in waits), waits
+    assert seconds >= 0.4
     assert backend.counters["http_429"] == 3 and backend.counters["retries"] == 2
 
 
@@ -573,13 +603,16 @@ def test_generate_raises_when_requests_fail_for_good(backends: list[OpenAIBacken
 
 
 def test_requests_are_in_flight_in_parallel(backends: list[OpenAIBackend]) -> None:
-    with MockOpenAIServer(latency=0.2) as server:
+    # The server holds each request until 8 are in progress at once (or the last ones have
+    # come): a client that sent fewer at a time would never get an answer.
+    crowd = Crowd(size=8, total=20, model="m1")
+    with MockOpenAIServer(llm=crowd) as server:
         backend = make(backends, settings(server.base_url, max_concurrency=8))
-        started = time.monotonic()
         completions = backend.generate([prompt(i) for i in range(20)])
-        seconds = time.monotonic() - started
+        service = server.service_stats
     assert len(completions) == 20 and all(isinstance(c, Completion) for c in completions)
-    assert 0.5 < seconds < 1.5  # three waves of at most 8, 0.2 s each
+    assert crowd.groups == [8, 8, 4]  # three waves of 8 at most
+    assert service["max_in_progress"] == 8  # never more than --concurrency
 
 
 def test_fatal_answers_raise_with_the_key_scrubbed(backends: list[OpenAIBackend]) -> None:
@@ -594,10 +627,18 @@ def test_fatal_answers_raise_with_the_key_scrubbed(backends: list[OpenAIBackend]
 # --- Retry-After forms (a scripted server) ------------------------------------------------
 
 
+Header = str | Callable[[], str]  # a value, or made when the answer is sent
+
+
+def http_date_in_2_s() -> str:
+    """An HTTP date 1-2 s from now (whole seconds)."""
+    return email.utils.formatdate(time.time() + 2, usegmt=True)
+
+
 class ScriptedServer:
     """Answers POSTs with the scripted (status, headers) in turn, then with 200 answers."""
 
-    def __init__(self, script: Sequence[tuple[int, dict[str, str]]]) -> None:
+    def __init__(self, script: Sequence[tuple[int, dict[str, Header]]]) -> None:
         self.script = list(script)
         self.times: list[float] = []
         owner = self
@@ -622,7 +663,7 @@ class ScriptedServer:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in headers.items():
-                    self.send_header(name, value)
+                    self.send_header(name, value() if callable(value) else value)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -644,14 +685,20 @@ class ScriptedServer:
 
 
 @pytest.mark.slow  # waits 1-2 s by design
-def test_retry_after_as_an_http_date_is_honoured(backends: list[OpenAIBackend]) -> None:
-    when = email.utils.formatdate(time.time() + 2, usegmt=True)  # whole seconds: waits 1-2 s
-    with ScriptedServer([(429, {"Retry-After": when})]) as server:
+def test_retry_after_as_an_http_date_is_honoured(
+    backends: list[OpenAIBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits = retry_waits(monkeypatch)
+    # The date is written when the 429 is answered, in whole seconds: 1-2 s from then.
+    with ScriptedServer([(429, {"Retry-After": http_date_in_2_s})]) as server:
         [result] = collect(make(backends, settings(server.base_url)), [prompt()])
         assert len(server.times) == 2
         waited = server.times[1] - server.times[0]
     assert isinstance(result, Completion) and result.completion_tokens == 7
-    assert 0.9 <= waited <= 3.0
+    # The wait is the date's (at most 2 s plus 10%), not the 1 ms backoff; the time it took
+    # to read the answer only shortens it.
+    assert len(waits) == 1 and 0.5 <= waits[0] <= 2.2, waits
+    assert waited >= waits[0]
 
 
 @pytest.mark.parametrize("value", ["soon", "in a minute"])
@@ -679,8 +726,9 @@ def test_request_rate_limit_holds_after_a_one_second_burst(backends: list[OpenAI
         seconds = time.monotonic() - started
         assert server.stats["requests"] == 40
     assert all(isinstance(r, Completion) for r in results)
-    assert seconds >= 30 / (590 / 60) - 0.1  # the 30 past the burst wait for refills
-    assert seconds < 10
+    # The 30 past the burst wait for refills (that it waits no longer than the rate needs:
+    # test_rate_limiter_waits_no_longer_than_the_rate_needs, on a virtual clock).
+    assert seconds >= 30 / (590 / 60) - 0.1
 
 
 class FakeClock:
@@ -750,6 +798,28 @@ def test_rate_limiter_guarantees_burst_plus_rate(
     # and the sustained rate: the last grants come no faster than the limit
     tail = times[-int(per_minute / cost / 2) :]
     assert (tail[-1] - tail[0]) >= (len(tail) - 1) * cost / rate - 1e-3
+
+
+@pytest.mark.parametrize(
+    ("limits", "cost", "per_minute"),
+    [
+        ((600, 0), 1.0, 600),
+        ((0, 6000), 100.0, 6000),
+    ],
+)
+def test_rate_limiter_waits_no_longer_than_the_rate_needs(
+    clock: FakeClock, limits: tuple[float, float], cost: float, per_minute: float
+) -> None:
+    """A one-second burst goes at once, then one grant per refill: grant n comes as soon as
+    the bucket holds its cost again, never later."""
+    burst = per_minute / 60 / cost  # grants in the one-second burst
+    rate = (per_minute - per_minute / 60) / 60  # the refill, per second
+    times = acquisition_times(clock, limits, 40, cost)
+    start = times[0]
+    assert times[: int(burst)] == [start] * int(burst)
+    for n, when in enumerate(times):
+        due = max(0.0, (n + 1 - burst) * cost / rate)
+        assert when - start == pytest.approx(due, abs=1e-3), n
 
 
 @pytest.mark.parametrize(
