@@ -19,7 +19,7 @@ def test_commits_are_checkpointed_in_a_thread_until_the_block_ends(tmp_path: Pat
             for i in range(50):
                 with store.transaction():
                     store.set_meta(f"k{i}", "x" * 3000)
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 60  # a hang guard: checkpoints come every 10 ms
             while (checkpoints.last is None or not checkpoints.last[1]) and (
                 time.monotonic() < deadline
             ):

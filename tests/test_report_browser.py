@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,10 +38,8 @@ class Opened:
         )
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("request", lambda r: self.requests.append(r.url))
-        started = time.monotonic()
         self.page.goto(self.url)
         wait_until(self.page, "document.body.dataset.ready")
-        self.seconds = time.monotonic() - started
         assert self.page.evaluate("document.body.dataset.ready") == "1"
 
     def column(self, index: int) -> list[str]:
@@ -135,6 +132,10 @@ def test_an_embedded_run_report(browser: Any, tmp_path: Path) -> None:
     opened.close()
 
 
+def rows_shown(opened: Opened) -> int:
+    return int(opened.page.eval_on_selector_all("#grid tbody tr.row", "rows => rows.length"))
+
+
 def synthetic_records(n: int, seed: int = 0) -> dict[str, Any]:
     """A browser payload of n instructions with realistic sizes (for the page's scale only)."""
     rng = random.Random(seed)
@@ -165,19 +166,23 @@ def synthetic_records(n: int, seed: int = 0) -> dict[str, Any]:
     }
 
 
-def test_a_50000_instruction_report_is_interactive_in_seconds(browser: Any, tmp_path: Path) -> None:
+def test_a_50000_instruction_report_shows_one_page_at_a_time(browser: Any, tmp_path: Path) -> None:
+    """What keeps a 50,000-instruction page interactive: the table holds one page of rows
+    (50), before and after sorting and searching, never the whole run (how fast it opens is
+    the benchmarks' business: benchmarks/bench_report.py)."""
     run = tmp_path / "run"
     cli("run", "--out", run, "--backend", "fake", "--num-instructions", 10, "-q")
     report = json.loads((run / "report.json").read_text())
     page_file = tmp_path / "big.html"
     page_file.write_text(render(report, synthetic_records(50_000)), encoding="utf-8")
     opened = Opened(browser, page_file)
-    assert opened.seconds < 10, f"ready after {opened.seconds:.1f} s"
     assert opened.page.text_content("#n-instructions") == "50,000"
-    started = time.monotonic()
+    assert rows_shown(opened) == 50
     opened.page.click("th[data-key=pool]")
+    assert rows_shown(opened) == 50
     opened.search("river poem")
-    assert time.monotonic() - started < 5
+    matches = int(_count(opened.page).replace(",", ""))
+    assert 0 < matches < 50_000 and rows_shown(opened) == min(50, matches)
     opened.page.click("#grid tbody tr.row >> nth=0")
     assert "Prompt" in opened.page.text_content("tr.detail")
     opened.page.fill("#page-number", "700")
