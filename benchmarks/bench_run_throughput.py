@@ -184,11 +184,14 @@ class Command:
     env: Mapping[str, str] | None = field(default=None, repr=False)
 
     def argv(self, stage: str, out: Path) -> list[str]:
-        argv = [*SELFINSTRUCT, stage, "--out", str(out), "--backend", "openai", "--model"]
-        argv += ["fake", "--base-url", self.base_url, "--concurrency", self.concurrency]
-        argv += ["--num-instructions", str(self.instructions)]
-        if self.style:
-            argv += ["--prompt-style", self.style]
+        argv = [*SELFINSTRUCT, stage, "--out", str(out)]
+        if stage in ("run", "bootstrap"):  # they choose the run's backend; the rest use it
+            argv += ["--backend", "openai", "--model", "fake"]
+            argv += ["--num-instructions", str(self.instructions)]
+            if self.style:
+                argv += ["--prompt-style", self.style]
+        if stage != "prepare":  # prepare sends no request
+            argv += ["--base-url", self.base_url, "--concurrency", self.concurrency]
         for value in self.sets:
             argv += ["--set", value]
         return [*argv, "--quiet"]

@@ -1,0 +1,23 @@
+"""Every benchmark behind a documented figure (each defined in its own module)."""
+
+from __future__ import annotations
+
+from benchmarks.claims.runs import FAST_LANE, LONG_RUNS
+from benchmarks.claims.source import Source
+from benchmarks.claims.throughput import AUTO_CONCURRENCY, CLIENT_THROUGHPUT, RUN_THROUGHPUT
+
+SOURCES: tuple[Source, ...] = (
+    LONG_RUNS,
+    FAST_LANE,
+    RUN_THROUGHPUT,
+    AUTO_CONCURRENCY,
+    CLIENT_THROUGHPUT,
+)
+
+
+def by_name(name: str) -> Source:
+    for source in SOURCES:
+        if source.name == name:
+            return source
+    known = ", ".join(s.name for s in SOURCES)
+    raise SystemExit(f"no benchmark named {name!r} (known: {known})")
