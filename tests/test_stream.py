@@ -10,7 +10,6 @@ import random
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from selfinstruct.errors import BudgetExhausted
 from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.base import LLM, Completion, Feed, Request
 from selfinstruct.llm.choice import ModelChoice
+from selfinstruct.report import parse_ahead
 from selfinstruct.stages.bootstrap.settings import BootstrapSettings
 from selfinstruct.testing.latency import LatencyModel
 from selfinstruct.testing.openai_server import MockOpenAIServer
@@ -70,6 +70,7 @@ def _assert_same_run(out: Path, reference: Path) -> None:
     assert read_jsonl(out / DATASET)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_streamed_run_has_the_records_of_a_stage_by_stage_run(tmp_path: Path) -> None:
     # Answer times drawn from heavy-tailed lengths: answers arrive out of order.
     model = LatencyModel(ttft=0.002, per_token=0.0002)
@@ -87,6 +88,7 @@ def test_a_streamed_run_has_the_records_of_a_stage_by_stage_run(tmp_path: Path) 
     assert alone.index("classify") > max(i for i, s in enumerate(alone) if s == "bootstrap")
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_streamed_run_through_faults_has_the_records_of_a_clean_run(tmp_path: Path) -> None:
     with MockOpenAIServer(latency=0.002) as clean:
         _generate(tmp_path / "clean", 80, False, **_settings(clean.base_url))
@@ -104,6 +106,7 @@ def test_a_streamed_run_through_faults_has_the_records_of_a_clean_run(tmp_path: 
     _assert_same_run(tmp_path / "faulty", tmp_path / "clean")
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_budget_stops_the_stream_and_a_larger_one_finishes_it(tmp_path: Path) -> None:
     with MockOpenAIServer(latency=0.002) as server:
         settings = _settings(server.base_url)
@@ -171,6 +174,7 @@ def test_any_answer_order_gives_the_records_of_a_stage_by_stage_run(
     assert backend.abandoned > 0
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_with_a_judge_on_the_run_s_model_the_judge_streams_too(tmp_path: Path) -> None:
     with MockOpenAIServer(latency=0.002) as server:
         settings = _settings(server.base_url)
@@ -243,6 +247,7 @@ def _openai(concurrency: int | str) -> Any:
     return OpenAISettings(max_concurrency=concurrency)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_run_json_says_how_stale_bootstrap_prompts_were(tmp_path: Path) -> None:
     import json
 
@@ -267,7 +272,6 @@ def _refuse_parser(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.slow  # loads the parser in a helper process
-@pytest.mark.skipif(verbs.parser_id() is None, reason="the report extra is not installed")
 def test_the_stream_parses_the_report_s_verbs_while_it_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -286,11 +290,10 @@ def test_the_stream_parses_the_report_s_verbs_while_it_runs(
         for name in ("streamed", "alone")
     )
     assert found == alone and found["available"], found
-    assert not list(Path(tempfile.gettempdir()).glob("selfinstruct-parses-*"))
+    assert not list(tmp_path.glob("*/.selfinstruct-parses-*"))
 
 
 @pytest.mark.slow  # loads the parser in a helper process
-@pytest.mark.skipif(verbs.parser_id() is None, reason="the report extra is not installed")
 def test_a_run_on_a_local_engine_parses_its_verbs_in_a_helper_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -304,11 +307,10 @@ def test_a_run_on_a_local_engine_parses_its_verbs_in_a_helper_too(
     assert parsed == 150
     diversity = json.loads((tmp_path / "local/report.json").read_text())["diversity"]
     assert diversity["available"] and diversity["parsed"] == 150, diversity
-    assert not list(Path(tempfile.gettempdir()).glob("selfinstruct-parses-*"))
+    assert not list((tmp_path / "local").glob(".selfinstruct-parses-*"))
 
 
 @pytest.mark.slow  # loads the parser in a helper process, twice
-@pytest.mark.skipif(verbs.parser_id() is None, reason="the report extra is not installed")
 def test_the_parse_helper_cleans_up_when_the_run_is_gone(tmp_path: Path) -> None:
     with MockOpenAIServer(latency=0.002) as server:
         _generate(tmp_path / "run", 20, False, **_settings(server.base_url))
@@ -322,3 +324,16 @@ def test_the_parse_helper_cleans_up_when_the_run_is_gone(tmp_path: Path) -> None
     out.unlink()
     gone = subprocess.run(command, input="", text=True, timeout=120)  # input closed, no stop
     assert gone.returncode == 0 and not out.exists()
+
+
+@pytest.mark.slow  # starts the parse helper
+def test_a_killed_run_s_parse_file_is_removed_by_the_next_helper(tmp_path: Path) -> None:
+    _generate(tmp_path / "run", 5, False, backend="fake")
+    stale = tmp_path / "run" / f"{parse_ahead.PREFIX}killed.jsonl"
+    stale.write_text('{"id": 1, "verb": "write", "noun": "poem"}\n')
+    with Run.open(tmp_path / "run")._opened(create=False, generate=False) as ctx:
+        ahead = parse_ahead.ParseAhead(ctx.store)
+        assert not stale.exists()
+        assert ahead.out.parent == tmp_path / "run"
+        ahead.close()
+    assert not list((tmp_path / "run").glob(f"{parse_ahead.PREFIX}*"))

@@ -32,6 +32,9 @@ FINISH_SECONDS = 120.0  # the longest wait for the helper's last parses
 # second once the parser is loaded, and a short run ends before a helper has loaded it.
 MIN_INSTRUCTIONS = 100
 STOP = "stop\n"  # the helper's cue to parse what is left and exit
+# The helper's pairs go to a hidden file in the run directory, removed when the helper is done
+# (or, after a kill -9 of the run and its helper, by the next run that starts one).
+PREFIX = ".selfinstruct-parses-"
 
 
 class ParseAhead:
@@ -41,7 +44,9 @@ class ParseAhead:
         self.store = store
         self.parser = verbs.parser_id()
         self.proc: subprocess.Popen[str] | None = None
-        descriptor, name = tempfile.mkstemp(prefix="selfinstruct-parses-", suffix=".jsonl")
+        for stale in store.run_dir.glob(f"{PREFIX}*"):  # a killed run's helper's (the run's
+            stale.unlink(missing_ok=True)  # lock is ours: no other helper is running)
+        descriptor, name = tempfile.mkstemp(prefix=PREFIX, suffix=".jsonl", dir=store.run_dir)
         os.close(descriptor)
         self.out = Path(name)
         command = [sys.executable, "-m", "selfinstruct.report.parse_worker"]
