@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import multiprocessing.process
+import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,11 +25,24 @@ from hypothesis import settings as hypothesis_settings
 from selfinstruct.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_SEEDS = ROOT.parent / "shared" / "data" / "seed_tasks.jsonl"
 
 
-# The fast lane (`make check`: -m "not slow", the "fast" hypothesis profile) leaves out the
-# tests marked slow, and everything marked embedded or train. `make test` runs them all.
+def shared_dir() -> Path:
+    """The project's shared reference (REFERENCE.md, STYLE.md, data/seed_tasks.jsonl: the
+    paper's 175 seed tasks), which is not in the repository: beside it as ../shared, or
+    wherever SELFINSTRUCT_SHARED says. Every test that reads it finds it here."""
+    return Path(os.environ.get("SELFINSTRUCT_SHARED") or ROOT.parent / "shared").resolve()
+
+
+PAPER_SEEDS = shared_dir() / "data" / "seed_tasks.jsonl"
+NO_PAPER_SEEDS = f"the paper's seed set is not here ({PAPER_SEEDS})"
+
+
+# The fast lane (`make check`: -m "not slow", the "fast" hypothesis profile) holds the tests of
+# each module's logic that start no server and no process and load no model; the tests marked
+# slow (and everything marked embedded or train) run only in `make test`, which runs them all.
+# A test not marked slow that starts a server or a process fails, saying so (see
+# `pytest_runtest_protocol` below), so the fast lane stays what it is.
 SLOW_MARKERS = ("embedded", "train")
 # Slow tests in modules that do not import pytest (file::function, every parametrization).
 SLOW_TESTS = {
@@ -48,10 +66,104 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+class NotInTheFastLane(Exception):
+    """A test not marked slow started a server or a process."""
+
+
+# What each fast-lane test tried and was refused: it fails for it even if the code under test
+# caught the exception (a pool that falls back to scoring in its own process, say).
+_REFUSED: dict[str, list[str]] = {}
+
+
+@contextmanager
+def _no_servers_or_processes(test: str) -> Iterator[None]:
+    """While a fast-lane test runs (its fixtures included): a socket that listens, a
+    subprocess or a multiprocessing process raises NotInTheFastLane, and the test fails."""
+
+    def refuse(what: str) -> NotInTheFastLane:
+        message = (
+            f"{test} {what}: mark it slow (pytest.mark.slow) so that only `make test` runs it; "
+            "the fast lane (`make check`) holds tests that start no server and no process"
+        )
+        _REFUSED.setdefault(test, []).append(message)
+        return NotInTheFastLane(message)
+
+    listen, execute, start = (
+        socket.socket.listen,
+        subprocess.Popen._execute_child,  # type: ignore[attr-defined]
+        multiprocessing.process.BaseProcess.start,
+    )
+
+    def no_listen(self: socket.socket, *args: Any) -> None:
+        raise refuse("starts a server (a socket listens)")
+
+    def no_subprocess(self: subprocess.Popen, args: Any, *rest: Any, **kwargs: Any) -> None:
+        raise refuse(f"starts a process ({args if isinstance(args, str) else args[0]})")
+
+    def no_process(self: Any) -> None:
+        raise refuse("starts a multiprocessing process")
+
+    socket.socket.listen = no_listen  # type: ignore[method-assign]
+    subprocess.Popen._execute_child = no_subprocess  # type: ignore[attr-defined]
+    multiprocessing.process.BaseProcess.start = no_process  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.socket.listen = listen  # type: ignore[method-assign]
+        subprocess.Popen._execute_child = execute  # type: ignore[attr-defined]
+        multiprocessing.process.BaseProcess.start = start  # type: ignore[method-assign]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if item.get_closest_marker("slow"):
+        yield
+        return
+    with _no_servers_or_processes(item.nodeid):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    refused = _REFUSED.pop(item.nodeid, None)
+    if refused and report.passed:
+        report.outcome = "failed"
+        report.longrepr = "\n".join(refused)
+
+
+# What to install or do to run the tests a machine skips, by a word of their reason.
+SKIP_HELP = {
+    "Chromium": "apt-get install -y chromium (CI's .ci/run does it)",
+    "unshare": "a kernel that lets users create namespaces (sysctl "
+    "kernel.unprivileged_userns_clone=1; in a container: --privileged or a seccomp profile "
+    "allowing unshare)",
+    "seed set": "the project's shared reference directory (REFERENCE.md, STYLE.md, "
+    "data/seed_tasks.jsonl) beside the repository as ../shared, or SELFINSTRUCT_SHARED=DIR",
+}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """When tests were skipped: one line per reason, with what runs them (CI skips none)."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    if not reasons:
+        return
+    terminalreporter.section("skipped tests, and what runs them", sep="=")
+    for reason, count in reasons.most_common():
+        help_text = next((h for word, h in SKIP_HELP.items() if word in reason), None)
+        line = f"{count} skipped: {reason}"
+        terminalreporter.write_line(line + (f"\n    to run them: {help_text}" if help_text else ""))
+
+
 @pytest.fixture
 def paper_seeds() -> Path:
     if not PAPER_SEEDS.is_file():
-        pytest.skip("the paper's seed file (../shared/data/seed_tasks.jsonl) is not present")
+        pytest.skip(NO_PAPER_SEEDS)
     return PAPER_SEEDS
 
 
@@ -107,6 +219,26 @@ def store_snapshot(run_dir: Path) -> dict[str, list[tuple]]:
     }
     with sqlite3.connect(run_dir / "selfinstruct.db") as db:
         return {name: db.execute(sql).fetchall() for name, sql in queries.items()}
+
+
+# The tables of a whole run's records.
+RUN_TABLES = ("instructions", "labels", "instances")
+
+
+def assert_same_nonempty(
+    found: Mapping[str, Sequence[object]],
+    expected: Mapping[str, Sequence[object]],
+    tables: Iterable[str] = RUN_TABLES,
+) -> None:
+    """Two snapshots (table -> rows: store_snapshot, records_snapshot...) are equal, and both
+    hold rows in each of `tables` (the tables the test is about): two empty stores are equal
+    too, and prove nothing."""
+    tables = tuple(tables)
+    for side, snapshot in (("found", found), ("expected", expected)):
+        empty = [table for table in tables if not snapshot[table]]
+        assert not empty, f"the {side} snapshot holds no rows in {', '.join(empty)}"
+    for table in sorted(set(found) | set(expected)):
+        assert found.get(table) == expected.get(table), f"table {table} differs"
 
 
 def interruptible() -> None:

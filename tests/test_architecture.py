@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 # What the `lint-imports` script runs (the interpreter of these tests, whatever is on PATH).
 LINT_IMPORTS = "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())"
 
 
+@pytest.mark.slow  # a process of its own
 def test_the_import_contracts_are_kept() -> None:
     found = subprocess.run(
         [sys.executable, "-c", LINT_IMPORTS, "--no-cache"],

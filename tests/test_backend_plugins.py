@@ -131,6 +131,7 @@ def test_batch_files_need_a_backend_that_takes_them(tmp_path: Path) -> None:
     assert "batch" in backend_class("openai").supports
 
 
+@pytest.mark.slow  # a process of its own
 def test_the_users_commands_never_offer_the_example_plugin() -> None:
     """The plug-in is on this process's path only: a command started as a user starts one (a
     new interpreter from the environment `make test` installed) finds no such distribution

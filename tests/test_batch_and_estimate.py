@@ -76,6 +76,7 @@ def test_batch_round_trip_equals_a_live_run(
     ).read_text()
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_batch_out_skips_cached_requests_and_batch_in_ignores_strangers(
     server: MockOpenAIServer, tmp_path: Path
 ) -> None:
@@ -95,6 +96,7 @@ def test_batch_out_skips_cached_requests_and_batch_in_ignores_strangers(
     assert '"not_pending": 1' in result.stderr
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_batch_in_with_a_broken_line_names_file_and_line(
     server: MockOpenAIServer, tmp_path: Path
 ) -> None:

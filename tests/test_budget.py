@@ -76,6 +76,7 @@ def test_max_cost_without_prices_is_refused_before_anything_is_written(tmp_path:
     assert not (out / "selfinstruct.db").exists()
 
 
+@pytest.mark.slow  # a local HTTP server and a process of its own
 def test_a_budget_holds_with_many_requests_in_flight(tmp_path: Path) -> None:
     """Against a server with 32 requests in flight, the reservations keep the spending under
     the limit: every answer that arrives after the stop was reserved for."""

@@ -321,6 +321,7 @@ def test_bad_config_on_existing_run_changes_nothing(
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 @pytest.mark.parametrize("name", ["bad_json.jsonl", "utf8.txt", "item.yaml"])
+@pytest.mark.slow  # a process of its own
 def test_entry_point_bad_seed_file(tmp_path: Path, launcher: str, name: str) -> None:
     content, fragments = BAD_SEEDS[name]
     seeds = write_input(tmp_path, name, content)
@@ -332,6 +333,7 @@ def test_entry_point_bad_seed_file(tmp_path: Path, launcher: str, name: str) -> 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 @pytest.mark.parametrize("name", ["unknown_in_section.toml", "string_for_int.toml"])
+@pytest.mark.slow  # a process of its own
 def test_entry_point_bad_config_file(tmp_path: Path, launcher: str, name: str) -> None:
     content, fragments = BAD_CONFIGS[name]
     config = write_input(tmp_path, name, content)
@@ -377,6 +379,7 @@ def test_help_lists_every_command() -> None:
 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+@pytest.mark.slow  # a process of its own
 def test_entry_point_help(launcher: str) -> None:
     proc = launch(launcher, "run", "--help")
     assert proc.returncode == 0
@@ -714,6 +717,7 @@ def test_missing_template_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+@pytest.mark.slow  # a process of its own
 def test_run_in_use_by_another_process(tmp_path: Path, launcher: str) -> None:
     out = tmp_path / "run"
     store = RunStore.open(out)
@@ -728,6 +732,7 @@ def test_run_in_use_by_another_process(tmp_path: Path, launcher: str) -> None:
         store.close()
 
 
+@pytest.mark.slow  # a process of its own
 def test_run_in_use_on_existing_run(bootstrapped: Path) -> None:
     before = snapshot(bootstrapped)
     with RunStore.open(bootstrapped):

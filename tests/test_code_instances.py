@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from scripted import ScriptedLLM, answer, run_against
 
 from selfinstruct.llm.base import Completion, Request
@@ -25,6 +26,7 @@ def code_answer(request: Request) -> Completion:
     return answer(ANSWER)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_code_with_marker_comments_is_kept_whole(tmp_path: Path) -> None:
     run = tmp_path / "run"
     llm = ScriptedLLM(instances_generation=code_answer)

@@ -162,6 +162,7 @@ DYING_RUN = """
 
 
 @pytest.mark.parametrize("kill_at", [1, 9, 40])
+@pytest.mark.slow  # a process of its own
 def test_a_run_killed_inside_a_group_resumes_to_the_same_records(
     bootstrapped: Path, tmp_path: Path, kill_at: int
 ) -> None:

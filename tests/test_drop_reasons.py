@@ -205,6 +205,7 @@ def several_causes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
     return run, result.stderr
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_every_answered_task_is_kept_or_dropped_for_a_reason_everywhere(
     several_causes: tuple[Path, str],
 ) -> None:
@@ -242,6 +243,7 @@ def test_every_answered_task_is_kept_or_dropped_for_a_reason_everywhere(
     assert card == dropped
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_an_answer_cut_off_is_called_truncated_everywhere(
     several_causes: tuple[Path, str],
 ) -> None:
@@ -278,6 +280,7 @@ def reasons_named(run: Path) -> set[str]:
     return named | {d["reason"] for d in read_jsonl(run / "quality_drops.jsonl")}
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_every_reason_named_is_one_of_the_vocabulary(several_causes: tuple[Path, str]) -> None:
     run, _ = several_causes
     named = reasons_named(run)

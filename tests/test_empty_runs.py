@@ -36,6 +36,7 @@ def mostly_unparseable(request: Request) -> Completion:
     return answer("Example 1\nText: The sky is blue.\nOutput: It describes the sky.\n\n")
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_run_whose_instances_all_fail_to_parse_exits_non_zero(tmp_path: Path) -> None:
     run = tmp_path / "run"
     llm = ScriptedLLM(instances_generation=no_examples, instances_classification=no_examples)
@@ -71,6 +72,7 @@ def test_a_run_whose_instances_all_fail_to_parse_exits_non_zero(tmp_path: Path) 
     assert not (tmp_path / "a.json").exists()
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_bootstrap_stopped_by_max_requests_says_so_and_the_empty_run_fails(
     tmp_path: Path,
 ) -> None:
@@ -105,6 +107,7 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[CompletedPr
         return run_against(server.base_url, run, "--num-instructions", "20"), run
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_dataset_far_below_what_was_asked_for_is_a_warning(
     small_dataset: tuple[CompletedProcess, Path],
 ) -> None:
@@ -125,6 +128,7 @@ def test_a_dataset_far_below_what_was_asked_for_is_a_warning(
     )
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_the_prepare_summary_counts_tasks_and_instances_apart(
     small_dataset: tuple[CompletedProcess, Path],
 ) -> None:

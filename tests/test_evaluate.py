@@ -186,6 +186,7 @@ def test_evaluation_on_the_fake_backend(tmp_path: Path) -> None:
     assert (out / "summary.md").read_text().startswith("| model |")
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_judge_and_candidate_over_http(tmp_path: Path) -> None:
     out = tmp_path / "eval"
     with MockOpenAIServer(models=["judge-1", "cand-1"]) as server:

@@ -155,6 +155,7 @@ def test_changing_the_judge_rejudges_and_keeps_the_generated_data(tmp_path: Path
     assert last_stats(run, "judge")["requests"] == 0
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_judge_on_its_own_server_with_its_own_key_and_prices(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -224,6 +225,7 @@ class CountingJudge(FakeLLM):
         return super().generate(requests)
 
 
+@pytest.mark.slow  # a local HTTP server and a process of its own
 def test_a_killed_judge_resumes_without_asking_twice(tmp_path: Path) -> None:
     run = tmp_path / "run"
     fake_run(run, 40)

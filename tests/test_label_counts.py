@@ -51,6 +51,7 @@ def test_label_counts() -> None:
     }
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_unreadable_classify_answers_are_counted_not_hidden(tmp_path: Path) -> None:
     run = tmp_path / "run"
     with MockOpenAIServer(llm=ScriptedLLM(classify=hostile)) as server:

@@ -88,6 +88,7 @@ def check_engine(*arguments: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # a process of its own
 def test_make_lists_no_message_about_a_rebuild(tmp_path: Path) -> None:
     """`make -n` lists what install would run: no message about a rebuild is among it."""
     planned = subprocess.run(
@@ -102,6 +103,7 @@ def test_make_lists_no_message_about_a_rebuild(tmp_path: Path) -> None:
     assert not [line for line in planned.splitlines() if line.startswith(("echo", "@"))]
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_working_engine_is_checked_quietly(stand_ins: Path) -> None:
     engine(stand_ins, WORKING_ENGINE)
     result = check_engine("--rebuild")
@@ -110,6 +112,7 @@ def test_a_working_engine_is_checked_quietly(stand_ins: Path) -> None:
     assert pip_calls(stand_ins) == []
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_crashing_engine_is_rebuilt_once_saying_so(stand_ins: Path) -> None:
     engine(stand_ins, CRASHING_ENGINE)
     result = check_engine("--rebuild")
@@ -129,6 +132,7 @@ def test_a_crashing_engine_is_rebuilt_once_saying_so(stand_ins: Path) -> None:
     ]
 
 
+@pytest.mark.slow  # a process of its own
 def test_without_rebuild_a_crashing_engine_only_fails(stand_ins: Path) -> None:
     engine(stand_ins, CRASHING_ENGINE)
     result = check_engine()
@@ -136,6 +140,7 @@ def test_without_rebuild_a_crashing_engine_only_fails(stand_ins: Path) -> None:
 
 
 @pytest.mark.parametrize("cached", [False, True])
+@pytest.mark.slow  # a process of its own
 def test_a_source_build_is_announced_before_it_starts(
     stand_ins: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -161,6 +166,7 @@ def test_a_source_build_is_announced_before_it_starts(
     assert pip_calls(stand_ins) == ["install -v llama-cpp-python==0.3.36"]
 
 
+@pytest.mark.slow  # a process of its own
 def test_an_installed_engine_is_left_alone(stand_ins: Path) -> None:
     """The test environment has the pinned version: nothing is said, pip is not called."""
     result = subprocess.run(
@@ -169,6 +175,7 @@ def test_an_installed_engine_is_left_alone(stand_ins: Path) -> None:
     assert (result.returncode, result.stdout, pip_calls(stand_ins)) == (0, "", [])
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_failed_build_shows_the_end_of_its_log(
     stand_ins: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

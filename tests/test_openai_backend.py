@@ -133,6 +133,7 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("style", ["completion", "chat"])
+@pytest.mark.slow  # a local HTTP server
 def test_fault_free_run_then_rerun_from_the_request_cache(
     style: str, tmp_path: Path, settings_file: Path
 ) -> None:
@@ -303,6 +304,7 @@ def used_answers(run: Path) -> set[str]:
 # --- fatal answers --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_wrong_key_stops_with_401_and_loses_nothing(
     tmp_path: Path, settings_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -355,6 +357,7 @@ def test_wrong_key_stops_with_401_and_loses_nothing(
         assert len(read_jsonl(out / "machine_generated_instances.jsonl")) == 40
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_missing_key_is_a_401_naming_the_variable(tmp_path: Path, settings_file: Path) -> None:
     with MockOpenAIServer(api_key="sk-" + secrets.token_hex(8)) as server:
         failed = openai_cli(
@@ -373,6 +376,7 @@ def test_missing_key_is_a_401_naming_the_variable(tmp_path: Path, settings_file:
     assert "401" in line and KEY_ENV in line
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_unknown_model_is_a_404_naming_the_model(tmp_path: Path, settings_file: Path) -> None:
     with MockOpenAIServer(models=("m1",)) as server:
         failed = openai_cli(
@@ -531,6 +535,7 @@ def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return waits
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_answers_carry_text_finish_reason_and_usage(backends: list[OpenAIBackend]) -> None:
     chat = Request(
         messages=(("system", "You write tasks."), ("user", "Write a task.")), max_tokens=48, seed=3
@@ -548,6 +553,7 @@ def test_answers_carry_text_finish_reason_and_usage(backends: list[OpenAIBackend
         assert result.completion_tokens == want.completion_tokens > 0
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_retry_after_is_honoured_until_attempts_run_out(
     backends: list[OpenAIBackend], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -568,6 +574,7 @@ def test_retry_after_is_honoured_until_attempts_run_out(
     assert backend.counters["http_429"] == 3 and backend.counters["retries"] == 2
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_retried_request_succeeds_once_the_server_recovers(backends: list[OpenAIBackend]) -> None:
     with MockOpenAIServer(
         fault_rate=0.5, faults=("500", "503", "drop", "truncated"), seed=7
@@ -583,6 +590,7 @@ def test_a_retried_request_succeeds_once_the_server_recovers(backends: list[Open
     ]
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_request_the_server_refuses_is_not_retried(backends: list[OpenAIBackend]) -> None:
     with MockOpenAIServer() as server:
         backend = make(backends, settings(server.base_url, max_attempts=5))
@@ -594,6 +602,7 @@ def test_a_request_the_server_refuses_is_not_retried(backends: list[OpenAIBacken
     assert isinstance(fine, Completion)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_generate_raises_when_requests_fail_for_good(backends: list[OpenAIBackend]) -> None:
     with MockOpenAIServer(fault_rate=1.0, faults=("500",)) as server:
         backend = make(backends, settings(server.base_url, max_attempts=2))
@@ -602,6 +611,7 @@ def test_generate_raises_when_requests_fail_for_good(backends: list[OpenAIBacken
         assert server.stats["status"] == {500: 4}
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_requests_are_in_flight_in_parallel(backends: list[OpenAIBackend]) -> None:
     # The server holds each request until 8 are in progress at once (or the last ones have
     # come): a client that sent fewer at a time would never get an answer.
@@ -615,6 +625,7 @@ def test_requests_are_in_flight_in_parallel(backends: list[OpenAIBackend]) -> No
     assert service["max_in_progress"] == 8  # never more than --concurrency
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_fatal_answers_raise_with_the_key_scrubbed(backends: list[OpenAIBackend]) -> None:
     key = "sk-test-" + secrets.token_hex(12)
     with MockOpenAIServer(api_key="sk-right") as server:
@@ -702,6 +713,7 @@ def test_retry_after_as_an_http_date_is_honoured(
 
 
 @pytest.mark.parametrize("value", ["soon", "in a minute"])
+@pytest.mark.slow  # a local HTTP server
 def test_an_unusable_retry_after_falls_back_to_the_backoff(
     value: str, backends: list[OpenAIBackend]
 ) -> None:

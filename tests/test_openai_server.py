@@ -55,6 +55,7 @@ def faulty(kind: str, **kwargs: Any) -> MockOpenAIServer:
 # --- shapes -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_completion_with_a_string_prompt(client: httpx.Client) -> None:
     response = client.post("/completions", json=COMPLETION)
     assert response.status_code == 200
@@ -73,6 +74,7 @@ def test_completion_with_a_string_prompt(client: httpx.Client) -> None:
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_completion_with_a_list_prompt(client: httpx.Client) -> None:
     prompts = ["Task one:", "Task two is longer:", "Three"]
     single = [client.post("/completions", json={**COMPLETION, "prompt": p}).json() for p in prompts]
@@ -83,6 +85,7 @@ def test_completion_with_a_list_prompt(client: httpx.Client) -> None:
         assert body["usage"][field] == sum(s["usage"][field] for s in single)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_chat_completion(client: httpx.Client) -> None:
     response = client.post("/chat/completions", json=CHAT)
     assert response.status_code == 200
@@ -97,6 +100,7 @@ def test_chat_completion(client: httpx.Client) -> None:
     assert body["usage"]["total_tokens"] > 0
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_stop_sequences_are_honoured(client: httpx.Client) -> None:
     plain = client.post("/completions", json=COMPLETION).json()["choices"][0]["text"]
     assert "e" in plain
@@ -109,12 +113,14 @@ def test_stop_sequences_are_honoured(client: httpx.Client) -> None:
         assert body["usage"]["completion_tokens"] < 64
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_max_tokens_cuts_the_answer(client: httpx.Client) -> None:
     body = client.post("/completions", json={**COMPLETION, "max_tokens": 2}).json()
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["usage"]["completion_tokens"] == 2
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_identical_requests_get_identical_answers(server: MockOpenAIServer) -> None:
     for path, body in (("/completions", COMPLETION), ("/chat/completions", CHAT)):
         first, second = post(server, path, body).json(), post(server, path, body).json()
@@ -123,6 +129,7 @@ def test_identical_requests_get_identical_answers(server: MockOpenAIServer) -> N
         assert first["id"] != second["id"]
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_models_endpoint() -> None:
     with MockOpenAIServer(models=["m1", "m2"]) as server:
         body = httpx.get(server.base_url + "/models").json()
@@ -131,6 +138,7 @@ def test_models_endpoint() -> None:
     assert all(m["object"] == "model" for m in body["data"])
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_keep_alive_on_one_connection(server: MockOpenAIServer) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     try:
@@ -154,6 +162,7 @@ def test_keep_alive_on_one_connection(server: MockOpenAIServer) -> None:
 # --- errors -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_api_key_is_required_and_checked() -> None:
     with MockOpenAIServer(api_key="sk-right") as server:
         missing = post(server, "/completions", COMPLETION)
@@ -175,6 +184,7 @@ def test_api_key_is_required_and_checked() -> None:
     assert "sk-right" not in json.dumps(stats) and "sk-wrong" not in json.dumps(stats)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_unknown_model_is_404() -> None:
     with MockOpenAIServer(models=["m1"]) as server:
         response = post(server, "/completions", {**COMPLETION, "model": "x"})
@@ -190,6 +200,7 @@ def test_unknown_model_is_404() -> None:
     assert known.status_code == 200
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_malformed_json_is_400(client: httpx.Client) -> None:
     response = client.post(
         "/completions", content=b"{not json", headers={"Content-Type": "application/json"}
@@ -208,12 +219,14 @@ def test_malformed_json_is_400(client: httpx.Client) -> None:
         {**COMPLETION, "stop": 3},
     ],
 )
+@pytest.mark.slow  # a local HTTP server
 def test_invalid_fields_are_400(client: httpx.Client, body: dict[str, Any]) -> None:
     response = client.post("/completions", json=body)
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_unknown_path_is_404(client: httpx.Client) -> None:
     response = client.post("/engines/davinci/completions", json=COMPLETION)
     assert response.status_code == 404
@@ -223,6 +236,7 @@ def test_unknown_path_is_404(client: httpx.Client) -> None:
 # --- faults -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_fault_429_has_retry_after() -> None:
     with faulty("429", retry_after=0.2) as server:
         response = post(server, "/completions", COMPLETION)
@@ -238,6 +252,7 @@ def test_retry_after_formatting() -> None:
 
 
 @pytest.mark.parametrize("kind", ["500", "503"])
+@pytest.mark.slow  # a local HTTP server
 def test_fault_server_errors(kind: str) -> None:
     with faulty(kind) as server:
         response = post(server, "/chat/completions", CHAT)
@@ -245,6 +260,7 @@ def test_fault_server_errors(kind: str) -> None:
     assert response.json()["error"]["type"] == "server_error"
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_fault_drop_closes_without_a_response() -> None:
     with faulty("drop") as server:
         with pytest.raises(httpx.TransportError):
@@ -252,6 +268,7 @@ def test_fault_drop_closes_without_a_response() -> None:
         assert server.stats["faults"] == {"drop": 1}
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_fault_truncated_body_is_not_json() -> None:
     with faulty("truncated") as server:
         response = post(server, "/completions", COMPLETION)
@@ -261,6 +278,7 @@ def test_fault_truncated_body_is_not_json() -> None:
         response.json()
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_fault_slow_exceeds_a_short_timeout_then_answers() -> None:
     with faulty("slow", slow_seconds=0.6) as server:
         with pytest.raises(httpx.TimeoutException):
@@ -272,6 +290,7 @@ def test_fault_slow_exceeds_a_short_timeout_then_answers() -> None:
     assert response.json()["choices"][0]["text"]
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_faults_come_after_auth_and_model_checks() -> None:
     with faulty("500", api_key="k", models=["m1"]) as server:
         unauthorized = post(server, "/completions", {**COMPLETION, "model": "m1"})
@@ -285,6 +304,7 @@ def test_faults_come_after_auth_and_model_checks() -> None:
     assert (unauthorized.status_code, unknown.status_code) == (401, 404)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_fault_sequence_is_reproducible_with_a_seed() -> None:
     def statuses(seed: int) -> list[int]:
         server = MockOpenAIServer(fault_rate=0.5, faults=("500", "503"), seed=seed)
@@ -307,6 +327,7 @@ def test_unknown_fault_kind_is_refused() -> None:
 # --- latency and concurrency ------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_latency_is_respected() -> None:
     with MockOpenAIServer(latency=0.3) as server:
         start = time.monotonic()
@@ -316,6 +337,7 @@ def test_latency_is_respected() -> None:
     assert elapsed >= 0.3
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_concurrent_requests_run_in_parallel() -> None:
     # The model holds every request until all 64 are in progress together: a server that
     # answered them one (or a few) at a time would answer none.
@@ -343,6 +365,7 @@ def test_concurrent_requests_run_in_parallel() -> None:
 # --- stats, lifecycle, command line -----------------------------------------------------------
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_stats_counters() -> None:
     with MockOpenAIServer() as server:
         with httpx.Client(base_url=server.base_url, timeout=5) as http:
@@ -366,6 +389,7 @@ def test_stats_counters() -> None:
     assert stats["prompts_ok"] == 0
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_start_stop_and_context_manager() -> None:
     server = MockOpenAIServer().start()
     try:
@@ -381,6 +405,7 @@ def test_start_stop_and_context_manager() -> None:
         _ = server.base_url
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_stop_does_not_wait_for_a_slow_answer() -> None:
     """stop() cuts a request held in a slow answer: its client sees the connection close,
     not an answer (which a stop that waited would let out, 30 s later) nor its own timeout."""
@@ -396,6 +421,7 @@ def test_stop_does_not_wait_for_a_slow_answer() -> None:
     assert server.stats["faults"] == {"slow": 1}
 
 
+@pytest.mark.slow  # a process of its own
 def test_command_line_serves_until_interrupted() -> None:
     env = {**os.environ, "MOCK_KEY": "sk-env"}
     command = [

@@ -28,6 +28,7 @@ def fake_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # its fixture: a 150-instruction run, with helper processes
 def test_instruction_file_fields_and_similarity_records(fake_run: Path) -> None:
     records = read_jsonl(fake_run / "machine_generated_instructions.jsonl")
     assert len(records) == 150
@@ -54,6 +55,7 @@ def test_instruction_file_fields_and_similarity_records(fake_run: Path) -> None:
         pool.append(text)
 
 
+@pytest.mark.slow  # its fixture: a 150-instruction run, with helper processes
 def test_rouge_drops_really_exceed_the_threshold(fake_run: Path) -> None:
     seeds = [t.instruction for t in load_seeds()]
     with sqlite3.connect(fake_run / "selfinstruct.db") as db:
@@ -72,6 +74,7 @@ def test_rouge_drops_really_exceed_the_threshold(fake_run: Path) -> None:
     assert checked > 0
 
 
+@pytest.mark.slow  # its fixture: a 150-instruction run, with helper processes
 def test_prompts_hold_eight_instructions_at_most_two_machine(fake_run: Path) -> None:
     seeds = {re.sub(r"\s+", " ", t.instruction).strip().rstrip(":") for t in load_seeds()}
     for record in read_jsonl(fake_run / "machine_generated_instructions.jsonl"):
@@ -83,6 +86,7 @@ def test_prompts_hold_eight_instructions_at_most_two_machine(fake_run: Path) -> 
         assert len(machine) <= 2
 
 
+@pytest.mark.slow  # its fixture: a 150-instruction run, with helper processes
 def test_label_and_instance_files(fake_run: Path) -> None:
     labels = read_jsonl(fake_run / "is_clf_or_not_fake-1_completion.jsonl")
     assert len(labels) == 150
@@ -102,6 +106,7 @@ def test_label_and_instance_files(fake_run: Path) -> None:
         assert record["instance_metadata"]["response"]["text"] == record["raw_instances"]
 
 
+@pytest.mark.slow  # its fixture: a 150-instruction run, with helper processes
 def test_finetuning_files_and_exports(fake_run: Path) -> None:
     generated = read_jsonl(fake_run / "finetuning_data/all_generated_instances.jsonl")
     assert generated and all(set(r) == {"instruction", "input", "output"} for r in generated)
@@ -127,6 +132,7 @@ def test_finetuning_files_and_exports(fake_run: Path) -> None:
     assert read_jsonl(fake_run / "exports/prompt_completion.jsonl") == encoded
 
 
+@pytest.mark.slow  # its fixture: a 150-instruction run, with helper processes
 def test_run_json_describes_the_run(fake_run: Path) -> None:
     info = json.loads((fake_run / "run.json").read_text())
     assert info["format"] == "selfinstruct-run"
@@ -136,6 +142,7 @@ def test_run_json_describes_the_run(fake_run: Path) -> None:
     assert {"python", "selfinstruct", "rapidfuzz"} <= set(info["versions"])
 
 
+@pytest.mark.slow  # its fixture: a 150-instruction run, with helper processes
 def test_export_command_writes_each_format(fake_run: Path, tmp_path: Path) -> None:
     for fmt, name in (
         ("alpaca", "a.json"),
@@ -154,6 +161,7 @@ def test_export_command_writes_each_format(fake_run: Path, tmp_path: Path) -> No
     ).read_text()
 
 
+@pytest.mark.slow  # its fixture: a 150-instruction run, with helper processes
 def test_import_of_paper_files_gives_the_same_stage4_outputs(
     fake_run: Path, tmp_path: Path
 ) -> None:

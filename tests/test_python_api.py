@@ -86,6 +86,7 @@ def test_what_make_demo_installs_is_known() -> None:
     assert not {"pandas", "datasets", "torch", "pyarrow"} & set(modules)
 
 
+@pytest.mark.slow  # a process of its own
 def test_the_documented_example_runs_after_make_demo_alone(tmp_path: Path) -> None:
     """The example runs with what `make demo` installs (no pandas), and the counts it prints
     are the run's: parsed instances, those prepare kept (the exported records)."""

@@ -154,6 +154,7 @@ class LabelsJudge(FakeLLM):
 
 
 @pytest.mark.parametrize("style", ["chat", "completion"])
+@pytest.mark.slow  # a local HTTP server
 def test_a_judge_answering_from_the_labels_agrees_perfectly(tmp_path: Path, style: str) -> None:
     items = read_labelled(packaged_path())
     with MockOpenAIServer(llm=LabelsJudge(items, style)) as server:

@@ -10,6 +10,7 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
 from conftest import cli, read_jsonl
 from scripted import ScriptedLLM, answer, run_against
 
@@ -59,6 +60,7 @@ def kept(run: Path) -> list[tuple[str, str, str]]:
     return sorted((r["instruction"], r["input"], r["output"]) for r in rows)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_decontamination_removes_planted_evaluation_tasks_and_nothing_else(
     tmp_path: Path,
 ) -> None:
@@ -180,6 +182,7 @@ def single_label_instances(request: Request) -> Completion:
     return answer("Class label: Yes\nSentence: It rains.\nClass label: Yes\nSentence: Sun.\n")
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_tasks_with_a_single_label_are_not_asked(tmp_path: Path) -> None:
     llm = ScriptedLLM(instances_classification=single_label_instances)
     run = tmp_path / "run"

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import (
     DERIVED_FILES,
     cli,
@@ -58,6 +59,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     assert count == distinct == 2000
 
 
+@pytest.mark.slow  # a process of its own
 def test_extending_a_run_equals_running_the_larger_count_at_once(tmp_path: Path) -> None:
     direct, extended = tmp_path / "direct", tmp_path / "extended"
     cli("run", "--out", str(direct), "--backend", "fake", "--num-instructions", "120", "-q")

@@ -77,6 +77,7 @@ def answer(item: str, field: str, value: Any) -> dict[str, Any]:
 
 
 # -- what the page reads and changes --------------------------------------------------------
+@pytest.mark.slow  # a local HTTP server
 def test_the_state_lists_the_sample_in_order(run: Path) -> None:
     reviewing = session(run, "reader")
     with serve(run, "reader") as server:
@@ -98,6 +99,7 @@ def test_the_state_lists_the_sample_in_order(run: Path) -> None:
     assert state["progress"] == {"complete": 0, "started": 0, "total": SAMPLE}
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_answers_and_undo_are_stored_as_they_come(run: Path) -> None:
     item = first_item(run)
     given = [("instruction", True), ("input", False), ("output", True), ("rating", "B")]
@@ -126,6 +128,7 @@ def test_answers_and_undo_are_stored_as_they_come(run: Path) -> None:
         assert (server.answers, server.refused) == (len(given), 0)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_answers_given_at_once_are_all_stored(run: Path) -> None:
     """The server's threads reach the session one at a time: each answer opens the store
     and takes the run's lock, which a second thread of the same process would not get."""
@@ -260,6 +263,7 @@ def with_item(body: Any, item: str) -> Any:
     [case[1:] for case in REFUSALS],
     ids=[case[0] for case in REFUSALS],
 )
+@pytest.mark.slow  # a local HTTP server
 def test_a_refused_request_stores_nothing(
     run: Path,
     server: ReviewServer,
@@ -309,6 +313,7 @@ def test_a_refused_request_stores_nothing(
     ],
     ids=["typed", "linked cross-site", "linked same-site", "script", "state", "localhost", "curl"],
 )
+@pytest.mark.slow  # a local HTTP server
 def test_the_pages_own_requests_are_served(
     run: Path, server: ReviewServer, path: str, headers: dict[str, str]
 ) -> None:
@@ -352,6 +357,7 @@ def raw_exchange(server: ReviewServer, data: bytes) -> tuple[int, dict[str, str]
     ],
     ids=["malformed request line", "HTTP/9.9", "request line too long", "no length", "2 Hosts"],
 )
+@pytest.mark.slow  # a local HTTP server
 def test_requests_http_server_refuses_keep_the_headers_and_the_secret(
     run: Path, server: ReviewServer, request_bytes: bytes, status: int
 ) -> None:
@@ -366,6 +372,7 @@ def test_requests_http_server_refuses_keep_the_headers_and_the_secret(
     assert stored_reviews(run) == before
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_store_in_use_is_a_503_with_its_reason(run: Path) -> None:
     item = first_item(run)
     with serve(run, "carol") as server:
@@ -396,6 +403,7 @@ def test_a_store_in_use_is_a_503_with_its_reason(run: Path) -> None:
         ("POST", "api/answer", [], 400, JSON),
     ],
 )
+@pytest.mark.slow  # a local HTTP server
 def test_every_response_carries_the_security_headers(
     run: Path,
     server: ReviewServer,
@@ -433,6 +441,7 @@ def test_the_page_is_self_contained() -> None:
         assert "innerHTML" not in text and "insertAdjacentHTML" not in text, name
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_the_server_listens_on_loopback_only_under_a_new_token(run: Path) -> None:
     reviewing = session(run, "dave")
     first, second = start_server(reviewing), start_server(reviewing)
@@ -446,6 +455,7 @@ def test_the_server_listens_on_loopback_only_under_a_new_token(run: Path) -> Non
         assert chosen.url.endswith("/review/chosen-token/")
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_nothing_is_logged(run: Path, capfd: pytest.CaptureFixture[str]) -> None:
     item = first_item(run)
     with serve(run, "erin") as server:
@@ -476,6 +486,7 @@ def requests_done(timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_client_that_hangs_up_is_no_error(run: Path, capfd: pytest.CaptureFixture[str]) -> None:
     with serve(run, "ivan") as server:
         target = urlsplit(server.url).path + "api/state"
@@ -488,6 +499,7 @@ def test_a_client_that_hangs_up_is_no_error(run: Path, capfd: pytest.CaptureFixt
     assert (out, err) == ("", "")
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_an_unexpected_error_is_one_line_without_the_token(
     run: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -582,6 +594,7 @@ class Command:
         return self.process.returncode, "".join(self.out)
 
 
+@pytest.mark.slow  # a process of its own
 def test_the_command_serves_and_a_kill_loses_no_answer(run: Path) -> None:
     """Answers are committed as they come: a SIGKILL between two of them loses neither.
     Then a second session of the same reviewer ends on SIGTERM (the summary printed)."""

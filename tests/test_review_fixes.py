@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import cli, read_jsonl, records_snapshot
 
 from selfinstruct.testing.openai_server import MockOpenAIServer
@@ -17,6 +18,7 @@ from selfinstruct.testing.openai_server import MockOpenAIServer
 FAST = "[openai]\nmax_attempts = 1\nbackoff_base = 0.01\ntimeout = 5.0\n"
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_bootstrap_stops_when_every_request_of_a_batch_fails(tmp_path: Path) -> None:
     config = tmp_path / "fast.toml"
     config.write_text(FAST)
@@ -79,6 +81,7 @@ def run_with_key(out: Path, server: MockOpenAIServer, key: str) -> subprocess.Co
     )
 
 
+@pytest.mark.slow  # a local HTTP server and a process of its own
 def test_a_key_with_control_characters_is_refused_and_not_echoed(tmp_path: Path) -> None:
     secret = "sk-test-CONTROLCHAR123"
     with MockOpenAIServer() as server:
@@ -93,12 +96,14 @@ def test_a_key_with_control_characters_is_refused_and_not_echoed(tmp_path: Path)
     )
 
 
+@pytest.mark.slow  # a local HTTP server and a process of its own
 def test_a_trailing_newline_in_the_key_is_ignored(tmp_path: Path) -> None:
     with MockOpenAIServer(api_key="sk-good") as server:
         result = run_with_key(tmp_path / "run", server, "sk-good\n")
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_batch_files_and_cache_keys_use_the_full_model_name(tmp_path: Path) -> None:
     out = tmp_path / "run"
     with MockOpenAIServer() as server:

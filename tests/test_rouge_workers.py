@@ -130,6 +130,7 @@ def judged(pool: RougePool, candidates: list[str], block_size: int) -> list[tupl
 
 
 @pytest.mark.parametrize("seed", range(6))
+@pytest.mark.slow  # a process of its own
 def test_block_scores_and_decisions_are_the_same_in_any_number_of_processes(
     small_chunks, path, asked, seed
 ):
@@ -147,6 +148,7 @@ def test_block_scores_and_decisions_are_the_same_in_any_number_of_processes(
 
 
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.slow  # a process of its own
 def test_single_scores_are_the_same_in_any_number_of_processes(small_chunks, path, asked, seed):
     rng = random.Random(100 + seed)
     texts = random_texts(rng, 90)
@@ -160,6 +162,7 @@ def test_single_scores_are_the_same_in_any_number_of_processes(small_chunks, pat
         pool.close()
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_pool_above_the_real_chunk_size_is_split_and_scores_the_same(asked):
     rng = random.Random(7)
     texts = random_texts(rng, parallel.PARALLEL_FROM + 500)
@@ -193,6 +196,7 @@ def test_the_table_gives_f_measures_bits():
 
 
 @pytest.mark.parametrize("seed", range(3))
+@pytest.mark.slow  # a process of its own
 def test_scores_equal_rouge_scores_on_either_path(small_chunks, path, seed):
     rng = random.Random(200 + seed)
     vocabulary = [*WORDS, "naïve", "café", "日本", "e-mail", "U.S.A.", "don't", "3x", "", "!"]
@@ -261,6 +265,7 @@ def test_one_worker_starts_no_helper(small_chunks):
         assert not helpers(pool)
 
 
+@pytest.mark.slow  # a process of its own
 def test_helpers_stop_at_close_and_start_again_when_needed(small_chunks, asked):
     pool = RougePool(workers=3)
     for text in random_texts(random.Random(1), 50):
@@ -283,6 +288,7 @@ def test_helpers_stop_at_close_and_start_again_when_needed(small_chunks, asked):
     assert not segment.exists()
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_collected_pool_leaves_no_helper(small_chunks):
     pool = RougePool(workers=2)
     for text in random_texts(random.Random(3), 40):
@@ -296,6 +302,7 @@ def test_a_collected_pool_leaves_no_helper(small_chunks):
     assert not running(started)
 
 
+@pytest.mark.slow  # a process of its own
 def test_the_context_manager_stops_the_helpers(small_chunks):
     with RougePool(workers=2) as pool:
         for text in random_texts(random.Random(2), 40):
@@ -317,6 +324,7 @@ def alone_and_helped(texts: list[str]) -> tuple[RougePool, RougePool]:
     return one, two
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_helper_that_dies_between_blocks_is_replaced_by_this_process(small_chunks, caplog):
     rng = random.Random(11)
     texts, candidates = random_texts(rng, 80), random_texts(rng, 40)
@@ -332,6 +340,7 @@ def test_a_helper_that_dies_between_blocks_is_replaced_by_this_process(small_chu
     two.close()
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_helper_that_dies_in_the_middle_of_a_block_loses_no_chunk(
     small_chunks, monkeypatch, caplog
 ):
@@ -372,6 +381,7 @@ def test_chunks_claimed_at_the_same_moment_are_scored_twice_and_none_is_left_out
     segment.close()
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_helper_that_cannot_start_leaves_scoring_here(small_chunks, monkeypatch, caplog):
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     pool = RougePool(workers=2)
@@ -387,6 +397,7 @@ def test_a_helper_that_cannot_start_leaves_scoring_here(small_chunks, monkeypatc
     pool.close()
 
 
+@pytest.mark.slow  # a process of its own
 def test_an_error_here_reaches_the_caller_and_stops_the_helpers(small_chunks, monkeypatch):
     pool = RougePool(workers=2)
     for text in random_texts(random.Random(6), 60):
@@ -421,6 +432,7 @@ HELPED_POOL = (  # a script's start: a pool of 40 items scored with a helper's h
 )
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_helper_ignores_ctrl_c_and_leaves_when_its_parent_dies(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(
@@ -484,6 +496,7 @@ def test_the_guided_cut_covers_the_range_once_in_order(small_chunks, processes, 
         assert lengths[:-1] == sorted(lengths[:-1], reverse=True)  # smaller towards the end
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_pool_left_open_removes_its_segment_at_exit(tmp_path):
     script = tmp_path / "open.py"
     script.write_text(

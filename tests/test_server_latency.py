@@ -281,6 +281,7 @@ def test_busy_seconds_are_the_time_with_a_request_in_progress(
 # --- over HTTP (short real sleeps) ------------------------------------------------------------
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_an_answer_takes_ttft_plus_per_token_time() -> None:
     model = LatencyModel(ttft=0.05, per_token=0.002, lengths=FIXED_50)
     began = time.time()
@@ -308,6 +309,7 @@ def test_an_answer_takes_ttft_plus_per_token_time() -> None:
     assert stats["busy_seconds"] >= sum(timings)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_list_prompt_takes_as_long_as_its_longest_answer() -> None:
     model = LatencyModel(ttft=0.01, per_token=0.0002)
     prompts = [f"{BOOTSTRAP} {i}" for i in range(4)]
@@ -326,6 +328,7 @@ def test_a_list_prompt_takes_as_long_as_its_longest_answer() -> None:
     }
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_the_same_requests_take_the_same_time_on_a_new_server() -> None:
     model = LatencyModel(ttft=0.0, per_token=0.0001)
     payloads = [body(f"{INSTANCES} {i}", max_tokens=350) for i in range(6)]
@@ -341,6 +344,7 @@ def test_the_same_requests_take_the_same_time_on_a_new_server() -> None:
     assert first[0] != run(4, [0, 1, 2, 3, 4, 5])[0]
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_the_text_is_the_same_with_or_without_the_model() -> None:
     with MockOpenAIServer() as plain:
         without = post(plain, body(INSTANCES)).json()
@@ -349,6 +353,7 @@ def test_the_text_is_the_same_with_or_without_the_model() -> None:
     assert with_model["choices"] == without["choices"]
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_capacity_refuses_beyond_k_with_retry_after() -> None:
     slow = LatencyModel(ttft=0.6, per_token=0.0)
     with MockOpenAIServer(latency_model=slow, capacity=2, retry_after=1.0) as server:
@@ -371,6 +376,7 @@ def test_capacity_refuses_beyond_k_with_retry_after() -> None:
     assert service["busy_seconds"] >= slow.seconds(1)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_stats_per_stage_add_up_and_are_served_over_http() -> None:
     model = LatencyModel(ttft=0.001, per_token=0.0001)
     with MockOpenAIServer(latency_model=model, latency=0.01) as server:
@@ -395,6 +401,7 @@ def test_stats_per_stage_add_up_and_are_served_over_http() -> None:
     assert over_http["prompts_ok"] == 6
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_without_a_model_usage_and_stages_come_from_the_answers() -> None:
     with MockOpenAIServer() as server:
         usage = post(server, body(CLASSIFY, max_tokens=3)).json()["usage"]
@@ -432,6 +439,7 @@ def timeline_over_http(server: MockOpenAIServer, since: int = 0) -> dict[str, An
     return dict(CLIENT.get(url).json())
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_the_timeline_records_each_request_with_its_task_over_http() -> None:
     model = LatencyModel(ttft=0.02, per_token=0.0005, lengths=HEAVY_LENGTHS)
     sent = [(BOOTSTRAP, "bootstrap"), (CLASSIFY, "classify"), (CLASSIFY, "classify")]
@@ -474,6 +482,7 @@ def test_every_task_of_a_run_belongs_to_its_stage() -> None:
     assert set(TASK_STAGES.values()) >= {"bootstrap", "classify", "instances", "judge"}
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_request_its_client_gave_up_on_is_on_the_timeline_as_cancelled() -> None:
     slow = LatencyModel(ttft=3.0, per_token=0.0)
     with MockOpenAIServer(latency_model=slow) as server:

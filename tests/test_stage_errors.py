@@ -40,6 +40,7 @@ def gave_up(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.
     return run, result
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_bootstrap_that_gives_up_prints_its_drop_reasons_first(
     gave_up: tuple[Path, subprocess.CompletedProcess],
 ) -> None:
@@ -59,6 +60,7 @@ def test_bootstrap_that_gives_up_prints_its_drop_reasons_first(
     assert sent is not None and 50 <= int(sent.group(1)) <= 50 + AHEAD - 1, lines[summary]
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_stage_that_fails_keeps_what_it_committed_and_reports_it(
     gave_up: tuple[Path, subprocess.CompletedProcess],
 ) -> None:

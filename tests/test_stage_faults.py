@@ -68,9 +68,8 @@ def generated(
     return out
 
 
-@pytest.mark.parametrize(
-    "judge", ["own server", pytest.param("run's server", marks=pytest.mark.slow)]
-)
+@pytest.mark.slow  # local HTTP servers
+@pytest.mark.parametrize("judge", ["own server", "run's server"])
 def test_thirty_percent_faults_in_every_stage_change_nothing(
     reference: Path, tmp_path: Path, judge: str
 ) -> None:
@@ -147,6 +146,7 @@ def test_a_server_that_dies_mid_stage_and_comes_back(
     assert_same_run(out, reference)
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_judge_of_the_run_s_model_on_a_server_of_its_own_is_asked_there(
     tmp_path: Path,
 ) -> None:

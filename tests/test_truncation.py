@@ -7,6 +7,7 @@ import random
 import sqlite3
 from pathlib import Path
 
+import pytest
 from scripted import ScriptedLLM, answer, run_against
 
 from selfinstruct.llm.backends.fake_text import instruction
@@ -53,6 +54,7 @@ def decisions(run: Path) -> list[tuple[int, int, str, str]]:
         ).fetchall()
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_model_that_rambles_in_one_item_gets_advice_that_fits(tmp_path: Path) -> None:
     with MockOpenAIServer(llm=ScriptedLLM(bootstrap=rambling)) as server:
         result = bootstrap(server, tmp_path / "run")
@@ -69,6 +71,7 @@ def test_a_model_that_rambles_in_one_item_gets_advice_that_fits(tmp_path: Path) 
     assert "raise bootstrap.max_tokens" not in error
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_a_model_that_keeps_listing_is_told_its_numbering_misses_the_stops(tmp_path: Path) -> None:
     with MockOpenAIServer(llm=ScriptedLLM(bootstrap=listing)) as server:
         result = bootstrap(server, tmp_path / "run", "[bootstrap]\nmax_tokens = 600\n")
@@ -78,6 +81,7 @@ def test_a_model_that_keeps_listing_is_told_its_numbering_misses_the_stops(tmp_p
     assert "max_tokens (now 600)" in result.stderr
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_keep_complete_items_keeps_all_but_the_cut_item(tmp_path: Path) -> None:
     run = tmp_path / "run"
     config = '[bootstrap]\ntruncated_responses = "keep_complete_items"\n'
@@ -97,6 +101,7 @@ def test_keep_complete_items_keeps_all_but_the_cut_item(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_the_paper_rule_discards_cut_responses_whole(tmp_path: Path) -> None:
     with MockOpenAIServer(llm=ScriptedLLM(bootstrap=cut_in_third_item)) as server:
         result = bootstrap(server, tmp_path / "run")
@@ -122,6 +127,7 @@ def test_a_run_with_records_is_told_to_use_a_new_directory() -> None:
     assert "in a new --out directory" in advice
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_the_truncation_setting_is_checked(tmp_path: Path) -> None:
     with MockOpenAIServer() as server:
         result = bootstrap(server, tmp_path / "run", '[bootstrap]\ntruncated_responses = "x"\n')

@@ -58,6 +58,7 @@ def jsonl_files(run_dir: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("style", ["completion", "chat"])
+@pytest.mark.slow  # a local HTTP server
 def test_hostile_answers_are_stored_and_exported_intact(tmp_path: Path, style: str) -> None:
     out = tmp_path / "run"
     with MockOpenAIServer(llm=HostileLLM(model="m1"), models=["m1"]) as server:

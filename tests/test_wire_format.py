@@ -128,6 +128,7 @@ def test_message_content_parts_are_joined() -> None:
 
 
 @pytest.mark.parametrize("request_", [REQUESTS[1], REQUESTS[4]])
+@pytest.mark.slow  # a local HTTP server
 def test_a_request_through_the_local_server(request_: Request) -> None:
     with MockOpenAIServer() as server:
         url = f"http://{server.host}:{server.port}{endpoint(request_)}"
