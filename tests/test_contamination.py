@@ -18,7 +18,6 @@ from selfinstruct.seeds import load_seeds
 from selfinstruct.similarity.tokenize import unicode_tokens
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-PAPER_SEEDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed_tasks.jsonl"
 FILLER = "xyzzy plugh"  # words found in no evaluation task
 
 # The packaged seed set is not disjoint from the packaged evaluation set: these seeds are
@@ -199,9 +198,8 @@ def test_packaged_seed_instances_match_only_the_known_quotes(checker: Decontamin
     assert found == SEED_INSTANCE_MATCHES
 
 
-@pytest.mark.skipif(not PAPER_SEEDS.is_file(), reason="the paper's seed file is not here")
-def test_the_papers_175_seeds_match_nothing(checker: Decontaminator) -> None:
-    seeds = load_seeds(PAPER_SEEDS)
+def test_the_papers_175_seeds_match_nothing(checker: Decontaminator, paper_seeds: Path) -> None:
+    seeds = load_seeds(paper_seeds)
     assert len(seeds) == 175
     assert checker.instruction_matches([s.instruction for s in seeds]) == [None] * 175
     for seed in seeds:

@@ -25,7 +25,6 @@ from selfinstruct.similarity.tokenize import (
 from selfinstruct.stages.bootstrap.settings import BootstrapSettings
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-SHARED_SEEDS = Path("/work/shared/data/seed_tasks.jsonl")
 
 
 def reference(target: str, prediction: str) -> float:
@@ -186,10 +185,8 @@ def _check_all_pairs(instructions: list[str]) -> None:
         assert got == [reference(candidate, text) for text in instructions], candidate
 
 
-def test_parity_on_paper_seed_instructions():
-    if not SHARED_SEEDS.is_file():
-        pytest.skip(f"{SHARED_SEEDS} not present")
-    instructions = _instructions(SHARED_SEEDS, 60)
+def test_parity_on_paper_seed_instructions(paper_seeds: Path):
+    instructions = _instructions(paper_seeds, 60)
     assert len(instructions) == 60
     _check_all_pairs(instructions)
 

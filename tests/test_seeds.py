@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from selfinstruct.errors import InputError
 from selfinstruct.seeds import Instance, SeedTask, default_seed_path, load_seeds, seed_hash
 
-PAPER_SEEDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed_tasks.jsonl"
 ANY = object()  # "do not check this attribute"
 
 
@@ -57,10 +56,8 @@ FORMATS = sorted(VALID)
 # Valid files
 
 
-def test_paper_seed_file_parses() -> None:
-    if not PAPER_SEEDS.is_file():
-        pytest.skip("the paper's seed file (../shared/data/seed_tasks.jsonl) is not present")
-    tasks = load_seeds(PAPER_SEEDS)
+def test_paper_seed_file_parses(paper_seeds: Path) -> None:
+    tasks = load_seeds(paper_seeds)
     assert len(tasks) == 175
     assert sum(t.is_classification for t in tasks) == 26
     assert all(len(t.instances) == 1 for t in tasks)
@@ -69,7 +66,7 @@ def test_paper_seed_file_parses() -> None:
     assert tasks[0].id == "seed_task_0"
     assert tasks[0].name == "breakfast_suggestion"
     # The parsed records round-trip to the file's own lines.
-    lines = PAPER_SEEDS.read_text(encoding="utf-8").splitlines()
+    lines = paper_seeds.read_text(encoding="utf-8").splitlines()
     assert [t.to_json() for t in tasks] == [json.loads(line) for line in lines]
 
 
