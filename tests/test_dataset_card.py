@@ -74,7 +74,8 @@ def test_header_is_yaml_with_the_hub_fields(run: Path) -> None:
 
 
 def test_datasets_loads_each_config_the_card_names(run: Path, tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets")
+    import datasets  # the hub extra, in the test extra
+
     exports = str(run / "exports")
     records = json.loads((run / "exports" / "alpaca.json").read_text(encoding="utf-8"))
     default = datasets.load_dataset(exports, split="train", cache_dir=str(tmp_path))
@@ -170,6 +171,7 @@ def test_a_card_setting_the_header_cannot_hold_is_refused(
     assert not out.exists()
 
 
+@pytest.mark.slow  # a local HTTP server
 def test_no_secret_reaches_the_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key = "sk-test-" + secrets.token_hex(12)
     monkeypatch.setenv("SELFINSTRUCT_CARD_KEY", key)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from conftest import cli, read_jsonl
 
-pytest.importorskip("llama_cpp", reason="the embedded extra is not installed")
 pytestmark = pytest.mark.embedded
 
 

@@ -15,7 +15,6 @@ from gguf_files import without_chat_template
 from selfinstruct.llm.base import Request
 from selfinstruct.llm.model_file import file_sha256, packaged_model_path
 
-pytest.importorskip("llama_cpp", reason="the embedded extra is not installed")
 pytestmark = pytest.mark.embedded
 
 

@@ -11,8 +11,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-pytest.importorskip("llama_cpp", reason="the embedded extra is not installed")
-
 from selfinstruct.llm.backends.embedded import EmbeddedLLM
 from selfinstruct.llm.base import Request
 from selfinstruct.llm.model_file import packaged_model_path

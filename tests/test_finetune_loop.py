@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from conftest import cli, read_jsonl
 
-pytest.importorskip("trl", reason="needs the train extra")
 pytestmark = pytest.mark.train
 
 

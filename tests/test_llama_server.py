@@ -17,9 +17,6 @@ import httpx
 import pytest
 from conftest import cli, read_jsonl
 
-pytest.importorskip("uvicorn", reason="llama-cpp-python[server] is not installed")
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
 pytestmark = pytest.mark.embedded
 
 ALIAS = "smollm2"
@@ -35,15 +32,10 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A llama.cpp OpenAI-compatible server on a free local port; yields its base URL."""
-    from selfinstruct.errors import BackendError
     from selfinstruct.llm.model_file import packaged_model_path
 
-    try:
-        model = packaged_model_path()
-    except BackendError as exc:
-        pytest.skip(f"no packaged model: {exc}")
-    if not model.is_file():
-        pytest.skip(f"the packaged model {model} is missing")
+    model = packaged_model_path()  # the embedded extra's model, in the test extra
+    assert model.is_file(), f"the packaged model {model} is missing"
     port = free_port()
     log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
     with log_path.open("wb") as log:

@@ -73,7 +73,6 @@ def test_chat_style_on_a_model_without_a_chat_template_stops_before_the_run(
 def test_an_unknown_chat_format_is_refused_with_the_known_ones(
     base_model: Path, tmp_path: Path
 ) -> None:
-    pytest.importorskip("llama_cpp")
     config = tmp_path / "c.toml"
     config.write_text('[embedded]\nchat_format = "no-such-format"\n')
     result = cli(

@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("llama_cpp", reason="the embedded extra is not installed")
-
 from selfinstruct.llm import prefix_cache
 from selfinstruct.llm.prefix_cache import (
     TESTED_VERSION,
@@ -136,6 +134,7 @@ def test_the_tested_version_patches_the_engine(monkeypatch: pytest.MonkeyPatch) 
     assert (cache.stats.requests, cache.stats.prompt_tokens) == (1, 3)
 
 
+@pytest.mark.slow  # a process of its own
 def test_the_warning_reaches_stderr_once_per_process() -> None:
     script = "\n".join(
         [

@@ -173,8 +173,7 @@ def test_without_spacy_the_report_says_how_to_get_the_chart(
 
 def test_verb_noun_pairs_from_the_dependency_parse() -> None:
     nlp = verbs.load_pipeline()
-    if nlp is None:
-        pytest.skip("the report extra (spaCy) is not installed")
+    assert nlp is not None, "spaCy's pipeline (the report extra, in the test extra) is missing"
     texts = ["Write a poem about the sea.", "Tell me a joke.", "What is the capital of France?"]
     found = verbs.summarize(verbs.parse_pairs(texts, nlp))
     assert found.pairs == [("write", "poem"), ("tell", "joke"), None]

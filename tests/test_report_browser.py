@@ -121,7 +121,6 @@ def test_a_fake_run_report(browser: Any, tmp_path: Path) -> None:
 
 @pytest.mark.embedded
 def test_an_embedded_run_report(browser: Any, tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp", reason="the embedded extra is not installed")
     run = tmp_path / "run"
     cli("run", "--out", run, "--num-instructions", 3, "-q", timeout=1800)
     opened = Opened(browser, run / "report.html")
