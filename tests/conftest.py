@@ -229,15 +229,17 @@ def assert_same_nonempty(
     found: Mapping[str, Sequence[object]],
     expected: Mapping[str, Sequence[object]],
     tables: Iterable[str] = RUN_TABLES,
+    *,
+    only: bool = False,
 ) -> None:
-    """Two snapshots (table -> rows: store_snapshot, records_snapshot...) are equal, and both
-    hold rows in each of `tables` (the tables the test is about): two empty stores are equal
-    too, and prove nothing."""
+    """Two snapshots (table -> rows: store_snapshot, records_snapshot...) are equal (`only`:
+    in `tables`), and both hold rows in each of `tables` (the tables the test is about): two
+    empty stores are equal too, and prove nothing."""
     tables = tuple(tables)
     for side, snapshot in (("found", found), ("expected", expected)):
         empty = [table for table in tables if not snapshot[table]]
         assert not empty, f"the {side} snapshot holds no rows in {', '.join(empty)}"
-    for table in sorted(set(found) | set(expected)):
+    for table in tables if only else sorted(set(found) | set(expected)):
         assert found.get(table) == expected.get(table), f"table {table} differs"
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from conftest import records_snapshot, without_timestamps
+from conftest import RUN_TABLES, assert_same_nonempty, records_snapshot, without_timestamps
 
 from selfinstruct.testing.openai_server import MockOpenAIServer
 
@@ -90,11 +90,10 @@ def dataset_files(run: Path) -> dict[str, str]:
     return found
 
 
-def assert_same_run(run: Path, reference: Path) -> None:
-    """`run` ended with exactly the records and files of `reference`."""
-    found, expected = quality_snapshot(run), quality_snapshot(reference)
-    for table in expected:
-        assert found[table] == expected[table], table
+def assert_same_run(run: Path, reference: Path, tables: Sequence[str] = RUN_TABLES) -> None:
+    """`run` ended with exactly the records and files of `reference`, which holds rows in
+    `tables` (the instructions, labels and instances of a whole run)."""
+    assert_same_nonempty(quality_snapshot(run), quality_snapshot(reference), tables)
     files, want = dataset_files(run), dataset_files(reference)
     assert sorted(files) == sorted(want)
     for name in want:

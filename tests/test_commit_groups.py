@@ -17,7 +17,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from conftest import cli, store_snapshot
+from conftest import assert_same_nonempty, cli, store_snapshot
 
 from selfinstruct.llm.backends.fake import FakeLLM
 from selfinstruct.llm.base import LLM, Completion, Feed, Request
@@ -25,6 +25,8 @@ from selfinstruct.store.labels import Labels
 from selfinstruct.store.run_store import RunStore
 
 TESTS = Path(__file__).resolve().parent
+
+CLASSIFIED = ("instructions", "labels")  # the tables a classify stage fills
 
 
 class Grouped(LLM):
@@ -135,7 +137,9 @@ def test_groups_commit_whole_and_in_record_order(bootstrapped: Path, tmp_path: P
     assert len(unchanged) == len(ids) and all(unchanged)
     steps = [len(b[0]) - len(a[0]) for a, b in pairwise(states)]
     assert max(steps) >= 2 and llm.groups < len(ids)
-    assert store_snapshot(grouped) == store_snapshot(ordered)
+    assert_same_nonempty(
+        store_snapshot(grouped), store_snapshot(ordered), ("instructions", "labels")
+    )
 
 
 DYING_RUN = """
@@ -184,7 +188,9 @@ def test_a_run_killed_inside_a_group_resumes_to_the_same_records(
 
     with backend(Grouped()):
         Run.open(killed, quiet=True).stage("classify")
-    assert store_snapshot(killed) == store_snapshot(reference)
+    assert_same_nonempty(
+        store_snapshot(killed), store_snapshot(reference), ("instructions", "labels")
+    )
 
 
 def test_a_failing_transaction_in_a_group_is_undone_alone(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import cli, read_jsonl, store_snapshot
+from conftest import assert_same_nonempty, cli, read_jsonl, store_snapshot
 
 from selfinstruct.analysis.table1 import Table1
 from selfinstruct.card.document import CardData, render, size_category
@@ -147,7 +147,7 @@ def test_card_settings_change_the_card_and_nothing_generated(tmp_path: Path) -> 
     )
     # nothing generated (no request sent, none taken from the cache): the run says so
     assert re.search(r"^\[run\] already complete: 8 instructions", rerun.stderr, re.MULTILINE)
-    assert store_snapshot(out) == before
+    assert_same_nonempty(store_snapshot(out), before)
     assert {n: (out / "exports" / n).read_bytes() for n in EXPORT_FILES} == data
     header, body = card_parts(out / "exports")
     assert header["license"] == "cc-by-4.0"
