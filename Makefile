@@ -52,8 +52,9 @@ test: install-test
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 	$(BIN)/python -m pytest -q -n 2
 
-# The fast inner loop: lint, format check, types, and the tests not marked slow (no embedded
-# model, no training, no crash harness), with fewer fuzz examples. `make test` runs them all.
+# The fast inner loop, under 60 s on 2 cores: lint, format check, types, import contracts, and
+# the fast lane's tests (those not marked slow: no server, no process, no model; conftest fails
+# one that starts either), with fewer fuzz examples. `make test` runs them all.
 check: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
