@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from benchmarks.claims.embedded import EMBEDDED
+from benchmarks.claims.report_page import REPORT_PAGE
 from benchmarks.claims.runs import FAST_LANE, LONG_RUNS
+from benchmarks.claims.similarity import ROUGE
 from benchmarks.claims.source import Source
 from benchmarks.claims.throughput import AUTO_CONCURRENCY, CLIENT_THROUGHPUT, RUN_THROUGHPUT
 
 SOURCES: tuple[Source, ...] = (
+    ROUGE,
+    EMBEDDED,
+    REPORT_PAGE,
     LONG_RUNS,
     FAST_LANE,
     RUN_THROUGHPUT,
