@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if args.quick else "full"
     failed = 0
     for source in sources:
+        if not source.measures(mode):
+            print(f"\n{source.name}: nothing to measure in {mode} mode", file=sys.stderr)
+            continue
         if (missing := source.needs()) is not None:
             print(f"\n{source.name}: not measured here: {missing}", file=sys.stderr)
             failed += 1

@@ -46,8 +46,9 @@ def block_text(name: str) -> str:
     lines = [
         f"Measured {entry['measured_at'][:10]} on commit `{entry['commit'][:10]}`: "
         f"{machine['cpu']}, {machine['cpus']} cores, Python {machine['python']}, load "
-        f"{entry['load'][0]:.1f} before and {entry['load'][1]:.1f} after. Conditions: "
-        f"{entry['conditions']}. Re-measure: `python -m benchmarks.claims --only {name}`.",
+        f"{entry['load'][0]:.1f} before and {entry['load'][1]:.1f} after; it took "
+        f"{_duration(entry['seconds'])}. Conditions: {entry['conditions']}. Re-measure: "
+        f"`python -m benchmarks.claims --only {name}`.",
         "",
         "| figure | measured | tolerance | must hold |",
         "|---|---|---|---|",
@@ -57,6 +58,10 @@ def block_text(name: str) -> str:
         value = render(float(figure["value"]), spec) if figure else "not measured"
         lines.append(f"| {spec.what} | {value} | ±{spec.tolerance:.0%} | {_limit(spec)} |")
     return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} minutes"
 
 
 def _limit(spec: Spec) -> str:

@@ -180,3 +180,33 @@ FAST_LANE = Source(
         "tests": reports[0]["tests"],
     },
 )
+
+
+# -- a newcomer's `make test`: a fresh clone, a fresh virtual environment -----------------
+FRESH_CLONE = Source(
+    name="fresh_clone",
+    title="`make test` in a fresh clone",
+    specs=(
+        Spec(
+            "make_test_minutes",
+            "`make test` in a fresh clone, installs included",
+            "min",
+            0,
+            tolerance=0.35,
+            limit=("<=", 20.0),
+            modes=("full",),
+        ),
+        Spec("passed", "tests passed", tolerance=0.1, modes=("full",)),
+        Spec("skipped", "tests skipped", tolerance=0.0, limit=("<=", 0.0), modes=("full",)),
+        Spec("failed", "tests failed", tolerance=0.0, limit=("<=", 0.0), modes=("full",)),
+    ),
+    commands=lambda mode: [["benchmarks.bench_fresh_clone"]],
+    conditions=lambda mode: (
+        "`git clone` of the commit, `make test` with a fresh virtual "
+        "environment, pip's cache as the machine has it (a built llama-cpp-python wheel in it: the "
+        "engine's build from source is not timed), `../shared` linked beside the clone"
+    ),
+    extract=lambda mode, reports: {
+        key: float(reports[0][key]) for key in ("make_test_minutes", "passed", "skipped", "failed")
+    },
+)

@@ -31,5 +31,9 @@ class Source:
                 return spec
         raise KeyError(f"{self.name} has no figure {key!r}")
 
+    def measures(self, mode: str) -> bool:
+        """Whether it has a measurement in `mode` (a slow one may have no quick mode)."""
+        return bool(self.specs_for(mode))
+
     def specs_for(self, mode: str) -> list[Spec]:
         return [spec for spec in self.specs if mode in spec.modes]
