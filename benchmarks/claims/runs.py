@@ -210,3 +210,38 @@ FRESH_CLONE = Source(
         key: float(reports[0][key]) for key in ("make_test_minutes", "passed", "skipped", "failed")
     },
 )
+
+
+# -- installing: the engine's build from source, the train extra's disk -------------------
+INSTALL = Source(
+    name="install",
+    title="Installing: the engine's build and the train extra",
+    specs=(
+        Spec(
+            "engine_build_minutes",
+            "llama-cpp-python built from source, no pip cache",
+            "min",
+            0,
+            tolerance=0.4,
+            modes=("full",),
+        ),
+        Spec(
+            "train_extra_gb",
+            "disk the `train` extra adds to the demo's install",
+            "GB",
+            1,
+            tolerance=0.15,
+            modes=("full",),
+        ),
+    ),
+    commands=lambda mode: [["benchmarks.bench_install"]],
+    conditions=lambda mode: (
+        "`pip wheel --no-cache-dir` of the pinned llama-cpp-python from "
+        "its source with CMAKE_ARGS=-DGGML_NATIVE=OFF (pip's cache untouched); the installed size "
+        "of every distribution selfinstruct[train] brings beyond selfinstruct[embedded,report]"
+    ),
+    extract=lambda mode, reports: {
+        "engine_build_minutes": reports[0]["engine_build_minutes"],
+        "train_extra_gb": reports[0]["train_extra_gb"],
+    },
+)

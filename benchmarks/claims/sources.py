@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from benchmarks.claims.embedded import EMBEDDED
 from benchmarks.claims.report_page import REPORT_PAGE
-from benchmarks.claims.runs import FAST_LANE, FRESH_CLONE, LONG_RUNS
+from benchmarks.claims.runs import FAST_LANE, FRESH_CLONE, INSTALL, LONG_RUNS
 from benchmarks.claims.similarity import ROUGE
 from benchmarks.claims.source import Source
 from benchmarks.claims.throughput import AUTO_CONCURRENCY, CLIENT_THROUGHPUT, RUN_THROUGHPUT
@@ -19,6 +19,7 @@ SOURCES: tuple[Source, ...] = (  # in the order they run: the figures the issue 
     EMBEDDED,
     FAST_LANE,  # last: they run the tests, which check the docs against the results
     FRESH_CLONE,
+    INSTALL,
 )
 
 
