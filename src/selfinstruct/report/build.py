@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfinstruct.analysis.verbs import VerbNouns
 from selfinstruct.dataset.build import PreparedData
 from selfinstruct.engine.context import RunContext
 from selfinstruct.errors import InputError
 from selfinstruct.io.atomic import write_atomic, write_json
 from selfinstruct.report import REPORT_NAME
-from selfinstruct.report.collect import browser, read_run, summary
-from selfinstruct.report.page import render
+from selfinstruct.report.collect import RunData, browser, read_run, recorded, summary
+from selfinstruct.report.page import pack, render
 
 REPORT_FILES = (REPORT_NAME, "report.json")
 
@@ -49,12 +50,45 @@ def write_report(
     if verbs is None:
         verbs = ctx.config.section("prepare").report_verbs
     with collector_paused():
-        data = read_run(ctx, verbs=verbs, prepared=prepared)
-        report = summary(data)
+        pages = Pages.made(ctx, verbs=verbs, prepared=prepared)
         compared = [summary(read_run(other, verbs=verbs)) for other in compare]
-        if compared:
-            report["compared"] = compared
-        html = render(report, browser(data), compared)
+    return write_pages(ctx, pages, out, compared)
+
+
+@dataclass
+class Pages:
+    """The report but for the numbers the run records last (each stage's run, the stages'
+    numbers), which `write_pages` reads when it writes: what a report built beside prepare
+    (beside.py) makes while prepare works."""
+
+    data: RunData
+    packed: str  # the browser's records, packed
+    report: dict[str, Any]
+
+    @classmethod
+    def made(
+        cls,
+        ctx: RunContext,
+        nouns: VerbNouns | None = None,
+        *,
+        verbs: bool = True,
+        prepared: PreparedData | None = None,
+    ) -> Pages:
+        """`nouns`: the verb-noun numbers, when already read (else parsed as `verbs` says)."""
+        with collector_paused():
+            data = read_run(ctx, verbs=verbs, prepared=prepared, nouns=nouns)
+            return cls(data, pack(browser(data)), summary(data))
+
+
+def write_pages(
+    ctx: RunContext, pages: Pages, out: Path, compared: Sequence[dict[str, Any]] = ()
+) -> Written:
+    """The report's numbers completed from the store as it is now, then both files."""
+    report = {**pages.report, **recorded(ctx)}
+    if compared:
+        report["compared"] = list(compared)
+    with collector_paused():
+        html = render(report, pages.packed, compared)
     write_atomic(out, [html])
     write_json(json_path(out), report)
     return Written(out, json_path(out), report)

@@ -37,7 +37,7 @@ from selfinstruct.similarity.tokenize import Tokenizer, get_tokenizer
 from selfinstruct.stages import prepare, registry
 from selfinstruct.stages.bootstrap.provenance import prompt_sources
 from selfinstruct.stages.bootstrap.settings import BootstrapSettings
-from selfinstruct.store.run_store import InstructionRow, PromptSources
+from selfinstruct.store.run_store import InstructionRow, PromptSources, RunStore
 from selfinstruct.store.schema import now
 from selfinstruct.version import __version__
 from selfinstruct.views.tasks import ParsedTask, parsed_tasks
@@ -80,10 +80,15 @@ class RunData:
 
 
 def read_run(
-    ctx: RunContext, *, verbs: bool = True, prepared: PreparedData | None = None
+    ctx: RunContext,
+    *,
+    verbs: bool = True,
+    prepared: PreparedData | None = None,
+    nouns: VerbNouns | None = None,
 ) -> RunData:
     """The run's records; `prepared`: the dataset prepare has just built from this store (so
-    the report neither rebuilds it nor replays its filters), else it is built here."""
+    the report neither rebuilds it nor replays its filters), else it is built here; `nouns`:
+    the verb-noun numbers when already read, else read (or parsed) as `verbs` says."""
     store = ctx.store
     rows = store.pool.instructions()
     data = prepared or _prepared(ctx)
@@ -97,7 +102,7 @@ def read_run(
         tasks={task.instruction_id: task for task in data.tasks},
         fates=data.fates,
         generated=[(e.input, e.output) for e in data.generated],
-        verbs=verb_pairs(store, rows) if verbs else VerbNouns(available=False, hint=SKIPPED),
+        verbs=nouns if nouns is not None else _nouns(store, rows, verbs),
         seed_scores=nearest_seeds(texts, seeds, tokenizer),
         sources=prompt_sources(store, ctx.config, ctx.seeds),
         candidates=store.pool.candidates(),
@@ -107,6 +112,10 @@ def read_run(
         screened=data.screened,
         dropped_tasks=data.dropped_tasks,
     )
+
+
+def _nouns(store: RunStore, rows: list[InstructionRow], verbs: bool) -> VerbNouns:
+    return verb_pairs(store, rows) if verbs else VerbNouns(available=False, hint=SKIPPED)
 
 
 def _prepared(ctx: RunContext) -> PreparedData:
@@ -157,10 +166,15 @@ def summary(data: RunData) -> dict[str, Any]:
             "seeds": variety(seeds, tokenizer).as_dict(),
         },
         "funnel": [s.as_dict() for s in funnel(data)],
-        "economics": economics(data.ctx),
-        **registry.stage_numbers(data.ctx),
+        **recorded(data.ctx),
         "screened": dict(Counter(drop.reason for drop in data.screened).most_common()),
     }
+
+
+def recorded(ctx: RunContext) -> dict[str, Any]:
+    """The numbers the run records last: each stage's runs (economics), the stages' own
+    numbers; in the report's order."""
+    return {"economics": economics(ctx), **registry.stage_numbers(ctx)}
 
 
 def run_info(ctx: RunContext) -> dict[str, Any]:

@@ -95,9 +95,10 @@ def gzip_blocks(blocks: Iterable[bytes]) -> bytes:
 
 
 def render(
-    report: dict[str, Any], records: dict[str, Any], compared: Sequence[dict[str, Any]] = ()
+    report: dict[str, Any], records: dict[str, Any] | str, compared: Sequence[dict[str, Any]] = ()
 ) -> str:
-    """The page for one run (and the runs it is compared with, shown side by side)."""
+    """The page for one run (and the runs it is compared with, shown side by side); `records`:
+    the browser's records, or already `pack`ed."""
     body = [
         sections.overview(report),
         sections.quality(report),
@@ -120,6 +121,6 @@ def render(
         compare_link='<a href="#compare">Compare</a>' if compared else "",
         quality_link='<a href="#quality">Quality</a>' if 'id="quality"' in "".join(body) else "",
         review_link='<a href="#review">Review</a>' if 'id="review"' in "".join(body) else "",
-        data=pack(records),
+        data=records if isinstance(records, str) else pack(records),
         script=asset("report.js"),
     )

@@ -32,6 +32,7 @@ from selfinstruct.engine.stage import Stage
 from selfinstruct.engine.stream import StreamPart, serve_stream
 from selfinstruct.errors import SelfInstructError
 from selfinstruct.report import report_line
+from selfinstruct.report.beside import Beside
 from selfinstruct.report.parse_ahead import ParseAhead
 from selfinstruct.run.run_file import write_run_file
 from selfinstruct.stages import registry
@@ -184,6 +185,7 @@ def run_stage(ctx: RunContext, stage: Stage, said: Summaries | None = None) -> S
     alone = said is None
     said = said or Summaries(ctx, stage.name)
     stats = stage.new_stats()
+    beside = _beside(ctx, stage)
     try:
         produced = stage.run(ctx, stats)
         if stage.writes_dataset and isinstance(produced, PreparedData):
@@ -191,14 +193,29 @@ def run_stage(ctx: RunContext, stage: Stage, said: Summaries | None = None) -> S
     except BaseException as exc:
         _finish(ctx, stage, stats, said, failed=True)
         if isinstance(exc, SelfInstructError):
-            for path in _report(ctx, stage, None):
+            for path in _report(ctx, stage, None, beside):
                 print(report_line(path), file=sys.stderr)
+        elif beside is not None:
+            beside.cancel()
         raise
     _finish(ctx, stage, stats, said, failed=False)
-    stats.outputs += _report(ctx, stage, produced if isinstance(produced, PreparedData) else None)
+    prepared = produced if isinstance(produced, PreparedData) else None
+    stats.outputs += _report(ctx, stage, prepared, beside)
     if alone:
         said.close()
     return stats
+
+
+def _beside(ctx: RunContext, stage: Stage) -> Beside | None:
+    """For the stage that writes the dataset with a report: the report built beside it in a
+    child process (report/beside.py), when this system allows."""
+    settings: PrepareSettings = ctx.config.section(PREPARE)
+    if not stage.writes_dataset or not settings.report:
+        return None
+    try:
+        return Beside.start(ctx, settings.report_verbs)
+    except Exception:  # the report is then built after the stage, as it always could be
+        return None
 
 
 def write_card(ctx: RunContext, data: PreparedData, stats: StageStats) -> Path:
@@ -210,14 +227,19 @@ def write_card(ctx: RunContext, data: PreparedData, stats: StageStats) -> Path:
     return write_run_card(ctx, data, stats, ctx.store.run_dir / EXPORT_DIR, quality, reviewed)
 
 
-def _report(ctx: RunContext, stage: Stage, prepared: PreparedData | None) -> list[Path]:
+def _report(
+    ctx: RunContext, stage: Stage, prepared: PreparedData | None, beside: Beside | None
+) -> list[Path]:
     """The run's report (report.html, report.json) once the stage that writes the dataset is
-    recorded, also after it stopped with an error of ours (unless prepare.report is off), on
-    the dataset the stage built (`prepared`; None: the report builds it). A failure here is
-    a warning: the stage's work is saved."""
+    recorded, also after it stopped with an error of ours (unless prepare.report is off): the
+    one built beside the stage when there is one, else built here on the dataset the stage
+    built (`prepared`; None: the report builds it). A failure here is a warning: the
+    stage's work is saved."""
     settings: PrepareSettings = ctx.config.section(PREPARE)
     if not stage.writes_dataset or not settings.report:
         return []
+    if beside is not None and (written := beside.finish()) is not None:
+        return [written]
     from selfinstruct.report.build import write_report  # its charts load when one is written
 
     try:
