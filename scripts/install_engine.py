@@ -23,7 +23,7 @@ from typing import TextIO
 
 ROOT = Path(__file__).resolve().parents[1]
 DISTRIBUTION = "llama-cpp-python"
-BUILD_TIME = "about 5-8 minutes on 2 cores"
+BUILD_TIME = "a few minutes on 2 cores"
 LOG = Path(os.environ.get("ENGINE_BUILD_LOG", Path(sys.prefix) / "llama-cpp-python-build.log"))
 # A build step: ninja's "[12/193] ..." or make's "[ 37%] ...", at the start of a line.
 STEP = re.compile(r"^\s*\[\s*(?:(\d+)/(\d+)|(\d+)%)\]")
