@@ -57,6 +57,7 @@ class Beside:
         nouns = _nouns(ctx, verbs)  # parsed (and kept) here, where the store may be written
         from selfinstruct.report import build  # loaded before the fork, not in the child
 
+        parent = os.getpid()
         read_end, write_end = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -68,7 +69,7 @@ class Beside:
             return None
         if pid == 0:  # the child: never returns
             os.close(write_end)
-            _child(ctx, nouns, read_end, build)
+            _child(ctx, nouns, read_end, build, parent)
         os.close(read_end)
         return cls(pid, write_end, ctx.store.run_dir / REPORT_NAME)
 
@@ -80,7 +81,9 @@ class Beside:
         return self.out if self._wait() else None
 
     def cancel(self) -> None:
-        """The parent is stopping without a report: the child exits writing nothing."""
+        """The parent is stopping without a report: the child is stopped, writing nothing."""
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
         self._wait()
 
     def _wait(self) -> bool:
@@ -100,14 +103,14 @@ def _nouns(ctx: RunContext, verbs: bool) -> VerbNouns:
     return verb_pairs(ctx.store, ctx.store.pool.instructions())
 
 
-def _child(ctx: RunContext, nouns: VerbNouns, go: int, build: ModuleType) -> None:
+def _child(ctx: RunContext, nouns: VerbNouns, go: int, build: ModuleType, parent: int) -> None:
     """Build the report, write it when told to; exit (0: written) without returning."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C stops the parent; we die
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() == 1:
+        if os.getppid() != parent:  # it died before the line above
             os._exit(1)
         store = RunStore.open_readonly(ctx.store.run_dir)
         mine = dataclasses.replace(ctx, store=store)
