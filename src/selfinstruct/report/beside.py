@@ -30,8 +30,7 @@ from types import ModuleType
 from selfinstruct.analysis.verbs import VerbNouns
 from selfinstruct.engine.context import RunContext
 from selfinstruct.report import REPORT_NAME
-from selfinstruct.report.collect import SKIPPED
-from selfinstruct.report.parses import verb_pairs
+from selfinstruct.report.collect import verb_nouns
 from selfinstruct.store.run_store import RunStore
 
 GO = b"g"
@@ -54,7 +53,8 @@ class Beside:
             return None  # a lock another thread holds would stay held in the child
         if len(os.sched_getaffinity(0)) < 2:
             return None  # one core: the two would take turns, slower than one after the other
-        nouns = _nouns(ctx, verbs)  # parsed (and kept) here, where the store may be written
+        # Parsed (and kept) here, where the store may be written.
+        nouns = verb_nouns(ctx.store, ctx.store.pool.instructions(), verbs)
         from selfinstruct.report import build  # loaded before the fork, not in the child
 
         parent = os.getpid()
@@ -95,12 +95,6 @@ class Beside:
         except ChildProcessError:
             return False
         return os.waitstatus_to_exitcode(status) == 0
-
-
-def _nouns(ctx: RunContext, verbs: bool) -> VerbNouns:
-    if not verbs:
-        return VerbNouns(available=False, hint=SKIPPED)
-    return verb_pairs(ctx.store, ctx.store.pool.instructions())
 
 
 def _child(ctx: RunContext, nouns: VerbNouns, go: int, build: ModuleType, parent: int) -> None:

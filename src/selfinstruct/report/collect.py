@@ -102,7 +102,7 @@ def read_run(
         tasks={task.instruction_id: task for task in data.tasks},
         fates=data.fates,
         generated=[(e.input, e.output) for e in data.generated],
-        verbs=nouns if nouns is not None else _nouns(store, rows, verbs),
+        verbs=nouns if nouns is not None else verb_nouns(store, rows, verbs),
         seed_scores=nearest_seeds(texts, seeds, tokenizer),
         sources=prompt_sources(store, ctx.config, ctx.seeds),
         candidates=store.pool.candidates(),
@@ -114,7 +114,9 @@ def read_run(
     )
 
 
-def _nouns(store: RunStore, rows: list[InstructionRow], verbs: bool) -> VerbNouns:
+def verb_nouns(store: RunStore, rows: list[InstructionRow], verbs: bool) -> VerbNouns:
+    """The verb-noun chart's numbers for `rows` (parsed where missing), or the note saying
+    the chart was turned off."""
     return verb_pairs(store, rows) if verbs else VerbNouns(available=False, hint=SKIPPED)
 
 
