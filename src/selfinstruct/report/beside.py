@@ -30,7 +30,7 @@ from types import ModuleType
 from selfinstruct.analysis.verbs import VerbNouns
 from selfinstruct.engine.context import RunContext
 from selfinstruct.report import REPORT_NAME
-from selfinstruct.report.collect import verb_nouns
+from selfinstruct.report.collect import recorded, verb_nouns
 from selfinstruct.store.run_store import RunStore
 
 GO = b"g"
@@ -110,7 +110,7 @@ def _child(ctx: RunContext, nouns: VerbNouns, go: int, build: ModuleType, parent
         mine = dataclasses.replace(ctx, store=store)
         pages = build.Pages.made(mine, nouns)
         if os.read(go, 1) == GO:
-            build.write_pages(mine, pages, store.run_dir / REPORT_NAME)
+            build.write_pages(mine, pages, store.run_dir / REPORT_NAME, latest=recorded(mine))
             code = 0
     except BaseException:  # anything: the parent builds the report itself then
         code = 2

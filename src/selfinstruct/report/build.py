@@ -15,7 +15,7 @@ from selfinstruct.engine.context import RunContext
 from selfinstruct.errors import InputError
 from selfinstruct.io.atomic import write_atomic, write_json
 from selfinstruct.report import REPORT_NAME
-from selfinstruct.report.collect import RunData, browser, read_run, recorded, summary
+from selfinstruct.report.collect import RunData, browser, read_run, summary
 from selfinstruct.report.page import pack, render
 
 REPORT_FILES = (REPORT_NAME, "report.json")
@@ -57,9 +57,9 @@ def write_report(
 
 @dataclass
 class Pages:
-    """The report but for the numbers the run records last (each stage's run, the stages'
-    numbers), which `write_pages` reads when it writes: what a report built beside prepare
-    (beside.py) makes while prepare works."""
+    """The report, all but written: what a report built beside prepare (beside.py) makes
+    while prepare works, its numbers as the store held them then (the run's last records,
+    `collect.recorded`, are read again before it is written)."""
 
     data: RunData
     packed: str  # the browser's records, packed
@@ -81,10 +81,15 @@ class Pages:
 
 
 def write_pages(
-    ctx: RunContext, pages: Pages, out: Path, compared: Sequence[dict[str, Any]] = ()
+    ctx: RunContext,
+    pages: Pages,
+    out: Path,
+    compared: Sequence[dict[str, Any]] = (),
+    latest: dict[str, Any] | None = None,
 ) -> Written:
-    """The report's numbers completed from the store as it is now, then both files."""
-    report = {**pages.report, **recorded(ctx)}
+    """Both files; `latest`: the numbers the run recorded since the pages were made
+    (`collect.recorded`, read again by a report built beside prepare)."""
+    report = {**pages.report, **(latest or {})}
     if compared:
         report["compared"] = list(compared)
     with collector_paused():
