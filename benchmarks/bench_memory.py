@@ -27,28 +27,15 @@ import json
 import os
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.child import timed
 from benchmarks.machine import cpu_model, package_versions
 
 PREPARE_RATIO = 1.5  # prepare with its report, at most this times prepare without it
-
-
-def timed(command: Sequence[str], errors: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of a command in a child process; it must succeed."""
-    started = time.perf_counter()
-    with errors.open("wb") as stderr:
-        proc = subprocess.Popen(list(command), stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed: {errors.read_text()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
 
 
 def selfinstruct(*args: str) -> list[str]:

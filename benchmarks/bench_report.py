@@ -17,12 +17,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.child import timed
 from benchmarks.machine import cpu_model, package_versions
 
 # The fake backend's vocabulary is small: past some 15,000 instructions nearly every candidate
@@ -34,12 +34,7 @@ ROUGE_THRESHOLD = 0.9
 
 def child(args: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of `python -m selfinstruct ARGS`."""
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "selfinstruct", *args])
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"selfinstruct {' '.join(args)} failed")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
+    return timed([sys.executable, "-m", "selfinstruct", *args])
 
 
 def ensure_run(size: int, workdir: Path) -> Path:
